@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = "ik_neural"
+
+
+def share_tree(directory: str) -> list[tuple[str, list[str]]]:
+    """data_files entries installing every file under directory to share/ik_neural/<directory>."""
+    entries: dict[str, list[str]] = {}
+    for path in sorted(Path(directory).rglob("*")):
+        if path.is_file():
+            entries.setdefault(f"share/{PACKAGE}/{path.parent}", []).append(str(path))
+    return sorted(entries.items())
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        *share_tree("launch"),
+        *share_tree("config"),
+        *share_tree("models"),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="ik_neural developers",
+    maintainer_email="ik-neural@example.com",
+    description="Neural-network inverse kinematics for ROS 2, refined by damped least squares",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+)
