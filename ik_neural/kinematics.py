@@ -1,0 +1,518 @@
+"""Serial kinematic chains: built from a URDF or a DH table; forward kinematics and Jacobian.
+
+A chain is the path of joints from ``base_link`` to ``tip_link``. Fixed joints on that path are
+folded into the constant transforms, so the chain holds only movable joints:
+
+    T_base_tip(q) = T_origin[0] · M_0(q_0) · T_origin[1] · M_1(q_1) · ... · M_{n-1}(q_{n-1}) · T_last_tip
+
+where ``T_origin[i]`` is the constant transform from the previous joint's moving frame to joint i's
+frame and ``M_i`` is the joint's motion along or about its axis (given in joint i's frame).
+
+Poses are 4x4 homogeneous transforms of the tip in the base frame; lengths in metres, angles in
+radians. ``forward`` and ``jacobian`` take numpy arrays (a lean path for one pose at a time) or
+torch tensors (batched, any float dtype, differentiable); the output type follows the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, TypeVar, Union
+from xml.etree import ElementTree
+
+import numpy as np
+import torch
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+UrdfSource = Union[str, os.PathLike]
+
+REVOLUTE = "revolute"
+CONTINUOUS = "continuous"
+PRISMATIC = "prismatic"
+MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
+
+# Digits kept when hashing numbers into the fingerprint: far below any physical tolerance, far
+# above the last-bit differences between libm implementations of sin/cos.
+_FINGERPRINT_DECIMALS = 9
+
+
+@dataclass(frozen=True)
+class Joint:
+    """One movable joint of a chain.
+
+    ``T_prev_joint`` is the fixed 4x4 transform from the previous joint's moving frame (the base for
+    the first joint) to this joint's frame; ``axis`` is a unit vector in this joint's frame.
+    Continuous joints have ``lower = -pi``, ``upper = pi``: the range one turn is sampled in.
+    """
+
+    name: str
+    type: str
+    axis: np.ndarray
+    T_prev_joint: np.ndarray
+    lower: float
+    upper: float
+
+
+def rpy_to_matrix(rpy: Sequence[float]) -> np.ndarray:
+    """URDF roll-pitch-yaw (fixed axes x, y, z; radians) -> 3x3 rotation Rz(yaw)·Ry(pitch)·Rx(roll)."""
+    roll, pitch, yaw = rpy
+    cr, sr = math.cos(roll), math.sin(roll)
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    return np.array(
+        [
+            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+            [-sp, cp * sr, cp * cr],
+        ]
+    )
+
+
+def matrix_to_rpy(R: np.ndarray) -> np.ndarray:
+    """3x3 rotation -> URDF roll-pitch-yaw (radians); at pitch = ±pi/2 the roll is set to 0."""
+    sp = -R[2, 0]
+    if abs(sp) > 1.0 - 1e-12:
+        pitch = math.copysign(math.pi / 2, sp)
+        return np.array([0.0, pitch, math.atan2(-R[0, 1], R[1, 1])])
+    return np.array(
+        [math.atan2(R[2, 1], R[2, 2]), math.asin(sp), math.atan2(R[1, 0], R[0, 0])]
+    )
+
+
+def transform(R: np.ndarray | None = None, p: Sequence[float] | None = None) -> np.ndarray:
+    """4x4 homogeneous transform from a 3x3 rotation and a translation in metres."""
+    T = np.eye(4)
+    if R is not None:
+        T[:3, :3] = R
+    if p is not None:
+        T[:3, 3] = p
+    return T
+
+
+def _rot_z(theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _rot_x(alpha: float) -> np.ndarray:
+    c, s = math.cos(alpha), math.sin(alpha)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+class KinematicChain:
+    """A serial chain of revolute, continuous and prismatic joints from ``base_link`` to ``tip_link``."""
+
+    def __init__(
+        self,
+        joints: Sequence[Joint],
+        T_last_tip: np.ndarray,
+        base_link: str,
+        tip_link: str,
+    ) -> None:
+        if not joints:
+            raise ValueError(f"chain {base_link!r} -> {tip_link!r} has no movable joints")
+        for joint in joints:
+            if joint.type not in MOVABLE_JOINT_TYPES:
+                raise ValueError(
+                    f"joint {joint.name!r} has type {joint.type!r}; a chain holds {MOVABLE_JOINT_TYPES}"
+                )
+            if not joint.lower <= joint.upper:
+                raise ValueError(
+                    f"joint {joint.name!r}: lower limit {joint.lower} is above upper limit {joint.upper}"
+                )
+        self.joints: tuple[Joint, ...] = tuple(joints)
+        self.T_last_tip = np.array(T_last_tip, dtype=np.float64)
+        self.base_link = base_link
+        self.tip_link = tip_link
+        self.joint_names: list[str] = [j.name for j in joints]
+        self.lower = np.array([j.lower for j in joints])
+        self.upper = np.array([j.upper for j in joints])
+        self.is_continuous = np.array([j.type == CONTINUOUS for j in joints])
+        self.fingerprint = self._compute_fingerprint()
+
+        # Constants of the vectorised FK. A revolute joint's local transform is
+        #   T_prev_joint · Rot(axis, q) = [R0 + sin q · R0 K + (1 - cos q) · R0 K², t0]
+        # (Rodrigues, K the axis' skew matrix); a prismatic one is [R0, t0 + q · R0 axis].
+        is_prismatic = np.array([j.type == PRISMATIC for j in joints])
+        R0 = np.stack([j.T_prev_joint[:3, :3] for j in joints])
+        K = np.stack([_skew(j.axis) for j in joints]) * ~is_prismatic[:, None, None]
+        self._np = {
+            "R0": R0,
+            "R0K": R0 @ K,
+            "R0K2": R0 @ K @ K,
+            "t0": np.stack([j.T_prev_joint[:3, 3] for j in joints]),
+            "slide": np.einsum("nij,nj->ni", R0, np.stack([j.axis for j in joints]))
+            * is_prismatic[:, None],
+            "axis": np.stack([j.axis for j in joints]),
+            "revolute": (~is_prismatic).astype(np.float64),
+            "prismatic": is_prismatic.astype(np.float64),
+            "T_last_tip": self.T_last_tip,
+        }
+        self._torch_cache: dict[tuple[torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_urdf(cls, urdf: UrdfSource, base_link: str, tip_link: str) -> "KinematicChain":
+        """The chain from ``base_link`` to ``tip_link`` of a URDF given as a file path or an XML string."""
+        from urdf_parser_py.urdf import URDF
+        from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
+
+        xml, origin = _read_urdf(urdf)
+        try:
+            robot = URDF.from_xml_string(_kinematic_elements(xml, origin))
+        except (URDFParseError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed URDF ({origin}): {exc}") from exc
+
+        links = {link.name for link in robot.links}
+        for role, name in (("base_link", base_link), ("tip_link", tip_link)):
+            if name not in links:
+                raise ValueError(
+                    f"{role} {name!r} is not a link of URDF robot {robot.name!r} ({origin}); "
+                    f"links: {sorted(links)}"
+                )
+
+        # Walk up from the tip: in a URDF tree each link has at most one parent joint.
+        path = []
+        link = tip_link
+        while link != base_link:
+            if link not in robot.parent_map:
+                raise ValueError(
+                    f"no path from base_link {base_link!r} to tip_link {tip_link!r} in URDF "
+                    f"robot {robot.name!r} ({origin}): {tip_link!r} is not below {base_link!r}"
+                )
+            joint_name, link = robot.parent_map[link]
+            path.append(robot.joint_map[joint_name])
+        path.reverse()
+
+        joints: list[Joint] = []
+        T_pending = np.eye(4)  # fixed transforms since the last movable joint
+        for urdf_joint in path:
+            T_origin = _urdf_origin(urdf_joint.origin)
+            if urdf_joint.type == "fixed":
+                T_pending = T_pending @ T_origin
+                continue
+            if urdf_joint.type not in MOVABLE_JOINT_TYPES:
+                raise ValueError(
+                    f"joint {urdf_joint.name!r} has type {urdf_joint.type!r}, which a serial chain "
+                    f"cannot hold (supported: fixed, {', '.join(MOVABLE_JOINT_TYPES)})"
+                )
+            if urdf_joint.mimic is not None:
+                raise ValueError(f"joint {urdf_joint.name!r} is a mimic joint; mimic joints are not supported")
+            joints.append(
+                Joint(
+                    name=urdf_joint.name,
+                    type=urdf_joint.type,
+                    axis=_unit_axis(urdf_joint),
+                    T_prev_joint=T_pending @ T_origin,
+                    lower=_joint_limits(urdf_joint)[0],
+                    upper=_joint_limits(urdf_joint)[1],
+                )
+            )
+            T_pending = np.eye(4)
+        return cls(joints, T_pending, base_link, tip_link)
+
+    @classmethod
+    def from_dh(
+        cls,
+        a: Sequence[float],
+        d: Sequence[float],
+        alpha: Sequence[float],
+        theta_offset: Sequence[float] | None = None,
+        *,
+        lower: Sequence[float],
+        upper: Sequence[float],
+        joint_names: Sequence[str] | None = None,
+        base_link: str = "base_link",
+        tip_link: str = "tool0",
+    ) -> "KinematicChain":
+        """A revolute chain from a standard DH table: link i is Rz(theta_i)·Tz(d_i)·Tx(a_i)·Rx(alpha_i).
+
+        ``theta_i = q_i + theta_offset_i``; a and d in metres, alpha, offsets and limits in radians.
+        """
+        columns = {"a": a, "d": d, "alpha": alpha, "lower": lower, "upper": upper}
+        if theta_offset is not None:
+            columns["theta_offset"] = theta_offset
+        if joint_names is not None:
+            columns["joint_names"] = joint_names
+        dof = len(a)
+        for name, column in columns.items():
+            if len(column) != dof:
+                raise ValueError(f"DH table: {name} has {len(column)} entries, a has {dof}")
+        offsets = [0.0] * dof if theta_offset is None else list(theta_offset)
+        names = list(joint_names) if joint_names is not None else [f"joint_{i + 1}" for i in range(dof)]
+
+        joints: list[Joint] = []
+        T_prev = np.eye(4)  # constant part of the previous DH link, after its joint rotation
+        for i in range(dof):
+            joints.append(
+                Joint(names[i], REVOLUTE, np.array([0.0, 0.0, 1.0]), T_prev, float(lower[i]), float(upper[i]))
+            )
+            T_prev = (
+                transform(_rot_z(offsets[i]))
+                @ transform(p=[a[i], 0.0, d[i]])
+                @ transform(_rot_x(alpha[i]))
+            )
+        return cls(joints, T_prev, base_link, tip_link)
+
+    def to_urdf(self, robot_name: str) -> str:
+        """A kinematics-only URDF of this chain (no meshes, no inertias; effort and velocity limits 0).
+
+        Links are ``base_link``, ``<joint>_link`` after each joint but the last, and ``tip_link``.
+        """
+        link_names = [self.base_link] + [f"{j.name}_link" for j in self.joints[:-1]]
+        lines = ['<?xml version="1.0"?>', f'<robot name="{robot_name}">']
+        lines += [f'  <link name="{name}"/>' for name in link_names]
+        last_link = f"{self.joints[-1].name}_link"
+        lines += [f'  <link name="{last_link}"/>', f'  <link name="{self.tip_link}"/>']
+        children = link_names[1:] + [last_link]
+        for joint, parent, child in zip(self.joints, link_names, children):
+            limits = None if joint.type == CONTINUOUS else (joint.lower, joint.upper)
+            lines += _urdf_joint_xml(joint.name, joint.type, parent, child, joint.T_prev_joint, joint.axis, limits)
+        lines += _urdf_joint_xml(
+            f"{self.tip_link}_joint", "fixed", last_link, self.tip_link, self.T_last_tip, None, None
+        )
+        lines.append("</robot>")
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def dof(self) -> int:
+        """Number of movable joints."""
+        return len(self.joints)
+
+    def __repr__(self) -> str:
+        return (
+            f"KinematicChain({self.base_link!r} -> {self.tip_link!r}, {self.dof} joints, "
+            f"fingerprint {self.fingerprint})"
+        )
+
+    def _compute_fingerprint(self) -> str:
+        """Hash of what the kinematics depend on: joint types, axes, transforms and limits.
+
+        Names are left out on purpose: a prefixed copy of a robot (``left_joint1``) is the same chain.
+        """
+
+        def numbers(values: np.ndarray) -> list[float]:
+            # + 0.0 turns -0.0 into 0.0 so that the sign of a zero never changes the hash.
+            return [round(float(v), _FINGERPRINT_DECIMALS) + 0.0 for v in np.ravel(values)]
+
+        content = {
+            "joints": [
+                {
+                    "type": j.type,
+                    "axis": numbers(j.axis),
+                    "T_prev_joint": numbers(j.T_prev_joint[:3]),
+                    "limits": numbers([j.lower, j.upper]),
+                }
+                for j in self.joints
+            ],
+            "T_last_tip": numbers(self.T_last_tip[:3]),
+        }
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        return digest[:16]
+
+    # ------------------------------------------------------------------ kinematics
+
+    def forward(self, q: Array) -> Array:
+        """Tip pose in the base frame: q (..., dof) -> T_base_tip (..., 4, 4)."""
+        return self._frames(self._check_q(q))[1]
+
+    def jacobian(self, q: Array) -> Array:
+        """Geometric Jacobian of the tip in the base frame: q (..., dof) -> (..., 6, dof), rows [linear; angular]."""
+        return self._forward_and_jacobian(self._check_q(q))[1]
+
+    def forward_and_jacobian(self, q: Array) -> tuple[Array, Array]:
+        """Both ``forward(q)`` and ``jacobian(q)``, sharing one pass over the chain."""
+        return self._forward_and_jacobian(self._check_q(q))
+
+    def _check_q(self, q: Array | Sequence[float]) -> Array:
+        if isinstance(q, torch.Tensor):
+            if not q.is_floating_point():
+                q = q.to(torch.float64)
+            finite = torch.isfinite(q)
+        else:
+            if not (isinstance(q, np.ndarray) and q.dtype.char in "fd"):
+                q = np.asarray(q, dtype=np.float64)
+            finite = np.isfinite(q)
+        if q.ndim == 0 or q.shape[-1] != self.dof:
+            raise ValueError(
+                f"q has shape {tuple(q.shape)}; expected (..., {self.dof}) for the joints {self.joint_names}"
+            )
+        if not finite.all():
+            bad = finite.reshape(-1, self.dof).all(0)
+            names = [n for n, ok in zip(self.joint_names, bad.tolist()) if not ok]
+            raise ValueError(f"q has non-finite values (NaN or inf) for joints {names}")
+        return q
+
+    def _constants(self, q: Array) -> dict:
+        if not isinstance(q, torch.Tensor):
+            if q.dtype == np.float64:
+                return self._np
+            return {k: v.astype(q.dtype) for k, v in self._np.items()}
+        key = (q.dtype, q.device)
+        consts = self._torch_cache.get(key)
+        if consts is None:
+            consts = {k: torch.as_tensor(v, dtype=q.dtype, device=q.device) for k, v in self._np.items()}
+            self._torch_cache[key] = consts
+        return consts
+
+    def _frames(self, q: Array) -> tuple[Array, Array]:
+        """Joint frames after motion (..., dof, 4, 4) and the tip pose (..., 4, 4), in the base frame."""
+        c = self._constants(q)
+        torch_in = isinstance(q, torch.Tensor)
+        sin, cos = (torch.sin, torch.cos) if torch_in else (np.sin, np.cos)
+        zeros = q.new_zeros if torch_in else (lambda shape: np.zeros(shape, dtype=q.dtype))
+        # For one numpy pose np.dot is several times cheaper than the matmul ufunc on 4x4 arrays.
+        mm = np.dot if (not torch_in and q.ndim == 1) else _matmul
+
+        s = sin(q)[..., None, None]
+        one_minus_c = (1.0 - cos(q))[..., None, None]
+        local = zeros(q.shape + (4, 4))
+        local[..., :3, :3] = c["R0"] + s * c["R0K"] + one_minus_c * c["R0K2"]
+        local[..., :3, 3] = c["t0"] + q[..., None] * c["slide"]
+        local[..., 3, 3] = 1.0
+
+        frames = zeros(q.shape + (4, 4))
+        T = local[..., 0, :, :]
+        frames[..., 0, :, :] = T
+        for i in range(1, self.dof):
+            T = mm(T, local[..., i, :, :])
+            frames[..., i, :, :] = T
+        return frames, mm(T, c["T_last_tip"])
+
+    def _forward_and_jacobian(self, q: Array) -> tuple[Array, Array]:
+        c = self._constants(q)
+        frames, T_base_tip = self._frames(q)
+        # Joint axes and origins in the base frame; rotation about an axis moves neither.
+        z = (frames[..., :3, :3] @ c["axis"][..., None])[..., 0]
+        lever = T_base_tip[..., None, :3, 3] - frames[..., :3, 3]
+        z_cross_lever = _cross(z, lever)
+        revolute = c["revolute"][..., None]
+        linear = revolute * z_cross_lever + c["prismatic"][..., None] * z
+        angular = revolute * z
+        J = _zeros_like_jacobian(q, self.dof)
+        J[..., :3, :] = linear.swapaxes(-1, -2)
+        J[..., 3:, :] = angular.swapaxes(-1, -2)
+        return T_base_tip, J
+
+
+def _matmul(a: Array, b: Array) -> Array:
+    return a @ b
+
+
+def _zeros_like_jacobian(q: Array, dof: int) -> Array:
+    shape = tuple(q.shape[:-1]) + (6, dof)
+    return q.new_zeros(shape) if isinstance(q, torch.Tensor) else np.zeros(shape, dtype=q.dtype)
+
+
+def _cross(u: Array, v: Array) -> Array:
+    """Cross product over the last axis, for numpy and torch alike (np.cross is slow on small arrays)."""
+    u0, u1, u2 = u[..., 0], u[..., 1], u[..., 2]
+    v0, v1, v2 = v[..., 0], v[..., 1], v[..., 2]
+    parts = (u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0)
+    if isinstance(u, torch.Tensor):
+        return torch.stack(parts, dim=-1)
+    return np.stack(parts, axis=-1)
+
+
+# ---------------------------------------------------------------------- URDF helpers
+
+
+def _read_urdf(urdf: UrdfSource) -> tuple[str, str]:
+    """(XML text, a short description of where it came from for error messages)."""
+    if isinstance(urdf, str) and urdf.lstrip().startswith("<"):
+        return urdf, "XML string"
+    path = Path(urdf)
+    try:
+        return path.read_text(), str(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read URDF file {str(path)!r}: {exc.strerror}") from exc
+
+
+def _kinematic_elements(xml: str, origin: str) -> str:
+    """The URDF reduced to link names and joints, the only parts a chain needs.
+
+    Visuals, transmissions, gazebo and sensor tags are dropped before urdf_parser_py sees them, so
+    that a dialect it does not know (e.g. ROS 1 style transmissions) cannot fail the chain.
+    """
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"malformed URDF XML ({origin}): {exc}") from exc
+    if root.tag != "robot":
+        raise ValueError(f"URDF ({origin}) has root element <{root.tag}>; expected <robot>")
+    kinematic = ElementTree.Element("robot", root.attrib)
+    for element in root:
+        if element.tag == "link":
+            ElementTree.SubElement(kinematic, "link", {k: v for k, v in element.attrib.items() if k == "name"})
+        elif element.tag == "joint":
+            kinematic.append(element)
+    return ElementTree.tostring(kinematic, encoding="unicode")
+
+
+def _urdf_origin(origin) -> np.ndarray:
+    if origin is None:
+        return np.eye(4)
+    xyz = origin.xyz if origin.xyz is not None else [0.0, 0.0, 0.0]
+    rpy = origin.rpy if origin.rpy is not None else [0.0, 0.0, 0.0]
+    return transform(rpy_to_matrix(rpy), xyz)
+
+
+def _unit_axis(urdf_joint) -> np.ndarray:
+    # URDF's default axis is x.
+    axis = np.array(urdf_joint.axis if urdf_joint.axis is not None else [1.0, 0.0, 0.0], dtype=np.float64)
+    norm = np.linalg.norm(axis)
+    if not np.isfinite(norm) or norm < 1e-12:
+        raise ValueError(f"joint {urdf_joint.name!r} has a zero or non-finite axis {axis.tolist()}")
+    return axis / norm
+
+
+def _joint_limits(urdf_joint) -> tuple[float, float]:
+    if urdf_joint.type == CONTINUOUS:
+        return -math.pi, math.pi
+    limit = urdf_joint.limit
+    if limit is None or limit.lower is None or limit.upper is None:
+        raise ValueError(
+            f"{urdf_joint.type} joint {urdf_joint.name!r} has no <limit lower=... upper=...>; "
+            f"URDF requires limits for {urdf_joint.type} joints"
+        )
+    lower, upper = float(limit.lower), float(limit.upper)
+    if not (math.isfinite(lower) and math.isfinite(upper)) or lower > upper:
+        raise ValueError(f"joint {urdf_joint.name!r} has invalid limits lower={lower}, upper={upper}")
+    return lower, upper
+
+
+def _urdf_joint_xml(
+    name: str,
+    joint_type: str,
+    parent: str,
+    child: str,
+    T_parent_child: np.ndarray,
+    axis: np.ndarray | None,
+    limits: tuple[float, float] | None,
+) -> list[str]:
+    def numbers(values) -> str:
+        return " ".join(repr(float(v) + 0.0) for v in values)
+
+    lines = [
+        f'  <joint name="{name}" type="{joint_type}">',
+        f'    <parent link="{parent}"/>',
+        f'    <child link="{child}"/>',
+        f'    <origin xyz="{numbers(T_parent_child[:3, 3])}" rpy="{numbers(matrix_to_rpy(T_parent_child[:3, :3]))}"/>',
+    ]
+    if axis is not None:
+        lines.append(f'    <axis xyz="{numbers(axis)}"/>')
+    if limits is not None:
+        lines.append(f'    <limit lower="{limits[0]!r}" upper="{limits[1]!r}" effort="0" velocity="0"/>')
+    lines.append("  </joint>")
+    return lines
