@@ -57,3 +57,19 @@ def pose_errors(T_a: np.ndarray, T_b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     )
     cosine = 0.5 * (np.trace(R, axis1=-2, axis2=-1) - 1.0)
     return position, np.arctan2(sine, cosine)
+
+
+def dh_fk(a, d, alpha, theta) -> np.ndarray:
+    """Standard DH product of Rz(theta_i)·Tz(d_i)·Tx(a_i)·Rx(alpha_i), each link written out element by element."""
+    T = np.eye(4)
+    for a_i, d_i, alpha_i, theta_i in zip(a, d, alpha, theta):
+        ct, st, ca, sa = np.cos(theta_i), np.sin(theta_i), np.cos(alpha_i), np.sin(alpha_i)
+        T = T @ np.array(
+            [
+                [ct, -st * ca, st * sa, a_i * ct],
+                [st, ct * ca, -ct * sa, a_i * st],
+                [0.0, sa, ca, d_i],
+                [0.0, 0.0, 0.0, 1.0],
+            ]
+        )
+    return T

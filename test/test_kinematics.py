@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ik_neural.kinematics import KinematicChain
-from reference import example_robot_urdf, pinocchio_fk, pose_errors
+from reference import dh_fk, example_robot_urdf, pinocchio_fk, pose_errors
 
 # URDFs written by others, each with (base, tip). Between them: fixed joints folded into the chain,
 # a prismatic joint (TIAGo's torso), continuous joints (PR2's forearm and wrist roll), links and
@@ -102,22 +102,6 @@ def test_torch_forward_is_differentiable_and_keeps_batch_shape():
 # ---------------------------------------------------------------------------- DH tables
 
 
-def dh_reference_fk(a, d, alpha, theta):
-    """Standard DH product Rz(theta)·Tz(d)·Tx(a)·Rx(alpha), written out element by element."""
-    T = np.eye(4)
-    for a_i, d_i, alpha_i, theta_i in zip(a, d, alpha, theta):
-        ct, st, ca, sa = np.cos(theta_i), np.sin(theta_i), np.cos(alpha_i), np.sin(alpha_i)
-        T = T @ np.array(
-            [
-                [ct, -st * ca, st * sa, a_i * ct],
-                [st, ct * ca, -ct * sa, a_i * st],
-                [0.0, sa, ca, d_i],
-                [0.0, 0.0, 0.0, 1.0],
-            ]
-        )
-    return T
-
-
 # A 6-DoF table with every column non-zero somewhere, and offsets.
 DH = dict(
     a=[0.0, -0.425, -0.392, 0.0, 0.0, 0.05],
@@ -133,7 +117,7 @@ def test_from_dh_matches_the_dh_product():
     chain = KinematicChain.from_dh(**DH)
     q = random_q(chain, 200, seed=2)
     for q_k in q:
-        T_ref = dh_reference_fk(DH["a"], DH["d"], DH["alpha"], q_k + np.array(DH["theta_offset"]))
+        T_ref = dh_fk(DH["a"], DH["d"], DH["alpha"], q_k + np.array(DH["theta_offset"]))
         position_m, rotation_rad = pose_errors(chain.forward(q_k), T_ref)
         assert position_m <= 1e-12 and rotation_rad <= 1e-12
 
