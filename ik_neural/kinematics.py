@@ -142,6 +142,7 @@ class KinematicChain:
         #   T_prev_joint · Rot(axis, q) = [R0 + sin q · R0 K + (1 - cos q) · R0 K², t0]
         # (Rodrigues, K the axis' skew matrix); a prismatic one is [R0, t0 + q · R0 axis].
         is_prismatic = np.array([j.type == PRISMATIC for j in joints])
+        self._has_prismatic = bool(is_prismatic.any())
         R0 = np.stack([j.T_prev_joint[:3, :3] for j in joints])
         K = np.stack([_skew(j.axis) for j in joints]) * ~is_prismatic[:, None, None]
         self._np = {
@@ -396,10 +397,11 @@ class KinematicChain:
         # Joint axes and origins in the base frame; rotation about an axis moves neither.
         z = (frames[..., :3, :3] @ c["axis"][..., None])[..., 0]
         lever = T_base_tip[..., None, :3, 3] - frames[..., :3, 3]
-        z_cross_lever = _cross(z, lever)
-        revolute = c["revolute"][..., None]
-        linear = revolute * z_cross_lever + c["prismatic"][..., None] * z
-        angular = revolute * z
+        linear, angular = _cross(z, lever), z
+        if self._has_prismatic:
+            revolute = c["revolute"][..., None]
+            linear = revolute * linear + c["prismatic"][..., None] * z
+            angular = revolute * z
         J = _zeros_like_jacobian(q, self.dof)
         J[..., :3, :] = linear.swapaxes(-1, -2)
         J[..., 3:, :] = angular.swapaxes(-1, -2)
@@ -417,12 +419,7 @@ def _zeros_like_jacobian(q: Array, dof: int) -> Array:
 
 def _cross(u: Array, v: Array) -> Array:
     """Cross product over the last axis, for numpy and torch alike (np.cross is slow on small arrays)."""
-    u0, u1, u2 = u[..., 0], u[..., 1], u[..., 2]
-    v0, v1, v2 = v[..., 0], v[..., 1], v[..., 2]
-    parts = (u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0)
-    if isinstance(u, torch.Tensor):
-        return torch.stack(parts, dim=-1)
-    return np.stack(parts, axis=-1)
+    return u[..., [1, 2, 0]] * v[..., [2, 0, 1]] - u[..., [2, 0, 1]] * v[..., [1, 2, 0]]
 
 
 # ---------------------------------------------------------------------- URDF helpers
