@@ -1,0 +1,20 @@
+# ik_neural's development environment and tests (machines without a ROS distribution).
+# On a real ROS 2 machine use colcon instead: colcon build && colcon test.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+.PHONY: env test
+
+# Builds (first time, several minutes) or reuses (seconds) the cached environment; the last line
+# printed is the activation script to source in your own shell.
+env:
+	@bash env/build.sh
+
+# The checkout is put on PYTHONPATH rather than installed: the cached environment is shared by every
+# checkout. No bytecode and no pytest cache, so the tree stays clean.
+test:
+	@activate=$$(bash env/build.sh) && \
+	  source "$$activate" && \
+	  export PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1 && \
+	  python -m pytest -p no:cacheprovider $(PYTEST_ARGS) test
