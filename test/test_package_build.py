@@ -1,0 +1,69 @@
+"""The package builds with colcon as a ROS 2 ament_python package, and works from its install space."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def install_space(tmp_path_factory) -> Path:
+    workspace = tmp_path_factory.mktemp("colcon_ws")
+    subprocess.run(
+        [
+            "colcon", "--log-base", str(workspace / "log"), "build",
+            "--base-paths", str(REPO), "--packages-select", "ik_neural",
+            "--build-base", str(workspace / "build"), "--install-base", str(workspace / "install"),
+        ],
+        cwd=workspace, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return workspace / "install"
+
+
+def run_installed(install: Path, *command: str) -> str:
+    """Run a command seeing the installed package only: not the checkout, from outside it."""
+    site_packages = next((install / "ik_neural" / "lib").glob("python3*/site-packages"))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(site_packages)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p) != REPO]
+    )
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(install / "ik_neural"), env.get("AMENT_PREFIX_PATH", "")])
+    result = subprocess.run(command, cwd=install, env=env, check=True, capture_output=True, text=True)
+    return result.stdout
+
+
+def test_install_space_has_the_ros_package_files(install_space):
+    share = install_space / "ik_neural" / "share"
+    assert (share / "ament_index" / "resource_index" / "packages" / "ik_neural").is_file()
+    assert (share / "ik_neural" / "package.xml").read_text() == (REPO / "package.xml").read_text()
+    shipped = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "models").rglob("*") if p.is_file())
+    installed = sorted(
+        p.relative_to(share / "ik_neural").as_posix() for p in (share / "ik_neural" / "models").rglob("*") if p.is_file()
+    )
+    assert installed == shipped
+
+
+def test_installed_package_loads_robots_from_its_share_directory(install_space):
+    out = run_installed(
+        install_space,
+        sys.executable,
+        "-c",
+        "import ik_neural; from ik_neural import load_robot, list_robots;"
+        "print(ik_neural.__file__); print(load_robot('panda').urdf_path); print(len(list_robots()))",
+    )
+    module_file, urdf_path, count = out.split()
+    assert Path(module_file).is_relative_to(install_space)
+    assert Path(urdf_path) == install_space / "ik_neural/share/ik_neural/models/panda/panda.urdf"
+    assert int(count) == len([p for p in (REPO / "models").glob("*/robot.yaml")])
+
+
+def test_console_script_is_where_ros2_run_looks(install_space):
+    # `ros2 run ik_neural bench` runs <prefix>/lib/ik_neural/bench.
+    bench = install_space / "ik_neural" / "lib" / "ik_neural" / "bench"
+    out = run_installed(install_space, str(bench), "fk", "--robot", "planar_2link", "--batch-size", "16")
+    assert "FK timing: planar_2link (2 DoF)" in out
+    assert "numpy float64, one pose" in out
