@@ -26,6 +26,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 import torch
+from urdf_parser_py.urdf import URDF
+from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 UrdfSource = Union[str, os.PathLike]
@@ -40,7 +42,7 @@ MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
 _FINGERPRINT_DECIMALS = 9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Joint:
     """One movable joint of a chain.
 
@@ -136,6 +138,9 @@ class KinematicChain:
         self.lower = np.array([j.lower for j in joints])
         self.upper = np.array([j.upper for j in joints])
         self.is_continuous = np.array([j.type == CONTINUOUS for j in joints])
+        # Read-only: the fingerprint and the FK constants are computed from these once.
+        for array in (self.T_last_tip, self.lower, self.upper, self.is_continuous):
+            array.setflags(write=False)
         self.fingerprint = self._compute_fingerprint()
 
         # Constants of the vectorised FK. A revolute joint's local transform is
@@ -164,9 +169,6 @@ class KinematicChain:
     @classmethod
     def from_urdf(cls, urdf: UrdfSource, base_link: str, tip_link: str) -> "KinematicChain":
         """The chain from ``base_link`` to ``tip_link`` of a URDF given as a file path or an XML string."""
-        from urdf_parser_py.urdf import URDF
-        from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
-
         xml, origin = _read_urdf(urdf)
         try:
             robot = URDF.from_xml_string(_kinematic_elements(xml, origin))
@@ -185,7 +187,8 @@ class KinematicChain:
         path = []
         link = tip_link
         while link != base_link:
-            if link not in robot.parent_map:
+            if link not in robot.parent_map or len(path) > len(robot.joints):
+                # No parent: the top of the tree was reached. More steps than joints: a cycle.
                 raise ValueError(
                     f"no path from base_link {base_link!r} to tip_link {tip_link!r} in URDF "
                     f"robot {robot.name!r} ({origin}): {tip_link!r} is not below {base_link!r}"
@@ -208,15 +211,9 @@ class KinematicChain:
                 )
             if urdf_joint.mimic is not None:
                 raise ValueError(f"joint {urdf_joint.name!r} is a mimic joint; mimic joints are not supported")
+            lower, upper = _joint_limits(urdf_joint)
             joints.append(
-                Joint(
-                    name=urdf_joint.name,
-                    type=urdf_joint.type,
-                    axis=_unit_axis(urdf_joint),
-                    T_prev_joint=T_pending @ T_origin,
-                    lower=_joint_limits(urdf_joint)[0],
-                    upper=_joint_limits(urdf_joint)[1],
-                )
+                Joint(urdf_joint.name, urdf_joint.type, _unit_axis(urdf_joint), T_pending @ T_origin, lower, upper)
             )
             T_pending = np.eye(4)
         return cls(joints, T_pending, base_link, tip_link)
@@ -363,7 +360,7 @@ class KinematicChain:
         key = (q.dtype, q.device)
         consts = self._torch_cache.get(key)
         if consts is None:
-            consts = {k: torch.as_tensor(v, dtype=q.dtype, device=q.device) for k, v in self._np.items()}
+            consts = {k: torch.tensor(v, dtype=q.dtype, device=q.device) for k, v in self._np.items()}
             self._torch_cache[key] = consts
         return consts
 

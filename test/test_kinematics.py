@@ -226,12 +226,21 @@ def test_chain_contents():
     # Zero configuration: mount 0.1 + shoulder 0.2 up, then elbow pitched 0.5 rad, tool 0.3 along x.
     expected = np.array([0.4 + 0.3 * np.cos(0.5), 0.0, 0.3 - 0.3 * np.sin(0.5)])
     np.testing.assert_allclose(chain.forward(np.zeros(2))[:3, 3], expected, atol=1e-15)
+    with pytest.raises(ValueError, match="read-only"):
+        chain.lower[0] = -3.0  # the fingerprint was computed from it
     continuous = two_link(shoulder_type="continuous")
     assert continuous.is_continuous.tolist() == [True, False]
     assert (continuous.lower[0], continuous.upper[0]) == (-np.pi, np.pi)
 
 
 # ---------------------------------------------------------------------------- bad input
+
+
+# Not a tree: a and b are each other's parent. urdf_parser_py accepts it; the chain must not loop.
+CYCLIC_URDF = """<robot name="cycle"><link name="a"/><link name="b"/><link name="c"/>
+  <joint name="ab" type="fixed"><parent link="a"/><child link="b"/></joint>
+  <joint name="ba" type="fixed"><parent link="b"/><child link="a"/></joint>
+</robot>"""
 
 
 @pytest.mark.parametrize(
@@ -263,6 +272,7 @@ def test_chain_contents():
             "joint 'shoulder' has type 'floating'",
         ),
         ("/nonexistent/robot.urdf", "a", "b", "cannot read URDF file '/nonexistent/robot.urdf'"),
+        (CYCLIC_URDF, "c", "a", "no path from base_link 'c' to tip_link 'a'"),
     ],
 )
 def test_bad_urdf_is_refused_with_a_clear_error(urdf, base, tip, message):
