@@ -7,14 +7,14 @@ SHELL := /bin/bash
 .PHONY: env test
 
 # Builds (first time, several minutes) or reuses (seconds) the cached environment; the last line
-# printed is the activation script to source in your own shell.
+# printed is this checkout's activation script to source in your own shell.
 env:
-	@bash env/build.sh
+	@bash env/activate_checkout.sh
 
-# The checkout is put on PYTHONPATH rather than installed: the cached environment is shared by every
-# checkout. No bytecode and no pytest cache, so the tree stays clean.
+# The checkout is put on PYTHONPATH (by its activation script) rather than installed: the cached
+# environment is shared by every checkout. No bytecode and no pytest cache, so the tree stays clean.
 test:
-	@activate=$$(bash env/build.sh) && \
+	@activate=$$(bash env/activate_checkout.sh) && \
 	  source "$$activate" && \
-	  export PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1 && \
+	  export PYTHONDONTWRITEBYTECODE=1 && \
 	  python -m pytest -p no:cacheprovider $(PYTEST_ARGS) test

@@ -4,8 +4,9 @@
 #
 # The environment lives outside the checkout, in a cache shared by all checkouts of this machine:
 #   ${IK_NEURAL_ENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ik_neural}/env-<key>
-# where <key> hashes every file under env/ and the Python it is built from, so a change to any
-# requirement, to this script, to the compat interfaces or to the DDS profile gives a new environment.
+# where <key> hashes every file under env/ (but activate_checkout.sh, which only wraps the result) and
+# the Python it is built from, so a change to any requirement, to this script, to the compat
+# interfaces or to the DDS profile gives a new environment.
 #
 # env-<key> is a symbolic link, made (by an atomic rename) only once the build has finished and passed
 # its smoke check; the build itself happens in env-<key>.XXXXXX, which the link then points at. A build
@@ -21,7 +22,7 @@ say() { echo "[env] $*" >&2; }
 # Paths are relative to env/ so that every checkout of the same content gets the same key.
 key=$(
   {
-    (cd "$here" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 |
+    (cd "$here" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -name activate_checkout.sh -print0 |
       LC_ALL=C sort -z | xargs -0 sha256sum)
     "$python" -c 'import platform, sys; print(sys.version, sys.base_prefix, platform.machine())'
   } | sha256sum | cut -c1-16
