@@ -31,6 +31,6 @@ setup(
     maintainer_email="ik-neural@example.com",
     description="Neural-network inverse kinematics for ROS 2, refined by damped least squares",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["bench = ik_neural.bench:main"]},
 )

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -10,17 +11,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def install_space(tmp_path_factory) -> Path:
-    workspace = tmp_path_factory.mktemp("colcon_ws")
+def colcon(workspace: Path, verb: str, *args: str) -> None:
     subprocess.run(
         [
-            "colcon", "--log-base", str(workspace / "log"), "build",
+            "colcon", "--log-base", str(workspace / "log"), verb,
             "--base-paths", str(REPO), "--packages-select", "ik_neural",
-            "--build-base", str(workspace / "build"), "--install-base", str(workspace / "install"),
+            "--build-base", str(workspace / "build"), "--install-base", str(workspace / "install"), *args,
         ],
         cwd=workspace, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    workspace = tmp_path_factory.mktemp("colcon_ws")
+    colcon(workspace, "build")
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def install_space(workspace) -> Path:
     return workspace / "install"
 
 
@@ -67,3 +77,12 @@ def test_console_script_is_where_ros2_run_looks(install_space):
     out = run_installed(install_space, str(bench), "fk", "--robot", "planar_2link", "--batch-size", "16")
     assert "FK timing: planar_2link (2 DoF)" in out
     assert "numpy float64, one pose" in out
+
+
+def test_colcon_test_runs_the_pytest_suite(workspace):
+    # One selected test keeps this quick; what matters is that colcon runs pytest (not unittest,
+    # its fallback when it cannot tell the package uses pytest) and records the result.
+    colcon(workspace, "test", "--pytest-args", "-p", "no:cacheprovider", "-k", "test_chain_contents")
+    suite = ET.parse(workspace / "build" / "ik_neural" / "pytest.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("1", "0", "0")
+    assert suite.find("testcase").get("name") == "test_chain_contents"
