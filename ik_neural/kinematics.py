@@ -29,6 +29,8 @@ import torch
 from urdf_parser_py.urdf import URDF
 from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
 
+from ik_neural import single_pose
+
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 UrdfSource = Union[str, os.PathLike]
 
@@ -142,6 +144,10 @@ class KinematicChain:
         for array in (self.T_last_tip, self.lower, self.upper, self.is_continuous):
             array.setflags(write=False)
         self.fingerprint = self._compute_fingerprint()
+        # Upper bound of the distance from the first joint to the tip, in metres (prismatic strokes in).
+        links = [np.linalg.norm(j.T_prev_joint[:3, 3]) for j in joints[1:]] + [np.linalg.norm(T_last_tip[:3, 3])]
+        strokes = [max(abs(j.lower), abs(j.upper)) for j in joints if j.type == PRISMATIC]
+        self.reach_m = float(sum(links) + sum(strokes))
 
         # Constants of the vectorised FK. A revolute joint's local transform is
         #   T_prev_joint · Rot(axis, q) = [R0 + sin q · R0 K + (1 - cos q) · R0 K², t0]
@@ -162,6 +168,11 @@ class KinematicChain:
             "prismatic": is_prismatic.astype(np.float64),
             "T_last_tip": self.T_last_tip,
         }
+        # The same constants, in the order the compiled single-pose kernels take them.
+        self.kernel_constants = (
+            R0, self._np["R0K"], self._np["R0K2"], np.stack([j.T_prev_joint[:3, 3] for j in joints]),
+            self._np["slide"], self._np["axis"], is_prismatic, self.T_last_tip,
+        )  # fmt: skip
         self._torch_cache: dict[tuple[torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ construction
@@ -323,7 +334,10 @@ class KinematicChain:
 
     def forward(self, q: Array) -> Array:
         """Tip pose in the base frame: q (..., dof) -> T_base_tip (..., 4, 4)."""
-        return self._frames(self._check_q(q))[1]
+        q = self._check_q(q)
+        if _is_one_float64_pose(q):
+            return single_pose.fk_jacobian(q, *self.kernel_constants)[0]
+        return self._frames(q)[1]
 
     def jacobian(self, q: Array) -> Array:
         """Geometric Jacobian of the tip in the base frame: q (..., dof) -> (..., 6, dof), rows [linear; angular]."""
@@ -378,14 +392,6 @@ class KinematicChain:
         if self._has_prismatic:
             local[..., :3, 3] += q[..., None] * c["slide"]
 
-        if not torch_in and q.ndim == 1:
-            # One numpy pose: np.dot into preallocated rows costs a third of the matmul ufunc's 4x4 calls.
-            frames = np.empty_like(local)
-            frames[0] = local[0]
-            for i in range(1, self.dof):
-                np.dot(frames[i - 1], local[i], out=frames[i])
-            return frames, np.dot(frames[-1], c["T_last_tip"])
-
         T = local[..., 0, :, :]
         frames = [T]
         for i in range(1, self.dof):
@@ -394,6 +400,8 @@ class KinematicChain:
         return stack(frames, -3), T @ c["T_last_tip"]
 
     def _forward_and_jacobian(self, q: Array) -> tuple[Array, Array]:
+        if _is_one_float64_pose(q):
+            return single_pose.fk_jacobian(q, *self.kernel_constants)
         c = self._constants(q)
         frames, T_base_tip = self._frames(q)
         # Joint axes and origins in the base frame (rotation about an axis moves neither).
@@ -418,6 +426,11 @@ class KinematicChain:
             J[..., :3, :] += z_linear.swapaxes(-1, -2)
         J[..., 3:, :] = z.swapaxes(-1, -2)
         return T_base_tip, J
+
+
+def _is_one_float64_pose(q: Array) -> bool:
+    """One numpy float64 configuration: the case the compiled kernels serve."""
+    return isinstance(q, np.ndarray) and q.ndim == 1 and q.dtype == np.float64
 
 
 # ---------------------------------------------------------------------- URDF helpers
