@@ -1,0 +1,417 @@
+"""Numerical IK: damped least squares (Levenberg–Marquardt) from seeds, random restarts, an FK check.
+
+Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. A target
+counts as solved only when forward kinematics of the returned q meets both tolerances and every joint is
+within its limits (continuous joints are wrapped to [-pi, pi)).
+
+``solve`` serves one pose (tuned for latency), ``solve_batch`` many (tuned for throughput). Both run the
+same compiled DLS step (``single_pose.dls_step``) in float64, on one configuration or on rows of them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from ik_neural import single_pose
+from ik_neural.kinematics import KinematicChain
+
+Array = Union[np.ndarray, torch.Tensor]
+
+# Beyond this the rotation block of a target is not a rotation (it is checked as ||RᵀR - I||, det R).
+_RIGIDITY_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """How the solver searches. Defaults were chosen by measurement (README, "Solver")."""
+
+    damping: float = 1e-6
+    """Constant part of the LM damping, on errors normalised by the chain's reach (dimensionless)."""
+    error_damping: float = 0.1
+    """Part of the LM damping proportional to the squared normalised error."""
+    max_iterations_per_seed: int = 40
+    """DLS steps a seed gets before it is replaced by a random one."""
+    stagnation_window: int = 10
+    """A seed whose error did not halve over this many steps is replaced by a random one."""
+    restart_batch_size: int = 8
+    """Random seeds refined side by side (a round of one step each) once the first seed has failed."""
+    seeds_per_stuck_target: int = 4
+    """In ``solve_batch``, random seeds refined at once for a target whose seed got stuck."""
+    random_seed: int = 0
+    """Seed of the random restarts: a call is deterministic unless its time budget cuts it short."""
+
+
+@dataclass(frozen=True)
+class IKResult:
+    """What a solve found: for ``solve`` scalars and q (dof,); for ``solve_batch`` arrays (N,) and q (N, dof).
+
+    ``q`` is the solution, or where ``success`` is False the best configuration found (smallest error).
+    ``iterations`` counts DLS steps (a step of several seeds at once counts once); ``restarts`` counts
+    random seeds drawn; ``elapsed_s`` is wall time (for a batch, of the whole batch).
+    """
+
+    q: np.ndarray
+    success: Union[bool, np.ndarray]
+    position_error_m: Union[float, np.ndarray]
+    orientation_error_rad: Union[float, np.ndarray]
+    iterations: Union[int, np.ndarray]
+    restarts: Union[int, np.ndarray]
+    elapsed_s: float
+
+
+def _ops(a: Array) -> SimpleNamespace:
+    """The few array functions pose_errors needs, spelled once for numpy and torch."""
+    if isinstance(a, torch.Tensor):
+        return SimpleNamespace(
+            atan2=torch.atan2, where=torch.where, stack=torch.stack, swap=lambda x: x.transpose(-1, -2),
+            eye=lambda n, dtype: torch.eye(n, dtype=dtype, device=a.device),
+            arange=lambda n: torch.arange(n, device=a.device),
+        )  # fmt: skip
+    return SimpleNamespace(
+        atan2=np.arctan2, where=np.where, stack=np.stack, swap=lambda x: np.swapaxes(x, -1, -2),
+        eye=lambda n, dtype: np.eye(n, dtype=dtype), arange=np.arange,
+    )  # fmt: skip
+
+
+def pose_errors(T_target: Array, T: Array) -> tuple[Array, Array, Array, Array]:
+    """Errors of poses T against targets, both (..., 4, 4) in the base frame.
+
+    Returns (position error vector (..., 3) in m; rotation error vector (..., 3) in rad, the log map of
+    R_target·Rᵀ; position error (...) in m; rotation angle (...) in rad).
+    """
+    xp = _ops(T)
+    dp = T_target[..., :3, 3] - T[..., :3, 3]
+    E = T_target[..., :3, :3] @ xp.swap(T[..., :3, :3])
+    v = 0.5 * xp.stack([E[..., 2, 1] - E[..., 1, 2], E[..., 0, 2] - E[..., 2, 0], E[..., 1, 0] - E[..., 0, 1]], -1)
+    sine = (v * v).sum(-1) ** 0.5
+    cosine = 0.5 * (E[..., 0, 0] + E[..., 1, 1] + E[..., 2, 2] - 1.0)
+    angle = xp.atan2(sine, cosine)
+    # ω = angle · axis = angle / sin(angle) · v; the ratio tends to 1 at small angles.
+    tiny = sine <= 1e-9
+    omega = v * xp.where(tiny, 1.0, angle / (sine + tiny))[..., None]
+    near_pi = (sine < 1e-6) & (cosine < 0)
+    if bool(near_pi.any()):
+        # At pi, v vanishes but E + I = 2 axis axisᵀ: its largest column is along the axis.
+        C = E + xp.eye(3, dtype=E.dtype)
+        best = (C * C).sum(-2).argmax(-1)
+        axis = (C * (best[..., None] == xp.arange(3))[..., None, :]).sum(-1)
+        axis = axis / ((axis * axis).sum(-1) ** 0.5)[..., None]
+        omega = xp.where(near_pi[..., None], axis * angle[..., None], omega)
+    return dp, omega, (dp * dp).sum(-1) ** 0.5, angle
+
+
+# Below this many rows a step runs on one thread: waking a thread pool costs more than it saves, and far
+# more when other processes hold the cores (spinning threads then wait for a time slice).
+_PARALLEL_MIN_ROWS = 512
+# Rows kept busy when only a few hard targets are left: a step of 32 rows costs about as much as its
+# bookkeeping in numpy, so fewer rows would waste most of each step.
+_TAIL_ROWS = 32
+
+
+@dataclass
+class _Answers:
+    """Per target (N,): the answer so far (best configuration, or the solution once found) and counters."""
+
+    q: np.ndarray
+    position_error_m: np.ndarray
+    orientation_error_rad: np.ndarray
+    error: np.ndarray  # normalised error norm of q, the quantity "best" minimises
+    success: np.ndarray
+    iterations: np.ndarray
+    restarts: np.ndarray
+
+    @classmethod
+    def empty(cls, q_seed: np.ndarray) -> "_Answers":
+        n = len(q_seed)
+        return cls(
+            q_seed.copy(), np.full(n, math.inf), np.full(n, math.inf), np.full(n, math.inf),
+            np.zeros(n, dtype=bool), np.zeros(n, dtype=int), np.zeros(n, dtype=int),
+        )  # fmt: skip
+
+    def record(self, rows: np.ndarray, target: np.ndarray, Q, position_error, orientation_error, error) -> None:
+        """Write the selected rows into their targets' answers."""
+        t = target[rows]
+        self.q[t] = Q[rows]
+        self.position_error_m[t] = position_error[rows]
+        self.orientation_error_rad[t] = orientation_error[rows]
+        self.error[t] = error[rows]
+
+
+class IKSolver:
+    """Inverse kinematics for one chain: DLS refinement from the caller's seed, then random restarts.
+
+    ``network`` (the learned seed) is not used yet: pass None. Thread-safe: a call keeps its state to
+    itself, so concurrent calls give the answers serial ones would.
+    """
+
+    def __init__(
+        self, chain: KinematicChain, network: None = None, settings: SolverSettings = SolverSettings()
+    ) -> None:
+        if network is not None:
+            raise ValueError("IKSolver: network seeds are not supported yet; pass network=None")
+        self.chain = chain
+        self.settings = settings
+        self._bounded = ~np.asarray(chain.is_continuous)
+        self._mid = np.where(self._bounded, 0.5 * (chain.lower + chain.upper), 0.0)
+        # Compile (or load from numba's cache) the kernels now, not inside a first call's time budget.
+        T_mid = chain.forward(self._mid)
+        self.solve(T_mid, timeout_s=1.0)
+        self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
+
+    # ------------------------------------------------------------------ one pose
+
+    def solve(
+        self,
+        T_target: np.ndarray,
+        seed: Optional[np.ndarray] = None,
+        timeout_s: float = 0.005,
+        position_tolerance_m: float = 1e-5,
+        orientation_tolerance_rad: Optional[float] = 1e-5,
+    ) -> IKResult:
+        """Solve one pose T_target (4, 4) (tip in base frame) from ``seed`` (dof,), default mid-limits.
+
+        ``orientation_tolerance_rad=None`` solves for position only. Never raises for an unreachable
+        target: it returns ``success=False`` with the best configuration found within ``timeout_s``.
+        """
+        start = time.perf_counter()
+        T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
+        self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
+        q_seed = self._mid if seed is None else self._project(self._check_seeds(seed, batched=False))
+        deadline = start + timeout_s
+        constants = self._kernel_constants(position_tolerance_m, orientation_tolerance_rad)
+
+        def result(answers: _Answers) -> IKResult:
+            return IKResult(
+                answers.q[0], bool(answers.success[0]), float(answers.position_error_m[0]),
+                float(answers.orientation_error_rad[0]), int(answers.iterations[0]), int(answers.restarts[0]),
+                time.perf_counter() - start,
+            )  # fmt: skip
+
+        # The caller's seed alone first, with the least overhead a step: most targets converge from it.
+        answers = _Answers.empty(q_seed[None])
+        q, errors = q_seed, []
+        while True:
+            q_next, converged, position_error, orientation_error, error = single_pose.dls_step(q, T_target, *constants)
+            if converged or error < answers.error[0]:
+                answers.q[0], answers.error[0] = q, error
+                answers.position_error_m[0], answers.orientation_error_rad[0] = position_error, orientation_error
+            answers.iterations[0] += 1
+            if converged:
+                answers.success[0] = True
+                return result(answers)
+            errors.append(error)
+            if time.perf_counter() > deadline or self._seed_exhausted(errors):
+                break
+            q = q_next
+
+        # Then restart_batch_size random seeds, a round of one step each at a time, each replaced when
+        # exhausted. (A plain loop: for one target, solve_batch's numpy bookkeeping would double a round.)
+        rng = np.random.default_rng(self.settings.random_seed)
+        k = self.settings.restart_batch_size
+        seeds = list(self._random(rng, k))
+        histories: list[list[float]] = [[] for _ in range(k)]
+        answers.restarts[0] += k
+        while time.perf_counter() <= deadline:
+            solutions = []
+            for i in range(k):
+                q_next, converged, position_error, orientation_error, error = single_pose.dls_step(
+                    seeds[i], T_target, *constants
+                )
+                if converged:
+                    solutions.append((self._distance(seeds[i], q_seed), i, seeds[i], position_error, orientation_error))
+                    continue
+                if error < answers.error[0]:
+                    answers.q[0], answers.error[0] = seeds[i], error
+                    answers.position_error_m[0], answers.orientation_error_rad[0] = position_error, orientation_error
+                histories[i].append(error)
+                if self._seed_exhausted(histories[i]):
+                    seeds[i], histories[i] = self._random(rng, 1)[0], []
+                    answers.restarts[0] += 1
+                else:
+                    seeds[i] = q_next
+            answers.iterations[0] += 1
+            if solutions:
+                # Of the solutions of this round, the one closest to the caller's seed.
+                _, _, q, position_error, orientation_error = min(solutions, key=lambda s: s[:2])
+                answers.q[0], answers.success[0] = q, True
+                answers.position_error_m[0], answers.orientation_error_rad[0] = position_error, orientation_error
+                break
+        return result(answers)
+
+    # ------------------------------------------------------------------ many poses
+
+    def solve_batch(
+        self,
+        T_targets: Union[np.ndarray, torch.Tensor],
+        seeds: Optional[Union[np.ndarray, torch.Tensor]] = None,
+        timeout_s: Optional[float] = None,
+        position_tolerance_m: float = 1e-5,
+        orientation_tolerance_rad: Optional[float] = 1e-5,
+    ) -> IKResult:
+        """Solve poses T_targets (N, 4, 4) from ``seeds`` (N, dof), default mid-limits, all rows at once.
+
+        ``timeout_s`` is the budget of the whole batch (default 5 ms per target). A target whose seed is
+        exhausted gets random seeds, up to ``seeds_per_stuck_target`` refined at once.
+        """
+        start = time.perf_counter()
+        T_targets = self._check_targets(np.asarray(T_targets, dtype=np.float64), batched=True)
+        n = len(T_targets)
+        timeout_s = 0.005 * n if timeout_s is None else timeout_s
+        self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
+        if seeds is None:
+            q_seed = np.tile(self._mid, (n, 1))
+        else:
+            q_seed = self._project(self._check_seeds(np.asarray(seeds, dtype=np.float64), batched=True))
+            if len(q_seed) != n:
+                raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
+        answers = _Answers.empty(q_seed)
+        rng = np.random.default_rng(self.settings.random_seed)
+        self._refine(
+            T_targets, np.arange(n), q_seed.copy(), q_seed, answers, start + timeout_s,
+            self.settings.seeds_per_stuck_target, rng,
+            self._kernel_constants(position_tolerance_m, orientation_tolerance_rad),
+        )  # fmt: skip
+        return IKResult(
+            answers.q, answers.success, answers.position_error_m, answers.orientation_error_rad,
+            answers.iterations, answers.restarts, time.perf_counter() - start,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ the search
+
+    def _refine(
+        self, T_targets, target, Q, q_seed, answers: _Answers, deadline: float, rows_per_stuck_target: int,
+        rng: np.random.Generator, constants: tuple,
+    ) -> None:  # fmt: skip
+        """Refine rows Q (R, dof), row r aimed at T_targets[target[r]], until every target is solved or
+        the deadline passes; answers (per target) are updated in place."""
+        settings = self.settings
+        n = len(T_targets)
+        age = np.zeros(len(target), dtype=int)
+        history = np.full((settings.stagnation_window + 1, len(target)), math.inf)
+        while len(target) and time.perf_counter() <= deadline:
+            step = single_pose.dls_step_rows if len(target) >= _PARALLEL_MIN_ROWS else single_pose.dls_step_rows_serial
+            Q_next, converged, position_error, orientation_error, error = step(Q, T_targets[target], *constants)
+            answers.iterations[np.unique(target)] += 1
+
+            # Each target keeps its lowest-error configuration (its answer if it never converges) ...
+            best = answers.error.copy()
+            np.minimum.at(best, target, error)
+            answers.record((error == best[target]) & (error < answers.error[target]), target, Q,
+                           position_error, orientation_error, error)  # fmt: skip
+            # ... and, once rows converge, the solution closest to its seed.
+            if converged.any():
+                distance = np.where(converged, self._distance(Q, q_seed[target]), math.inf)
+                closest = np.full(n, math.inf)
+                np.minimum.at(closest, target, distance)
+                winners = converged & (distance == closest[target])
+                answers.record(winners, target, Q, position_error, orientation_error, error)
+                answers.success[target[winners]] = True
+
+            history = np.roll(history, -1, axis=0)
+            history[-1] = error
+            age += 1
+            exhausted = (age >= settings.max_iterations_per_seed) | (
+                (age > settings.stagnation_window) & (error > 0.5 * history[0])
+            )
+            keep = ~answers.success[target]
+            target, Q, age, history, exhausted = target[keep], Q_next[keep], age[keep], history[:, keep], exhausted[keep]
+            if exhausted.any():
+                Q[exhausted] = self._random(rng, int(exhausted.sum()))
+                age[exhausted] = 0
+                history[:, exhausted] = math.inf
+                answers.restarts += np.bincount(target[exhausted], minlength=n)
+                # Hard targets are a batch's tail: give each stuck one more rows, the more the fewer are
+                # left, so that a step's fixed cost is spread over enough seeds.
+                stuck = np.unique(target[exhausted])
+                rows_each = max(rows_per_stuck_target, _TAIL_ROWS // len(np.unique(target)))
+                extra = np.maximum(rows_each - np.bincount(target, minlength=n)[stuck], 0)
+                new = np.repeat(stuck, extra)
+                if len(new):
+                    answers.restarts += np.bincount(new, minlength=n)
+                    target = np.concatenate([target, new])
+                    Q = np.concatenate([Q, self._random(rng, len(new))])
+                    age = np.concatenate([age, np.zeros(len(new), dtype=int)])
+                    history = np.concatenate([history, np.full((history.shape[0], len(new)), math.inf)], axis=1)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _kernel_constants(self, position_tolerance_m: float, orientation_tolerance_rad: Optional[float]) -> tuple:
+        """The arguments of single_pose.dls_step after (q, T_target)."""
+        chain, settings = self.chain, self.settings
+        return (
+            *chain.kernel_constants, chain.reach_m, orientation_tolerance_rad is None, position_tolerance_m,
+            orientation_tolerance_rad or 0.0, settings.damping, settings.error_damping,
+            chain.lower, chain.upper, self._bounded,
+        )  # fmt: skip
+
+    def _random(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n configurations drawn uniformly within the limits (one turn for continuous joints): (n, dof)."""
+        return rng.uniform(self.chain.lower, self.chain.upper, size=(n, self.chain.dof))
+
+    def _project(self, q: np.ndarray) -> np.ndarray:
+        """Clamp bounded joints into their limits, wrap continuous ones to [-pi, pi)."""
+        return np.where(
+            self._bounded, np.clip(q, self.chain.lower, self.chain.upper), (q + math.pi) % (2 * math.pi) - math.pi
+        )
+
+    def _distance(self, q: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
+        """Joint-space distance (..., dof) -> (...), continuous joints the short way round."""
+        d = q - q_seed
+        d = np.where(self._bounded, d, (d + math.pi) % (2 * math.pi) - math.pi)
+        return np.linalg.norm(d, axis=-1)
+
+    def _seed_exhausted(self, errors: list) -> bool:
+        """A seed is replaced after max_iterations_per_seed steps, or when its error stopped halving."""
+        w = self.settings.stagnation_window
+        return len(errors) >= self.settings.max_iterations_per_seed or (
+            len(errors) > w and errors[-1] > 0.5 * errors[-1 - w]
+        )
+
+    def _check_targets(self, T: np.ndarray, batched: bool) -> np.ndarray:
+        name = "T_targets" if batched else "T_target"
+        expected = "(N, 4, 4)" if batched else "(4, 4)"
+        if T.shape[-2:] != (4, 4) or T.ndim != (3 if batched else 2):
+            raise ValueError(f"{name} has shape {T.shape}; expected {expected}")
+        if not np.isfinite(T).all():
+            raise ValueError(f"{name} has non-finite values (NaN or inf)")
+        R = T[..., :3, :3]
+        orthonormality = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(axis=(-2, -1))
+        bottom = np.abs(T[..., 3, :] - [0.0, 0.0, 0.0, 1.0]).max(axis=-1)
+        bad = (orthonormality > _RIGIDITY_TOLERANCE) | (np.linalg.det(R) < 0) | (bottom > 0)
+        if bad.any():
+            where = f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""
+            raise ValueError(
+                f"{name} is not a rigid transform{where}: the rotation block must be orthonormal with "
+                f"det +1 (|RᵀR - I| up to {float(orthonormality.max()):.2g}) and the bottom row 0 0 0 1"
+            )
+        return T
+
+    def _check_seeds(self, seed, batched: bool) -> np.ndarray:
+        name = "seeds" if batched else "seed"
+        q = np.asarray(seed, dtype=np.float64)
+        if q.ndim != (2 if batched else 1) or q.shape[-1] != self.chain.dof:
+            raise ValueError(
+                f"{name} has shape {q.shape}; expected ({'N, ' if batched else ''}{self.chain.dof},) "
+                f"for the joints {self.chain.joint_names}"
+            )
+        if not np.isfinite(q).all():
+            raise ValueError(f"{name} has non-finite values (NaN or inf)")
+        return q
+
+    @staticmethod
+    def _check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad) -> None:
+        if not timeout_s >= 0:
+            raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
+        if not position_tolerance_m > 0:
+            raise ValueError(f"position_tolerance_m must be > 0, got {position_tolerance_m}")
+        if orientation_tolerance_rad is not None and not orientation_tolerance_rad > 0:
+            raise ValueError(
+                f"orientation_tolerance_rad must be > 0 (or None for position only), got {orientation_tolerance_rad}"
+            )

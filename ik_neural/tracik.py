@@ -1,0 +1,109 @@
+"""TRAC-IK, the reference solver of the benchmark, through the ``pytracik`` binding (optional dependency).
+
+``pytracik`` (PyPI, 0.0.3; ``env/requirements-bench.txt``) is imported only when a ``TracIK`` is built, so
+this module always imports; ``available()`` says whether the binding is there.
+
+Poses are 4x4 homogeneous transforms of ``tip_link``'s frame in ``base_link``'s frame (metres, radians),
+as ``KinematicChain.forward`` gives them; joint vectors are in the chain's order from base to tip (the
+order of ``KinematicChain.joint_names``; pytracik builds the same KDL chain from the URDF).
+
+pytracik 0.0.3 reads the limits of joints that carry a ``<safety_controller>`` (Franka Panda's) as zero
+and then finds nothing, so the limits are always set explicitly from ``lower``/``upper``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+_SOLVE_TYPES = ("Speed", "Distance", "Manip1", "Manip2")
+
+
+def available() -> bool:
+    """Whether the ``pytracik`` binding can be imported."""
+    return importlib.util.find_spec("pytracik") is not None
+
+
+def quaternion_xyzw(R: np.ndarray) -> tuple[float, float, float, float]:
+    """Unit quaternion (x, y, z, w) of the rotation matrix ``R`` (3x3), by Shepperd's method."""
+    m = np.asarray(R, dtype=np.float64)
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0.0:
+        s = 2.0 * math.sqrt(1.0 + trace)
+        w, x, y, z = 0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        w, x, y, z = (m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        w, x, y, z = (m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s
+    else:
+        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        w, x, y, z = (m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    return x / norm, y / norm, z / norm, w / norm
+
+
+class TracIK:
+    """TRAC-IK on the chain ``base_link`` → ``tip_link`` of the URDF at ``urdf_path``.
+
+    ``lower``/``upper``: joint limits (rad or m), one per movable joint in chain order; they replace the
+    URDF's. ``timeout_s``: TRAC-IK's time budget per solve, in seconds. ``epsilon``: its convergence
+    threshold, compared with each component of the pose error twist (m for translation, rad for rotation),
+    so a converged answer's Euclidean position error can reach sqrt(3)·epsilon. ``solve_type``: one of
+    Speed (the first solution found; the default), or Distance, Manip1, Manip2 (these use the whole
+    timeout and keep the best solution by their measure).
+
+    Raises ImportError without pytracik, ValueError if the chain is not found (pytracik only prints
+    then) or the limits do not match its joint count.
+    """
+
+    def __init__(
+        self,
+        urdf_path: str | Path,
+        base_link: str,
+        tip_link: str,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        timeout_s: float,
+        epsilon: float,
+        solve_type: str = "Speed",
+    ) -> None:
+        import pytracik  # optional dependency: imported here so that the module always imports
+
+        if solve_type not in _SOLVE_TYPES:
+            raise ValueError(f"unknown solve_type {solve_type!r}; one of {', '.join(_SOLVE_TYPES)}")
+        self._pytracik: Any = pytracik
+        urdf_xml = Path(urdf_path).read_text(encoding="utf-8")
+        kind = getattr(pytracik.SolveType, solve_type)
+        self._solver = pytracik.TRAC_IK(base_link, tip_link, urdf_xml, float(timeout_s), float(epsilon), kind)
+        self.dof: int = int(pytracik.get_num_joints(self._solver))
+        self.lower = np.array(lower, dtype=np.float64).reshape(-1)
+        self.upper = np.array(upper, dtype=np.float64).reshape(-1)
+        if self.dof == 0:
+            raise ValueError(f"pytracik found no chain {base_link!r} -> {tip_link!r} in {urdf_path}")
+        if self.lower.shape != (self.dof,) or self.upper.shape != (self.dof,):
+            raise ValueError(
+                f"limits have shapes {self.lower.shape}, {self.upper.shape}; the chain has {self.dof} joints"
+            )
+        pytracik.set_joint_limits(self._solver, self.lower.tolist(), self.upper.tolist())
+
+    def solve(self, T_base_tip: np.ndarray, seed: np.ndarray) -> Optional[np.ndarray]:
+        """Joint values (dof,) in chain order that reach the pose ``T_base_tip`` (4x4), or None if none found.
+
+        ``seed`` (dof,): where the search starts. The answer is TRAC-IK's, unchecked: verify it with FK.
+        """
+        T = np.asarray(T_base_tip, dtype=np.float64)
+        q0 = np.ascontiguousarray(seed, dtype=np.float64)
+        if T.shape != (4, 4) or q0.shape != (self.dof,):
+            raise ValueError(f"expected a (4, 4) pose and a ({self.dof},) seed; got {T.shape} and {q0.shape}")
+        x, y, z, w = quaternion_xyzw(T[:3, :3])
+        # pytracik.ik(solver, seed, px, py, pz, qx, qy, qz, qw) -> [status, q...]; status < 0: nothing found
+        result = self._pytracik.ik(self._solver, q0, T[0, 3], T[1, 3], T[2, 3], x, y, z, w)
+        if result[0] < 0:
+            return None
+        return np.array(result[1:], dtype=np.float64)
