@@ -1,0 +1,123 @@
+"""The `bench ik` command (ik_neural/bench.py): its table, its FK-judged success counting, its errors.
+
+Timings are printed, never asserted on.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from ik_neural import bench
+from ik_neural.robots import load_robot
+
+SOLVE_COLUMNS = [
+    "solver", "ok@1e-06", "ok@1e-05", "ok@0.001m/0.01rad",
+    "mean ms", "median ms", "p95 ms", "iterations", "restarts", "mean time / ours",
+]  # fmt: skip
+BATCH_COLUMNS = ["batch", "solves/s", "wall s", "ok@1e-06"]
+
+
+def _cells(line: str) -> list[str]:
+    return re.split(r"\s{2,}", line.strip())
+
+
+def _tables(out: str) -> list[list[list[str]]]:
+    """The tables of bench's output: each a list of rows of cells, headers first (the rule line dropped)."""
+    lines = out.splitlines()
+    tables = []
+    for i, line in enumerate(lines):
+        if i + 1 < len(lines) and re.fullmatch(r"-+( +-+)*", lines[i + 1]):
+            rows = [_cells(line)]
+            for row in lines[i + 2 :]:
+                if not row.strip():
+                    break
+                rows.append(_cells(row))
+            tables.append(rows)
+    return tables
+
+
+def test_bench_ik_prints_the_protocol_table(capsys):
+    bench.main(
+        ["ik", "--robot", "ur5e", "--targets", "20", "--timeout-ms", "50", "--batch-sizes", "16", "--no-tracik"]
+    )
+    out = capsys.readouterr().out
+    assert "ur5e, 6 DoF" in out
+    assert "targets: 20" in out and "budget 50 ms" in out
+    assert "seed policy: mid-limits" in out
+    assert "1e-06 m / 1e-06 rad" in out
+    assert "torch threads:" in out and "drift" in out
+    assert "TRAC-IK: not run (--no-tracik)" in out
+
+    solve, batched = _tables(out)
+    assert solve[0] == SOLVE_COLUMNS
+    assert [row[0] for row in solve[1:]] == [bench.OURS]
+    ours = dict(zip(SOLVE_COLUMNS, solve[1]))
+    assert ours["ok@0.001m/0.01rad"] == "100.0%"
+    assert ours["mean time / ours"] == "1.00"
+    for column in ("mean ms", "median ms", "p95 ms", "iterations", "restarts"):
+        assert float(ours[column]) >= 0.0
+
+    assert batched[0] == BATCH_COLUMNS
+    assert [row[0] for row in batched[1:]] == ["16"]
+    assert re.fullmatch(r"\d+\.\d%", batched[1][3])
+
+
+def test_successes_are_judged_by_fk_and_limits():
+    chain = load_robot("ur5e").chain
+    q, T = bench.draw_targets(chain, 4, random_seed=1)
+    answers = q.copy()
+    # tool0 lies on the last joint's axis: turning it by 5e-6 rad is a pure 5e-6 rad rotation error.
+    answers[1, -1] += 5e-6
+    answers[2, 0] = chain.upper[0] + 1e-3  # outside the limits: a failure, whatever FK says
+    answers[3] = np.nan  # no answer
+    ok = bench.successes(chain, T, answers, bench.TOLERANCE_PAIRS)
+    assert ok.tolist() == [
+        [True, False, False, False],
+        [True, True, False, False],
+        [True, True, False, False],
+    ]
+
+
+def test_bench_ik_given_seed_on_a_small_robot(capsys):
+    bench.main(
+        ["ik", "--robot", "rrr_3dof", "--targets", "5", "--seed=0.1,-0.2,0.3", "--batch-sizes", "", "--no-tracik"]
+    )
+    out = capsys.readouterr().out
+    assert "seed policy: given: [0.1, -0.2, 0.3]" in out
+    assert len(_tables(out)) == 1  # no batch sizes, no batched table
+
+
+def test_bench_ik_seed_of_the_wrong_length_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["ik", "--robot", "rrr_3dof", "--targets", "5", "--seed", "0.1,0.2", "--no-tracik"])
+    assert exc.value.code == 2
+    assert "--seed needs 3 finite values" in capsys.readouterr().err
+
+
+def test_bench_ik_bad_link_names_it():
+    urdf = str(load_robot("ur5e").urdf_path)
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["ik", "--urdf", urdf, "--base", "base_link", "--tip", "no_such_link", "--targets", "2"])
+    message = str(exc.value.code)
+    assert "no_such_link" in message and "tip_link" in message
+
+
+def test_bench_ik_missing_urdf_names_it(tmp_path):
+    missing = tmp_path / "missing.urdf"
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["ik", "--urdf", str(missing), "--base", "a", "--tip", "b"])
+    assert str(missing) in str(exc.value.code)
+
+
+def test_bench_ik_runs_tracik_rows(capsys):
+    # pytracik is part of the test environment (env/requirements-bench.txt): its absence is a failure.
+    bench.main(["ik", "--robot", "panda", "--targets", "5", "--batch-sizes", ""])
+    out = capsys.readouterr().out
+    (solve,) = _tables(out)
+    assert [row[0] for row in solve[1:]] == [bench.OURS, "TRAC-IK eps=1e-05", "TRAC-IK eps=2.5e-07"]
+    for row in solve[2:]:
+        assert row[SOLVE_COLUMNS.index("iterations")] == "-"
+        assert float(row[SOLVE_COLUMNS.index("mean time / ours")]) > 0.0

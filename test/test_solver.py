@@ -1,0 +1,221 @@
+"""The numerical solver: answers checked by an independent FK error, restarts, limits, seeds, bad input."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from ik_neural import KinematicChain, list_robots, load_robot, single_pose
+from ik_neural.solver import IKSolver
+from reference import example_robot_urdf, pose_errors
+
+TOL = 1e-6
+GENEROUS_S = 0.5  # budgets far above what these targets need: answers do not depend on the machine's load
+
+
+@pytest.fixture(scope="module")
+def solvers():
+    cache = {}
+
+    def get(name: str) -> IKSolver:
+        if name not in cache:
+            cache[name] = IKSolver(load_robot(name).chain)
+        return cache[name]
+
+    return get
+
+
+def reachable_targets(chain: KinematicChain, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    q = np.random.default_rng(seed).uniform(chain.lower, chain.upper, size=(n, chain.dof))
+    return q, chain.forward(q)
+
+
+def assert_solved(chain: KinematicChain, q: np.ndarray, T_target: np.ndarray, tolerance: float = TOL) -> None:
+    """Independent check: FK of q meets both tolerances, and q is within the limits."""
+    position_m, rotation_rad = pose_errors(chain.forward(q), T_target)
+    assert np.all(position_m <= tolerance) and np.all(rotation_rad <= tolerance)
+    assert np.all(q >= chain.lower) and np.all(q <= chain.upper)
+
+
+@pytest.mark.parametrize("name", list_robots())
+def test_every_shipped_chain_is_solved_and_checked_by_fk(solvers, name):
+    solver = solvers(name)
+    chain = solver.chain
+    _, targets = reachable_targets(chain, 10, seed=11)
+    for T in targets:
+        result = solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        assert result.success, f"{name}: {result}"
+        assert_solved(chain, result.q, T)
+        position_m, rotation_rad = pose_errors(chain.forward(result.q), T)
+        assert result.position_error_m == pytest.approx(position_m, abs=1e-12)
+        assert result.orientation_error_rad == pytest.approx(rotation_rad, abs=1e-12)
+
+    batch = solver.solve_batch(targets, timeout_s=10 * GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    assert batch.success.all(), name
+    assert_solved(chain, batch.q, targets)
+
+
+def test_restarts_find_what_a_bad_start_misses(solvers):
+    solver = solvers("ur5e")
+    chain, constants = solver.chain, solver._kernel_constants(TOL, TOL)
+    _, targets = reachable_targets(chain, 200, seed=12)
+    for T in targets:
+        result = solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        if result.restarts:
+            break
+    else:
+        pytest.fail("no target needed a restart")
+    assert result.success
+    assert_solved(chain, result.q, T)
+    # The seed on its own, given ten times the steps it got, does not converge.
+    q = solver._mid
+    for _ in range(10 * solver.settings.max_iterations_per_seed):
+        q, converged, *_ = single_pose.dls_step(q, T, *constants)
+        assert not converged
+
+
+def test_limits_are_never_violated_even_when_failing(solvers):
+    solver = solvers("panda")
+    chain = solver.chain
+    _, reachable = reachable_targets(chain, 30, seed=13)
+    unreachable = reachable.copy()
+    # The same directions 3 m from the base: the arm reaches about 1.1 m.
+    unreachable[:, :3, 3] *= 3.0 / np.linalg.norm(unreachable[:, :3, 3], axis=-1, keepdims=True)
+    for T in np.concatenate([reachable, unreachable]):
+        q = solver.solve(T, timeout_s=0.002, position_tolerance_m=TOL, orientation_tolerance_rad=TOL).q
+        assert np.all(q >= chain.lower) and np.all(q <= chain.upper)
+    batch = solver.solve_batch(unreachable, timeout_s=0.05)
+    assert not batch.success.any()
+    assert np.all(batch.q >= chain.lower) and np.all(batch.q <= chain.upper)
+
+
+def test_unreachable_target_returns_the_best_found_without_raising(solvers):
+    solver = solvers("panda")
+    T = np.eye(4)
+    T[:3, 3] = [5.0, 0.0, 0.0]
+    result = solver.solve(T, timeout_s=0.01)
+    assert not result.success
+    assert result.position_error_m > 3.9  # the arm reaches about 1.1 m
+    position_m, rotation_rad = pose_errors(solver.chain.forward(result.q), T)
+    assert result.position_error_m == pytest.approx(position_m, abs=1e-12)
+    assert result.orientation_error_rad == pytest.approx(rotation_rad, abs=1e-12)
+    assert result.restarts > 0 and result.iterations > 0
+
+
+def test_continuous_joints_are_wrapped():
+    # PR2's right arm: forearm roll and wrist roll are continuous.
+    chain = KinematicChain.from_urdf(
+        example_robot_urdf("pr2_description/urdf/pr2.urdf"), "torso_lift_link", "r_gripper_tool_frame"
+    )
+    assert chain.is_continuous.any()
+    solver = IKSolver(chain)
+    q, targets = reachable_targets(chain, 5, seed=14)
+    seeds = q + np.where(chain.is_continuous, 4 * np.pi, 0.0)  # continuous joints turned twice round
+    for T, seed in zip(targets, seeds):
+        result = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        assert result.success
+        assert_solved(chain, result.q, T)
+        wrapped = result.q[chain.is_continuous]
+        assert np.all(wrapped >= -np.pi) and np.all(wrapped < np.pi)
+
+
+def two_link_arm() -> KinematicChain:
+    """A planar 2-link arm, links 1.0 and 0.6 m, joints ±pi: elbow-up and elbow-down reach each point."""
+    return KinematicChain.from_dh([1.0, 0.6], [0.0, 0.0], [0.0, 0.0], lower=[-np.pi] * 2, upper=[np.pi] * 2)
+
+
+def test_position_only_and_the_solution_closest_to_the_seed():
+    chain = two_link_arm()
+    solver = IKSolver(chain)
+    q_up = np.array([0.3, 0.9])
+    # The other elbow: the same tip position with the elbow mirrored about the shoulder-tip line.
+    q_down = np.array([q_up[0] + 2 * np.arctan2(0.6 * np.sin(q_up[1]), 1.0 + 0.6 * np.cos(q_up[1])), -q_up[1]])
+    T = chain.forward(q_up)
+    np.testing.assert_allclose(chain.forward(q_down)[:3, 3], T[:3, 3], atol=1e-12)
+    for near in (q_up, q_down):
+        seed = near + np.array([0.2, -0.2])
+        result = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=None)
+        assert result.success
+        np.testing.assert_allclose(result.q, near, atol=1e-5)
+        batch = solver.solve_batch(T[None], seeds=seed[None], timeout_s=GENEROUS_S, orientation_tolerance_rad=None)
+        np.testing.assert_allclose(batch.q[0], near, atol=1e-4)
+    # Position only on an orientation no configuration reaches: solved, and the orientation error reported.
+    T_tilted = T.copy()
+    T_tilted[:3, :3] = [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]  # 90 degrees about x
+    result = solver.solve(T_tilted, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=None)
+    assert result.success and result.position_error_m <= TOL
+    assert result.orientation_error_rad > 1.0
+    assert not solver.solve(T_tilted, timeout_s=0.01, position_tolerance_m=TOL, orientation_tolerance_rad=TOL).success
+
+
+def test_concurrent_solves_give_the_serial_answers(solvers):
+    solver = solvers("panda")
+    _, targets = reachable_targets(solver.chain, 40, seed=15)
+
+    def solve(T):
+        return solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL).q
+
+    serial = [solve(T) for T in targets]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(solve, targets))
+    np.testing.assert_array_equal(np.array(parallel), np.array(serial))
+
+
+def test_row_kernels_equal_the_single_step(solvers):
+    solver = solvers("panda")
+    chain, constants = solver.chain, solver._kernel_constants(TOL, TOL)
+    rng = np.random.default_rng(16)
+    q, T = rng.uniform(chain.lower, chain.upper, (600, chain.dof)), reachable_targets(chain, 600, seed=17)[1]
+    expected = [single_pose.dls_step(q[r], T[r], *constants) for r in range(len(q))]
+    for kernel in (single_pose.dls_step_rows, single_pose.dls_step_rows_serial):
+        rows = kernel(q, T, *constants)
+        for r in range(len(q)):
+            for got, want in zip((rows[0][r], rows[1][r], rows[2][r], rows[3][r], rows[4][r]), expected[r]):
+                np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda T: T[:3, :3], r"T_target has shape \(3, 3\); expected \(4, 4\)"),
+        (lambda T: np.where(np.eye(4, dtype=bool), np.nan, T), "non-finite"),
+        (lambda T: np.diag([2.0, 1.0, 1.0, 1.0]) @ T, "not a rigid transform"),
+        (lambda T: np.diag([-1.0, 1.0, 1.0, 1.0]) @ T, "not a rigid transform"),
+        (lambda T: T + np.array([[0, 0, 0, 0]] * 3 + [[0, 0, 0.5, 0]]), "bottom row"),
+    ],
+    ids=["shape", "nan", "scaled", "mirrored", "bottom row"],
+)
+def test_bad_target_is_refused(solvers, change, message):
+    solver = solvers("panda")
+    T = solver.chain.forward(solver._mid)
+    with pytest.raises(ValueError, match=message):
+        solver.solve(change(T))
+    if change(T).shape == (4, 4):
+        with pytest.raises(ValueError, match=message.replace("T_target", "T_targets")):
+            solver.solve_batch(np.stack([T, change(T)]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(seed=np.zeros(6)), r"seed has shape \(6,\); expected \(7,\) for the joints \['panda_joint1'"),
+        (dict(seed=np.full(7, np.nan)), "seed has non-finite values"),
+        (dict(timeout_s=-0.001), "timeout_s must be >= 0"),
+        (dict(position_tolerance_m=0.0), "position_tolerance_m must be > 0"),
+        (dict(orientation_tolerance_rad=-1e-6), "orientation_tolerance_rad must be > 0"),
+    ],
+    ids=["seed length", "seed nan", "timeout", "position tolerance", "orientation tolerance"],
+)
+def test_bad_arguments_are_refused(solvers, kwargs, message):
+    solver = solvers("panda")
+    with pytest.raises(ValueError, match=message):
+        solver.solve(solver.chain.forward(solver._mid), **kwargs)
+
+
+def test_bad_batch_seeds_are_refused(solvers):
+    solver = solvers("panda")
+    T = np.repeat(solver.chain.forward(solver._mid)[None], 3, axis=0)
+    with pytest.raises(ValueError, match="seeds has 2 rows for 3 targets"):
+        solver.solve_batch(T, seeds=np.zeros((2, 7)))
+    with pytest.raises(ValueError, match=r"seeds has shape \(3, 6\); expected \(N, 7,\)"):
+        solver.solve_batch(T, seeds=np.zeros((3, 6)))
