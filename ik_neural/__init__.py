@@ -5,5 +5,6 @@ The public Python API (no ROS needed); see README.md and design.md §10.
 
 from ik_neural.kinematics import KinematicChain
 from ik_neural.robots import Robot, list_robots, load_robot
+from ik_neural.solver import IKResult, IKSolver, SolverSettings
 
-__all__ = ["KinematicChain", "Robot", "list_robots", "load_robot"]
+__all__ = ["IKResult", "IKSolver", "KinematicChain", "Robot", "SolverSettings", "list_robots", "load_robot"]

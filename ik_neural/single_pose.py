@@ -259,3 +259,28 @@ def dls_step_rows_serial(
             damping, error_damping, lower, upper, bounded,
         )  # fmt: skip
     return out
+
+
+@njit(cache=True, nogil=True)
+def rigidity_errors(T):
+    """For each of T (N, 4, 4): (finite, max |RᵀR - I|, det R, max |bottom row - (0 0 0 1)|), each (N,)."""
+    n = T.shape[0]
+    finite = np.ones(n, dtype=np.bool_)
+    orthonormality, det, bottom = np.zeros(n), np.zeros(n), np.zeros(n)
+    for k in range(n):
+        for r in range(4):
+            for c in range(4):
+                if not math.isfinite(T[k, r, c]):
+                    finite[k] = False
+        for r in range(3):
+            for c in range(3):
+                dot = T[k, 0, r] * T[k, 0, c] + T[k, 1, r] * T[k, 1, c] + T[k, 2, r] * T[k, 2, c]
+                orthonormality[k] = max(orthonormality[k], abs(dot - (1.0 if r == c else 0.0)))
+        det[k] = (
+            T[k, 0, 0] * (T[k, 1, 1] * T[k, 2, 2] - T[k, 1, 2] * T[k, 2, 1])
+            - T[k, 0, 1] * (T[k, 1, 0] * T[k, 2, 2] - T[k, 1, 2] * T[k, 2, 0])
+            + T[k, 0, 2] * (T[k, 1, 0] * T[k, 2, 1] - T[k, 1, 1] * T[k, 2, 0])
+        )
+        for c in range(4):
+            bottom[k] = max(bottom[k], abs(T[k, 3, c] - (1.0 if c == 3 else 0.0)))
+    return finite, orthonormality, det, bottom

@@ -187,25 +187,20 @@ class IKSolver:
         deadline = start + timeout_s
         constants = self._kernel_constants(position_tolerance_m, orientation_tolerance_rad)
 
-        def result(answers: _Answers) -> IKResult:
-            return IKResult(
-                answers.q[0], bool(answers.success[0]), float(answers.position_error_m[0]),
-                float(answers.orientation_error_rad[0]), int(answers.iterations[0]), int(answers.restarts[0]),
-                time.perf_counter() - start,
-            )  # fmt: skip
+        # The answer so far: the lowest-error configuration, or the solution once found.
+        best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
+        success, iterations, restarts = False, 0, 0
 
         # The caller's seed alone first, with the least overhead a step: most targets converge from it.
-        answers = _Answers.empty(q_seed[None])
         q, errors = q_seed, []
         while True:
             q_next, converged, position_error, orientation_error, error = single_pose.dls_step(q, T_target, *constants)
-            if converged or error < answers.error[0]:
-                answers.q[0], answers.error[0] = q, error
-                answers.position_error_m[0], answers.orientation_error_rad[0] = position_error, orientation_error
-            answers.iterations[0] += 1
+            iterations += 1
+            if converged or error < best_error:
+                best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
             if converged:
-                answers.success[0] = True
-                return result(answers)
+                success = True
+                break
             errors.append(error)
             if time.perf_counter() > deadline or self._seed_exhausted(errors):
                 break
@@ -213,12 +208,12 @@ class IKSolver:
 
         # Then restart_batch_size random seeds, a round of one step each at a time, each replaced when
         # exhausted. (A plain loop: for one target, solve_batch's numpy bookkeeping would double a round.)
-        rng = np.random.default_rng(self.settings.random_seed)
         k = self.settings.restart_batch_size
-        seeds = list(self._random(rng, k))
-        histories: list[list[float]] = [[] for _ in range(k)]
-        answers.restarts[0] += k
-        while time.perf_counter() <= deadline:
+        rng = None if success else np.random.default_rng(self.settings.random_seed)
+        seeds = [] if success else list(self._random(rng, k))
+        histories: list[list[float]] = [[] for _ in seeds]
+        restarts += len(seeds)
+        while seeds and time.perf_counter() <= deadline:
             solutions = []
             for i in range(k):
                 q_next, converged, position_error, orientation_error, error = single_pose.dls_step(
@@ -227,23 +222,24 @@ class IKSolver:
                 if converged:
                     solutions.append((self._distance(seeds[i], q_seed), i, seeds[i], position_error, orientation_error))
                     continue
-                if error < answers.error[0]:
-                    answers.q[0], answers.error[0] = seeds[i], error
-                    answers.position_error_m[0], answers.orientation_error_rad[0] = position_error, orientation_error
+                if error < best_error:
+                    best_q, best_error, best_position, best_orientation = seeds[i], error, position_error, orientation_error
                 histories[i].append(error)
                 if self._seed_exhausted(histories[i]):
                     seeds[i], histories[i] = self._random(rng, 1)[0], []
-                    answers.restarts[0] += 1
+                    restarts += 1
                 else:
                     seeds[i] = q_next
-            answers.iterations[0] += 1
+            iterations += 1
             if solutions:
                 # Of the solutions of this round, the one closest to the caller's seed.
-                _, _, q, position_error, orientation_error = min(solutions, key=lambda s: s[:2])
-                answers.q[0], answers.success[0] = q, True
-                answers.position_error_m[0], answers.orientation_error_rad[0] = position_error, orientation_error
+                _, _, best_q, best_position, best_orientation = min(solutions, key=lambda s: s[:2])
+                success = True
                 break
-        return result(answers)
+        return IKResult(
+            best_q, success, float(best_position), float(best_orientation), iterations, restarts,
+            time.perf_counter() - start,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ many poses
 
@@ -379,16 +375,15 @@ class IKSolver:
         expected = "(N, 4, 4)" if batched else "(4, 4)"
         if T.shape[-2:] != (4, 4) or T.ndim != (3 if batched else 2):
             raise ValueError(f"{name} has shape {T.shape}; expected {expected}")
-        if not np.isfinite(T).all():
-            raise ValueError(f"{name} has non-finite values (NaN or inf)")
-        R = T[..., :3, :3]
-        orthonormality = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(axis=(-2, -1))
-        bottom = np.abs(T[..., 3, :] - [0.0, 0.0, 0.0, 1.0]).max(axis=-1)
-        bad = (orthonormality > _RIGIDITY_TOLERANCE) | (np.linalg.det(R) < 0) | (bottom > 0)
+        T = np.ascontiguousarray(T)
+        finite, orthonormality, det, bottom = single_pose.rigidity_errors(T if batched else T[None])
+        where = lambda bad: f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""  # noqa: E731
+        if not finite.all():
+            raise ValueError(f"{name} has non-finite values (NaN or inf){where(~finite)}")
+        bad = (orthonormality > _RIGIDITY_TOLERANCE) | (det < 0) | (bottom > 0)
         if bad.any():
-            where = f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""
             raise ValueError(
-                f"{name} is not a rigid transform{where}: the rotation block must be orthonormal with "
+                f"{name} is not a rigid transform{where(bad)}: the rotation block must be orthonormal with "
                 f"det +1 (|RᵀR - I| up to {float(orthonormality.max()):.2g}) and the bottom row 0 0 0 1"
             )
         return T
