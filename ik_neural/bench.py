@@ -372,7 +372,7 @@ def _print_header(bench: BenchChain, args: argparse.Namespace, policy: str, seed
         "every answer is judged by FK (Euclidean position error, rotation angle) and must be within the limits"
     )
     print(tracik_line)
-    print(f"torch threads: {torch.get_num_threads()}; {DRIFT_WARNING}")
+    print(f"{DRIFT_WARNING[0].upper()}{DRIFT_WARNING[1:]}")
 
 
 def _run_ik(args: argparse.Namespace) -> None:

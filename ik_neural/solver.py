@@ -206,36 +206,38 @@ class IKSolver:
                 break
             q = q_next
 
-        # Then restart_batch_size random seeds, a round of one step each at a time, each replaced when
-        # exhausted. (A plain loop: for one target, solve_batch's numpy bookkeeping would double a round.)
+        # Then restart_batch_size random seeds refined together, one kernel call a round, each replaced
+        # when exhausted. (The bookkeeping stays on scalars: for one target, solve_batch's numpy
+        # bookkeeping would cost more than the round's arithmetic.)
         k = self.settings.restart_batch_size
-        rng = None if success else np.random.default_rng(self.settings.random_seed)
-        seeds = [] if success else list(self._random(rng, k))
-        histories: list[list[float]] = [[] for _ in seeds]
-        restarts += len(seeds)
-        while seeds and time.perf_counter() <= deadline:
-            solutions = []
-            for i in range(k):
-                q_next, converged, position_error, orientation_error, error = single_pose.dls_step(
-                    seeds[i], T_target, *constants
-                )
-                if converged:
-                    solutions.append((self._distance(seeds[i], q_seed), i, seeds[i], position_error, orientation_error))
-                    continue
-                if error < best_error:
-                    best_q, best_error, best_position, best_orientation = seeds[i], error, position_error, orientation_error
-                histories[i].append(error)
-                if self._seed_exhausted(histories[i]):
-                    seeds[i], histories[i] = self._random(rng, 1)[0], []
-                    restarts += 1
-                else:
-                    seeds[i] = q_next
+        if not success:
+            rng = np.random.default_rng(self.settings.random_seed)
+            T_rows = np.repeat(T_target[None], k, axis=0)
+            Q = self._random(rng, k)
+            histories: list[list[float]] = [[] for _ in range(k)]
+            restarts += k
+        while not success and time.perf_counter() <= deadline:
+            Q_next, converged, position_error, orientation_error, error = single_pose.dls_step_rows_serial(
+                Q, T_rows, *constants
+            )
             iterations += 1
-            if solutions:
+            if converged.any():
                 # Of the solutions of this round, the one closest to the caller's seed.
-                _, _, best_q, best_position, best_orientation = min(solutions, key=lambda s: s[:2])
+                found = np.flatnonzero(converged)
+                i = found[np.argmin(self._distance(Q[found], q_seed))]
+                best_q, best_position, best_orientation = Q[i].copy(), position_error[i], orientation_error[i]
                 success = True
                 break
+            i = int(np.argmin(error))
+            if error[i] < best_error:
+                best_q, best_error = Q[i].copy(), error[i]
+                best_position, best_orientation = position_error[i], orientation_error[i]
+            for i in range(k):
+                histories[i].append(error[i])
+                if self._seed_exhausted(histories[i]):
+                    Q_next[i], histories[i] = self._random(rng, 1)[0], []
+                    restarts += 1
+            Q = Q_next
         return IKResult(
             best_q, success, float(best_position), float(best_orientation), iterations, restarts,
             time.perf_counter() - start,
