@@ -208,56 +208,32 @@ def dls_step(
 
 
 @njit(cache=True, nogil=True)
-def _step_row(
-    r, Q, T_targets, Q_next, converged, position_error, orientation_error, error,
-    R0, R0K, R0K2, t0, slide, axis, prismatic, T_last,
-    reach_m, position_only, position_tolerance_m, orientation_tolerance_rad,
-    damping, error_damping, lower, upper, bounded,
-):  # fmt: skip
-    """``dls_step`` of row r of Q against T_targets[r], written into row r of the outputs."""
-    Q_next[r], converged[r], position_error[r], orientation_error[r], error[r] = dls_step(
-        Q[r], T_targets[r], R0, R0K, R0K2, t0, slide, axis, prismatic, T_last,
-        reach_m, position_only, position_tolerance_m, orientation_tolerance_rad,
-        damping, error_damping, lower, upper, bounded,
-    )  # fmt: skip
+def _step_row(r, Q, T_targets, out, constants):
+    """``dls_step`` of row r of Q against T_targets[r], written into row r of the outputs ``out``."""
+    out[0][r], out[1][r], out[2][r], out[3][r], out[4][r] = dls_step(Q[r], T_targets[r], *constants)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def dls_step_rows(
-    Q, T_targets, R0, R0K, R0K2, t0, slide, axis, prismatic, T_last,
-    reach_m, position_only, position_tolerance_m, orientation_tolerance_rad,
-    damping, error_damping, lower, upper, bounded,
-):  # fmt: skip
+def dls_step_rows(Q, T_targets, constants):
     """``dls_step`` for each row of Q (R, n) against its own target T_targets (R, 4, 4), rows in parallel.
 
-    Returns (Q_next (R, n), converged (R,), position errors (R,), orientation errors (R,), error norms (R,)).
+    ``constants`` are dls_step's arguments after (q, T_target). Returns (Q_next (R, n), converged (R,),
+    position errors (R,), orientation errors (R,), error norms (R,)).
     """
     rows = Q.shape[0]
     out = (np.empty_like(Q), np.empty(rows, dtype=np.bool_), np.empty(rows), np.empty(rows), np.empty(rows))
     for r in prange(rows):
-        _step_row(
-            r, Q, T_targets, out[0], out[1], out[2], out[3], out[4], R0, R0K, R0K2, t0, slide, axis, prismatic,
-            T_last, reach_m, position_only, position_tolerance_m, orientation_tolerance_rad,
-            damping, error_damping, lower, upper, bounded,
-        )  # fmt: skip
+        _step_row(r, Q, T_targets, out, constants)
     return out
 
 
 @njit(cache=True, nogil=True)
-def dls_step_rows_serial(
-    Q, T_targets, R0, R0K, R0K2, t0, slide, axis, prismatic, T_last,
-    reach_m, position_only, position_tolerance_m, orientation_tolerance_rad,
-    damping, error_damping, lower, upper, bounded,
-):  # fmt: skip
+def dls_step_rows_serial(Q, T_targets, constants):
     """``dls_step_rows`` on the calling thread: for few rows, where waking threads costs more than it saves."""
     rows = Q.shape[0]
     out = (np.empty_like(Q), np.empty(rows, dtype=np.bool_), np.empty(rows), np.empty(rows), np.empty(rows))
     for r in range(rows):
-        _step_row(
-            r, Q, T_targets, out[0], out[1], out[2], out[3], out[4], R0, R0K, R0K2, t0, slide, axis, prismatic,
-            T_last, reach_m, position_only, position_tolerance_m, orientation_tolerance_rad,
-            damping, error_damping, lower, upper, bounded,
-        )  # fmt: skip
+        _step_row(r, Q, T_targets, out, constants)
     return out
 
 

@@ -218,7 +218,7 @@ class IKSolver:
             restarts += k
         while not success and time.perf_counter() <= deadline:
             Q_next, converged, position_error, orientation_error, error = single_pose.dls_step_rows_serial(
-                Q, T_rows, *constants
+                Q, T_rows, constants
             )
             iterations += 1
             if converged.any():
@@ -295,7 +295,7 @@ class IKSolver:
         history = np.full((settings.stagnation_window + 1, len(target)), math.inf)
         while len(target) and time.perf_counter() <= deadline:
             step = single_pose.dls_step_rows if len(target) >= _PARALLEL_MIN_ROWS else single_pose.dls_step_rows_serial
-            Q_next, converged, position_error, orientation_error, error = step(Q, T_targets[target], *constants)
+            Q_next, converged, position_error, orientation_error, error = step(Q, T_targets[target], constants)
             answers.iterations[np.unique(target)] += 1
 
             # Each target keeps its lowest-error configuration (its answer if it never converges) ...

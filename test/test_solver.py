@@ -168,7 +168,7 @@ def test_row_kernels_equal_the_single_step(solvers):
     q, T = rng.uniform(chain.lower, chain.upper, (600, chain.dof)), reachable_targets(chain, 600, seed=17)[1]
     expected = [single_pose.dls_step(q[r], T[r], *constants) for r in range(len(q))]
     for kernel in (single_pose.dls_step_rows, single_pose.dls_step_rows_serial):
-        rows = kernel(q, T, *constants)
+        rows = kernel(q, T, constants)
         for r in range(len(q)):
             for got, want in zip((rows[0][r], rows[1][r], rows[2][r], rows[3][r], rows[4][r]), expected[r]):
                 np.testing.assert_array_equal(got, want)
