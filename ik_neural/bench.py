@@ -124,7 +124,7 @@ def seed_configuration(chain: KinematicChain, policy: str, given: Optional[Seque
     """The seed (dof,) every solver starts from: ``mid`` (middle of the limits, 0 for continuous joints: the
     solver's default), ``zero``, or ``given`` (the values of ``given``, one per joint)."""
     if policy == "mid":
-        return np.where(chain.is_continuous, 0.0, 0.5 * (chain.lower + chain.upper))
+        return np.array(chain.middle)
     if policy == "zero":
         return np.zeros(chain.dof)
     if policy == "given":

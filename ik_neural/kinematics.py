@@ -140,8 +140,10 @@ class KinematicChain:
         self.lower = np.array([j.lower for j in joints])
         self.upper = np.array([j.upper for j in joints])
         self.is_continuous = np.array([j.type == CONTINUOUS for j in joints])
+        # The default seed of a solve: mid-limits, 0 for continuous joints.
+        self.middle = np.where(self.is_continuous, 0.0, 0.5 * (self.lower + self.upper))
         # Read-only: the fingerprint and the FK constants are computed from these once.
-        for array in (self.T_last_tip, self.lower, self.upper, self.is_continuous):
+        for array in (self.T_last_tip, self.lower, self.upper, self.is_continuous, self.middle):
             array.setflags(write=False)
         self.fingerprint = self._compute_fingerprint()
         # Upper bound of the distance from the first joint to the tip, in metres (prismatic strokes in).

@@ -160,9 +160,8 @@ class IKSolver:
         self.chain = chain
         self.settings = settings
         self._bounded = ~np.asarray(chain.is_continuous)
-        self._mid = np.where(self._bounded, 0.5 * (chain.lower + chain.upper), 0.0)
         # Compile (or load from numba's cache) the kernels now, not inside a first call's time budget.
-        T_mid = chain.forward(self._mid)
+        T_mid = chain.forward(self.chain.middle)
         self.solve(T_mid, timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
 
@@ -184,7 +183,7 @@ class IKSolver:
         start = time.perf_counter()
         T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
         self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
-        q_seed = self._mid if seed is None else self._project(self._check_seeds(seed, batched=False))
+        q_seed = self.chain.middle if seed is None else self._project(self._check_seeds(seed, batched=False))
         deadline = start + timeout_s
         constants = self._kernel_constants(position_tolerance_m, orientation_tolerance_rad)
 
@@ -265,7 +264,7 @@ class IKSolver:
         timeout_s = 0.005 * n if timeout_s is None else timeout_s
         self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
         if seeds is None:
-            q_seed = np.tile(self._mid, (n, 1))
+            q_seed = np.tile(self.chain.middle, (n, 1))
         else:
             q_seed = self._project(self._check_seeds(np.asarray(seeds, dtype=np.float64), batched=True))
             if len(q_seed) != n:

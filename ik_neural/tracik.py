@@ -20,9 +20,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-_SOLVE_TYPES = ("Speed", "Distance", "Manip1", "Manip2")
-
-
 def available() -> bool:
     """Whether the ``pytracik`` binding can be imported."""
     return importlib.util.find_spec("pytracik") is not None
@@ -54,9 +51,8 @@ class TracIK:
     ``lower``/``upper``: joint limits (rad or m), one per movable joint in chain order; they replace the
     URDF's. ``timeout_s``: TRAC-IK's time budget per solve, in seconds. ``epsilon``: its convergence
     threshold, compared with each component of the pose error twist (m for translation, rad for rotation),
-    so a converged answer's Euclidean position error can reach sqrt(3)·epsilon. ``solve_type``: one of
-    Speed (the first solution found; the default), or Distance, Manip1, Manip2 (these use the whole
-    timeout and keep the best solution by their measure).
+    so a converged answer's Euclidean position error can reach sqrt(3)·epsilon. It runs TRAC-IK's Speed
+    mode (the first solution found), what MoveIt users get by default.
 
     Raises ImportError without pytracik, ValueError if the chain is not found (pytracik only prints
     then) or the limits do not match its joint count.
@@ -71,16 +67,14 @@ class TracIK:
         upper: np.ndarray,
         timeout_s: float,
         epsilon: float,
-        solve_type: str = "Speed",
     ) -> None:
         import pytracik  # optional dependency: imported here so that the module always imports
 
-        if solve_type not in _SOLVE_TYPES:
-            raise ValueError(f"unknown solve_type {solve_type!r}; one of {', '.join(_SOLVE_TYPES)}")
         self._pytracik: Any = pytracik
         urdf_xml = Path(urdf_path).read_text(encoding="utf-8")
-        kind = getattr(pytracik.SolveType, solve_type)
-        self._solver = pytracik.TRAC_IK(base_link, tip_link, urdf_xml, float(timeout_s), float(epsilon), kind)
+        self._solver = pytracik.TRAC_IK(
+            base_link, tip_link, urdf_xml, float(timeout_s), float(epsilon), pytracik.SolveType.Speed
+        )
         self.dof: int = int(pytracik.get_num_joints(self._solver))
         self.lower = np.array(lower, dtype=np.float64).reshape(-1)
         self.upper = np.array(upper, dtype=np.float64).reshape(-1)

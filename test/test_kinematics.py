@@ -230,6 +230,9 @@ def test_chain_contents():
         chain.lower[0] = -3.0  # the fingerprint was computed from it
     continuous = two_link(shoulder_type="continuous")
     assert continuous.is_continuous.tolist() == [True, False]
+    np.testing.assert_array_equal(chain.middle, [0.0, 0.0])
+    np.testing.assert_array_equal(two_link(shoulder_upper="3.0").middle, [0.5, 0.0])
+    assert continuous.middle[0] == 0.0
     assert (continuous.lower[0], continuous.upper[0]) == (-np.pi, np.pi)
 
 

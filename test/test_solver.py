@@ -68,7 +68,7 @@ def test_restarts_find_what_a_bad_start_misses(solvers):
     assert result.success
     assert_solved(chain, result.q, T)
     # The seed on its own, given ten times the steps it got, does not converge.
-    q = solver._mid
+    q = solver.chain.middle
     for _ in range(10 * solver.settings.max_iterations_per_seed):
         q, converged, *_ = single_pose.dls_step(q, T, *constants)
         assert not converged
@@ -187,7 +187,7 @@ def test_row_kernels_equal_the_single_step(solvers):
 )
 def test_bad_target_is_refused(solvers, change, message):
     solver = solvers("panda")
-    T = solver.chain.forward(solver._mid)
+    T = solver.chain.forward(solver.chain.middle)
     with pytest.raises(ValueError, match=message):
         solver.solve(change(T))
     if change(T).shape == (4, 4):
@@ -209,12 +209,12 @@ def test_bad_target_is_refused(solvers, change, message):
 def test_bad_arguments_are_refused(solvers, kwargs, message):
     solver = solvers("panda")
     with pytest.raises(ValueError, match=message):
-        solver.solve(solver.chain.forward(solver._mid), **kwargs)
+        solver.solve(solver.chain.forward(solver.chain.middle), **kwargs)
 
 
 def test_bad_batch_seeds_are_refused(solvers):
     solver = solvers("panda")
-    T = np.repeat(solver.chain.forward(solver._mid)[None], 3, axis=0)
+    T = np.repeat(solver.chain.forward(solver.chain.middle)[None], 3, axis=0)
     with pytest.raises(ValueError, match="seeds has 2 rows for 3 targets"):
         solver.solve_batch(T, seeds=np.zeros((2, 7)))
     with pytest.raises(ValueError, match=r"seeds has shape \(3, 6\); expected \(N, 7,\)"):
