@@ -32,5 +32,5 @@ setup(
     description="Neural-network inverse kinematics for ROS 2, refined by damped least squares",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["bench = ik_neural.bench:main"]},
+    entry_points={"console_scripts": ["bench = ik_neural.bench:main", "train = ik_neural.train:main"]},
 )

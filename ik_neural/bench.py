@@ -1,8 +1,8 @@
 """`bench`: timing tables for the package's hot paths (``ros2 run ik_neural bench fk --robot panda``).
 
 ``bench fk``: FK and Jacobian cost per pose. ``bench ik``: the IK benchmark protocol of design.md §8 (success
-at three tolerance pairs, time per solve, batched throughput), with TRAC-IK's rows in the same run when the
-``pytracik`` binding is importable.
+at three tolerance pairs, time per solve, batched throughput, the network alone), with the hybrid solver
+(network + DLS), the numerical-only one and TRAC-IK (when the ``pytracik`` binding is importable) in one run.
 
 Timings on shared machines drift by tens of percent from minute to minute: compare rows of one
 run, not figures from different runs.
@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from ik_neural import tracik
+from ik_neural.evaluation import network_errors, summary
 from ik_neural.kinematics import KinematicChain
+from ik_neural.network import IKNetwork, load_network
 from ik_neural.robots import list_robots, load_robot
 from ik_neural.solver import IKSolver, pose_errors
 
@@ -29,7 +31,8 @@ TOLERANCE_PAIRS: tuple[tuple[float, float], ...] = ((1e-6, 1e-6), (1e-5, 1e-5), 
 # TRAC-IK's epsilon: its default (what MoveIt users get) and a tight one that competes at 1e-6. TRAC-IK
 # bounds each component of the error twist by epsilon, so its Euclidean error can reach sqrt(3)·epsilon.
 TRACIK_EPSILONS: tuple[float, ...] = (1e-5, 2.5e-7)
-OURS = "ik_neural (DLS, numerical only)"
+HYBRID = "ik_neural (network + DLS)"
+NUMERICAL = "ik_neural (DLS, numerical only)"
 DRIFT_WARNING = (
     "timings drift by tens of percent from minute to minute on shared machines: compare rows of this run "
     "only (solvers interleaved target by target)"
@@ -77,11 +80,13 @@ def _run_fk(args: argparse.Namespace) -> None:
 
 @dataclass(frozen=True)
 class BenchChain:
-    """What ``bench ik`` solves on: a display name, the chain, and the URDF it came from (for TRAC-IK)."""
+    """What ``bench ik`` solves on: a display name, the chain, the URDF it came from (for TRAC-IK) and the
+    network that seeds the hybrid solver (None: numerical only)."""
 
     name: str
     chain: KinematicChain
     urdf_path: Path
+    network: Optional[IKNetwork]
 
 
 class Answer(NamedTuple):
@@ -287,13 +292,38 @@ def batch_table(
     return ["batch", "solves/s", "wall s", tolerance_label(*tight)], rows
 
 
+def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarray) -> tuple[list, list]:
+    """Headers and one row: the network alone (its guess, no refinement) on the benchmark's targets."""
+    position_error, rotation_error = network_errors(chain, network.predict(T_targets), T_targets)
+    f = summary(position_error, rotation_error)
+    headers = ["network alone", "median mm", "mean mm", "p95 mm", "median deg", "mean deg", "p95 deg"]
+    row = [str(network.path or "in memory"), *(f"{f[f'{k}_{s}']:.2f}" for k in ("position_error_mm", "orientation_error_deg")
+                                                  for s in ("median", "mean", "p95"))]  # fmt: skip
+    return headers, [row]
+
+
 def _bench_chain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BenchChain:
-    """The chain of --robot, or of --urdf/--base/--tip; a bad URDF or link exits naming the problem."""
+    """The chain of --robot, or of --urdf/--base/--tip, and its network (--network, else the shipped one;
+    none with --no-network); a bad URDF, link or network file exits naming the problem."""
+    if args.no_network and args.network is not None:
+        parser.error("--network and --no-network exclude each other")
     if args.urdf is None:
         if args.base is not None or args.tip is not None:
             parser.error("--base and --tip go with --urdf")
         robot = load_robot(args.robot or "panda")
-        return BenchChain(robot.name, robot.chain, robot.urdf_path)
+        bench = BenchChain(robot.name, robot.chain, robot.urdf_path, robot.network)
+    else:
+        bench = _urdf_chain(args, parser)
+    network = None if args.no_network else bench.network
+    if args.network is not None:
+        try:
+            network = load_network(args.network, bench.chain)
+        except (ValueError, FileNotFoundError) as exc:
+            raise SystemExit(f"bench ik: {exc}") from None
+    return BenchChain(bench.name, bench.chain, bench.urdf_path, network)
+
+
+def _urdf_chain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BenchChain:
     if args.robot is not None:
         parser.error("give --robot or --urdf, not both")
     if args.base is None or args.tip is None:
@@ -305,7 +335,7 @@ def _bench_chain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> B
         chain = KinematicChain.from_urdf(path, args.base, args.tip)
     except ValueError as exc:
         raise SystemExit(f"bench ik: {exc}") from None
-    return BenchChain(str(path), chain, path)
+    return BenchChain(str(path), chain, path, None)
 
 
 def _tracik_solvers(bench: BenchChain, timeout_s: float) -> tuple[list[tuple[str, SolveOne]], str]:
@@ -390,8 +420,14 @@ def _run_ik(args: argparse.Namespace) -> None:
         parser.error(str(exc))
     timeout_s = args.timeout_ms * 1e-3
     tolerances = (args.position_tolerance_m, args.orientation_tolerance_rad)
-    solver = IKSolver(chain)
-    solvers: list[tuple[str, SolveOne]] = [(OURS, ours_solve_one(solver, timeout_s, tolerances))]
+    numerical = IKSolver(chain)
+    solvers: list[tuple[str, SolveOne]] = []
+    solver = numerical
+    if bench.network is not None:
+        solver = IKSolver(chain, network=bench.network)
+        solvers.append((HYBRID, ours_solve_one(solver, timeout_s, tolerances)))
+    if bench.network is None or not args.no_numerical:
+        solvers.append((NUMERICAL, ours_solve_one(numerical, timeout_s, tolerances)))
     tracik_line = "TRAC-IK: not run (--no-tracik)"
     if not args.no_tracik:
         tracik_solvers, tracik_line = _tracik_solvers(bench, timeout_s)
@@ -402,12 +438,20 @@ def _run_ik(args: argparse.Namespace) -> None:
     runs = run_interleaved(solvers, T_targets, seed)
     print()
     print(format_table(*solve_table(chain, T_targets, runs)))
-    rejected = int((runs[0].claimed_success & ~successes(chain, T_targets, runs[0].q, [tolerances])[0]).sum())
-    if rejected:
-        print(f"note: {OURS} claimed success on {rejected} targets that the FK check rejects at its tolerance")
+    for run in runs:
+        if run.name in (HYBRID, NUMERICAL):
+            rejected = int((run.claimed_success & ~successes(chain, T_targets, run.q, [tolerances])[0]).sum())
+            if rejected:
+                print(f"note: {run.name} claimed success on {rejected} targets that the FK check rejects at its tolerance")
+    if bench.network is not None:
+        print()
+        print(format_table(*network_table(bench.network, chain, T_targets)))
     if args.batch_sizes:
         print()
-        print(f"batched: solve_batch (compiled float64 rows), budget {args.timeout_ms:g} ms per target, one call per size")
+        print(
+            f"batched: {solvers[0][0]}, solve_batch (compiled float64 rows), budget {args.timeout_ms:g} ms per "
+            "target, one call per size"
+        )
         print(format_table(*batch_table(solver, args.batch_sizes, seed, args.random_seed, timeout_s, tolerances)))
 
 
@@ -444,6 +488,11 @@ def _add_ik_parser(commands: argparse._SubParsersAction) -> None:
         help="batch sizes of the batched table (default: 512,4096; empty: none)",
     )  # fmt: skip
     ik.add_argument("--no-tracik", action="store_true", help="leave TRAC-IK out even if pytracik is importable")
+    ik.add_argument("--network", type=Path, help="network model file for the chain (default: the robot's shipped one)")
+    ik.add_argument("--no-network", action="store_true", help="numerical-only solver, even where a network is shipped")
+    ik.add_argument(
+        "--no-numerical", action="store_true", help="with a network, leave out the numerical-only solver's row"
+    )
     ik.set_defaults(run=_run_ik, parser=ik)
 
 

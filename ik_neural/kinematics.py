@@ -380,8 +380,12 @@ class KinematicChain:
             self._torch_cache[key] = consts
         return consts
 
+    def frames(self, q: Array) -> tuple[Array, Array]:
+        """Every joint's frame after its motion (..., dof, 4, 4) and the tip pose (..., 4, 4), in the base
+        frame: q (..., dof). Vectorised numpy or torch (differentiable); the obstacle loss uses the origins."""
+        return self._frames(self._check_q(q))
+
     def _frames(self, q: Array) -> tuple[Array, Array]:
-        """Joint frames after motion (..., dof, 4, 4) and the tip pose (..., 4, 4), in the base frame."""
         c = self._constants(q)
         torch_in = isinstance(q, torch.Tensor)
         sin, cos, stack = (torch.sin, torch.cos, torch.stack) if torch_in else (np.sin, np.cos, np.stack)

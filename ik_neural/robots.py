@@ -19,8 +19,10 @@ from typing import Any, Optional
 import yaml
 
 from ik_neural.kinematics import KinematicChain
+from ik_neural.network import IKNetwork, load_network
 
 ROBOT_FILE = "robot.yaml"
+NETWORK_FILE = "ik_network.pt"
 _SOURCE_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -28,15 +30,14 @@ _SOURCE_MODELS = Path(__file__).resolve().parent.parent / "models"
 class Robot:
     """A shipped robot.
 
-    ``chain`` runs from the yaml's ``base_link`` to its ``tip_link`` of the URDF at ``urdf_path``.
-    ``network`` is always None for now: the network layer (loading ``models/<name>/ik_network.pt``)
-    does not exist yet.
+    ``chain`` runs from the yaml's ``base_link`` to its ``tip_link`` of the URDF at ``urdf_path``;
+    ``network`` is the trained network ``models/<name>/ik_network.pt``, or None where none is shipped.
     """
 
     name: str
     chain: KinematicChain
     urdf_path: Path
-    network: Optional[Any]
+    network: Optional[IKNetwork]
     description: str
 
 
@@ -84,15 +85,19 @@ def _robot_config(name: str) -> tuple[Path, dict[str, Any]]:
 
 
 def load_robot(name: str) -> Robot:
-    """The shipped robot ``name``, its chain built from its URDF; ValueError for an unknown name."""
+    """The shipped robot ``name``: its chain built from its URDF, and its network if one is shipped.
+
+    ValueError for an unknown name, or a shipped network that does not load for the chain.
+    """
     folder, config = _robot_config(name)
     urdf_path = folder / config["urdf"]
     chain = KinematicChain.from_urdf(urdf_path, config["base_link"], config["tip_link"])
+    network_path = folder / NETWORK_FILE
     return Robot(
         name=name,
         chain=chain,
         urdf_path=urdf_path,
-        network=None,
+        network=load_network(network_path, chain) if network_path.exists() else None,
         description=" ".join(str(config["description"]).split()),
     )
 

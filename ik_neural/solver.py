@@ -1,4 +1,5 @@
-"""Numerical IK: damped least squares (Levenberg–Marquardt) from seeds, random restarts, an FK check.
+"""IK: damped least squares (Levenberg–Marquardt) from the network's guess, the caller's seed, then random
+restarts, with an FK check (design.md §7).
 
 Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. A target
 counts as solved only when forward kinematics of the returned q meets both tolerances and every joint is
@@ -21,6 +22,7 @@ import torch
 
 from ik_neural import single_pose
 from ik_neural.kinematics import KinematicChain
+from ik_neural.network import IKNetwork
 
 Array = Union[np.ndarray, torch.Tensor]
 
@@ -146,18 +148,25 @@ class _Answers:
 
 
 class IKSolver:
-    """Inverse kinematics for one chain: DLS refinement from the caller's seed, then random restarts.
+    """Inverse kinematics for one chain. Seeds in order: the network's guess (when a network is given),
+    the caller's seed (default mid-limits), then random restarts; each refined by DLS.
 
-    ``network`` (the learned seed) is not used yet: pass None. Thread-safe: a call keeps its state to
-    itself, so concurrent calls give the answers serial ones would.
+    Thread-safe: a call keeps its state to itself, so concurrent calls give the answers serial ones would.
     """
 
     def __init__(
-        self, chain: KinematicChain, network: None = None, settings: SolverSettings = SolverSettings()
+        self,
+        chain: KinematicChain,
+        network: Optional[IKNetwork] = None,
+        settings: SolverSettings = SolverSettings(),
     ) -> None:
-        if network is not None:
-            raise ValueError("IKSolver: network seeds are not supported yet; pass network=None")
+        if network is not None and network.fingerprint != chain.fingerprint:
+            raise ValueError(
+                f"IKSolver: the network {network.path or ''} was trained for chain fingerprint "
+                f"{network.fingerprint}, not this chain's {chain.fingerprint} ({chain.base_link} -> {chain.tip_link})"
+            )
         self.chain = chain
+        self.network = network
         self.settings = settings
         self._bounded = ~np.asarray(chain.is_continuous)
         # Compile (or load from numba's cache) the kernels now, not inside a first call's time budget.
@@ -175,7 +184,8 @@ class IKSolver:
         position_tolerance_m: float = 1e-5,
         orientation_tolerance_rad: Optional[float] = 1e-5,
     ) -> IKResult:
-        """Solve one pose T_target (4, 4) (tip in base frame) from ``seed`` (dof,), default mid-limits.
+        """Solve one pose T_target (4, 4) (tip in base frame): from the network's guess, then ``seed``
+        (dof,), default mid-limits, then random seeds.
 
         ``orientation_tolerance_rad=None`` solves for position only. Never raises for an unreachable
         target: it returns ``success=False`` with the best configuration found within ``timeout_s``.
@@ -191,20 +201,27 @@ class IKSolver:
         best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
         success, iterations, restarts = False, 0, 0
 
-        # The caller's seed alone first, with the least overhead a step: most targets converge from it.
-        q, errors = q_seed, []
-        while True:
-            q_next, converged, position_error, orientation_error, error = single_pose.dls_step(q, T_target, *constants)
-            iterations += 1
-            if converged or error < best_error:
-                best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
-            if converged:
-                success = True
+        # The network's guess, then the caller's seed, each alone with the least overhead a step: most
+        # targets converge from the first.
+        first_seeds = [q_seed] if self.network is None else [self.network.predict(T_target), q_seed]
+        for q in first_seeds:
+            errors: list[float] = []
+            while True:
+                q_next, converged, position_error, orientation_error, error = single_pose.dls_step(
+                    q, T_target, *constants
+                )
+                iterations += 1
+                if converged or error < best_error:
+                    best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
+                if converged:
+                    success = True
+                    break
+                errors.append(error)
+                if time.perf_counter() > deadline or self._seed_exhausted(errors):
+                    break
+                q = q_next
+            if success or time.perf_counter() > deadline:
                 break
-            errors.append(error)
-            if time.perf_counter() > deadline or self._seed_exhausted(errors):
-                break
-            q = q_next
 
         # Then restart_batch_size random seeds refined together, one kernel call a round, each replaced
         # when exhausted. (The bookkeeping stays on scalars: for one target, solve_batch's numpy
@@ -253,9 +270,10 @@ class IKSolver:
         position_tolerance_m: float = 1e-5,
         orientation_tolerance_rad: Optional[float] = 1e-5,
     ) -> IKResult:
-        """Solve poses T_targets (N, 4, 4) from ``seeds`` (N, dof), default mid-limits, all rows at once.
+        """Solve poses T_targets (N, 4, 4), all rows at once: from the network's guesses, then ``seeds``
+        (N, dof), default mid-limits, then random seeds.
 
-        ``timeout_s`` is the budget of the whole batch (default 5 ms per target). A target whose seed is
+        ``timeout_s`` is the budget of the whole batch (default 5 ms per target). A target whose seeds are
         exhausted gets random seeds, up to ``seeds_per_stuck_target`` refined at once.
         """
         start = time.perf_counter()
@@ -271,10 +289,12 @@ class IKSolver:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
         answers = _Answers.empty(q_seed)
         rng = np.random.default_rng(self.settings.random_seed)
+        q_first = q_seed.copy() if self.network is None else self._project(self.network.predict(T_targets))
         self._refine(
-            T_targets, np.arange(n), q_seed.copy(), q_seed, answers, start + timeout_s,
+            T_targets, np.arange(n), q_first, q_seed, answers, start + timeout_s,
             self.settings.seeds_per_stuck_target, rng,
             self._kernel_constants(position_tolerance_m, orientation_tolerance_rad),
+            caller_seed_next=self.network is not None,
         )  # fmt: skip
         return IKResult(
             answers.q, answers.success, answers.position_error_m, answers.orientation_error_rad,
@@ -285,13 +305,15 @@ class IKSolver:
 
     def _refine(
         self, T_targets, target, Q, q_seed, answers: _Answers, deadline: float, rows_per_stuck_target: int,
-        rng: np.random.Generator, constants: tuple,
+        rng: np.random.Generator, constants: tuple, caller_seed_next: bool,
     ) -> None:  # fmt: skip
         """Refine rows Q (R, dof), row r aimed at T_targets[target[r]], until every target is solved or
-        the deadline passes; answers (per target) are updated in place."""
+        the deadline passes; answers (per target) are updated in place. An exhausted row is replaced by
+        its target's caller seed (q_seed) if ``caller_seed_next`` and not done yet, else by a random one."""
         settings = self.settings
         n = len(T_targets)
         age = np.zeros(len(target), dtype=int)
+        seed_next = np.full(len(target), caller_seed_next)
         history = np.full((settings.stagnation_window + 1, len(target)), math.inf)
         while len(target) and time.perf_counter() <= deadline:
             step = single_pose.dls_step_rows if len(target) >= _PARALLEL_MIN_ROWS else single_pose.dls_step_rows_serial
@@ -320,11 +342,15 @@ class IKSolver:
             )
             keep = ~answers.success[target]
             target, Q, age, history, exhausted = target[keep], Q_next[keep], age[keep], history[:, keep], exhausted[keep]
+            seed_next = seed_next[keep]
             if exhausted.any():
-                Q[exhausted] = self._random(rng, int(exhausted.sum()))
+                to_seed, to_random = exhausted & seed_next, exhausted & ~seed_next
+                Q[to_seed] = q_seed[target[to_seed]]
+                seed_next[to_seed] = False
+                Q[to_random] = self._random(rng, int(to_random.sum()))
                 age[exhausted] = 0
                 history[:, exhausted] = math.inf
-                answers.restarts += np.bincount(target[exhausted], minlength=n)
+                answers.restarts += np.bincount(target[to_random], minlength=n)
                 # Hard targets are a batch's tail: give each stuck one more rows, the more the fewer are
                 # left, so that a step's fixed cost is spread over enough seeds.
                 stuck = np.unique(target[exhausted])
@@ -336,6 +362,7 @@ class IKSolver:
                     target = np.concatenate([target, new])
                     Q = np.concatenate([Q, self._random(rng, len(new))])
                     age = np.concatenate([age, np.zeros(len(new), dtype=int)])
+                    seed_next = np.concatenate([seed_next, np.zeros(len(new), dtype=bool)])
                     history = np.concatenate([history, np.full((history.shape[0], len(new)), math.inf)], axis=1)
 
     # ------------------------------------------------------------------ helpers

@@ -1,0 +1,142 @@
+"""``ros2 run ik_neural train``: learn an IK network for a chain from its URDF (or a shipped robot by name).
+
+Writes the TorchScript model (``--out``), and beside it the evaluation report: ``<stem>.report.json``
+and the PNGs ``<stem>.curve.png``, ``<stem>.error_map.png``, ``<stem>.histograms.png``. Ctrl-C stops
+training and still writes the best model so far (exit status 130); ``--resume`` continues from the
+checkpoint ``<out>.ckpt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import yaml
+
+from ik_neural.evaluation import report_figures, write_plots
+from ik_neural.kinematics import KinematicChain
+from ik_neural.network import OUTPUT_ENCODINGS
+from ik_neural.robots import NETWORK_FILE, load_robot, models_dir
+from ik_neural.training import Obstacle, Trainer, TrainingConfig
+
+DEFAULTS = TrainingConfig()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train",
+        description="Train an IK network for a kinematic chain on the CPU (unsupervised, through differentiable FK).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    chain = p.add_argument_group("chain (a shipped robot, or a URDF with base and tip links)")
+    chain.add_argument("--robot", help="a shipped robot by name (default --out: its models/ folder)")
+    chain.add_argument("--urdf", type=Path, help="URDF file")
+    chain.add_argument("--base", help="base link of the chain (with --urdf)")
+    chain.add_argument("--tip", help="tip link of the chain (with --urdf)")
+    p.add_argument("--out", type=Path, help=f"model file to write (default for --robot: models/<robot>/{NETWORK_FILE})")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=DEFAULTS.minutes, help="training time budget")
+    budget.add_argument("--steps", type=int, default=DEFAULTS.steps, help="optimiser steps (overrides --minutes)")
+    p.add_argument("--position-only", action="store_true", help="learn the tip position only")
+    p.add_argument("--supervised", action="store_true", help="baseline: loss on joint angles instead of through FK")
+    p.add_argument("--output-encoding", choices=OUTPUT_ENCODINGS, default=DEFAULTS.output_encoding,
+                   help="biternion: (sin, cos) for joints that turn a full circle; linear: all limit-scaled")  # fmt: skip
+    p.add_argument("--width", type=int, default=DEFAULTS.width, help="hidden layer width")
+    p.add_argument("--depth", type=int, default=DEFAULTS.depth, help="hidden layers")
+    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=DEFAULTS.batch_norm)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    p.add_argument("--max-lr", type=float, default=DEFAULTS.max_lr, help="peak learning rate (1cycle, Adam)")
+    p.add_argument("--rotation-weight", type=float, default=DEFAULTS.rotation_weight)
+    p.add_argument("--limit-weight", type=float, default=DEFAULTS.limit_weight)
+    p.add_argument("--hard-fraction", type=float, default=DEFAULTS.hard_fraction,
+                   help="share of each batch from the pool of highest-error samples (0: fresh samples only)")  # fmt: skip
+    p.add_argument("--obstacle", nargs=4, type=float, action="append", metavar=("X", "Y", "Z", "R"),
+                   help="sphere to keep the joints clear of: centre (m, base frame) and radius (m); repeatable")  # fmt: skip
+    p.add_argument("--obstacles", type=Path, metavar="YAML",
+                   help="obstacles file: 'obstacles: [{center: [x, y, z], radius: r}, ...]' (m, base frame)")  # fmt: skip
+    p.add_argument("--obstacle-margin", type=float, default=DEFAULTS.obstacle_margin_m, help="clearance (m)")
+    p.add_argument("--obstacle-weight", type=float, default=DEFAULTS.obstacle_weight)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint <out>.ckpt")
+    return p
+
+
+def _obstacles(args: argparse.Namespace) -> tuple[Obstacle, ...]:
+    obstacles = [Obstacle(tuple(o[:3]), o[3]) for o in args.obstacle or []]
+    if args.obstacles:
+        try:
+            content = yaml.safe_load(args.obstacles.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ValueError(f"cannot read obstacles file {args.obstacles}: {error}") from None
+        entries = content.get("obstacles") if isinstance(content, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError(f"obstacles file {args.obstacles}: expected a list under 'obstacles'")
+        for i, entry in enumerate(entries):
+            try:
+                center = [float(c) for c in entry["center"]]
+                if len(center) != 3:
+                    raise ValueError
+                obstacles.append(Obstacle(tuple(center), float(entry["radius"])))
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(
+                    f"obstacles file {args.obstacles}: entry {i} needs 'center: [x, y, z]' and 'radius' in metres"
+                ) from None
+    return tuple(obstacles)
+
+
+def _chain_and_out(args: argparse.Namespace) -> tuple[KinematicChain, Path]:
+    if args.robot and args.urdf:
+        raise ValueError("give either --robot or --urdf, not both")
+    if args.robot:
+        chain = load_robot(args.robot).chain
+        return chain, args.out or models_dir() / args.robot / NETWORK_FILE
+    if not (args.urdf and args.base and args.tip):
+        raise ValueError("give --robot NAME, or --urdf FILE with --base LINK and --tip LINK")
+    if not args.out:
+        raise ValueError("--out is required with --urdf")
+    return KinematicChain.from_urdf(args.urdf, args.base, args.tip), args.out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        chain, out = _chain_and_out(args)
+        config = TrainingConfig(
+            steps=args.steps, minutes=args.minutes, position_only=args.position_only, supervised=args.supervised,
+            output_encoding=args.output_encoding, width=args.width, depth=args.depth, batch_norm=args.batch_norm,
+            batch_size=args.batch_size, max_lr=args.max_lr, rotation_weight=args.rotation_weight,
+            limit_weight=args.limit_weight, hard_fraction=args.hard_fraction, obstacles=_obstacles(args),
+            obstacle_margin_m=args.obstacle_margin, obstacle_weight=args.obstacle_weight, seed=args.seed,
+        )  # fmt: skip
+        trainer = Trainer(chain, config)
+        result = trainer.run(out, resume=args.resume)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"train: error: {error}\n")
+    except OSError as error:
+        parser.exit(2, f"train: error: cannot write {args.out}: {error}\n")
+    stem = result.path.with_suffix("")
+    report_path = Path(f"{stem}.report.json")
+    report = report_figures(result.metadata)
+    report["validation_curve"] = result.curve
+    report_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    plots = write_plots(chain, result.module, result.curve, stem, config.position_only)
+    figures = result.metadata["evaluation"]
+    print(
+        f"[train] wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB), {report_path}, "
+        + ", ".join(str(p) for p in plots)
+    )
+    print(
+        f"[train] network alone on {figures['test_targets']} test targets: position median "
+        f"{figures['position_error_mm_median']:.2f} mm (p95 {figures['position_error_mm_p95']:.1f}), rotation median "
+        f"{figures['orientation_error_deg_median']:.2f} deg (p95 {figures['orientation_error_deg_p95']:.1f}); "
+        f"{result.metadata['training']['steps_done']} steps in {result.metadata['training']['seconds'] / 60:.1f} min"
+    )
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""Training an IK network for a chain, on the CPU (design.md §6; the method of seed 003).
+
+Every step draws a fresh batch of joint configurations uniformly within the limits, takes their tip poses
+by forward kinematics as targets, and (unsupervised, the default) minimises the error of
+FK(network(pose)) against the pose: position error / reach plus the distance between the first two
+columns of the rotations. Redundant robots thereby never see contradictory samples. The supervised mode
+(loss on the joint encodings of the sampled q, seeds 001/002) is the baseline.
+
+Extra losses: joint limits (bounded outputs beyond [-1, 1]), unit-length biternions, and spherical
+obstacles (seed 003, Eq. 5). A pool of the highest-error samples seen so far supplies part of every batch
+(hard-example mining), for better coverage where the network is worst.
+
+The schedule is 1cycle (Adam). A validation set tracks progress; the best validation model is what gets
+exported, also when training is interrupted (Ctrl-C). Checkpoints make a run resumable.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ik_neural.evaluation import evaluate_network, network_errors, sample_targets
+from ik_neural.kinematics import KinematicChain
+from ik_neural.network import PoseToJoints, chain_metadata, save_network
+
+# Validation and test targets come from their own seeds, apart from the training stream.
+VALIDATION_SEED = 1_000_003
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """A sphere in the base frame the arm's joints should keep clear of (by the config's margin)."""
+
+    center_m: tuple[float, float, float]
+    radius_m: float
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a network is trained. Defaults were chosen by measurement (README, "Training")."""
+
+    steps: int = 0
+    """Optimiser steps; 0 = as many as fit in ``minutes`` (measured on this machine before training)."""
+    minutes: float = 10.0
+    """Training time budget when ``steps`` is 0."""
+    position_only: bool = False
+    """Train (and take input) for the tip position only."""
+    supervised: bool = False
+    """Baseline: loss on the joint encodings of the sampled configurations instead of through FK."""
+    output_encoding: str = "biternion"
+    """"biternion": (sin, cos) for joints that turn a full circle, limit-scaled for the rest; "linear": all limit-scaled."""
+    width: int = 512
+    depth: int = 4
+    batch_norm: bool = False
+    batch_size: int = 512
+    max_lr: float = 1e-3
+    """Peak learning rate of the 1cycle schedule."""
+    rotation_weight: float = 1.0
+    """Weight of the rotation term (column distance) against position error / reach."""
+    limit_weight: float = 1.0
+    """Weight of the joint-limit loss (how far bounded outputs leave [-1, 1])."""
+    hard_fraction: float = 0.25
+    """Share of every batch drawn from the pool of the highest-error samples; 0 disables mining."""
+    hard_pool_batches: int = 8
+    """Size of that pool, in batches."""
+    obstacles: tuple[Obstacle, ...] = ()
+    obstacle_margin_m: float = 0.1
+    """Clearance kept between every joint origin (and the tip) and each obstacle's surface."""
+    obstacle_weight: float = 1.0
+    seed: int = 0
+    validation_targets: int = 2000
+    validation_every_steps: int = 250
+    checkpoint_every_s: float = 60.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingConfig":
+        values = dict(values)
+        values["obstacles"] = tuple(
+            Obstacle(tuple(o["center_m"]), float(o["radius_m"])) for o in values.get("obstacles", ())
+        )
+        return cls(**values)
+
+    def check(self) -> None:
+        """ValueError naming the first setting that cannot be trained with."""
+        positive = {"width": self.width, "depth": self.depth, "batch_size": self.batch_size, "max_lr": self.max_lr}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"training setting {name} must be > 0, got {value}")
+        if self.steps < 0 or (self.steps == 0 and not self.minutes > 0):
+            raise ValueError(f"training needs steps > 0 or minutes > 0 (got steps={self.steps}, minutes={self.minutes})")
+        if not 0.0 <= self.hard_fraction < 1.0:
+            raise ValueError(f"hard_fraction must be in [0, 1), got {self.hard_fraction}")
+        for o in self.obstacles:
+            if len(o.center_m) != 3 or not all(math.isfinite(c) for c in o.center_m) or not o.radius_m > 0:
+                raise ValueError(f"obstacle {o} needs a finite centre (x, y, z) in metres and a radius > 0")
+
+
+@dataclass
+class TrainingResult:
+    """What ``train`` produced: the model file, its metadata, and the validation curve."""
+
+    path: Path
+    module: PoseToJoints
+    metadata: dict
+    curve: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class _HardPool:
+    """The highest-error joint configurations seen so far (per-sample loss), to be trained on again."""
+
+    def __init__(self, size: int, dof: int) -> None:
+        self.size = size
+        self.q = torch.empty(0, dof)
+        self.error = torch.empty(0)
+
+    def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n configurations from the pool (fewer while it fills) and their pool indices."""
+        if len(self.q) < max(n, 1):
+            return self.q[:0], torch.empty(0, dtype=torch.long)
+        index = torch.randint(len(self.q), (n,), generator=generator)
+        return self.q[index], index
+
+    def update(self, index: torch.Tensor, q_fresh: torch.Tensor, error: torch.Tensor) -> None:
+        """Re-score the drawn entries, then keep the ``size`` worst of pool and fresh samples."""
+        n_hard = len(index)
+        self.error[index] = error[len(error) - n_hard :]
+        q = torch.cat([self.q, q_fresh])
+        e = torch.cat([self.error, error[: len(error) - n_hard]])
+        if len(q) > self.size:
+            keep = torch.topk(e, self.size).indices
+            q, e = q[keep], e[keep]
+        self.q, self.error = q, e
+
+    def state(self) -> dict:
+        return {"q": self.q, "error": self.error}
+
+    def load(self, state: dict) -> None:
+        self.q, self.error = state["q"], state["error"]
+
+
+class Trainer:
+    """One training run of a network for ``chain``; ``run`` trains, exports and returns the result."""
+
+    def __init__(self, chain: KinematicChain, config: TrainingConfig, log: Callable[[str], None] = print) -> None:
+        config.check()
+        self.chain = chain
+        self.config = config
+        self.log = log
+        torch.manual_seed(config.seed)
+        self.model = PoseToJoints(
+            chain, config.position_only, config.output_encoding, config.width, config.depth, config.batch_norm
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.lower = torch.tensor(np.where(chain.is_continuous, -math.pi, chain.lower), dtype=torch.float32)
+        self.upper = torch.tensor(np.where(chain.is_continuous, math.pi, chain.upper), dtype=torch.float32)
+        self.inverse_reach = 1.0 / chain.reach_m
+        self.obstacle_centers = torch.tensor([o.center_m for o in config.obstacles], dtype=torch.float32).reshape(-1, 3)
+        self.obstacle_radii = torch.tensor([o.radius_m for o in config.obstacles], dtype=torch.float32)
+        n_hard = int(config.hard_fraction * config.batch_size)
+        self.n_hard = n_hard
+        self.pool = _HardPool(config.hard_pool_batches * config.batch_size, chain.dof)
+        T_validation, _ = sample_targets(chain, config.validation_targets, VALIDATION_SEED)
+        self.T_validation = T_validation
+
+    # ------------------------------------------------------------------ one step
+
+    def _sample(self, n: int) -> torch.Tensor:
+        """n configurations (n, dof) uniform within the limits (continuous joints: one turn), float32."""
+        u = torch.rand(n, self.chain.dof, generator=self.generator)
+        return self.lower + (self.upper - self.lower) * u
+
+    def losses(self, q_sampled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample loss (N,) for configurations q_sampled (N, dof), with the batch's position (m) and
+        rotation (rad) errors (N,) of the network's answers (for progress) and its raw outputs."""
+        config, model = self.config, self.model
+        T_target = self.chain.forward(q_sampled)
+        raw = model.raw(T_target)
+        q = model.decode(raw, clamp=False)
+        frames, T = self.chain.frames(q)
+        position_error = torch.linalg.vector_norm(T[:, :3, 3] - T_target[:, :3, 3], dim=1)
+        rotation_cosine = ((T[:, :3, :3] * T_target[:, :3, :3]).sum((1, 2)) - 1.0) * 0.5
+        rotation_error = torch.arccos(rotation_cosine.detach().clamp(-1.0, 1.0))
+        if config.supervised:
+            loss = ((raw - model.encode(q_sampled)) ** 2).mean(1)
+        else:
+            loss = position_error * self.inverse_reach
+            if not config.position_only:
+                columns = (T[:, :3, :2] - T_target[:, :3, :2]).flatten(1)
+                loss = loss + config.rotation_weight * torch.linalg.vector_norm(columns, dim=1)
+        o = raw[:, : model.n_linear]
+        loss = loss + config.limit_weight * torch.relu(o.abs() - 1.0).sum(1)
+        if model.n_periodic:
+            pairs = raw[:, model.n_linear :].reshape(len(raw), model.n_periodic, 2)
+            loss = loss + ((torch.linalg.vector_norm(pairs, dim=2) - 1.0) ** 2).sum(1)
+        if len(self.obstacle_radii):
+            # Seed 003, Eq. 5: how far the closest point (joint origins and tip) is inside sphere + margin.
+            points = torch.cat([frames[:, :, :3, 3], T[:, None, :3, 3]], dim=1)
+            distance = torch.cdist(points, self.obstacle_centers[None].expand(len(points), -1, -1))
+            clearance = distance - self.obstacle_radii - config.obstacle_margin_m
+            loss = loss + config.obstacle_weight * self.inverse_reach * torch.relu(-clearance.amin(1)).sum(1)
+        return loss, position_error.detach(), rotation_error, raw
+
+    def _step(self, optimizer: torch.optim.Optimizer, scheduler) -> tuple[float, float, float]:
+        """One optimiser step on a fresh batch (plus hard samples); returns (loss, median pos m, median rot rad)."""
+        q_hard, index = self.pool.draw(self.n_hard, self.generator)
+        q_fresh = self._sample(self.config.batch_size - len(q_hard))
+        loss, position_error, rotation_error, _ = self.losses(torch.cat([q_fresh, q_hard]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.mean().backward()
+        optimizer.step()
+        scheduler.step()
+        if self.n_hard:
+            self.pool.update(index, q_fresh, loss.detach())
+        return float(loss.detach().mean()), float(position_error.median()), float(rotation_error.median())
+
+    # ------------------------------------------------------------------ the run
+
+    def _measure_steps(self) -> int:
+        """How many steps fit in ``config.minutes``: times steps of a throwaway copy of the model."""
+        saved_generator = self.generator.get_state()
+        model = self.model
+        self.model = copy.deepcopy(model)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        for _ in range(5):  # warm-up: allocator, threads
+            self._step(optimizer, scheduler)
+        start, n = time.perf_counter(), 30
+        for _ in range(n):
+            self._step(optimizer, scheduler)
+        seconds_per_step = (time.perf_counter() - start) / n
+        self.model = model
+        self.generator.set_state(saved_generator)
+        self.pool = _HardPool(self.pool.size, self.chain.dof)
+        # Validation costs a few per cent on top of the steps.
+        return max(1, int(0.95 * self.config.minutes * 60.0 / seconds_per_step))
+
+    def _validate(self) -> dict:
+        self.model.eval()
+        with torch.inference_mode():
+            q = self.model(torch.from_numpy(self.T_validation).to(torch.float32))
+        self.model.train()
+        position_error, rotation_error = network_errors(self.chain, q.double().numpy(), self.T_validation)
+        score = position_error * self.inverse_reach
+        if not self.config.position_only:
+            score = score + rotation_error
+        return {
+            "position_error_mm_median": 1e3 * float(np.median(position_error)),
+            "position_error_mm_p95": 1e3 * float(np.percentile(position_error, 95)),
+            "orientation_error_deg_median": math.degrees(float(np.median(rotation_error))),
+            "orientation_error_deg_p95": math.degrees(float(np.percentile(rotation_error, 95))),
+            "score": float(score.mean()),
+        }
+
+    def run(self, out_path: Path, checkpoint_path: Optional[Path] = None, resume: bool = False) -> TrainingResult:
+        """Train, then write the best validation model to ``out_path`` (also after Ctrl-C) and return it.
+
+        ``checkpoint_path`` (default ``out_path`` + ".ckpt") is written every ``checkpoint_every_s``;
+        ``resume`` continues from it (same chain and configuration required).
+        """
+        config = self.config
+        out_path = Path(out_path)
+        checkpoint_path = Path(checkpoint_path) if checkpoint_path else out_path.with_name(out_path.name + ".ckpt")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        state = self._load_checkpoint(checkpoint_path) if resume else None
+        steps = state["steps"] if state else (config.steps or self._measure_steps())
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=config.max_lr)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.max_lr, total_steps=steps)
+        step, elapsed_before, curve = 0, 0.0, []
+        best_state, best_score = copy.deepcopy(self.model.state_dict()), math.inf
+        if state:
+            self.model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            self.generator.set_state(state["generator"])
+            self.pool.load(state["pool"])
+            step, elapsed_before, curve = state["step"], state["elapsed_s"], state["curve"]
+            best_state, best_score = state["best_model"], state["best_score"]
+            self.log(f"[train] resuming {checkpoint_path} at step {step}/{steps}")
+        self.log(
+            f"[train] {self.chain.base_link} -> {self.chain.tip_link} ({self.chain.dof} joints): {steps} steps of "
+            f"{config.batch_size}, {config.depth}x{config.width} MLP, "
+            f"{'supervised' if config.supervised else 'unsupervised'}, "
+            f"{'position only' if config.position_only else 'position + orientation'}"
+        )
+        progress = _Progress(steps, self.log)
+        start = time.perf_counter()
+        last_checkpoint = start
+        interrupted = False
+        try:
+            while step < steps:
+                loss, position_m, rotation_rad = self._step(optimizer, scheduler)
+                step += 1
+                if step % config.validation_every_steps == 0 or step == steps:
+                    figures = self._validate()
+                    curve.append({"step": step, "loss": loss, **figures})
+                    if figures["score"] < best_score:
+                        best_score, best_state = figures["score"], copy.deepcopy(self.model.state_dict())
+                progress.show(step, loss, position_m, rotation_rad, curve[-1] if curve else None)
+                if time.perf_counter() - last_checkpoint > config.checkpoint_every_s:
+                    last_checkpoint = time.perf_counter()
+                    self._save_checkpoint(checkpoint_path, optimizer, scheduler, steps, step,
+                                          elapsed_before + last_checkpoint - start, curve, best_state, best_score)  # fmt: skip
+        except KeyboardInterrupt:
+            interrupted = True
+            progress.end()
+            self.log(f"[train] interrupted at step {step}/{steps}: writing the best model so far")
+            self._save_checkpoint(checkpoint_path, optimizer, scheduler, steps, step,
+                                  elapsed_before + time.perf_counter() - start, curve, best_state, best_score)  # fmt: skip
+        progress.end()
+        elapsed_s = elapsed_before + time.perf_counter() - start
+        self.model.load_state_dict(best_state)
+        self.model.eval()
+        metadata = {
+            **chain_metadata(self.chain),
+            "input": {"encoding": "position" if config.position_only else "position+rotation6",
+                      "position_scale_m": self.chain.reach_m},  # fmt: skip
+            "output": {"encoding": config.output_encoding},
+            "architecture": {"width": config.width, "depth": config.depth, "batch_norm": config.batch_norm,
+                             "activation": "SiLU"},  # fmt: skip
+            "training": {**config.to_dict(), "steps_planned": steps, "steps_done": step, "seconds": elapsed_s,
+                         "interrupted": interrupted, "torch": torch.__version__},  # fmt: skip
+            "evaluation": evaluate_network(self.chain, self.model, config.position_only),
+        }
+        save_network(self.model, metadata, out_path)
+        if not interrupted and checkpoint_path.exists():
+            checkpoint_path.unlink()  # finished: nothing to resume
+        return TrainingResult(out_path, self.model, metadata, curve, interrupted)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save_checkpoint(self, path: Path, optimizer, scheduler, steps, step, elapsed_s, curve, best_state, best_score):
+        state = {
+            "fingerprint": self.chain.fingerprint, "config": self.config.to_dict(), "steps": steps, "step": step,
+            "elapsed_s": elapsed_s, "curve": curve, "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "generator": self.generator.get_state(), "pool": self.pool.state(),
+            "best_model": best_state, "best_score": best_score,
+        }  # fmt: skip
+        partial = path.with_name(path.name + ".partial")
+        torch.save(state, partial)
+        partial.replace(path)
+
+    def _load_checkpoint(self, path: Path) -> dict:
+        """The checkpoint at ``path``, refused unless it is for this chain and configuration."""
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: checkpoint {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
+        except Exception as error:
+            raise ValueError(f"checkpoint {path} is not readable: {str(error).splitlines()[0]}") from None
+        if state.get("fingerprint") != self.chain.fingerprint:
+            raise ValueError(
+                f"checkpoint {path} is for chain fingerprint {state.get('fingerprint')}, not {self.chain.fingerprint}"
+            )
+        ours, theirs = self.config.to_dict(), state.get("config", {})
+        differing = sorted(k for k in ours if k != "minutes" and ours[k] != theirs.get(k))
+        if differing:
+            raise ValueError(f"checkpoint {path} was made with other settings: {', '.join(differing)}")
+        return state
+
+
+class _Progress:
+    """A one-line progress bar on a terminal (live loss and errors in mm and degrees), else a line every 30 s."""
+
+    def __init__(self, steps: int, log: Callable[[str], None]) -> None:
+        self.steps = steps
+        self.log = log
+        self.tty = sys.stderr.isatty()
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self.open = False
+
+    def show(self, step: int, loss: float, position_m: float, rotation_rad: float, validation: Optional[dict]) -> None:
+        now = time.perf_counter()
+        if now - self.last < (0.5 if self.tty else 30.0) and step != self.steps:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed / step * (self.steps - step)
+        done = step / self.steps
+        bar = "#" * int(20 * done) + "-" * (20 - int(20 * done))
+        line = (
+            f"[{bar}] {step}/{self.steps} loss {loss:.4f} batch median {1e3 * position_m:.1f} mm "
+            f"{math.degrees(rotation_rad):.2f} deg"
+        )
+        if validation:
+            line += (
+                f" | val median {validation['position_error_mm_median']:.1f} mm "
+                f"{validation['orientation_error_deg_median']:.2f} deg"
+            )
+        line += f" | {elapsed / 60:.1f} min, {left / 60:.1f} left"
+        if self.tty:
+            sys.stderr.write("\r" + line + "\033[K")
+            sys.stderr.flush()
+            self.open = True
+        else:
+            self.log(line)
+
+    def end(self) -> None:
+        if self.open:
+            sys.stderr.write("\n")
+            self.open = False

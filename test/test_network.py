@@ -1,0 +1,152 @@
+"""The network layer: encodings, the model file, its refusals, and the hybrid solver's use of it."""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ik_neural import IKSolver, load_robot
+from ik_neural.kinematics import KinematicChain
+from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, PoseToJoints, chain_metadata, load_network, save_network
+
+# The tests call torch.jit themselves (as a user would); its deprecation notice is not ours to act on.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+
+def _targets(chain: KinematicChain, n: int, seed: int = 0) -> torch.Tensor:
+    q = np.random.default_rng(seed).uniform(chain.lower, chain.upper, size=(n, chain.dof))
+    return chain.forward(torch.from_numpy(q)).float()
+
+
+def _module(chain: KinematicChain, batch_norm: bool = False, **kwargs) -> PoseToJoints:
+    torch.manual_seed(0)
+    module = PoseToJoints(chain, position_only=False, output_encoding="biternion", width=32, depth=2,
+                          batch_norm=batch_norm, **kwargs)  # fmt: skip
+    if batch_norm:
+        # Non-trivial running statistics, so that folding them into the weights is exercised.
+        with torch.no_grad():
+            for layer in module.mlp:
+                if isinstance(layer, torch.nn.BatchNorm1d):
+                    layer.running_mean.uniform_(-0.5, 0.5)
+                    layer.running_var.uniform_(0.5, 2.0)
+                    layer.weight.uniform_(0.5, 1.5)
+                    layer.bias.uniform_(-0.2, 0.2)
+    return module.eval()
+
+
+@pytest.fixture(scope="module")
+def panda():
+    return load_robot("panda").chain
+
+
+@pytest.fixture(scope="module")
+def ur5e():
+    return load_robot("ur5e").chain
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_export_load_round_trip_gives_identical_outputs(tmp_path, panda, batch_norm):
+    module = _module(panda, batch_norm)
+    path = tmp_path / "net.pt"
+    save_network(module, {**chain_metadata(panda), "note": "round trip"}, path)
+    net = load_network(path, panda)
+    assert net.metadata["note"] == "round trip" and net.fingerprint == panda.fingerprint
+    T = _targets(panda, 256)
+    with torch.no_grad():
+        expected = module(T)
+    assert torch.equal(net.predict(T), expected)
+    assert torch.equal(torch.jit.load(str(path))(T), expected)  # the file alone is a usable guesser
+    # One numpy pose takes the folded-weights path: equal up to float32 rounding.
+    for i in range(8):
+        q_one = net.predict(T[i].double().numpy())
+        assert q_one.shape == (7,) and q_one.dtype == np.float64
+        np.testing.assert_allclose(q_one, expected[i].double().numpy(), atol=2e-5)
+
+
+def test_outputs_stay_within_limits_and_decode_inverts_encode(ur5e):
+    module = _module(ur5e)
+    # Every UR5e joint turns a full circle (the elbow spans exactly 2 pi, the others 4 pi): all are
+    # biternions, wrapped into [-pi, pi).
+    assert module.n_periodic == 6 and module.n_linear == 0
+    raw = 5.0 * torch.randn(4096, module.n_linear + 2 * module.n_periodic)
+    q = module.decode(raw, clamp=True)
+    lower, upper = torch.tensor(ur5e.lower).float(), torch.tensor(ur5e.upper).float()
+    assert bool(((q >= lower - 1e-6) & (q <= upper + 1e-6)).all())
+    assert bool(((q >= -math.pi - 1e-6) & (q < math.pi + 1e-6)).all())
+    # decode(encode(q)) is q up to whole turns of the periodic joints: the same pose.
+    q_in = torch.from_numpy(np.random.default_rng(1).uniform(ur5e.lower, ur5e.upper, size=(512, 6)))
+    q_out = module.decode(module.encode(q_in.float()), clamp=True).double()
+    np.testing.assert_allclose(ur5e.forward(q_out).numpy(), ur5e.forward(q_in).numpy(), atol=2e-5)
+
+
+def test_linear_encoding_and_position_only_input(panda):
+    torch.manual_seed(0)
+    module = PoseToJoints(panda, position_only=True, output_encoding="linear", width=16, depth=1, batch_norm=False)
+    assert module.n_periodic == 0 and module.mlp[0].in_features == 3
+    q = torch.from_numpy(np.random.default_rng(2).uniform(panda.lower, panda.upper, size=(64, 7))).float()
+    torch.testing.assert_close(module.decode(module.encode(q), clamp=True), q, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="output encoding 'sincos'"):
+        PoseToJoints(panda, False, "sincos", 16, 1, False)
+
+
+def test_load_refuses_another_chains_network_naming_file_and_fingerprints(tmp_path, panda):
+    path = tmp_path / "panda_net.pt"
+    save_network(_module(panda), chain_metadata(panda), path)
+    # The same arm with one limit changed is another chain.
+    joints = list(panda.joints)
+    joints[3] = dataclasses.replace(joints[3], upper=-0.1)
+    other = KinematicChain(joints, panda.T_last_tip, panda.base_link, panda.tip_link)
+    assert other.fingerprint != panda.fingerprint
+    with pytest.raises(ValueError) as error:
+        load_network(path, other)
+    message = str(error.value)
+    assert str(path) in message and panda.fingerprint in message and other.fingerprint in message
+    with pytest.raises(ValueError, match="trained for chain fingerprint"):
+        IKSolver(other, network=load_network(path, panda))
+
+
+def test_load_refuses_corrupt_missing_and_foreign_files(tmp_path, panda):
+    good = tmp_path / "good.pt"
+    save_network(_module(panda), chain_metadata(panda), good)
+    data = good.read_bytes()
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=f"{truncated} is not a readable TorchScript model"):
+        load_network(truncated, panda)
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a model at all\n" * 100)
+    with pytest.raises(ValueError, match=f"{garbage} is not a readable TorchScript model"):
+        load_network(garbage, panda)
+
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):
+        load_network(tmp_path / "missing.pt", panda)
+
+    # A TorchScript file that is not ours: no metadata entry.
+    foreign = tmp_path / "foreign.pt"
+    torch.jit.save(torch.jit.script(_module(panda)), str(foreign))
+    with pytest.raises(ValueError, match=f"{foreign} has no readable {METADATA_ENTRY} metadata"):
+        load_network(foreign, panda)
+
+
+def test_load_refuses_unknown_format_version(tmp_path, panda):
+    path = tmp_path / "future.pt"
+    save_network(_module(panda), {**chain_metadata(panda), "format_version": FORMAT_VERSION + 1}, path)
+    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads version {FORMAT_VERSION}"):
+        load_network(path, panda)
+    extra = {METADATA_ENTRY: ""}
+    torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(extra[METADATA_ENTRY])["format_version"] == FORMAT_VERSION + 1
+
+
+def test_predict_checks_shape(tmp_path, panda):
+    path = tmp_path / "net.pt"
+    save_network(_module(panda), chain_metadata(panda), path)
+    net = load_network(path, panda)
+    with pytest.raises(ValueError, match=r"T_target has shape \(3, 4\)"):
+        net.predict(np.eye(4)[:3])
+    assert net.predict(np.tile(np.eye(4), (2, 3, 1, 1))).shape == (2, 3, 7)

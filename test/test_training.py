@@ -1,0 +1,185 @@
+"""Training: it learns (FK loss down, better than untrained), is deterministic, resumable, survives Ctrl-C,
+honours the obstacle loss; and the `train` command's outputs and errors."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ik_neural import load_robot
+from ik_neural.evaluation import evaluate_network, network_errors, sample_targets
+from ik_neural.kinematics import KinematicChain
+from ik_neural.network import PoseToJoints, load_network
+from ik_neural.training import Obstacle, Trainer, TrainingConfig
+
+SMALL = dict(width=64, depth=2, batch_size=256, validation_targets=500, validation_every_steps=50)
+
+
+def _planar_elbow_arm() -> KinematicChain:
+    """Two revolute links (1.0 m, 0.8 m) about parallel z axes, full turns: every reachable point but the
+    boundary has an elbow-left and an elbow-right solution."""
+    return KinematicChain.from_dh([1.0, 0.8], [0.0, 0.0], [0.0, 0.0], lower=[-math.pi] * 2, upper=[math.pi] * 2)
+
+
+def test_a_short_training_lowers_the_fk_loss_and_beats_the_untrained_net(tmp_path):
+    chain = load_robot("dh6_experiments").chain
+    config = TrainingConfig(steps=600, max_lr=3e-3, **SMALL)
+    trainer = Trainer(chain, config, log=lambda _: None)
+    untrained = evaluate_network(chain, trainer.model, position_only=False, n_targets=2000)
+    result = trainer.run(tmp_path / "net.pt")
+    trained = result.metadata["evaluation"]
+    losses = [c["loss"] for c in result.curve]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert trained["position_error_mm_median"] < 0.5 * untrained["position_error_mm_median"]
+    assert trained["orientation_error_deg_median"] < 0.5 * untrained["orientation_error_deg_median"]
+    # The exported file is the evaluated network: its figures are reproduced from the file.
+    net = load_network(result.path, chain)
+    T, _ = sample_targets(chain, trained["test_targets"], trained["test_seed"])
+    position_error, _ = network_errors(chain, net.predict(T), T)
+    assert math.isclose(1e3 * float(np.median(position_error)), trained["position_error_mm_median"], rel_tol=1e-3)
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path):
+    chain = load_robot("rrr_3dof").chain
+    config = TrainingConfig(steps=60, seed=7, **SMALL)
+    runs = [Trainer(chain, config, log=lambda _: None).run(tmp_path / f"run{i}.pt") for i in range(2)]
+    first, second = (r.module.state_dict() for r in runs)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = Trainer(chain, TrainingConfig(steps=60, seed=8, **SMALL), log=lambda _: None).run(tmp_path / "other.pt")
+    assert not torch.equal(other.module.state_dict()["mlp.0.weight"], first["mlp.0.weight"])
+
+
+def test_supervised_baseline_learns_the_joint_angles(tmp_path):
+    chain = load_robot("planar_2link").chain  # one solution per point: supervised learning is well posed
+    config = TrainingConfig(steps=400, supervised=True, position_only=True, max_lr=3e-3, **SMALL)
+    trainer = Trainer(chain, config, log=lambda _: None)
+    before = evaluate_network(chain, trainer.model, position_only=True, n_targets=2000)
+    after = trainer.run(tmp_path / "sup.pt").metadata["evaluation"]
+    assert after["position_error_mm_median"] < 0.2 * before["position_error_mm_median"]
+
+
+def test_obstacle_loss_keeps_the_joints_out_of_a_sphere_the_plain_net_crosses(tmp_path):
+    chain = _planar_elbow_arm()
+    # A sphere on the circle the elbow moves on: one of the two elbow solutions of many targets is inside.
+    obstacle = Obstacle((0.0, 1.0, 0.0), 0.2)
+    T, _ = sample_targets(chain, 4000, 5)
+    clear = np.linalg.norm(T[:, :3, 3] - np.array(obstacle.center_m), axis=1) > obstacle.radius_m + 0.3
+    T = T[clear]  # targets the arm can reach with both its elbow and its tip outside the sphere
+
+    def elbow_inside(result) -> float:
+        with torch.no_grad():
+            q = result.module(torch.from_numpy(T).float()).double()
+        elbow = chain.frames(q)[0][:, 1, :3, 3].numpy()
+        return float((np.linalg.norm(elbow - obstacle.center_m, axis=1) < obstacle.radius_m).mean())
+
+    common = dict(steps=1500, position_only=True, max_lr=3e-3, width=64, depth=3, batch_size=256,
+                  validation_targets=500, validation_every_steps=100)  # fmt: skip
+    plain = Trainer(chain, TrainingConfig(**common), log=lambda _: None).run(tmp_path / "plain.pt")
+    avoiding = Trainer(
+        chain, TrainingConfig(**common, obstacles=(obstacle,), obstacle_margin_m=0.05, obstacle_weight=3.0),
+        log=lambda _: None,
+    ).run(tmp_path / "avoiding.pt")
+    inside_plain, inside_avoiding = elbow_inside(plain), elbow_inside(avoiding)
+    assert inside_plain > 0.03, inside_plain  # the plain net does put its elbow in the sphere
+    assert inside_avoiding < 0.25 * inside_plain, (inside_plain, inside_avoiding)
+    # ... while it still reaches its targets.
+    assert avoiding.metadata["evaluation"]["position_error_mm_median"] < 50.0
+
+
+def _train_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from ik_neural.train import main; sys.exit(main())", *args]
+
+
+def test_train_command_writes_model_and_report(tmp_path):
+    out = tmp_path / "rrr.pt"
+    done = subprocess.run(
+        _train_command("--robot", "rrr_3dof", "--out", str(out), "--steps", "100", "--width", "32", "--depth", "2"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "network alone on 10000 test targets" in done.stdout
+    net = load_network(out, load_robot("rrr_3dof").chain)
+    assert net.metadata["training"]["steps_done"] == 100 and not net.metadata["training"]["interrupted"]
+    report = json.loads((tmp_path / "rrr.report.json").read_text())
+    assert report["evaluation"] == net.metadata["evaluation"]
+    assert report["validation_curve"][-1]["step"] == 100
+    for name in ("curve", "error_map", "histograms"):
+        png = (tmp_path / f"rrr.{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert not (tmp_path / "rrr.pt.ckpt").exists()  # finished runs leave no checkpoint
+
+
+def test_ctrl_c_writes_the_best_model_and_resume_finishes_the_run(tmp_path):
+    out = tmp_path / "interrupted.pt"
+    args = ("--robot", "rrr_3dof", "--out", str(out), "--steps", "100000", "--width", "32", "--depth", "2")
+    process = subprocess.Popen(_train_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in process.stdout:
+            if "steps of" in line:  # the loop starts right after this line
+                break
+        time.sleep(3.0)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    assert "interrupted at step" in output
+    chain = load_robot("rrr_3dof").chain
+    training = load_network(out, chain).metadata["training"]
+    assert training["interrupted"] and 0 < training["steps_done"] < 100000
+    assert (tmp_path / "interrupted.pt.ckpt").is_file()
+
+    # --resume picks up at the interrupted step (a shorter run of the same settings is refused).
+    refused = subprocess.run(_train_command(*args[:4], "--steps", "50", *args[6:], "--resume"),
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert refused.returncode == 2 and "other settings: steps" in refused.stderr
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    chain = load_robot("rrr_3dof").chain
+    config = TrainingConfig(steps=120, **SMALL)
+    straight = Trainer(chain, config, log=lambda _: None).run(tmp_path / "straight.pt")
+
+    class StopAt(Trainer):
+        """Ctrl-C after step 70, as the signal would raise it."""
+
+        def _step(self, optimizer, scheduler):
+            if scheduler.last_epoch == 70:
+                raise KeyboardInterrupt
+            return super()._step(optimizer, scheduler)
+
+    first = StopAt(chain, config, log=lambda _: None).run(tmp_path / "resumed.pt")
+    assert first.interrupted and first.metadata["training"]["steps_done"] == 70
+    resumed = Trainer(chain, config, log=lambda _: None).run(tmp_path / "resumed.pt", resume=True)
+    assert not resumed.interrupted and resumed.metadata["training"]["steps_done"] == 120
+    a, b = straight.module.state_dict(), resumed.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_command_names_bad_input(tmp_path):
+    def run(*args):
+        return subprocess.run(_train_command(*args), capture_output=True, text=True, timeout=120)
+
+    done = run("--urdf", str(tmp_path / "none.urdf"), "--base", "a", "--tip", "b", "--out", str(tmp_path / "x.pt"))
+    assert done.returncode == 2 and "none.urdf" in done.stderr
+    done = run("--urdf", str(load_robot("panda").urdf_path), "--out", str(tmp_path / "x.pt"))
+    assert done.returncode == 2 and "--base LINK and --tip LINK" in done.stderr
+    done = run("--urdf", str(load_robot("panda").urdf_path), "--base", "panda_link0", "--tip", "hand",
+               "--out", str(tmp_path / "x.pt"))  # fmt: skip
+    assert done.returncode == 2 and "'hand'" in done.stderr
+    bad_yaml = tmp_path / "obstacles.yaml"
+    bad_yaml.write_text("obstacles:\n  - center: [0, 0]\n    radius: 0.1\n")
+    done = run("--robot", "rrr_3dof", "--out", str(tmp_path / "x.pt"), "--obstacles", str(bad_yaml))
+    assert done.returncode == 2 and "entry 0" in done.stderr
+    done = run("--robot", "rrr_3dof", "--out", str(tmp_path / "x.pt"), "--width", "0")
+    assert done.returncode == 2 and "width must be > 0" in done.stderr
+    assert not (tmp_path / "x.pt").exists()
