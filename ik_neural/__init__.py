@@ -4,7 +4,11 @@ The public Python API (no ROS needed); see README.md and design.md §10.
 """
 
 from ik_neural.kinematics import KinematicChain
+from ik_neural.network import IKNetwork, load_network
 from ik_neural.robots import Robot, list_robots, load_robot
 from ik_neural.solver import IKResult, IKSolver, SolverSettings
 
-__all__ = ["IKResult", "IKSolver", "KinematicChain", "Robot", "SolverSettings", "list_robots", "load_robot"]
+__all__ = [
+    "IKNetwork", "IKResult", "IKSolver", "KinematicChain", "Robot", "SolverSettings", "list_robots",
+    "load_network", "load_robot",
+]  # fmt: skip

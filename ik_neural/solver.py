@@ -40,6 +40,9 @@ class SolverSettings:
     """Part of the LM damping proportional to the squared normalised error."""
     max_iterations_per_seed: int = 40
     """DLS steps a seed gets before it is replaced by a random one."""
+    max_iterations_network_seed: int = 8
+    """DLS steps the network's guess gets: a good guess converges in a few (quadratically), so a guess
+    still short after this many is on a wrong branch and the caller's seed takes over."""
     stagnation_window: int = 10
     """A seed whose error did not halve over this many steps is replaced by a random one."""
     restart_batch_size: int = 8
@@ -203,8 +206,10 @@ class IKSolver:
 
         # The network's guess, then the caller's seed, each alone with the least overhead a step: most
         # targets converge from the first.
-        first_seeds = [q_seed] if self.network is None else [self.network.predict(T_target), q_seed]
-        for q in first_seeds:
+        first_seeds = [(q_seed, None)]
+        if self.network is not None:
+            first_seeds.insert(0, (self.network.predict(T_target), self.settings.max_iterations_network_seed))
+        for q, max_iterations in first_seeds:
             errors: list[float] = []
             while True:
                 q_next, converged, position_error, orientation_error, error = single_pose.dls_step(
@@ -217,7 +222,7 @@ class IKSolver:
                     success = True
                     break
                 errors.append(error)
-                if time.perf_counter() > deadline or self._seed_exhausted(errors):
+                if time.perf_counter() > deadline or self._seed_exhausted(errors, max_iterations):
                     break
                 q = q_next
             if success or time.perf_counter() > deadline:
@@ -337,7 +342,7 @@ class IKSolver:
             history = np.roll(history, -1, axis=0)
             history[-1] = error
             age += 1
-            exhausted = (age >= settings.max_iterations_per_seed) | (
+            exhausted = (age >= np.where(seed_next, settings.max_iterations_network_seed, settings.max_iterations_per_seed)) | (
                 (age > settings.stagnation_window) & (error > 0.5 * history[0])
             )
             keep = ~answers.success[target]
@@ -392,10 +397,11 @@ class IKSolver:
         d = np.where(self._bounded, d, (d + math.pi) % (2 * math.pi) - math.pi)
         return np.linalg.norm(d, axis=-1)
 
-    def _seed_exhausted(self, errors: list) -> bool:
-        """A seed is replaced after max_iterations_per_seed steps, or when its error stopped halving."""
+    def _seed_exhausted(self, errors: list, max_iterations: Optional[int] = None) -> bool:
+        """A seed is replaced after max_iterations (default max_iterations_per_seed) steps, or when its
+        error stopped halving."""
         w = self.settings.stagnation_window
-        return len(errors) >= self.settings.max_iterations_per_seed or (
+        return len(errors) >= (max_iterations or self.settings.max_iterations_per_seed) or (
             len(errors) > w and errors[-1] > 0.5 * errors[-1 - w]
         )
 

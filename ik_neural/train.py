@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-weight", type=float, default=DEFAULTS.limit_weight)
     p.add_argument("--hard-fraction", type=float, default=DEFAULTS.hard_fraction,
                    help="share of each batch from the pool of highest-error samples (0: fresh samples only)")  # fmt: skip
+    p.add_argument("--hard-start", type=float, default=DEFAULTS.hard_start,
+                   help="progress (0 to 1) from which batches include hard samples")  # fmt: skip
     p.add_argument("--obstacle", nargs=4, type=float, action="append", metavar=("X", "Y", "Z", "R"),
                    help="sphere to keep the joints clear of: centre (m, base frame) and radius (m); repeatable")  # fmt: skip
     p.add_argument("--obstacles", type=Path, metavar="YAML",
@@ -109,7 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             steps=args.steps, minutes=args.minutes, position_only=args.position_only, supervised=args.supervised,
             output_encoding=args.output_encoding, width=args.width, depth=args.depth, batch_norm=args.batch_norm,
             batch_size=args.batch_size, max_lr=args.max_lr, rotation_weight=args.rotation_weight,
-            limit_weight=args.limit_weight, hard_fraction=args.hard_fraction, obstacles=_obstacles(args),
+            limit_weight=args.limit_weight, hard_fraction=args.hard_fraction, hard_start=args.hard_start, obstacles=_obstacles(args),
             obstacle_margin_m=args.obstacle_margin, obstacle_weight=args.obstacle_weight, seed=args.seed,
         )  # fmt: skip
         trainer = Trainer(chain, config)

@@ -10,7 +10,8 @@ Extra losses: joint limits (bounded outputs beyond [-1, 1]), unit-length biterni
 obstacles (seed 003, Eq. 5). A pool of the highest-error samples seen so far supplies part of every batch
 (hard-example mining), for better coverage where the network is worst.
 
-The schedule is 1cycle (Adam). A validation set tracks progress; the best validation model is what gets
+The learning rate follows a 1cycle schedule (Adam) over the run's progress: steps done / ``steps``, or,
+with a time budget, wall time / ``minutes``. A validation set tracks progress; the best validation model is what gets
 exported, also when training is interrupted (Ctrl-C). Checkpoints make a run resumable.
 """
 
@@ -49,9 +50,9 @@ class TrainingConfig:
     """How a network is trained. Defaults were chosen by measurement (README, "Training")."""
 
     steps: int = 0
-    """Optimiser steps; 0 = as many as fit in ``minutes`` (measured on this machine before training)."""
+    """Optimiser steps (deterministic for a seed); 0 = train for ``minutes`` of wall time instead."""
     minutes: float = 10.0
-    """Training time budget when ``steps`` is 0."""
+    """Training time budget when ``steps`` is 0 (the schedule then follows the clock: not deterministic)."""
     position_only: bool = False
     """Train (and take input) for the tip position only."""
     supervised: bool = False
@@ -62,14 +63,16 @@ class TrainingConfig:
     depth: int = 4
     batch_norm: bool = False
     batch_size: int = 512
-    max_lr: float = 1e-3
+    max_lr: float = 3e-3
     """Peak learning rate of the 1cycle schedule."""
     rotation_weight: float = 1.0
     """Weight of the rotation term (column distance) against position error / reach."""
     limit_weight: float = 1.0
     """Weight of the joint-limit loss (how far bounded outputs leave [-1, 1])."""
-    hard_fraction: float = 0.25
+    hard_fraction: float = 0.0
     """Share of every batch drawn from the pool of the highest-error samples; 0 disables mining."""
+    hard_start: float = 0.5
+    """Progress (0 to 1) from which batches include hard samples: early on every sample is hard."""
     hard_pool_batches: int = 8
     """Size of that pool, in batches."""
     obstacles: tuple[Obstacle, ...] = ()
@@ -102,6 +105,8 @@ class TrainingConfig:
             raise ValueError(f"training needs steps > 0 or minutes > 0 (got steps={self.steps}, minutes={self.minutes})")
         if not 0.0 <= self.hard_fraction < 1.0:
             raise ValueError(f"hard_fraction must be in [0, 1), got {self.hard_fraction}")
+        if not 0.0 <= self.hard_start <= 1.0:
+            raise ValueError(f"hard_start must be in [0, 1], got {self.hard_start}")
         for o in self.obstacles:
             if len(o.center_m) != 3 or not all(math.isfinite(c) for c in o.center_m) or not o.radius_m > 0:
                 raise ValueError(f"obstacle {o} needs a finite centre (x, y, z) in metres and a radius > 0")
@@ -151,10 +156,14 @@ class _HardPool:
         self.q, self.error = state["q"], state["error"]
 
 
+def _print_now(line: str) -> None:
+    print(line, flush=True)  # progress must reach a log file while training, not at exit
+
+
 class Trainer:
     """One training run of a network for ``chain``; ``run`` trains, exports and returns the result."""
 
-    def __init__(self, chain: KinematicChain, config: TrainingConfig, log: Callable[[str], None] = print) -> None:
+    def __init__(self, chain: KinematicChain, config: TrainingConfig, log: Callable[[str], None] = _print_now) -> None:
         config.check()
         self.chain = chain
         self.config = config
@@ -213,39 +222,22 @@ class Trainer:
             loss = loss + config.obstacle_weight * self.inverse_reach * torch.relu(-clearance.amin(1)).sum(1)
         return loss, position_error.detach(), rotation_error, raw
 
-    def _step(self, optimizer: torch.optim.Optimizer, scheduler) -> tuple[float, float, float]:
-        """One optimiser step on a fresh batch (plus hard samples); returns (loss, median pos m, median rot rad)."""
-        q_hard, index = self.pool.draw(self.n_hard, self.generator)
+    def _step(self, optimizer: torch.optim.Optimizer, lr: float, mine: bool) -> tuple[float, float, float]:
+        """One optimiser step at learning rate ``lr`` on a fresh batch (plus hard samples if ``mine``);
+        returns (loss, median position error m, median rotation error rad) of the batch."""
+        q_hard, index = self.pool.draw(self.n_hard if mine else 0, self.generator)
         q_fresh = self._sample(self.config.batch_size - len(q_hard))
         loss, position_error, rotation_error, _ = self.losses(torch.cat([q_fresh, q_hard]))
         optimizer.zero_grad(set_to_none=True)
         loss.mean().backward()
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         optimizer.step()
-        scheduler.step()
         if self.n_hard:
             self.pool.update(index, q_fresh, loss.detach())
         return float(loss.detach().mean()), float(position_error.median()), float(rotation_error.median())
 
     # ------------------------------------------------------------------ the run
-
-    def _measure_steps(self) -> int:
-        """How many steps fit in ``config.minutes``: times steps of a throwaway copy of the model."""
-        saved_generator = self.generator.get_state()
-        model = self.model
-        self.model = copy.deepcopy(model)
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-        for _ in range(5):  # warm-up: allocator, threads
-            self._step(optimizer, scheduler)
-        start, n = time.perf_counter(), 30
-        for _ in range(n):
-            self._step(optimizer, scheduler)
-        seconds_per_step = (time.perf_counter() - start) / n
-        self.model = model
-        self.generator.set_state(saved_generator)
-        self.pool = _HardPool(self.pool.size, self.chain.dof)
-        # Validation costs a few per cent on top of the steps.
-        return max(1, int(0.95 * self.config.minutes * 60.0 / seconds_per_step))
 
     def _validate(self) -> dict:
         self.model.eval()
@@ -275,50 +267,57 @@ class Trainer:
         checkpoint_path = Path(checkpoint_path) if checkpoint_path else out_path.with_name(out_path.name + ".ckpt")
         out_path.parent.mkdir(parents=True, exist_ok=True)
         state = self._load_checkpoint(checkpoint_path) if resume else None
-        steps = state["steps"] if state else (config.steps or self._measure_steps())
         optimizer = torch.optim.Adam(self.model.parameters(), lr=config.max_lr)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.max_lr, total_steps=steps)
         step, elapsed_before, curve = 0, 0.0, []
         best_state, best_score = copy.deepcopy(self.model.state_dict()), math.inf
         if state:
             self.model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
             self.generator.set_state(state["generator"])
             self.pool.load(state["pool"])
             step, elapsed_before, curve = state["step"], state["elapsed_s"], state["curve"]
             best_state, best_score = state["best_model"], state["best_score"]
-            self.log(f"[train] resuming {checkpoint_path} at step {step}/{steps}")
+            self.log(f"[train] resuming {checkpoint_path} at step {step}, {elapsed_before / 60:.1f} min in")
+        budget = f"{config.steps} steps" if config.steps else f"{config.minutes:g} min"
         self.log(
-            f"[train] {self.chain.base_link} -> {self.chain.tip_link} ({self.chain.dof} joints): {steps} steps of "
+            f"[train] {self.chain.base_link} -> {self.chain.tip_link} ({self.chain.dof} joints): {budget} of batches of "
             f"{config.batch_size}, {config.depth}x{config.width} MLP, "
             f"{'supervised' if config.supervised else 'unsupervised'}, "
             f"{'position only' if config.position_only else 'position + orientation'}"
         )
-        progress = _Progress(steps, self.log)
         start = time.perf_counter()
+        progress = _Progress(start - elapsed_before, self.log)
         last_checkpoint = start
         interrupted = False
+
+        def done_fraction() -> float:
+            if config.steps:
+                return step / config.steps
+            return min(1.0, (elapsed_before + time.perf_counter() - start) / (60.0 * config.minutes))
+
         try:
-            while step < steps:
-                loss, position_m, rotation_rad = self._step(optimizer, scheduler)
+            while done_fraction() < 1.0:
+                progress_now = done_fraction()
+                loss, position_m, rotation_rad = self._step(
+                    optimizer, one_cycle_lr(config.max_lr, progress_now), progress_now >= config.hard_start
+                )
                 step += 1
-                if step % config.validation_every_steps == 0 or step == steps:
+                if step % config.validation_every_steps == 0 or done_fraction() >= 1.0:
                     figures = self._validate()
                     curve.append({"step": step, "loss": loss, **figures})
                     if figures["score"] < best_score:
                         best_score, best_state = figures["score"], copy.deepcopy(self.model.state_dict())
-                progress.show(step, loss, position_m, rotation_rad, curve[-1] if curve else None)
+                progress.show(step, done_fraction(), loss, position_m, rotation_rad, curve[-1] if curve else None)
                 if time.perf_counter() - last_checkpoint > config.checkpoint_every_s:
                     last_checkpoint = time.perf_counter()
-                    self._save_checkpoint(checkpoint_path, optimizer, scheduler, steps, step,
-                                          elapsed_before + last_checkpoint - start, curve, best_state, best_score)  # fmt: skip
+                    self._save_checkpoint(checkpoint_path, optimizer, step, elapsed_before + last_checkpoint - start,
+                                          curve, best_state, best_score)  # fmt: skip
         except KeyboardInterrupt:
             interrupted = True
             progress.end()
-            self.log(f"[train] interrupted at step {step}/{steps}: writing the best model so far")
-            self._save_checkpoint(checkpoint_path, optimizer, scheduler, steps, step,
-                                  elapsed_before + time.perf_counter() - start, curve, best_state, best_score)  # fmt: skip
+            self.log(f"[train] interrupted at step {step}: writing the best model so far")
+            self._save_checkpoint(checkpoint_path, optimizer, step, elapsed_before + time.perf_counter() - start,
+                                  curve, best_state, best_score)  # fmt: skip
         progress.end()
         elapsed_s = elapsed_before + time.perf_counter() - start
         self.model.load_state_dict(best_state)
@@ -330,7 +329,7 @@ class Trainer:
             "output": {"encoding": config.output_encoding},
             "architecture": {"width": config.width, "depth": config.depth, "batch_norm": config.batch_norm,
                              "activation": "SiLU"},  # fmt: skip
-            "training": {**config.to_dict(), "steps_planned": steps, "steps_done": step, "seconds": elapsed_s,
+            "training": {**config.to_dict(), "steps_done": step, "seconds": elapsed_s,
                          "interrupted": interrupted, "torch": torch.__version__},  # fmt: skip
             "evaluation": evaluate_network(self.chain, self.model, config.position_only),
         }
@@ -341,11 +340,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _save_checkpoint(self, path: Path, optimizer, scheduler, steps, step, elapsed_s, curve, best_state, best_score):
+    def _save_checkpoint(self, path: Path, optimizer, step, elapsed_s, curve, best_state, best_score):
         state = {
-            "fingerprint": self.chain.fingerprint, "config": self.config.to_dict(), "steps": steps, "step": step,
-            "elapsed_s": elapsed_s, "curve": curve, "model": self.model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "fingerprint": self.chain.fingerprint, "config": self.config.to_dict(), "step": step,
+            "elapsed_s": elapsed_s, "curve": curve, "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
             "generator": self.generator.get_state(), "pool": self.pool.state(),
             "best_model": best_state, "best_score": best_score,
         }  # fmt: skip
@@ -366,34 +364,45 @@ class Trainer:
                 f"checkpoint {path} is for chain fingerprint {state.get('fingerprint')}, not {self.chain.fingerprint}"
             )
         ours, theirs = self.config.to_dict(), state.get("config", {})
-        differing = sorted(k for k in ours if k != "minutes" and ours[k] != theirs.get(k))
+        differing = sorted(k for k in ours if ours[k] != theirs.get(k))
         if differing:
             raise ValueError(f"checkpoint {path} was made with other settings: {', '.join(differing)}")
         return state
 
 
+def one_cycle_lr(max_lr: float, progress: float, warmup: float = 0.3, start_div: float = 25.0,
+                 end_div: float = 1e4) -> float:  # fmt: skip
+    """1cycle learning rate at ``progress`` in [0, 1]: cosine up from max_lr / start_div to max_lr over the
+    first ``warmup`` of the run, then cosine down to max_lr / (start_div · end_div)."""
+    low, high, end = max_lr / start_div, max_lr, max_lr / (start_div * end_div)
+    if progress < warmup:
+        a, b, t = low, high, progress / warmup
+    else:
+        a, b, t = high, end, (progress - warmup) / (1.0 - warmup)
+    return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
 class _Progress:
     """A one-line progress bar on a terminal (live loss and errors in mm and degrees), else a line every 30 s."""
 
-    def __init__(self, steps: int, log: Callable[[str], None]) -> None:
-        self.steps = steps
+    def __init__(self, start: float, log: Callable[[str], None]) -> None:
         self.log = log
         self.tty = sys.stderr.isatty()
-        self.start = time.perf_counter()
+        self.start = start
         self.last = 0.0
         self.open = False
 
-    def show(self, step: int, loss: float, position_m: float, rotation_rad: float, validation: Optional[dict]) -> None:
+    def show(self, step: int, done: float, loss: float, position_m: float, rotation_rad: float,
+             validation: Optional[dict]) -> None:  # fmt: skip
         now = time.perf_counter()
-        if now - self.last < (0.5 if self.tty else 30.0) and step != self.steps:
+        if now - self.last < (0.5 if self.tty else 30.0) and done < 1.0:
             return
         self.last = now
         elapsed = now - self.start
-        left = elapsed / step * (self.steps - step)
-        done = step / self.steps
+        left = elapsed / max(done, 1e-9) * (1.0 - done)
         bar = "#" * int(20 * done) + "-" * (20 - int(20 * done))
         line = (
-            f"[{bar}] {step}/{self.steps} loss {loss:.4f} batch median {1e3 * position_m:.1f} mm "
+            f"[{bar}] step {step} loss {loss:.4f} batch median {1e3 * position_m:.1f} mm "
             f"{math.degrees(rotation_rad):.2f} deg"
         )
         if validation:

@@ -119,7 +119,12 @@ def test_load_robot(name):
     assert robot.chain.dof == dof
     assert (robot.chain.base_link, robot.chain.tip_link) == (base_link, tip_link)
     assert robot.urdf_path.is_file() and robot.urdf_path.name == f"{name}.urdf"
-    assert robot.network is None
+    # Every shipped robot ships its trained network, with the report of its training.
+    assert robot.network is not None and robot.network.fingerprint == robot.chain.fingerprint
+    assert robot.network.joint_names == robot.chain.joint_names
+    assert robot.network.path.stat().st_size < 5e6
+    for report in ("report.json", "curve.png", "error_map.png", "histograms.png"):
+        assert (robot.network.path.parent / f"ik_network.{report}").is_file()
     assert robot.description
     assert np.all(robot.chain.lower < robot.chain.upper)
     with pytest.raises(AttributeError):

@@ -219,3 +219,55 @@ def test_bad_batch_seeds_are_refused(solvers):
         solver.solve_batch(T, seeds=np.zeros((2, 7)))
     with pytest.raises(ValueError, match=r"seeds has shape \(3, 6\); expected \(N, 7,\)"):
         solver.solve_batch(T, seeds=np.zeros((3, 6)))
+
+
+# ---------------------------------------------------------------------- hybrid: the shipped networks
+
+
+@pytest.mark.parametrize("name", ["panda", "ur5e"])
+def test_hybrid_solves_what_the_numerical_solver_solves_in_fewer_iterations(name, solvers):
+    robot = load_robot(name)
+    hybrid = IKSolver(robot.chain, network=robot.network)
+    numerical = solvers(name)
+    _, T = reachable_targets(robot.chain, 300, seed=11)
+    iterations = {"hybrid": 0, "numerical": 0}
+    for T_target in T:
+        for label, solver in (("hybrid", hybrid), ("numerical", numerical)):
+            result = solver.solve(T_target, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+            assert result.success
+            assert_solved(robot.chain, result.q, T_target)
+            iterations[label] += result.iterations
+    # The network's guess starts near the target: DLS needs far fewer steps from it than from mid-limits.
+    assert iterations["hybrid"] < 0.7 * iterations["numerical"], iterations
+
+
+@pytest.mark.parametrize("name", ["panda", "ur5e"])
+def test_hybrid_batch_solves_with_fewer_iterations(name, solvers):
+    robot = load_robot(name)
+    hybrid = IKSolver(robot.chain, network=robot.network)
+    _, T = reachable_targets(robot.chain, 600, seed=12)
+    with_network = hybrid.solve_batch(T, timeout_s=60.0, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    without = solvers(name).solve_batch(T, timeout_s=60.0, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    assert with_network.success.all() and without.success.all()
+    assert_solved(robot.chain, with_network.q, T)
+    assert with_network.iterations.sum() < 0.7 * without.iterations.sum()
+
+
+def test_hybrid_with_a_useless_network_still_solves_everything(tmp_path, solvers):
+    """An untrained network's guesses are far off: the caller's seed and the restarts must take over."""
+    import torch
+
+    from ik_neural.network import PoseToJoints, chain_metadata, load_network, save_network
+
+    chain = load_robot("panda").chain
+    torch.manual_seed(0)
+    save_network(PoseToJoints(chain, False, "biternion", 16, 1, False), chain_metadata(chain), tmp_path / "untrained.pt")
+    hybrid = IKSolver(chain, network=load_network(tmp_path / "untrained.pt", chain))
+    _, T = reachable_targets(chain, 50, seed=13)
+    for T_target in T:
+        result = hybrid.solve(T_target, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        assert result.success
+        assert_solved(chain, result.q, T_target)
+    batch = hybrid.solve_batch(T, timeout_s=30.0, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    assert batch.success.all()
+    assert_solved(chain, batch.q, T)

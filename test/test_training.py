@@ -152,10 +152,13 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     class StopAt(Trainer):
         """Ctrl-C after step 70, as the signal would raise it."""
 
-        def _step(self, optimizer, scheduler):
-            if scheduler.last_epoch == 70:
+        steps_taken = 0
+
+        def _step(self, optimizer, lr, mine):
+            if self.steps_taken == 70:
                 raise KeyboardInterrupt
-            return super()._step(optimizer, scheduler)
+            self.steps_taken += 1
+            return super()._step(optimizer, lr, mine)
 
     first = StopAt(chain, config, log=lambda _: None).run(tmp_path / "resumed.pt")
     assert first.interrupted and first.metadata["training"]["steps_done"] == 70
