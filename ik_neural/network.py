@@ -182,7 +182,7 @@ class IKNetwork:
         for i, (W, b) in enumerate(self._layers):
             x = x @ W + b
             if i < last:
-                x = x / (1.0 + np.exp(-x))  # SiLU
+                x = x * (0.5 + 0.5 * np.tanh(0.5 * x))  # SiLU; sigmoid as tanh: no overflow for large |x|
         x = x.astype(np.float64)
         linear = self._centre + self._half_range * np.clip(x[: self._n_linear], -1.0, 1.0)
         pairs = x[self._n_linear :].reshape(-1, 2)

@@ -40,9 +40,11 @@ class SolverSettings:
     """Part of the LM damping proportional to the squared normalised error."""
     max_iterations_per_seed: int = 40
     """DLS steps a seed gets before it is replaced by a random one."""
-    max_iterations_network_seed: int = 8
-    """DLS steps the network's guess gets: a good guess converges in a few (quadratically), so a guess
-    still short after this many is on a wrong branch and the caller's seed takes over."""
+    max_iterations_network_seed: int = 12
+    """DLS steps the network's guess gets before the caller's seed takes over."""
+    network_stagnation_window: int = 3
+    """The network's guess is also given up when its error did not halve over this many steps: a good
+    guess converges quadratically, a guess on the wrong branch crawls."""
     stagnation_window: int = 10
     """A seed whose error did not halve over this many steps is replaced by a random one."""
     restart_batch_size: int = 8
@@ -206,10 +208,14 @@ class IKSolver:
 
         # The network's guess, then the caller's seed, each alone with the least overhead a step: most
         # targets converge from the first.
-        first_seeds = [(q_seed, None)]
+        settings = self.settings
+        first_seeds = [(q_seed, settings.max_iterations_per_seed, settings.stagnation_window)]
         if self.network is not None:
-            first_seeds.insert(0, (self.network.predict(T_target), self.settings.max_iterations_network_seed))
-        for q, max_iterations in first_seeds:
+            first_seeds.insert(0, (
+                self.network.predict(T_target), settings.max_iterations_network_seed,
+                settings.network_stagnation_window,
+            ))  # fmt: skip
+        for q, max_iterations, window in first_seeds:
             errors: list[float] = []
             while True:
                 q_next, converged, position_error, orientation_error, error = single_pose.dls_step(
@@ -222,7 +228,7 @@ class IKSolver:
                     success = True
                     break
                 errors.append(error)
-                if time.perf_counter() > deadline or self._seed_exhausted(errors, max_iterations):
+                if time.perf_counter() > deadline or self._seed_exhausted(errors, max_iterations, window):
                     break
                 q = q_next
             if success or time.perf_counter() > deadline:
@@ -256,7 +262,7 @@ class IKSolver:
                 best_position, best_orientation = position_error[i], orientation_error[i]
             for i in range(k):
                 histories[i].append(error[i])
-                if self._seed_exhausted(histories[i]):
+                if self._seed_exhausted(histories[i], settings.max_iterations_per_seed, settings.stagnation_window):
                     Q_next[i], histories[i] = self._random(rng, 1)[0], []
                     restarts += 1
             Q = Q_next
@@ -319,7 +325,7 @@ class IKSolver:
         n = len(T_targets)
         age = np.zeros(len(target), dtype=int)
         seed_next = np.full(len(target), caller_seed_next)
-        history = np.full((settings.stagnation_window + 1, len(target)), math.inf)
+        history = np.full((max(settings.stagnation_window, settings.network_stagnation_window) + 1, len(target)), math.inf)
         while len(target) and time.perf_counter() <= deadline:
             step = single_pose.dls_step_rows if len(target) >= _PARALLEL_MIN_ROWS else single_pose.dls_step_rows_serial
             Q_next, converged, position_error, orientation_error, error = step(Q, T_targets[target], constants)
@@ -342,9 +348,11 @@ class IKSolver:
             history = np.roll(history, -1, axis=0)
             history[-1] = error
             age += 1
-            exhausted = (age >= np.where(seed_next, settings.max_iterations_network_seed, settings.max_iterations_per_seed)) | (
-                (age > settings.stagnation_window) & (error > 0.5 * history[0])
-            )
+            # Rows still on the network's guess (seed_next) have their own, shorter patience.
+            window = np.where(seed_next, settings.network_stagnation_window, settings.stagnation_window)
+            max_age = np.where(seed_next, settings.max_iterations_network_seed, settings.max_iterations_per_seed)
+            earlier = history[-1 - window, np.arange(len(window))]
+            exhausted = (age >= max_age) | ((age > window) & (error > 0.5 * earlier))
             keep = ~answers.success[target]
             target, Q, age, history, exhausted = target[keep], Q_next[keep], age[keep], history[:, keep], exhausted[keep]
             seed_next = seed_next[keep]
@@ -397,13 +405,10 @@ class IKSolver:
         d = np.where(self._bounded, d, (d + math.pi) % (2 * math.pi) - math.pi)
         return np.linalg.norm(d, axis=-1)
 
-    def _seed_exhausted(self, errors: list, max_iterations: Optional[int] = None) -> bool:
-        """A seed is replaced after max_iterations (default max_iterations_per_seed) steps, or when its
-        error stopped halving."""
-        w = self.settings.stagnation_window
-        return len(errors) >= (max_iterations or self.settings.max_iterations_per_seed) or (
-            len(errors) > w and errors[-1] > 0.5 * errors[-1 - w]
-        )
+    @staticmethod
+    def _seed_exhausted(errors: list, max_iterations: int, window: int) -> bool:
+        """A seed is replaced after max_iterations steps, or when its error did not halve over ``window``."""
+        return len(errors) >= max_iterations or (len(errors) > window and errors[-1] > 0.5 * errors[-1 - window])
 
     def _check_targets(self, T: np.ndarray, batched: bool) -> np.ndarray:
         name = "T_targets" if batched else "T_target"

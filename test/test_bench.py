@@ -51,14 +51,17 @@ def test_bench_ik_prints_the_protocol_table(capsys):
     assert "drift" in out
     assert "TRAC-IK: not run (--no-tracik)" in out
 
-    solve, batched = _tables(out)
+    solve, network, batched = _tables(out)
     assert solve[0] == SOLVE_COLUMNS
-    assert [row[0] for row in solve[1:]] == [bench.OURS]
-    ours = dict(zip(SOLVE_COLUMNS, solve[1]))
-    assert ours["ok@0.001m/0.01rad"] == "100.0%"
-    assert ours["mean time / ours"] == "1.00"
-    for column in ("mean ms", "median ms", "p95 ms", "iterations", "restarts"):
-        assert float(ours[column]) >= 0.0
+    assert [row[0] for row in solve[1:]] == [bench.HYBRID, bench.NUMERICAL]
+    hybrid, numerical = (dict(zip(SOLVE_COLUMNS, row)) for row in solve[1:])
+    assert hybrid["ok@0.001m/0.01rad"] == numerical["ok@0.001m/0.01rad"] == "100.0%"
+    assert hybrid["mean time / ours"] == "1.00"
+    for column in ("mean ms", "median ms", "p95 ms", "iterations", "restarts", "mean time / ours"):
+        assert float(hybrid[column]) >= 0.0 and float(numerical[column]) >= 0.0
+    # The shipped network alone, on the same targets.
+    assert network[0][0] == "network alone" and network[1][0].endswith("models/ur5e/ik_network.pt")
+    assert all(float(v) > 0.0 for v in network[1][1:])
 
     assert batched[0] == BATCH_COLUMNS
     assert [row[0] for row in batched[1:]] == ["16"]
@@ -116,8 +119,18 @@ def test_bench_ik_runs_tracik_rows(capsys):
     # pytracik is part of the test environment (env/requirements-bench.txt): its absence is a failure.
     bench.main(["ik", "--robot", "panda", "--targets", "5", "--batch-sizes", ""])
     out = capsys.readouterr().out
-    (solve,) = _tables(out)
-    assert [row[0] for row in solve[1:]] == [bench.OURS, "TRAC-IK eps=1e-05", "TRAC-IK eps=2.5e-07"]
-    for row in solve[2:]:
+    solve, _network_alone = _tables(out)
+    assert [row[0] for row in solve[1:]] == [bench.HYBRID, bench.NUMERICAL, "TRAC-IK eps=1e-05", "TRAC-IK eps=2.5e-07"]
+    for row in solve[3:]:
         assert row[SOLVE_COLUMNS.index("iterations")] == "-"
         assert float(row[SOLVE_COLUMNS.index("mean time / ours")]) > 0.0
+
+
+def test_bench_ik_numerical_only_and_network_options(capsys, tmp_path):
+    bench.main(["ik", "--robot", "panda", "--targets", "5", "--batch-sizes", "", "--no-tracik", "--no-network"])
+    (solve,) = _tables(capsys.readouterr().out)
+    assert [row[0] for row in solve[1:]] == [bench.NUMERICAL]
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["ik", "--robot", "ur5e", "--targets", "2", "--no-tracik",
+                    "--network", str(load_robot("panda").network.path)])  # fmt: skip
+    assert "trained for chain fingerprint" in str(exit_info.value)
