@@ -9,7 +9,8 @@ def share_tree(directory: str) -> list[tuple[str, list[str]]]:
     """data_files entries installing every file under directory to share/ik_neural/<directory>."""
     entries: dict[str, list[str]] = {}
     for path in sorted(Path(directory).rglob("*")):
-        if path.is_file():
+        # Training checkpoints and half-written files (gitignored) are not part of the package.
+        if path.is_file() and path.suffix not in (".ckpt", ".partial"):
             entries.setdefault(f"share/{PACKAGE}/{path.parent}", []).append(str(path))
     return sorted(entries.items())
 

@@ -63,11 +63,13 @@ def test_installed_package_loads_robots_from_its_share_directory(install_space):
         sys.executable,
         "-c",
         "import ik_neural; from ik_neural import load_robot, list_robots;"
-        "print(ik_neural.__file__); print(load_robot('panda').urdf_path); print(len(list_robots()))",
+        "print(ik_neural.__file__); print(load_robot('panda').urdf_path); print(load_robot('panda').network.path);"
+        "print(len(list_robots()))",
     )
-    module_file, urdf_path, count = out.split()
+    module_file, urdf_path, network_path, count = out.split()
     assert Path(module_file).is_relative_to(install_space)
     assert Path(urdf_path) == install_space / "ik_neural/share/ik_neural/models/panda/panda.urdf"
+    assert Path(network_path) == install_space / "ik_neural/share/ik_neural/models/panda/ik_network.pt"
     assert int(count) == len([p for p in (REPO / "models").glob("*/robot.yaml")])
 
 
@@ -77,6 +79,8 @@ def test_console_script_is_where_ros2_run_looks(install_space):
     out = run_installed(install_space, str(bench), "fk", "--robot", "planar_2link", "--batch-size", "16")
     assert "FK timing: planar_2link (2 DoF)" in out
     assert "numpy float64, one pose" in out
+    train = install_space / "ik_neural" / "lib" / "ik_neural" / "train"
+    assert "--urdf URDF" in run_installed(install_space, str(train), "--help")
 
 
 def test_colcon_test_runs_the_pytest_suite(workspace):
