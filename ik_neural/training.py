@@ -178,11 +178,9 @@ class Trainer:
         self.inverse_reach = 1.0 / chain.reach_m
         self.obstacle_centers = torch.tensor([o.center_m for o in config.obstacles], dtype=torch.float32).reshape(-1, 3)
         self.obstacle_radii = torch.tensor([o.radius_m for o in config.obstacles], dtype=torch.float32)
-        n_hard = int(config.hard_fraction * config.batch_size)
-        self.n_hard = n_hard
+        self.n_hard = int(config.hard_fraction * config.batch_size)
         self.pool = _HardPool(config.hard_pool_batches * config.batch_size, chain.dof)
-        T_validation, _ = sample_targets(chain, config.validation_targets, VALIDATION_SEED)
-        self.T_validation = T_validation
+        self.T_validation, _ = sample_targets(chain, config.validation_targets, VALIDATION_SEED)
 
     # ------------------------------------------------------------------ one step
 
@@ -191,9 +189,9 @@ class Trainer:
         u = torch.rand(n, self.chain.dof, generator=self.generator)
         return self.lower + (self.upper - self.lower) * u
 
-    def losses(self, q_sampled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample loss (N,) for configurations q_sampled (N, dof), with the batch's position (m) and
-        rotation (rad) errors (N,) of the network's answers (for progress) and its raw outputs."""
+    def losses(self, q_sampled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample loss (N,) for configurations q_sampled (N, dof), with the position (m) and rotation
+        (rad) errors (N,) of the network's answers to their poses (for progress)."""
         config, model = self.config, self.model
         T_target = self.chain.forward(q_sampled)
         raw = model.raw(T_target)
@@ -220,14 +218,14 @@ class Trainer:
             distance = torch.cdist(points, self.obstacle_centers[None].expand(len(points), -1, -1))
             clearance = distance - self.obstacle_radii - config.obstacle_margin_m
             loss = loss + config.obstacle_weight * self.inverse_reach * torch.relu(-clearance.amin(1)).sum(1)
-        return loss, position_error.detach(), rotation_error, raw
+        return loss, position_error.detach(), rotation_error
 
     def _step(self, optimizer: torch.optim.Optimizer, lr: float, mine: bool) -> tuple[float, float, float]:
         """One optimiser step at learning rate ``lr`` on a fresh batch (plus hard samples if ``mine``);
         returns (loss, median position error m, median rotation error rad) of the batch."""
         q_hard, index = self.pool.draw(self.n_hard if mine else 0, self.generator)
         q_fresh = self._sample(self.config.batch_size - len(q_hard))
-        loss, position_error, rotation_error, _ = self.losses(torch.cat([q_fresh, q_hard]))
+        loss, position_error, rotation_error = self.losses(torch.cat([q_fresh, q_hard]))
         optimizer.zero_grad(set_to_none=True)
         loss.mean().backward()
         for group in optimizer.param_groups:
