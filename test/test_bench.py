@@ -126,7 +126,7 @@ def test_bench_ik_runs_tracik_rows(capsys):
         assert float(row[SOLVE_COLUMNS.index("mean time / ours")]) > 0.0
 
 
-def test_bench_ik_numerical_only_and_network_options(capsys, tmp_path):
+def test_bench_ik_numerical_only_and_network_options(capsys):
     bench.main(["ik", "--robot", "panda", "--targets", "5", "--batch-sizes", "", "--no-tracik", "--no-network"])
     (solve,) = _tables(capsys.readouterr().out)
     assert [row[0] for row in solve[1:]] == [bench.NUMERICAL]

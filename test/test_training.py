@@ -117,7 +117,7 @@ def test_train_command_writes_model_and_report(tmp_path):
     assert not (tmp_path / "rrr.pt.ckpt").exists()  # finished runs leave no checkpoint
 
 
-def test_ctrl_c_writes_the_best_model_and_resume_finishes_the_run(tmp_path):
+def test_ctrl_c_writes_the_best_model_and_resume_checks_the_settings(tmp_path):
     out = tmp_path / "interrupted.pt"
     args = ("--robot", "rrr_3dof", "--out", str(out), "--steps", "100000", "--width", "32", "--depth", "2")
     process = subprocess.Popen(_train_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
