@@ -90,7 +90,8 @@ def test_bench_ik_given_seed_on_a_small_robot(capsys):
     )
     out = capsys.readouterr().out
     assert "seed policy: given: [0.1, -0.2, 0.3]" in out
-    assert len(_tables(out)) == 1  # no batch sizes, no batched table
+    tables = _tables(out)  # the solve table and the network alone; no batch sizes, no batched table
+    assert [table[0][0] for table in tables] == ["solver", "network alone"]
 
 
 def test_bench_ik_seed_of_the_wrong_length_is_a_usage_error(capsys):

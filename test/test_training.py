@@ -120,7 +120,12 @@ def test_train_command_writes_model_and_report(tmp_path):
 def test_ctrl_c_writes_the_best_model_and_resume_checks_the_settings(tmp_path):
     out = tmp_path / "interrupted.pt"
     args = ("--robot", "rrr_3dof", "--out", str(out), "--steps", "100000", "--width", "32", "--depth", "2")
-    process = subprocess.Popen(_train_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT as a terminal's Ctrl-C delivers it; a shell without job control (CI) starts its background
+    # jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt: restore the default.
+    process = subprocess.Popen(
+        _train_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     try:
         for line in process.stdout:
             if "steps of" in line:  # the loop starts right after this line
