@@ -21,10 +21,8 @@ TEST_TARGETS = 10_000
 
 
 def sample_configurations(chain: KinematicChain, n: int, seed: int) -> np.ndarray:
-    """n configurations (n, dof) uniform within the limits (continuous joints over [-pi, pi))."""
-    lower = np.where(chain.is_continuous, -math.pi, chain.lower)
-    upper = np.where(chain.is_continuous, math.pi, chain.upper)
-    return np.random.default_rng(seed).uniform(lower, upper, size=(n, chain.dof))
+    """n configurations (n, dof) uniform within the limits (continuous joints' are [-pi, pi])."""
+    return np.random.default_rng(seed).uniform(chain.lower, chain.upper, size=(n, chain.dof))
 
 
 def sample_targets(chain: KinematicChain, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ def periodic_joints(chain: KinematicChain, output_encoding: str) -> np.ndarray:
         raise ValueError(f"output encoding {output_encoding!r} is not one of {OUTPUT_ENCODINGS}")
     if output_encoding == "linear":
         return np.zeros(chain.dof, dtype=bool)
-    return np.asarray(chain.is_continuous) | (chain.upper - chain.lower >= 2 * math.pi - 1e-9)
+    return chain.upper - chain.lower >= 2 * math.pi - 1e-9  # continuous joints span exactly 2 pi
 
 
 class PoseToJoints(nn.Module):
@@ -78,11 +78,9 @@ class PoseToJoints(nn.Module):
         layers.append(nn.Linear(n_in, self.n_linear + 2 * self.n_periodic))
         self.mlp = nn.Sequential(*layers)
 
+        # Continuous joints carry limits -pi, pi: they are wrapped into [-pi, pi), as the solver does.
         lower = torch.tensor(chain.lower, dtype=torch.float32)
         upper = torch.tensor(chain.upper, dtype=torch.float32)
-        # Continuous joints are wrapped into [-pi, pi), as the solver does.
-        lower = torch.where(torch.tensor(chain.is_continuous), torch.tensor(-math.pi), lower)
-        upper = torch.where(torch.tensor(chain.is_continuous), torch.tensor(math.pi), upper)
         linear_index = torch.tensor(np.flatnonzero(bounded), dtype=torch.long)
         periodic_index = torch.tensor(np.flatnonzero(periodic), dtype=torch.long)
         self.register_buffer("inverse_reach", torch.tensor(1.0 / chain.reach_m))

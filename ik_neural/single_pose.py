@@ -208,6 +208,13 @@ def dls_step(
 
 
 @njit(cache=True, nogil=True)
+def _row_outputs(Q):
+    """Empty outputs of a rows step for Q (R, n): (Q_next, converged, position, orientation, error norm)."""
+    rows = Q.shape[0]
+    return np.empty_like(Q), np.empty(rows, dtype=np.bool_), np.empty(rows), np.empty(rows), np.empty(rows)
+
+
+@njit(cache=True, nogil=True)
 def _step_row(r, Q, T_targets, out, constants):
     """``dls_step`` of row r of Q against T_targets[r], written into row r of the outputs ``out``."""
     out[0][r], out[1][r], out[2][r], out[3][r], out[4][r] = dls_step(Q[r], T_targets[r], *constants)
@@ -220,9 +227,8 @@ def dls_step_rows(Q, T_targets, constants):
     ``constants`` are dls_step's arguments after (q, T_target). Returns (Q_next (R, n), converged (R,),
     position errors (R,), orientation errors (R,), error norms (R,)).
     """
-    rows = Q.shape[0]
-    out = (np.empty_like(Q), np.empty(rows, dtype=np.bool_), np.empty(rows), np.empty(rows), np.empty(rows))
-    for r in prange(rows):
+    out = _row_outputs(Q)
+    for r in prange(Q.shape[0]):
         _step_row(r, Q, T_targets, out, constants)
     return out
 
@@ -230,9 +236,8 @@ def dls_step_rows(Q, T_targets, constants):
 @njit(cache=True, nogil=True)
 def dls_step_rows_serial(Q, T_targets, constants):
     """``dls_step_rows`` on the calling thread: for few rows, where waking threads costs more than it saves."""
-    rows = Q.shape[0]
-    out = (np.empty_like(Q), np.empty(rows, dtype=np.bool_), np.empty(rows), np.empty(rows), np.empty(rows))
-    for r in range(rows):
+    out = _row_outputs(Q)
+    for r in range(Q.shape[0]):
         _step_row(r, Q, T_targets, out, constants)
     return out
 

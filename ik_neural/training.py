@@ -173,8 +173,8 @@ class Trainer:
             chain, config.position_only, config.output_encoding, config.width, config.depth, config.batch_norm
         )
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.lower = torch.tensor(np.where(chain.is_continuous, -math.pi, chain.lower), dtype=torch.float32)
-        self.upper = torch.tensor(np.where(chain.is_continuous, math.pi, chain.upper), dtype=torch.float32)
+        self.lower = torch.tensor(chain.lower, dtype=torch.float32)
+        self.upper = torch.tensor(chain.upper, dtype=torch.float32)
         self.inverse_reach = 1.0 / chain.reach_m
         self.obstacle_centers = torch.tensor([o.center_m for o in config.obstacles], dtype=torch.float32).reshape(-1, 3)
         self.obstacle_radii = torch.tensor([o.radius_m for o in config.obstacles], dtype=torch.float32)
