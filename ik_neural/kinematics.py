@@ -182,12 +182,7 @@ class KinematicChain:
     @classmethod
     def from_urdf(cls, urdf: UrdfSource, base_link: str, tip_link: str) -> "KinematicChain":
         """The chain from ``base_link`` to ``tip_link`` of a URDF given as a file path or an XML string."""
-        xml, origin = _read_urdf(urdf)
-        try:
-            robot = URDF.from_xml_string(_kinematic_elements(xml, origin))
-        except (URDFParseError, ValueError, AttributeError) as exc:
-            raise ValueError(f"malformed URDF ({origin}): {exc}") from exc
-
+        robot, origin = _parse_urdf(urdf)
         links = {link.name for link in robot.links}
         for role, name in (("base_link", base_link), ("tip_link", tip_link)):
             if name not in links:
@@ -434,6 +429,33 @@ class KinematicChain:
         return T_base_tip, J
 
 
+def rigidly_attached_frames(urdf: UrdfSource, link: str) -> dict[str, np.ndarray]:
+    """Every link of the URDF joined to ``link`` by fixed joints only (up or down the tree), ``link``
+    itself included: name -> T_link_frame (4, 4), that frame's pose in ``link``'s frame.
+
+    ValueError for an unreadable URDF or a ``link`` it does not have.
+    """
+    robot, origin = _parse_urdf(urdf)
+    if link not in {each.name for each in robot.links}:
+        raise ValueError(f"{link!r} is not a link of URDF robot {robot.name!r} ({origin})")
+    # Fixed joints as edges both ways: T_parent_child one way, its inverse the other.
+    edges: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for joint in robot.joints:
+        if joint.type == "fixed":
+            T_parent_child = _urdf_origin(joint.origin)
+            edges.setdefault(joint.parent, []).append((joint.child, T_parent_child))
+            edges.setdefault(joint.child, []).append((joint.parent, np.linalg.inv(T_parent_child)))
+    frames = {link: np.eye(4)}
+    pending = [link]
+    while pending:
+        name = pending.pop()
+        for other, T_name_other in edges.get(name, []):
+            if other not in frames:
+                frames[other] = frames[name] @ T_name_other
+                pending.append(other)
+    return frames
+
+
 def _is_one_float64_pose(q: Array) -> bool:
     """One numpy float64 configuration: the case the compiled kernels serve."""
     return isinstance(q, np.ndarray) and q.ndim == 1 and q.dtype == np.float64
@@ -451,6 +473,20 @@ def _read_urdf(urdf: UrdfSource) -> tuple[str, str]:
         return path.read_text(), str(path)
     except OSError as exc:
         raise ValueError(f"cannot read URDF file {str(path)!r}: {exc.strerror}") from exc
+
+
+def urdf_joint_names(urdf: UrdfSource) -> list[str]:
+    """Names of every joint of the URDF (fixed ones included), in file order."""
+    return [joint.name for joint in _parse_urdf(urdf)[0].joints]
+
+
+def _parse_urdf(urdf: UrdfSource) -> tuple[URDF, str]:
+    """(the URDF's kinematic tree, where it came from); ValueError for an unreadable or malformed one."""
+    xml, origin = _read_urdf(urdf)
+    try:
+        return URDF.from_xml_string(_kinematic_elements(xml, origin)), origin
+    except (URDFParseError, ValueError, AttributeError) as exc:
+        raise ValueError(f"malformed URDF ({origin}): {exc}") from exc
 
 
 def _kinematic_elements(xml: str, origin: str) -> str:

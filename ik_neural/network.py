@@ -241,6 +241,14 @@ def save_network(module: PoseToJoints, metadata: dict[str, Any], path: PathLike)
     os.replace(partial, path)
 
 
+def read_network_metadata(path: PathLike) -> dict[str, Any]:
+    """The metadata of the model file at ``path`` (e.g. its ``base_link`` and ``tip_link``), for any chain.
+
+    Raises as ``load_network`` does, but for the fingerprint.
+    """
+    return _read(Path(path))[1]
+
+
 def load_network(path: PathLike, chain: KinematicChain) -> IKNetwork:
     """Load the network at ``path`` for ``chain`` (TorchScript, never pickle).
 
@@ -249,6 +257,18 @@ def load_network(path: PathLike, chain: KinematicChain) -> IKNetwork:
     another chain (both fingerprints named).
     """
     path = Path(path)
+    module, metadata = _read(path)
+    if metadata.get("fingerprint") != chain.fingerprint:
+        raise ValueError(
+            f"IK network file {path} was trained for chain fingerprint {metadata.get('fingerprint')} "
+            f"({metadata.get('base_link')} -> {metadata.get('tip_link')}), but the chain "
+            f"{chain.base_link} -> {chain.tip_link} has fingerprint {chain.fingerprint}"
+        )
+    return IKNetwork(module, metadata, path)
+
+
+def _read(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """(module, metadata) of a model file, checked to be an ik_neural model of this format version."""
     if not path.is_file():
         raise FileNotFoundError(f"IK network file {path} does not exist")
     extra = {METADATA_ENTRY: ""}
@@ -269,10 +289,4 @@ def load_network(path: PathLike, chain: KinematicChain) -> IKNetwork:
         raise ValueError(
             f"IK network file {path} has format version {version!r}; this ik_neural reads version {FORMAT_VERSION}"
         )
-    if metadata.get("fingerprint") != chain.fingerprint:
-        raise ValueError(
-            f"IK network file {path} was trained for chain fingerprint {metadata.get('fingerprint')} "
-            f"({metadata.get('base_link')} -> {metadata.get('tip_link')}), but the chain "
-            f"{chain.base_link} -> {chain.tip_link} has fingerprint {chain.fingerprint}"
-        )
-    return IKNetwork(module, metadata, path)
+    return module, metadata

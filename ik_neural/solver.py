@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -53,6 +53,15 @@ class SolverSettings:
     """In ``solve_batch``, random seeds refined at once for a target whose seed got stuck."""
     random_seed: int = 0
     """Seed of the random restarts: a call is deterministic unless its time budget cuts it short."""
+
+
+class JointBounds(NamedTuple):
+    """The joint limits a call searches within: ``lower``, ``upper`` (dof,) in rad or m, and ``bounded``
+    (dof,), False for a continuous joint searched over a full turn (wrapped to [lower, lower + 2 pi))."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    bounded: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -174,10 +183,17 @@ class IKSolver:
         self.network = network
         self.settings = settings
         self._bounded = ~np.asarray(chain.is_continuous)
+        self._limits = JointBounds(chain.lower, chain.upper, self._bounded)
         # Compile (or load from numba's cache) the kernels now, not inside a first call's time budget.
         T_mid = chain.forward(self.chain.middle)
         self.solve(T_mid, timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
+        # The random restarts' kernel, which a target solved at once never reaches.
+        k = settings.restart_batch_size
+        single_pose.dls_step_rows_serial(
+            np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0),
+            self._kernel_constants(1e-5, 1e-5, self._limits),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ one pose
 
@@ -188,19 +204,26 @@ class IKSolver:
         timeout_s: float = 0.005,
         position_tolerance_m: float = 1e-5,
         orientation_tolerance_rad: Optional[float] = 1e-5,
+        lower: Optional[np.ndarray] = None,
+        upper: Optional[np.ndarray] = None,
+        seed_first: bool = False,
     ) -> IKResult:
         """Solve one pose T_target (4, 4) (tip in base frame): from the network's guess, then ``seed``
-        (dof,), default mid-limits, then random seeds.
+        (dof,), default mid-limits, then random seeds. ``seed_first`` tries ``seed`` before the network's
+        guess: the answer is then usually the solution nearest the seed, as a numerical solver's is.
 
-        ``orientation_tolerance_rad=None`` solves for position only. Never raises for an unreachable
+        ``orientation_tolerance_rad=None`` solves for position only. ``lower``/``upper`` (dof,) narrow the
+        joint limits for this call: a bounded joint's must lie within its limits; a continuous joint is
+        searched between them when they span less than a full turn. Never raises for an unreachable
         target: it returns ``success=False`` with the best configuration found within ``timeout_s``.
         """
         start = time.perf_counter()
         T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
         self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
-        q_seed = self.chain.middle if seed is None else self._project(self._check_seeds(seed, batched=False))
+        bounds = self._limits if lower is None and upper is None else self._narrowed(lower, upper)
+        q_seed = self._project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False), bounds)
         deadline = start + timeout_s
-        constants = self._kernel_constants(position_tolerance_m, orientation_tolerance_rad)
+        constants = self._kernel_constants(position_tolerance_m, orientation_tolerance_rad, bounds)
 
         # The answer so far: the lowest-error configuration, or the solution once found.
         best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
@@ -211,8 +234,8 @@ class IKSolver:
         settings = self.settings
         first_seeds = [(q_seed, settings.max_iterations_per_seed, settings.stagnation_window)]
         if self.network is not None:
-            first_seeds.insert(0, (
-                self.network.predict(T_target), settings.max_iterations_network_seed,
+            first_seeds.insert(len(first_seeds) if seed_first else 0, (
+                self._project(self.network.predict(T_target), bounds), settings.max_iterations_network_seed,
                 settings.network_stagnation_window,
             ))  # fmt: skip
         for q, max_iterations, window in first_seeds:
@@ -241,7 +264,7 @@ class IKSolver:
         if not success:
             rng = np.random.default_rng(self.settings.random_seed)
             T_rows = np.repeat(T_target[None], k, axis=0)
-            Q = self._random(rng, k)
+            Q = self._random(rng, k, bounds)
             histories: list[list[float]] = [[] for _ in range(k)]
             restarts += k
         while not success and time.perf_counter() <= deadline:
@@ -263,7 +286,7 @@ class IKSolver:
             for i in range(k):
                 histories[i].append(error[i])
                 if self._seed_exhausted(histories[i], settings.max_iterations_per_seed, settings.stagnation_window):
-                    Q_next[i], histories[i] = self._random(rng, 1)[0], []
+                    Q_next[i], histories[i] = self._random(rng, 1, bounds)[0], []
                     restarts += 1
             Q = Q_next
         return IKResult(
@@ -295,16 +318,16 @@ class IKSolver:
         if seeds is None:
             q_seed = np.tile(self.chain.middle, (n, 1))
         else:
-            q_seed = self._project(self._check_seeds(np.asarray(seeds, dtype=np.float64), batched=True))
+            q_seed = self._project(self._check_seeds(np.asarray(seeds, dtype=np.float64), batched=True), self._limits)
             if len(q_seed) != n:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
         answers = _Answers.empty(q_seed)
         rng = np.random.default_rng(self.settings.random_seed)
-        q_first = q_seed.copy() if self.network is None else self._project(self.network.predict(T_targets))
+        q_first = q_seed.copy() if self.network is None else self._project(self.network.predict(T_targets), self._limits)
         self._refine(
             T_targets, np.arange(n), q_first, q_seed, answers, start + timeout_s,
             self.settings.seeds_per_stuck_target, rng,
-            self._kernel_constants(position_tolerance_m, orientation_tolerance_rad),
+            self._kernel_constants(position_tolerance_m, orientation_tolerance_rad, self._limits),
             caller_seed_next=self.network is not None,
         )  # fmt: skip
         return IKResult(
@@ -360,7 +383,7 @@ class IKSolver:
                 to_seed, to_random = exhausted & seed_next, exhausted & ~seed_next
                 Q[to_seed] = q_seed[target[to_seed]]
                 seed_next[to_seed] = False
-                Q[to_random] = self._random(rng, int(to_random.sum()))
+                Q[to_random] = self._random(rng, int(to_random.sum()), self._limits)
                 age[exhausted] = 0
                 history[:, exhausted] = math.inf
                 answers.restarts += np.bincount(target[to_random], minlength=n)
@@ -373,31 +396,55 @@ class IKSolver:
                 if len(new):
                     answers.restarts += np.bincount(new, minlength=n)
                     target = np.concatenate([target, new])
-                    Q = np.concatenate([Q, self._random(rng, len(new))])
+                    Q = np.concatenate([Q, self._random(rng, len(new), self._limits)])
                     age = np.concatenate([age, np.zeros(len(new), dtype=int)])
                     seed_next = np.concatenate([seed_next, np.zeros(len(new), dtype=bool)])
                     history = np.concatenate([history, np.full((history.shape[0], len(new)), math.inf)], axis=1)
 
     # ------------------------------------------------------------------ helpers
 
-    def _kernel_constants(self, position_tolerance_m: float, orientation_tolerance_rad: Optional[float]) -> tuple:
+    def _kernel_constants(
+        self, position_tolerance_m: float, orientation_tolerance_rad: Optional[float], bounds: JointBounds
+    ) -> tuple:
         """The arguments of single_pose.dls_step after (q, T_target)."""
         chain, settings = self.chain, self.settings
         return (
             *chain.kernel_constants, chain.reach_m, orientation_tolerance_rad is None, position_tolerance_m,
-            orientation_tolerance_rad or 0.0, settings.damping, settings.error_damping,
-            chain.lower, chain.upper, self._bounded,
+            orientation_tolerance_rad or 0.0, settings.damping, settings.error_damping, *bounds,
         )  # fmt: skip
 
-    def _random(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """n configurations drawn uniformly within the limits (one turn for continuous joints): (n, dof)."""
-        return rng.uniform(self.chain.lower, self.chain.upper, size=(n, self.chain.dof))
+    def _narrowed(self, lower: Optional[np.ndarray], upper: Optional[np.ndarray]) -> JointBounds:
+        """A call's joint bounds from its ``lower``/``upper`` (either may be None: the chain's limits)."""
+        chain = self.chain
+        lower = chain.lower if lower is None else np.asarray(lower, dtype=np.float64)
+        upper = chain.upper if upper is None else np.asarray(upper, dtype=np.float64)
+        for name, values in (("lower", lower), ("upper", upper)):
+            if values.shape != (chain.dof,) or not np.isfinite(values).all():
+                raise ValueError(f"{name} must be {chain.dof} finite numbers for the joints {chain.joint_names}")
+        for j, joint in enumerate(chain.joint_names):
+            outside = self._bounded[j] and (lower[j] < chain.lower[j] or upper[j] > chain.upper[j])
+            if lower[j] > upper[j] or outside:
+                raise ValueError(
+                    f"joint {joint!r}: bounds [{lower[j]:.6g}, {upper[j]:.6g}] are empty or outside its limits "
+                    f"[{chain.lower[j]:.6g}, {chain.upper[j]:.6g}]"
+                )
+        # A continuous joint stays unbounded only when the window is still a full turn.
+        bounded = self._bounded | (upper - lower < 2 * math.pi)
+        bounds = JointBounds(lower.copy(), np.where(bounded, upper, lower + 2 * math.pi), bounded)
+        # Read-only like the chain's limits: numba compiles per array type, and writability is part of it.
+        for array in (bounds.lower, bounds.upper):
+            array.setflags(write=False)
+        return bounds
 
-    def _project(self, q: np.ndarray) -> np.ndarray:
-        """Clamp bounded joints into their limits, wrap continuous ones to [-pi, pi)."""
-        return np.where(
-            self._bounded, np.clip(q, self.chain.lower, self.chain.upper), (q + math.pi) % (2 * math.pi) - math.pi
-        )
+    @staticmethod
+    def _random(rng: np.random.Generator, n: int, bounds: JointBounds) -> np.ndarray:
+        """n configurations drawn uniformly within the bounds (one turn for continuous joints): (n, dof)."""
+        return rng.uniform(bounds.lower, bounds.upper, size=(n, len(bounds.lower)))
+
+    def _project(self, q: np.ndarray, bounds: JointBounds) -> np.ndarray:
+        """Clamp q (..., dof) into the bounds; continuous joints first turned into [lower, lower + 2 pi)."""
+        turned = np.where(self._bounded, q, bounds.lower + (q - bounds.lower) % (2 * math.pi))
+        return np.where(bounds.bounded, np.clip(turned, bounds.lower, bounds.upper), turned)
 
     def _distance(self, q: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
         """Joint-space distance (..., dof) -> (...), continuous joints the short way round."""

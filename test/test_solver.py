@@ -57,7 +57,7 @@ def test_every_shipped_chain_is_solved_and_checked_by_fk(solvers, name):
 
 def test_restarts_find_what_a_bad_start_misses(solvers):
     solver = solvers("ur5e")
-    chain, constants = solver.chain, solver._kernel_constants(TOL, TOL)
+    chain, constants = solver.chain, solver._kernel_constants(TOL, TOL, solver._limits)
     _, targets = reachable_targets(chain, 200, seed=12)
     for T in targets:
         result = solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
@@ -163,7 +163,7 @@ def test_concurrent_solves_give_the_serial_answers(solvers):
 
 def test_row_kernels_equal_the_single_step(solvers):
     solver = solvers("panda")
-    chain, constants = solver.chain, solver._kernel_constants(TOL, TOL)
+    chain, constants = solver.chain, solver._kernel_constants(TOL, TOL, solver._limits)
     rng = np.random.default_rng(16)
     q, T = rng.uniform(chain.lower, chain.upper, (600, chain.dof)), reachable_targets(chain, 600, seed=17)[1]
     expected = [single_pose.dls_step(q[r], T[r], *constants) for r in range(len(q))]
