@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: env test
+.PHONY: env test run demo
 
 # Builds (first time, several minutes) or reuses (seconds) the cached environment; the last line
 # printed is this checkout's activation script to source in your own shell.
@@ -18,3 +18,14 @@ test:
 	  source "$$activate" && \
 	  export PYTHONDONTWRITEBYTECODE=1 && \
 	  python -m pytest -p no:cacheprovider $(PYTEST_ARGS) test
+
+# The node for the bundled Panda network (Ctrl-C stops it). Its first log line says what it serves.
+run:
+	@activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
+	  exec ik_node --ros-args --params-file config/panda.yaml $(NODE_ARGS)
+
+# With `make run` going in another shell: random reachable Panda poses sent to the node, each answer
+# checked by FK here, and the round-trip latency. More: make demo CLIENT_ARGS="--count 1000 --quiet".
+demo:
+	@activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
+	  exec ik_client --robot panda $(CLIENT_ARGS)

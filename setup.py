@@ -33,5 +33,12 @@ setup(
     description="Neural-network inverse kinematics for ROS 2, refined by damped least squares",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["bench = ik_neural.bench:main", "train = ik_neural.train:main"]},
+    entry_points={
+        "console_scripts": [
+            "bench = ik_neural.bench:main",
+            "ik_client = ik_neural.client:main",
+            "ik_node = ik_neural.node:main",
+            "train = ik_neural.train:main",
+        ]
+    },
 )

@@ -1,6 +1,7 @@
 """The package builds with colcon as a ROS 2 ament_python package, and works from its install space."""
 
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -55,6 +56,39 @@ def test_install_space_has_the_ros_package_files(install_space):
         p.relative_to(share / "ik_neural").as_posix() for p in (share / "ik_neural" / "models").rglob("*") if p.is_file()
     )
     assert installed == shipped
+    for folder in ("launch", "config"):
+        shipped = sorted(p.name for p in (REPO / folder).iterdir() if p.is_file())
+        assert shipped and sorted(p.name for p in (share / "ik_neural" / folder).iterdir()) == shipped
+
+
+def test_installed_node_serves_the_installed_client(install_space, tmp_path):
+    """`ros2 run ik_neural ik_node --ros-args --params-file <share>/config/panda.yaml`, and ik_client."""
+    lib, share = install_space / "ik_neural" / "lib" / "ik_neural", install_space / "ik_neural" / "share" / "ik_neural"
+    namespace = f"/ik_build_test_{os.getpid()}"
+    site_packages = next((install_space / "ik_neural" / "lib").glob("python3*/site-packages"))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(site_packages)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p) != REPO]
+    )
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(install_space / "ik_neural"), env.get("AMENT_PREFIX_PATH", "")])
+    node = subprocess.Popen(
+        [str(lib / "ik_node"), "--ros-args", "--params-file", str(share / "config" / "panda.yaml"),
+         "-r", f"__ns:={namespace}", "-p", "robot_description_timeout_s:=0.0"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        client = subprocess.run(
+            [str(lib / "ik_client"), "--service", f"{namespace}/ik_neural/compute_ik", "--count", "3",
+             "--group", "panda_arm", "--wait-s", "60"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        os.killpg(node.pid, signal.SIGINT)
+        log = node.communicate(timeout=30)[0]
+    assert client.returncode == 0, client.stdout + client.stderr
+    assert "3 answered (SUCCESS 3), 0 lost, 0 wrong" in client.stdout
+    # The model and URDF came from the install space's share directory (package:// URIs).
+    assert "network package://ik_neural/models/panda/ik_network.pt" in log and node.returncode == 0, log
 
 
 def test_installed_package_loads_robots_from_its_share_directory(install_space):

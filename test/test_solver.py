@@ -119,6 +119,49 @@ def test_continuous_joints_are_wrapped():
         assert np.all(wrapped >= -np.pi) and np.all(wrapped < np.pi)
 
 
+def test_narrowed_bounds_hold_for_bounded_and_continuous_joints():
+    chain = KinematicChain.from_urdf(
+        example_robot_urdf("pr2_description/urdf/pr2.urdf"), "torso_lift_link", "r_gripper_tool_frame"
+    )
+    solver = IKSolver(chain)
+    continuous = np.flatnonzero(chain.is_continuous)
+    q, targets = reachable_targets(chain, 5, seed=15)
+    for q_true, T in zip(q, targets):
+        lower, upper = chain.lower.copy(), chain.upper.copy()
+        lower[0], upper[0] = max(q_true[0] - 0.02, chain.lower[0]), min(q_true[0] + 0.03, chain.upper[0])
+        # A window of a continuous joint that crosses +pi: the answer is given inside it, not wrapped.
+        j = continuous[0]
+        lower[j], upper[j] = q_true[j] + 2 * np.pi - 0.05, q_true[j] + 2 * np.pi + 0.05
+        result = solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL,
+                              lower=lower, upper=upper)  # fmt: skip
+        assert result.success
+        position_m, rotation_rad = pose_errors(chain.forward(result.q), T)
+        assert position_m <= TOL and rotation_rad <= TOL
+        assert np.all(result.q >= lower) and np.all(result.q <= upper)
+    with pytest.raises(ValueError, match=r"joint 'r_shoulder_pan_joint': bounds \[.*\] are empty or outside"):
+        solver.solve(targets[0], lower=chain.lower - 1.0)
+    with pytest.raises(ValueError, match=r"upper must be 7 finite numbers"):
+        solver.solve(targets[0], upper=np.full(7, np.nan))
+
+
+def test_seed_first_gives_the_solution_nearest_the_seed(solvers):
+    solver = IKSolver(load_robot("panda").chain, network=load_robot("panda").network)
+    chain = solver.chain
+    q, targets = reachable_targets(chain, 10, seed=16)
+    seeds = np.clip(q + np.random.default_rng(17).uniform(-0.05, 0.05, q.shape), chain.lower, chain.upper)
+    far = 0
+    for q_true, T, seed in zip(q, targets, seeds):
+        near = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL,
+                            seed_first=True)  # fmt: skip
+        assert near.success
+        assert np.abs(near.q - q_true).max() < 0.1
+        network_first = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL,
+                                     orientation_tolerance_rad=TOL)  # fmt: skip
+        far += np.abs(network_first.q - q_true).max() > 0.1
+    # The network's guess, first by default, lands on another of the redundant arm's solutions at times.
+    assert far > 0
+
+
 def two_link_arm() -> KinematicChain:
     """A planar 2-link arm, links 1.0 and 0.6 m, joints ±pi: elbow-up and elbow-down reach each point."""
     return KinematicChain.from_dh([1.0, 0.6], [0.0, 0.0], [0.0, 0.0], lower=[-np.pi] * 2, upper=[np.pi] * 2)

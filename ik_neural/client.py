@@ -1,0 +1,186 @@
+"""``ik_client``: send GetPositionIK requests to the node and check every answer by forward kinematics.
+
+Targets are FK of joint configurations drawn uniformly within the limits (seeded), or one ``--pose``.
+For each answer it prints the solution, its position and orientation errors as computed here (an
+independent FK check of what the node returned) and the round-trip latency; then a summary.
+Exit status 0 when every request was answered and no SUCCESS answer failed the check, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import rclpy
+from moveit_msgs.msg import MoveItErrorCodes
+from moveit_msgs.srv import GetPositionIK
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from ik_neural.kinematics import KinematicChain
+from ik_neural.messages import matrix_to_pose, pose_to_matrix, seconds_to_duration
+from ik_neural.node import SERVICE_QOS
+from ik_neural.robots import list_robots, load_robot
+from ik_neural.solver import pose_errors
+
+CODE_NAMES = {
+    value: name for name, value in vars(MoveItErrorCodes).items() if name.isupper() and isinstance(value, int)
+}
+
+
+def _arguments(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ik_client", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--service", default="/ik_neural/compute_ik", help="GetPositionIK service (default %(default)s)")
+    parser.add_argument("--robot", default="panda", help=f"shipped robot whose chain the targets come from: {', '.join(list_robots())}")
+    parser.add_argument("--urdf", help="URDF file instead of --robot (with --base and --tip)")
+    parser.add_argument("--base", help="base link, with --urdf")
+    parser.add_argument("--tip", help="tip link, with --urdf")
+    parser.add_argument("--count", type=int, default=5, help="requests to send, one at a time (default %(default)s)")
+    parser.add_argument("--pose", type=float, nargs=7, metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
+                        help="one target pose of the tip in the base frame (m; quaternion x y z w) instead of random ones")
+    parser.add_argument("--group", default="", help="group_name of the requests (default: empty, accepted by the node)")
+    parser.add_argument("--timeout-ms", type=float, default=0.0, help="the requests' timeout, ms (0: the node's default)")
+    parser.add_argument("--random-seed", type=int, default=0, help="seed of the random targets (default %(default)s)")
+    parser.add_argument("--position-tolerance-m", type=float, default=1e-5, help="check of SUCCESS answers (default %(default)s)")
+    parser.add_argument("--orientation-tolerance-rad", type=float, default=1e-5, help="check of SUCCESS answers (default %(default)s)")
+    parser.add_argument("--wait-s", type=float, default=30.0, help="how long to wait for the service (default %(default)s)")
+    parser.add_argument("--response-timeout-s", type=float, default=5.0, help="a request unanswered after this is lost (default %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="only the summary")
+    parser.add_argument("--json", type=Path, help="also write the summary to this file as JSON")
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error(f"--count must be at least 1, got {args.count}")
+    if args.urdf and not (args.base and args.tip):
+        parser.error("--urdf needs --base and --tip")
+    return args
+
+
+def _chain(args: argparse.Namespace) -> KinematicChain:
+    if args.urdf:
+        return KinematicChain.from_urdf(args.urdf, args.base, args.tip)
+    return load_robot(args.robot).chain
+
+
+def _targets(chain: KinematicChain, args: argparse.Namespace) -> np.ndarray:
+    """(count, 4, 4) target poses of the tip in the base frame."""
+    if args.pose is not None:
+        from geometry_msgs.msg import Pose
+
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = args.pose[:3]
+        pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = args.pose[3:]
+        return np.repeat(pose_to_matrix(pose)[None], args.count, axis=0)
+    rng = np.random.default_rng(args.random_seed)
+    return chain.forward(rng.uniform(chain.lower, chain.upper, size=(args.count, chain.dof)))
+
+
+def _request(chain: KinematicChain, T: np.ndarray, args: argparse.Namespace) -> GetPositionIK.Request:
+    request = GetPositionIK.Request()
+    ik = request.ik_request
+    ik.group_name = args.group
+    ik.pose_stamped.header.frame_id = chain.base_link
+    ik.pose_stamped.pose = matrix_to_pose(T)
+    ik.timeout = seconds_to_duration(args.timeout_ms / 1e3)
+    return request
+
+
+def _percentile_ms(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1e3 if values else float("nan")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        chain = _chain(args)
+        targets = _targets(chain, args)
+        chain.forward(chain.middle)  # compiles (or loads) the FK kernel now, not inside the first check
+    except ValueError as error:
+        print(f"ik_client: {error}", file=sys.stderr)
+        return 2
+    rclpy.init()
+    try:
+        node = Node("ik_client")
+        client = node.create_client(GetPositionIK, args.service, qos_profile=SERVICE_QOS)
+        if not client.wait_for_service(timeout_sec=args.wait_s):
+            print(f"ik_client: no service {args.service} after {args.wait_s} s (is ik_node running?)", file=sys.stderr)
+            return 1
+        summary = _run(node, client, chain, targets, args)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        rclpy.try_shutdown()
+    _print_summary(summary, args.service)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+    return 0 if summary["wrong"] == 0 and summary["lost"] == 0 else 1
+
+
+def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: argparse.Namespace) -> dict:
+    """Send every target in turn; the counts and latencies of the answers."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    codes: dict[str, int] = {}
+    latencies_s: list[float] = []
+    wrong = lost = 0
+    started = time.perf_counter()
+    for i, T in enumerate(targets):
+        request = _request(chain, T, args)
+        sent = time.perf_counter()
+        future = client.call_async(request)
+        executor.spin_until_future_complete(future, timeout_sec=args.response_timeout_s)
+        if not future.done():
+            client.remove_pending_request(future)
+            lost += 1
+            print(f"#{i + 1}: no answer within {args.response_timeout_s} s", file=sys.stderr)
+            continue
+        latencies_s.append(time.perf_counter() - sent)
+        response = future.result()
+        code = CODE_NAMES.get(response.error_code.val, str(response.error_code.val))
+        codes[code] = codes.get(code, 0) + 1
+        verdict, line = _check(chain, T, response, args)
+        wrong += verdict == "WRONG"
+        if not args.quiet or verdict == "WRONG":
+            print(f"#{i + 1} {code}{' ' + verdict if verdict else ''}: {line}, round trip {latencies_s[-1] * 1e3:.2f} ms")
+    elapsed_s = time.perf_counter() - started
+    return {
+        "requests": len(targets), "answered": len(latencies_s), "lost": lost, "wrong": wrong, "codes": codes,
+        "latency_median_ms": _percentile_ms(latencies_s, 50), "latency_p95_ms": _percentile_ms(latencies_s, 95),
+        "latency_max_ms": _percentile_ms(latencies_s, 100), "elapsed_s": elapsed_s,
+        "requests_per_s": len(latencies_s) / elapsed_s,
+    }  # fmt: skip
+
+
+def _check(chain: KinematicChain, T: np.ndarray, response, args: argparse.Namespace) -> tuple[str, str]:
+    """('' or 'WRONG', a description): FK here of the returned joints against the target."""
+    state = response.solution.joint_state
+    positions = dict(zip(state.name, state.position))
+    if not set(chain.joint_names) <= set(positions):
+        if response.error_code.val == MoveItErrorCodes.SUCCESS:
+            return "WRONG", f"SUCCESS without the chain's joints (got {list(state.name)})"
+        return "", response.error_code.message
+    q = np.array([positions[name] for name in chain.joint_names])
+    _, _, position_error, orientation_error = pose_errors(T, chain.forward(q))
+    within = position_error <= args.position_tolerance_m and orientation_error <= args.orientation_tolerance_rad
+    in_limits = bool(np.all((q >= chain.lower - 1e-12) & (q <= chain.upper + 1e-12)))
+    verdict = "WRONG" if response.error_code.val == MoveItErrorCodes.SUCCESS and not (within and in_limits) else ""
+    joints = "[" + ", ".join(f"{v:.4f}" for v in q) + "]"
+    return verdict, f"q = {joints}, position error {position_error:.2e} m, orientation error {orientation_error:.2e} rad"
+
+
+def _print_summary(summary: dict, service: str) -> None:
+    codes = ", ".join(f"{name} {count}" for name, count in sorted(summary["codes"].items()))
+    print(
+        f"\n{service}: {summary['requests']} requests, {summary['answered']} answered ({codes}), "
+        f"{summary['lost']} lost, {summary['wrong']} wrong by FK check\n"
+        f"round trip: median {summary['latency_median_ms']:.2f} ms, p95 {summary['latency_p95_ms']:.2f} ms, "
+        f"max {summary['latency_max_ms']:.2f} ms; {summary['requests_per_s']:.0f} requests/s"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The ik_neural node for a robot: ros2 launch ik_neural ik_neural.launch.py robot:=ur5e
+
+Parameters come from config/<robot>.yaml (or config:=FILE); any argument given non-empty overrides that
+file's value. The description comes from robot_description:=XML, else the robot_description topic (as
+robot_state_publisher publishes it), else urdf_path.
+"""
+
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+# Launch arguments that override the config file's parameter of the same name when not empty.
+OVERRIDES = {
+    "robot_description": "URDF XML (empty: the robot_description topic, then urdf_path)",
+    "urdf_path": "URDF file (package:// URIs work)",
+    "base_link": "base link of the chain",
+    "tip_link": "tip link of the chain",
+    "model_path": "TorchScript network from `train`",
+    "group_name": "planning group the requests must name",
+}
+
+
+def _node(context):
+    share = Path(get_package_share_directory("ik_neural"))
+    robot = LaunchConfiguration("robot").perform(context)
+    config = LaunchConfiguration("config").perform(context) or str(share / "config" / f"{robot}.yaml")
+    overrides = {name: LaunchConfiguration(name).perform(context) for name in OVERRIDES}
+    return [
+        Node(
+            package="ik_neural",
+            executable="ik_node",
+            name="ik_neural",
+            namespace=LaunchConfiguration("namespace"),
+            parameters=[config, {name: value for name, value in overrides.items() if value}],
+            remappings=[("~/compute_ik", LaunchConfiguration("compute_ik_service"))],
+            output="screen",
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("robot", default_value="panda", description="shipped robot whose config/<robot>.yaml is used"),
+            DeclareLaunchArgument("config", default_value="", description="parameter file (empty: config/<robot>.yaml)"),
+            DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+            DeclareLaunchArgument(
+                "compute_ik_service", default_value="~/compute_ik",
+                description="GetPositionIK service name (/compute_ik stands in for move_group's)",
+            ),
+            *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in OVERRIDES.items()),
+            OpaqueFunction(function=_node),
+        ]
+    )
