@@ -127,7 +127,7 @@ def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: a
     codes: dict[str, int] = {}
     latencies_s: list[float] = []
     wrong = lost = 0
-    started = time.perf_counter()
+    started, started_unix_s = time.perf_counter(), time.time()
     for i, T in enumerate(targets):
         request = _request(chain, T, args)
         sent = time.perf_counter()
@@ -151,7 +151,7 @@ def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: a
         "requests": len(targets), "answered": len(latencies_s), "lost": lost, "wrong": wrong, "codes": codes,
         "latency_median_ms": _percentile_ms(latencies_s, 50), "latency_p95_ms": _percentile_ms(latencies_s, 95),
         "latency_max_ms": _percentile_ms(latencies_s, 100), "elapsed_s": elapsed_s,
-        "requests_per_s": len(latencies_s) / elapsed_s,
+        "requests_per_s": len(latencies_s) / elapsed_s, "started_unix_s": started_unix_s,
     }  # fmt: skip
 
 

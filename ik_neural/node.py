@@ -23,6 +23,7 @@ from moveit_msgs.srv import GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -57,8 +58,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "group_name": ("manipulator", "The planning group requests must name (an empty group_name is accepted too)."),
     "seed_first": (
         True,
-        "Refine the request's seed (else the current joint state) before the network's guess, so that the "
-        "solution is the one nearest the seed, as with KDL or TRAC-IK. False: the network's guess first.",
+        "When a seed is known (the request's robot_state, or joint_states), refine it before the network's guess, "
+        "so that the solution is the one nearest the seed, as with KDL or TRAC-IK. False: the network's guess first.",
     ),
     "default_timeout_s": (0.05, "Solve budget of a request whose timeout is zero, and of goal poses, s."),
     "position_tolerance_m": (1e-5, "Largest position error of a solution, m."),
@@ -93,6 +94,7 @@ class _Problem:
 
     T_base_tip: np.ndarray
     seed: np.ndarray
+    seed_known: bool  # from the request or joint_states, not only the mid-limits default
     lower: Optional[np.ndarray]
     upper: Optional[np.ndarray]
     timeout_s: float
@@ -162,6 +164,7 @@ class IKNode(Node):
 
         self._joint_index = {name: i for i, name in enumerate(self.chain.joint_names)}
         self._current = self.chain.middle.copy()  # the chain's joints as last heard on joint_states
+        self._current_known = False  # whether joint_states gave any of them
         self._current_lock = threading.Lock()
 
         group = ReentrantCallbackGroup()
@@ -261,7 +264,7 @@ class IKNode(Node):
             problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,
             position_tolerance_m=self._param("position_tolerance_m"),
             orientation_tolerance_rad=None if self._param("position_only_ik") else self._param("orientation_tolerance_rad"),
-            lower=problem.lower, upper=problem.upper, seed_first=self._param("seed_first"),
+            lower=problem.lower, upper=problem.upper, seed_first=self._param("seed_first") and problem.seed_known,
         )  # fmt: skip
 
     @staticmethod
@@ -301,7 +304,7 @@ class IKNode(Node):
         lower, upper = self._bounds(ik, notes)
         return _Problem(
             T_base_tip=self._T_base_frame[frame] @ T_frame_link @ self._T_link_tip[link],
-            seed=self._seed(ik.robot_state.joint_state),
+            **self._seed(ik.robot_state.joint_state),
             lower=lower, upper=upper,
             timeout_s=timeout_s or self._param("default_timeout_s"),
             notes=tuple(notes),
@@ -335,8 +338,9 @@ class IKNode(Node):
         except ValueError as error:
             raise _Refusal(MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS, f"pose_stamped.{error}") from None
 
-    def _seed(self, state: JointState) -> np.ndarray:
-        """The chain's seed (dof,): the request's positions by joint name, the rest the current joint state."""
+    def _seed(self, state: JointState) -> dict[str, Any]:
+        """``seed`` (dof,): the request's positions by joint name, the rest the current joint state (else
+        mid-limits); ``seed_known``: whether any of it came from the request or joint_states."""
         if len(state.position) != len(state.name):
             raise _Refusal(
                 MoveItErrorCodes.INVALID_ROBOT_STATE,
@@ -350,13 +354,14 @@ class IKNode(Node):
                 f"robot_state.joint_state has {what}; the chain's joints are {self.chain.joint_names}",
             )
         with self._current_lock:
-            seed = self._current.copy()
+            seed, known = self._current.copy(), self._current_known
         for name, position in zip(state.name, state.position):
             if name in self._joint_index:
                 if not math.isfinite(position):
                     raise _Refusal(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joint {name!r} is {position}")
                 seed[self._joint_index[name]] = position
-        return seed
+                known = True
+        return {"seed": seed, "seed_known": known}
 
     def _bounds(self, ik: PositionIKRequest, notes: list[str]) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         """Joint bounds narrowed by constraints.joint_constraints, or (None, None); unsupported kinds noted."""
@@ -408,6 +413,7 @@ class IKNode(Node):
             for name, position in zip(msg.name, msg.position):
                 if name in self._joint_index and math.isfinite(position):
                     self._current[self._joint_index[name]] = position
+                    self._current_known = True
 
     def _on_goal(self, msg: PoseStamped) -> None:
         """Solve a goal pose from the current joint state; publish the solution as a joint command."""
@@ -439,6 +445,10 @@ def main(args: Optional[list[str]] = None) -> int:
         except StartupError as error:
             rclpy.logging.get_logger(NODE_NAME).error(f"cannot start: {' '.join(str(error).split())}")
             return 1
+        except RCLError:
+            if rclpy.ok():
+                raise
+            return 0  # Ctrl-C during start-up: rclpy shut the context down under the constructor
         executor = MultiThreadedExecutor(num_threads=node._param("executor_threads"))
         executor.add_node(node)
         try:

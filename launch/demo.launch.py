@@ -36,7 +36,7 @@ def _nodes(context):
         # The arm's first state, once robot_state_publisher listens: mid-limits.
         TimerAction(period=2.0, actions=[ExecuteProcess(cmd=[
             "ros2", "topic", "pub", "--once", "/joint_states", "sensor_msgs/msg/JointState",
-            yaml.safe_dump(start, default_flow_style=True).strip(),
+            yaml.safe_dump(start, default_flow_style=True, width=float("inf")).strip(),
         ])]),
     ]
 
