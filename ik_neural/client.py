@@ -19,8 +19,9 @@ import numpy as np
 import rclpy
 from moveit_msgs.msg import MoveItErrorCodes
 from moveit_msgs.srv import GetPositionIK
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.utilities import remove_ros_args
 
 from ik_neural.kinematics import KinematicChain
 from ik_neural.messages import matrix_to_pose, pose_to_matrix, seconds_to_duration
@@ -94,7 +95,9 @@ def _percentile_ms(values: list[float], q: float) -> float:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = _arguments(sys.argv[1:] if argv is None else argv)
+    """``ik_client`` (``argv``: the arguments, without the program name; ROS arguments allowed)."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = _arguments(remove_ros_args(["ik_client", *argv])[1:])
     try:
         chain = _chain(args)
         targets = _targets(chain, args)
@@ -102,7 +105,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ValueError as error:
         print(f"ik_client: {error}", file=sys.stderr)
         return 2
-    rclpy.init()
+    rclpy.init(args=["ik_client", *argv])
     try:
         node = Node("ik_client")
         client = node.create_client(GetPositionIK, args.service, qos_profile=SERVICE_QOS)
@@ -110,7 +113,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"ik_client: no service {args.service} after {args.wait_s} s (is ik_node running?)", file=sys.stderr)
             return 1
         summary = _run(node, client, chain, targets, args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         return 130
     finally:
         rclpy.try_shutdown()

@@ -23,7 +23,6 @@ from moveit_msgs.srv import GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -433,7 +432,7 @@ class IKNode(Node):
             self._trajectories.publish(
                 joint_trajectory(self.chain.joint_names, result.q, self._param("trajectory_time_from_start_s"), stamp)
             )
-        self.get_logger().info(f"goal pose: {self._describe(result)}; command published")
+        self.get_logger().debug(f"goal pose: {self._describe(result)}; command published")
 
 
 def main(args: Optional[list[str]] = None) -> int:
@@ -445,7 +444,7 @@ def main(args: Optional[list[str]] = None) -> int:
         except StartupError as error:
             rclpy.logging.get_logger(NODE_NAME).error(f"cannot start: {' '.join(str(error).split())}")
             return 1
-        except RCLError:
+        except Exception:
             if rclpy.ok():
                 raise
             return 0  # Ctrl-C during start-up: rclpy shut the context down under the constructor
