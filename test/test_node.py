@@ -105,8 +105,10 @@ def module_context():
 @pytest.fixture(scope='module')
 def graph(module_context):
     """The Panda node, its description given as a parameter with a 'world' frame above the base."""
+    # A generous default budget: a garbage collection of the test process can pause a solve for 0.2 s, and
+    # these tests are about answers, not speed.
     graph = _Graph(module_context, _namespace('graph'), robot_description=_panda_description_with_world(),
-                   urdf_path='', publish_trajectory=True, trajectory_time_from_start_s=1.5)
+                   urdf_path='', publish_trajectory=True, trajectory_time_from_start_s=1.5, default_timeout_s=1.0)
     yield graph
     graph.close()
 
@@ -325,11 +327,17 @@ def test_zero_timeout_means_the_default_and_empty_names_mean_base_tip_and_group(
     response = graph.call(_request(T, frame='', link='', group='', timeout_s=0.0))
     assert response.error_code.val == 1, response.error_code.message
     _assert_reaches(panda, _solution(response, panda), T)
+    # The default budget (1 s here) is what an unreachable pose with a zero timeout runs for.
+    far = np.eye(4)
+    far[0, 3] = 5.0
+    response = graph.call(_request(far, timeout_s=0.0))
+    assert response.error_code.val == -31
+    assert float(re.search(r'([\d.]+) ms$', response.error_code.message).group(1)) >= 1000.0
 
 
 def test_avoid_collisions_policy_ignore_solves_and_says_collisions_were_not_checked(module_context, panda):
     graph = _Graph(module_context, _namespace('ignore'), avoid_collisions_policy='ignore', model_path='',
-                   base_link='panda_link0', tip_link='panda_link8')
+                   base_link='panda_link0', tip_link='panda_link8', default_timeout_s=1.0)
     try:
         T = panda.forward(panda.middle + 0.2)
         request = _request(T)
@@ -548,3 +556,30 @@ def test_readme_documents_every_parameter_with_its_default():
         assert name in rows, f'README has no row for parameter {name}'
         shown = json.dumps(default) if isinstance(default, str) else str(default).lower() if isinstance(default, bool) else repr(default)
         assert rows[name] == shown, (name, rows[name], shown)
+
+
+def test_parameters_are_read_only_once_started(graph):
+    from rclpy.parameter import Parameter
+
+    results = graph.node.set_parameters([Parameter('group_name', value='other_arm')])
+    assert not results[0].successful
+    assert graph.node.get_parameter('group_name').value == 'panda_arm'
+
+
+def test_launch_arguments_name_real_node_parameters():
+    """The launch files are not run here (no launch package in the registry), but what they pass must exist."""
+    import ast
+    from ik_neural.node import PARAMETERS
+
+    tree = ast.parse((ROOT / 'launch' / 'ik_neural.launch.py').read_text())
+    overrides = next(node.value for node in ast.walk(tree)
+                     if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == 'OVERRIDES')
+    names = [key.value for key in overrides.keys]
+    assert names and set(names) <= set(PARAMETERS), set(names) - set(PARAMETERS)
+    for launch_file in ('ik_neural.launch.py', 'demo.launch.py'):
+        text = (ROOT / 'launch' / launch_file).read_text()
+        # Remapped names are the node's own; parameter files are shipped ones.
+        for remapped in re.findall(r'\("(~/\w+)", ', text):
+            assert remapped in ('~/compute_ik', '~/goal_pose', '~/joint_commands', '~/joint_trajectory'), remapped
+        assert 'config' in text and 'ik_node' in text
+    assert (ROOT / 'config' / 'demo.rviz').is_file()
