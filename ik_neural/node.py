@@ -40,6 +40,7 @@ from ik_neural.solver import IKResult, IKSolver
 NODE_NAME = "ik_neural"
 SOURCE = "ik_neural"
 AVOID_COLLISIONS_POLICIES = ("refuse", "ignore")
+_ERROR_CODES_HAVE_MESSAGE = "message" in MoveItErrorCodes.get_fields_and_field_types()
 # ROS's default service QoS keeps the last 10 samples. All clients of a service share its request topic and
 # its response topic (each client takes every response and keeps its own), so with several busy clients on
 # a loaded machine a request or a response could be pushed out of a reader's history before it was taken:
@@ -99,6 +100,15 @@ class _Problem:
     upper: Optional[np.ndarray]
     timeout_s: float
     notes: tuple[str, ...]
+
+
+def _answer(response: GetPositionIK.Response, code: int, message: str) -> GetPositionIK.Response:
+    """The response with its error code, and its message and source where the type has them (moveit_msgs
+    from 2.4 on; Humble's has only the code)."""
+    response.error_code.val = code
+    if _ERROR_CODES_HAVE_MESSAGE:
+        response.error_code.message, response.error_code.source = message, SOURCE
+    return response
 
 
 def resolve_path(path: str) -> Path:
@@ -243,21 +253,17 @@ class IKNode(Node):
     # ------------------------------------------------------------------ the service
 
     def _compute_ik(self, request: GetPositionIK.Request, response: GetPositionIK.Response) -> GetPositionIK.Response:
-        codes = response.error_code
-        codes.source = SOURCE
         try:
             problem = self._problem(request.ik_request)
         except _Refusal as refusal:
-            codes.val, codes.message = refusal.code, str(refusal)
             self.get_logger().warning(f"compute_ik refused ({refusal.code}): {refusal}")
-            return response
+            return _answer(response, refusal.code, str(refusal))
         result = self._solve(problem)
         response.solution.joint_state = joint_state(self.chain.joint_names, result.q, self.get_clock().now().to_msg())
-        codes.val = MoveItErrorCodes.SUCCESS if result.success else MoveItErrorCodes.NO_IK_SOLUTION
-        codes.message = "; ".join((self._describe(result), *problem.notes))
         for note in problem.notes:
             self.get_logger().warning(f"compute_ik: {note}")
-        return response
+        code = MoveItErrorCodes.SUCCESS if result.success else MoveItErrorCodes.NO_IK_SOLUTION
+        return _answer(response, code, "; ".join((self._describe(result), *problem.notes)))
 
     def _solve(self, problem: _Problem) -> IKResult:
         return self.solver.solve(

@@ -33,6 +33,11 @@ SECONDS_TO_ANSWER = 30.0
 T_WORLD_BASE = np.array([[0.0, -1.0, 0.0, 0.5], [1.0, 0.0, 0.0, -0.2], [0.0, 0.0, 1.0, 0.75], [0, 0, 0, 1]])
 
 
+def _message(response):
+    """error_code.message, or None where moveit_msgs has no such field (before 2.4, e.g. Humble's)."""
+    return getattr(response.error_code, 'message', None)
+
+
 def _namespace(tag):
     return f'/ik_test_{os.getpid()}_{tag}'
 
@@ -173,9 +178,10 @@ def test_solves_reachable_poses_checked_by_fk(graph, panda, commands):
     _, targets = _targets(panda, 20, seed=1)
     for T in targets:
         response = graph.call(_request(T))
-        assert response.error_code.val == MoveItErrorCodes.SUCCESS, response.error_code.message
-        assert response.error_code.source == 'ik_neural'
-        assert response.error_code.message.startswith('solved: position error')
+        assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
+        if _message(response) is not None:
+            assert response.error_code.source == 'ik_neural'
+            assert _message(response).startswith('solved: position error')
         assert response.solution.joint_state.header.stamp.sec > 0
         _assert_reaches(panda, _solution(response, panda), T)
     # Service answers never move the robot.
@@ -202,7 +208,7 @@ def test_pose_in_a_frame_fixed_to_the_base_for_a_link_fixed_to_the_tip(graph, pa
     for T_base_tip in targets:
         T_world_link7 = T_WORLD_BASE @ T_base_tip @ T_tip_link7
         response = graph.call(_request(T_world_link7, frame='world', link='panda_link7'))
-        assert response.error_code.val == 1, response.error_code.message
+        assert response.error_code.val == 1, _message(response)
         _assert_reaches(panda, _solution(response, panda), T_base_tip)
     # A leading slash (tf1 style) names the same frame; a one-entry pose_stamped_vector stands for pose_stamped.
     request = _request(np.eye(4))
@@ -210,7 +216,7 @@ def test_pose_in_a_frame_fixed_to_the_base_for_a_link_fixed_to_the_tip(graph, pa
     request.ik_request.pose_stamped_vector = [_request(T_WORLD_BASE @ targets[0], frame='/world').ik_request.pose_stamped]
     request.ik_request.ik_link_names = ['panda_link8']
     response = graph.call(request)
-    assert response.error_code.val == 1, response.error_code.message
+    assert response.error_code.val == 1, _message(response)
     _assert_reaches(panda, _solution(response, panda), targets[0])
 
 
@@ -226,8 +232,8 @@ def test_joint_constraints_narrow_the_bounds(graph, panda):
                             weight=1.0)]
         request.ik_request.constraints.position_constraints = [PositionConstraint()]
         response = graph.call(request)
-        assert response.error_code.val == 1, response.error_code.message
-        assert 'unsupported constraints ignored (1 position)' in response.error_code.message
+        assert response.error_code.val == 1, _message(response)
+        assert _message(response) is None or 'unsupported constraints ignored (1 position)' in _message(response)
         q_solved = _solution(response, panda)
         _assert_reaches(panda, q_solved, T)
         assert window[0] <= q_solved[0] <= window[1]
@@ -238,11 +244,12 @@ def test_timeout_is_honoured_to_the_millisecond(graph, panda):
 
     unreachable = np.eye(4)
     unreachable[0, 3] = 5.0
+    sent = time.perf_counter()
     response = graph.call(_request(unreachable, timeout_s=0.1205))
+    round_trip_s = time.perf_counter() - sent
     assert response.error_code.val == MoveItErrorCodes.NO_IK_SOLUTION
-    solve_ms = float(re.search(r'([\d.]+) ms$', response.error_code.message).group(1))
-    # MoveIt's own service would have cut this to 0 s (its default); 50 ms is this node's default.
-    assert solve_ms >= 120.5
+    # MoveIt's own service would have cut this to 0 s, i.e. its default; this node's default is 1 s here.
+    assert 0.1205 <= round_trip_s < 1.0
 
 
 # ---------------------------------------------------------------------- refusals
@@ -307,13 +314,13 @@ def test_bad_requests_get_their_error_code_and_the_node_keeps_serving(graph, pan
 
     for what, request, code in _bad_requests(panda):
         response = graph.call(request)
-        assert response.error_code.val == code, (what, response.error_code.val, response.error_code.message)
-        assert response.error_code.message and response.error_code.source == 'ik_neural', what
+        assert response.error_code.val == code, (what, response.error_code.val, _message(response))
+        assert _message(response) is None or (_message(response) and response.error_code.source == 'ik_neural'), what
         if code == MoveItErrorCodes.NO_IK_SOLUTION:
             # The best effort: the chain's joints, within limits, and the message says so.
             q = _solution(response, panda)
             assert np.all(q >= panda.lower) and np.all(q <= panda.upper)
-            assert 'best effort' in response.error_code.message
+            assert _message(response) is None or 'best effort' in _message(response)
         # The node still serves a good request after each bad one.
         T = panda.forward(panda.middle + 0.1)
         good = graph.call(_request(T))
@@ -325,14 +332,15 @@ def test_bad_requests_get_their_error_code_and_the_node_keeps_serving(graph, pan
 def test_zero_timeout_means_the_default_and_empty_names_mean_base_tip_and_group(graph, panda):
     T = panda.forward(panda.middle - 0.2)
     response = graph.call(_request(T, frame='', link='', group='', timeout_s=0.0))
-    assert response.error_code.val == 1, response.error_code.message
+    assert response.error_code.val == 1, _message(response)
     _assert_reaches(panda, _solution(response, panda), T)
     # The default budget (1 s here) is what an unreachable pose with a zero timeout runs for.
     far = np.eye(4)
     far[0, 3] = 5.0
+    sent = time.perf_counter()
     response = graph.call(_request(far, timeout_s=0.0))
     assert response.error_code.val == -31
-    assert float(re.search(r'([\d.]+) ms$', response.error_code.message).group(1)) >= 1000.0
+    assert time.perf_counter() - sent >= 1.0
 
 
 def test_avoid_collisions_policy_ignore_solves_and_says_collisions_were_not_checked(module_context, panda):
@@ -344,7 +352,7 @@ def test_avoid_collisions_policy_ignore_solves_and_says_collisions_were_not_chec
         request.ik_request.avoid_collisions = True
         response = graph.call(request)
         assert response.error_code.val == 1
-        assert 'collisions NOT checked' in response.error_code.message
+        assert _message(response) is None or 'collisions NOT checked' in _message(response)
         _assert_reaches(panda, _solution(response, panda), T)
         # No model: numerical only, said at start-up.
         assert graph.node.solver.network is None and 'numerical only' in graph.node.summary('')
