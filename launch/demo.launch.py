@@ -2,7 +2,8 @@
 
 Goal poses on /goal_pose (geometry_msgs/PoseStamped) are solved from the displayed state; the node's joint
 commands are remapped to /joint_states, so robot_state_publisher moves the displayed arm to each solution.
-The arm starts at mid-limits, published once.
+The arm starts at mid-limits, published once. RViz's goal tool gives planar poses (z = 0, a turn about z),
+which an arm can rarely meet in full: with position_only:=true (default) the arm reaches the clicked point.
 """
 
 from pathlib import Path
@@ -27,7 +28,10 @@ def _nodes(context):
              parameters=[{"robot_description": urdf}], output="screen"),
         Node(
             package="ik_neural", executable="ik_node", name="ik_neural",
-            parameters=[str(share / "config" / f"{robot.name}.yaml"), {"robot_description": urdf}],
+            parameters=[
+                str(share / "config" / f"{robot.name}.yaml"),
+                {"robot_description": urdf, "position_only_ik": LaunchConfiguration("position_only").perform(context) == "true"},
+            ],
             remappings=[("~/goal_pose", "/goal_pose"), ("~/joint_commands", "/joint_states")],
             output="screen",
         ),
@@ -44,5 +48,9 @@ def _nodes(context):
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument("robot", default_value="panda", description="shipped robot to show"),
+        DeclareLaunchArgument(
+            "position_only", default_value="true", choices=["true", "false"],
+            description="solve goals for their position only (RViz's goal tool sets planar poses)",
+        ),
         OpaqueFunction(function=_nodes),
     ])
