@@ -252,6 +252,22 @@ def test_timeout_is_honoured_to_the_millisecond(graph, panda):
     assert 0.1205 <= round_trip_s < 1.0
 
 
+def test_requests_are_served_in_parallel(graph, panda):
+    """Four unreachable poses, 0.4 s budget each, sent at once: answered together (serially: 1.6 s)."""
+    from moveit_msgs.msg import MoveItErrorCodes
+
+    far = np.eye(4)
+    far[:3, 3] = [0.0, 4.0, 0.5]
+    done = threading.Event()
+    sent = time.perf_counter()
+    futures = [graph.client.call_async(_request(far, timeout_s=0.4)) for _ in range(4)]
+    for future in futures:
+        future.add_done_callback(lambda _: done.set() if all(f.done() for f in futures) else None)
+    assert done.wait(SECONDS_TO_ANSWER)
+    assert time.perf_counter() - sent < 1.2
+    assert [f.result().error_code.val for f in futures] == [MoveItErrorCodes.NO_IK_SOLUTION] * 4
+
+
 # ---------------------------------------------------------------------- refusals
 
 
