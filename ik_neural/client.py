@@ -117,6 +117,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         summary = _run(node, client, chain, targets, args)
     except (KeyboardInterrupt, ExternalShutdownException):
         return 130
+    except Exception:
+        if rclpy.ok():
+            raise
+        return 130  # a signal shut the context down under a call into rclpy
     finally:
         rclpy.try_shutdown()
     _print_summary(summary, args.service)
@@ -138,6 +142,8 @@ def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: a
         sent = time.perf_counter()
         future = client.call_async(request)
         executor.spin_until_future_complete(future, timeout_sec=args.response_timeout_s)
+        if not rclpy.ok():  # SIGINT or SIGTERM: rclpy's handlers shut the context down
+            raise ExternalShutdownException()
         if not future.done():
             client.remove_pending_request(future)
             lost += 1
