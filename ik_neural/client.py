@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 import rclpy
+from geometry_msgs.msg import Pose
 from moveit_msgs.msg import MoveItErrorCodes
 from moveit_msgs.srv import GetPositionIK
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -71,8 +72,6 @@ def _chain(args: argparse.Namespace) -> KinematicChain:
 def _targets(chain: KinematicChain, args: argparse.Namespace) -> np.ndarray:
     """(count, 4, 4) target poses of the tip in the base frame."""
     if args.pose is not None:
-        from geometry_msgs.msg import Pose
-
         pose = Pose()
         pose.position.x, pose.position.y, pose.position.z = args.pose[:3]
         pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = args.pose[3:]

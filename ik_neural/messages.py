@@ -6,7 +6,6 @@ geometry_msgs; durations become float seconds.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -15,6 +14,8 @@ from geometry_msgs.msg import Pose
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from ik_neural.kinematics import quaternion_xyzw, quaternion_xyzw_to_matrix
 
 # A pose's quaternion must have norm 1 within this (it is then normalised). Wider than float32 rounding
 # of a unit quaternion, far narrower than any quaternion that was never meant to be a rotation.
@@ -35,39 +36,19 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
         raise ValueError(
             f"pose.orientation (x, y, z, w) = {quaternion.tolist()} has norm {norm:.6g}; a rotation needs norm 1"
         )
-    x, y, z, w = quaternion / norm
     T = np.eye(4)
-    T[:3, :3] = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ]
+    T[:3, :3] = quaternion_xyzw_to_matrix(*(quaternion / norm))
     T[:3, 3] = position
     return T
 
 
 def matrix_to_pose(T: np.ndarray) -> Pose:
     """The geometry_msgs/Pose of a rigid transform T (4, 4)."""
-    R = np.asarray(T, dtype=np.float64)[:3, :3]
-    # Shepperd's method: divide by the largest of the four squared components, never by a small one.
-    trace = float(np.trace(R))
-    largest = int(np.argmax([R[0, 0], R[1, 1], R[2, 2], trace]))
-    if largest == 3:
-        w = 0.5 * math.sqrt(1.0 + trace)
-        x, y, z = (R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w), (R[1, 0] - R[0, 1]) / (4 * w)
-    else:
-        i, j, k = largest, (largest + 1) % 3, (largest + 2) % 3
-        v = [0.0, 0.0, 0.0]
-        v[i] = 0.5 * math.sqrt(max(1.0 + R[i, i] - R[j, j] - R[k, k], 0.0))
-        v[j] = (R[j, i] + R[i, j]) / (4 * v[i])
-        v[k] = (R[k, i] + R[i, k]) / (4 * v[i])
-        w = (R[k, j] - R[j, k]) / (4 * v[i])
-        x, y, z = v
+    T = np.asarray(T, dtype=np.float64)
     pose = Pose()
-    pose.position.x, pose.position.y, pose.position.z = (float(c) for c in np.asarray(T)[:3, 3])
-    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (
-        float(x), float(y), float(z), float(w),
-    )  # fmt: skip
+    pose.position.x, pose.position.y, pose.position.z = (float(c) for c in T[:3, 3])
+    o = pose.orientation
+    o.x, o.y, o.z, o.w = quaternion_xyzw(T[:3, :3])
     return pose
 
 

@@ -187,7 +187,7 @@ class IKNode(Node):
         self._trajectories = (
             self.create_publisher(JointTrajectory, "~/joint_trajectory", 10) if self._param("publish_trajectory") else None
         )
-        self.get_logger().info(self.summary(model_path))
+        self.get_logger().info(self.summary())
 
     # ------------------------------------------------------------------ start-up
 
@@ -195,13 +195,13 @@ class IKNode(Node):
         return self._settings[name]
 
     def _check_parameters(self) -> None:
-        for name in ("robot_description_timeout_s", "default_timeout_s", "position_tolerance_m",
-                     "orientation_tolerance_rad", "trajectory_time_from_start_s", "executor_threads"):  # fmt: skip
+        for name, least in (("robot_description_timeout_s", 0), ("default_timeout_s", None),
+                            ("position_tolerance_m", None), ("orientation_tolerance_rad", None),
+                            ("trajectory_time_from_start_s", None), ("executor_threads", None)):  # fmt: skip
             value = self._param(name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0) and not (
-                name == "robot_description_timeout_s" and value == 0
-            ):
-                raise StartupError(f"parameter {name} must be a positive number, got {value!r}")
+            if not (math.isfinite(value) and (value > 0 or value == least)):
+                what = "a positive number" if least is None else f"a positive number or {least}"
+                raise StartupError(f"parameter {name} must be {what}, got {value!r}")
         policy = self._param("avoid_collisions_policy")
         if policy not in AVOID_COLLISIONS_POLICIES:
             raise StartupError(f"parameter avoid_collisions_policy must be one of {AVOID_COLLISIONS_POLICIES}, got {policy!r}")
@@ -239,10 +239,10 @@ class IKNode(Node):
             self.destroy_subscription(subscription)
         return received[0] if received else ""
 
-    def summary(self, model_path: str) -> str:
+    def summary(self) -> str:
         """What the node serves, in one line."""
         chain = self.chain
-        mode = f"network {model_path}" if self.solver.network is not None else "numerical only (no model)"
+        mode = f"network {self._param('model_path')}" if self.solver.network is not None else "numerical only (no model)"
         return (
             f"serving {self.resolve_service_name('~/compute_ik')} (moveit_msgs/srv/GetPositionIK) for group "
             f"{self._param('group_name')!r}: {chain.base_link} -> {chain.tip_link}, {chain.dof} joints "

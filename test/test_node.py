@@ -371,7 +371,7 @@ def test_avoid_collisions_policy_ignore_solves_and_says_collisions_were_not_chec
         assert _message(response) is None or 'collisions NOT checked' in _message(response)
         _assert_reaches(panda, _solution(response, panda), T)
         # No model: numerical only, said at start-up.
-        assert graph.node.solver.network is None and 'numerical only' in graph.node.summary('')
+        assert graph.node.solver.network is None and 'numerical only' in graph.node.summary()
     finally:
         graph.close()
 

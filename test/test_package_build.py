@@ -35,15 +35,20 @@ def install_space(workspace) -> Path:
     return workspace / "install"
 
 
-def run_installed(install: Path, *command: str) -> str:
-    """Run a command seeing the installed package only: not the checkout, from outside it."""
+def installed_env(install: Path) -> dict[str, str]:
+    """The environment of a command that sees the installed package only, not the checkout."""
     site_packages = next((install / "ik_neural" / "lib").glob("python3*/site-packages"))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(site_packages)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p) != REPO]
     )
     env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(install / "ik_neural"), env.get("AMENT_PREFIX_PATH", "")])
-    result = subprocess.run(command, cwd=install, env=env, check=True, capture_output=True, text=True)
+    return env
+
+
+def run_installed(install: Path, *command: str) -> str:
+    """Run a command seeing the installed package only, from outside the checkout."""
+    result = subprocess.run(command, cwd=install, env=installed_env(install), check=True, capture_output=True, text=True)
     return result.stdout
 
 
@@ -65,12 +70,7 @@ def test_installed_node_serves_the_installed_client(install_space, tmp_path):
     """`ros2 run ik_neural ik_node --ros-args --params-file <share>/config/panda.yaml`, and ik_client."""
     lib, share = install_space / "ik_neural" / "lib" / "ik_neural", install_space / "ik_neural" / "share" / "ik_neural"
     namespace = f"/ik_build_test_{os.getpid()}"
-    site_packages = next((install_space / "ik_neural" / "lib").glob("python3*/site-packages"))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(site_packages)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p) != REPO]
-    )
-    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(install_space / "ik_neural"), env.get("AMENT_PREFIX_PATH", "")])
+    env = installed_env(install_space)
     node = subprocess.Popen(
         [str(lib / "ik_node"), "--ros-args", "--params-file", str(share / "config" / "panda.yaml"),
          "-r", f"__ns:={namespace}", "-p", "robot_description_timeout_s:=0.0"],
