@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: env test run demo
+.PHONY: env test test-unit run demo
 
 # Builds (first time, several minutes) or reuses (seconds) the cached environment; the last line
 # printed is this checkout's activation script to source in your own shell.
@@ -18,6 +18,10 @@ test:
 	  source "$$activate" && \
 	  export PYTHONDONTWRITEBYTECODE=1 && \
 	  python -m pytest -p no:cacheprovider $(PYTEST_ARGS) test
+
+# The fast part alone (no ROS graph, no colcon build): a developer's loop, in well under a minute.
+test-unit:
+	@$(MAKE) -s test PYTEST_ARGS="-m unit $(PYTEST_ARGS)"
 
 # The node for the bundled Panda network (Ctrl-C stops it). Its first log line says what it serves.
 run:

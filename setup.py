@@ -35,10 +35,10 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
-            "bench = ik_neural.bench:main",
-            "ik_client = ik_neural.client:main",
-            "ik_node = ik_neural.node:main",
-            "train = ik_neural.train:main",
+            "ik_bench = ik_neural.commands.bench:main",
+            "ik_client = ik_neural.ros.client:main",
+            "ik_node = ik_neural.ros.node:main",
+            "ik_train = ik_neural.commands.train:main",
         ]
     },
 )

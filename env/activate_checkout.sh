@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds or reuses the cached environment (env/build.sh), then prints, as its last line, the path of
 # this checkout's activation script: the environment's activate.sh, plus this checkout on PYTHONPATH
-# and its console scripts (setup.py's entry points, e.g. `bench`) on PATH. The script lives in the
+# and its console scripts (setup.py's entry points, e.g. `ik_bench`) on PATH. The script lives in the
 # cache, keyed by the checkout's path, so the checkout stays clean; it is not part of the environment
 # (build.sh leaves this file out of the environment's key).
 set -euo pipefail

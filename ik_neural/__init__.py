@@ -1,14 +1,37 @@
 """ik_neural: neural-network inverse kinematics for ROS 2 serial chains.
 
-The public Python API (no ROS needed); see README.md and design.md §10.
+The public Python API (no ROS needed); see README.md and design.md §10. Names are imported on first use,
+so that ``import ik_neural.geometry`` (say, from a launch file or the message conversions) does not load
+torch, numba or the network.
 """
 
-from ik_neural.kinematics import KinematicChain
-from ik_neural.network import IKNetwork, load_network
-from ik_neural.robots import Robot, list_robots, load_robot
-from ik_neural.solver import IKResult, IKSolver, SolverSettings
+from __future__ import annotations
 
-__all__ = [
-    "IKNetwork", "IKResult", "IKSolver", "KinematicChain", "Robot", "SolverSettings", "list_robots",
-    "load_network", "load_robot",
-]  # fmt: skip
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "KinematicChain": "ik_neural.chain",
+    "IKNetwork": "ik_neural.network",
+    "load_network": "ik_neural.network",
+    "Robot": "ik_neural.robots",
+    "list_robots": "ik_neural.robots",
+    "load_robot": "ik_neural.robots",
+    "BatchResult": "ik_neural.solver",
+    "IKResult": "ik_neural.solver",
+    "IKSolver": "ik_neural.solver",
+    "SolverSettings": "ik_neural.solver",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ik_neural' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

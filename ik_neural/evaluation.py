@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 
 TEST_SEED = 20_261_121
 TEST_TARGETS = 10_000

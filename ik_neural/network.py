@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 
 FORMAT_VERSION = 1
 METADATA_ENTRY = "ik_neural.json"

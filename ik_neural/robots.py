@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 
-from ik_neural.kinematics import KinematicChain
-from ik_neural.network import IKNetwork, load_network
+from ik_neural.chain import KinematicChain
+
+if TYPE_CHECKING:
+    from ik_neural.network import IKNetwork
 
 ROBOT_FILE = "robot.yaml"
 NETWORK_FILE = "ik_network.pt"
@@ -37,7 +39,7 @@ class Robot:
     name: str
     chain: KinematicChain
     urdf_path: Path
-    network: Optional[IKNetwork]
+    network: Optional["IKNetwork"]
     description: str
 
 
@@ -84,20 +86,31 @@ def _robot_config(name: str) -> tuple[Path, dict[str, Any]]:
         return folder, yaml.safe_load(stream)
 
 
+def robot_chain(name: str) -> tuple[KinematicChain, Path]:
+    """(the chain, the URDF's path) of the shipped robot ``name``, without its network (no torch)."""
+    folder, config = _robot_config(name)
+    urdf_path = folder / config["urdf"]
+    return KinematicChain.from_urdf(urdf_path, config["base_link"], config["tip_link"]), urdf_path
+
+
 def load_robot(name: str) -> Robot:
     """The shipped robot ``name``: its chain built from its URDF, and its network if one is shipped.
 
     ValueError for an unknown name, or a shipped network that does not load for the chain.
     """
     folder, config = _robot_config(name)
-    urdf_path = folder / config["urdf"]
-    chain = KinematicChain.from_urdf(urdf_path, config["base_link"], config["tip_link"])
+    chain, urdf_path = robot_chain(name)
     network_path = folder / NETWORK_FILE
+    network = None
+    if network_path.exists():
+        from ik_neural.network import load_network  # torch: only for robots that ship a network
+
+        network = load_network(network_path, chain)
     return Robot(
         name=name,
         chain=chain,
         urdf_path=urdf_path,
-        network=load_network(network_path, chain) if network_path.exists() else None,
+        network=network,
         description=" ".join(str(config["description"]).split()),
     )
 

@@ -3,31 +3,41 @@ restarts, with an FK check (design.md §7).
 
 Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. A target
 counts as solved only when forward kinematics of the returned q meets both tolerances and every joint is
-within its limits (continuous joints are wrapped to [-pi, pi)).
+within its (narrowed) bounds (continuous joints over a full turn are wrapped to [-pi, pi)).
 
-``solve`` serves one pose (tuned for latency), ``solve_batch`` many (tuned for throughput). Both run the
-same compiled DLS step (``single_pose.dls_step``) in float64, on one configuration or on rows of them.
+``solve`` serves one pose (tuned for latency: scalar bookkeeping), ``solve_batch`` many (tuned for
+throughput: rows of seeds in one kernel call). Both follow one seed schedule (``_first_seeds``, then random
+seeds; a seed is given up by ``Patience``) and one choice of answer (``_closest_converged``), and run the
+same compiled step (``kernels.dls``) in float64.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-import torch
 
-from ik_neural import single_pose
-from ik_neural.kinematics import KinematicChain
-from ik_neural.network import IKNetwork
+from ik_neural.chain import KinematicChain
+from ik_neural.joint_bounds import JointBounds
+from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
+from ik_neural.kernels.geometry import rigidity_errors
 
-Array = Union[np.ndarray, torch.Tensor]
+if TYPE_CHECKING:
+    from ik_neural.network import IKNetwork
 
 # Beyond this the rotation block of a target is not a rotation (it is checked as ||RᵀR - I||, det R).
 _RIGIDITY_TOLERANCE = 1e-6
+# Below this many rows a step runs on one thread: waking a thread pool costs more than it saves, and far
+# more when other processes hold the cores (spinning threads then wait for a time slice).
+_PARALLEL_MIN_ROWS = 512
+# Rows kept busy when only a few hard targets are left (a batch's tail): a near-singular target may need
+# hundreds of random seeds, and a step's bookkeeping costs as much as a few hundred rows of arithmetic.
+# Measured on UR5e's hardest of 4096 targets: 1766 steps at 32 rows, 136 at 512 (1.8x the batch's rate).
+_TAIL_ROWS = _PARALLEL_MIN_ROWS
 
 
 @dataclass(frozen=True)
@@ -41,95 +51,63 @@ class SolverSettings:
     max_iterations_per_seed: int = 40
     """DLS steps a seed gets before it is replaced by a random one."""
     max_iterations_network_seed: int = 12
-    """DLS steps the network's guess gets before the caller's seed takes over."""
+    """DLS steps the network's guess gets before the next seed takes over."""
     network_stagnation_window: int = 3
     """The network's guess is also given up when its error did not halve over this many steps: a good
     guess converges quadratically, a guess on the wrong branch crawls."""
     stagnation_window: int = 10
     """A seed whose error did not halve over this many steps is replaced by a random one."""
     restart_batch_size: int = 8
-    """Random seeds refined side by side (a round of one step each) once the first seed has failed."""
+    """Random seeds refined side by side (a round of one step each) once the first seeds have failed."""
     seeds_per_stuck_target: int = 4
     """In ``solve_batch``, random seeds refined at once for a target whose seed got stuck."""
     random_seed: int = 0
     """Seed of the random restarts: a call is deterministic unless its time budget cuts it short."""
 
 
-class JointBounds(NamedTuple):
-    """The joint limits a call searches within: ``lower``, ``upper`` (dof,) in rad or m, and ``bounded``
-    (dof,), False for a continuous joint searched over a full turn (wrapped to [lower, lower + 2 pi))."""
+@dataclass(frozen=True)
+class Patience:
+    """When a seed is given up: after ``max_iterations`` steps, or when its error did not halve over the
+    last ``window`` steps. The one rule of both solve paths (scalars or arrays alike)."""
 
-    lower: np.ndarray
-    upper: np.ndarray
-    bounded: np.ndarray
+    max_iterations: int
+    window: int
+
+    def exhausted(self, age, error, error_window_ago):
+        """Given up after ``age`` steps at ``error``; ``error_window_ago`` is inf before ``window`` steps."""
+        return (age >= self.max_iterations) | (error > 0.5 * error_window_ago)
 
 
 @dataclass(frozen=True)
 class IKResult:
-    """What a solve found: for ``solve`` scalars and q (dof,); for ``solve_batch`` arrays (N,) and q (N, dof).
+    """What ``solve`` found for one pose.
 
-    ``q`` is the solution, or where ``success`` is False the best configuration found (smallest error).
-    ``iterations`` counts DLS steps (a step of several seeds at once counts once); ``restarts`` counts
-    random seeds drawn; ``elapsed_s`` is wall time (for a batch, of the whole batch).
+    ``q`` (dof,) is the solution, or where ``success`` is False the best configuration found (smallest
+    error); the errors (m, rad) are FK's of ``q``. ``iterations`` counts DLS steps (a step of several seeds
+    at once counts once); ``restarts`` counts random seeds drawn; ``elapsed_s`` is wall time.
     """
 
     q: np.ndarray
-    success: Union[bool, np.ndarray]
-    position_error_m: Union[float, np.ndarray]
-    orientation_error_rad: Union[float, np.ndarray]
-    iterations: Union[int, np.ndarray]
-    restarts: Union[int, np.ndarray]
+    success: bool
+    position_error_m: float
+    orientation_error_rad: float
+    iterations: int
+    restarts: int
     elapsed_s: float
 
 
-def _ops(a: Array) -> SimpleNamespace:
-    """The few array functions pose_errors needs, spelled once for numpy and torch."""
-    if isinstance(a, torch.Tensor):
-        return SimpleNamespace(
-            atan2=torch.atan2, where=torch.where, stack=torch.stack, swap=lambda x: x.transpose(-1, -2),
-            eye=lambda n, dtype: torch.eye(n, dtype=dtype, device=a.device),
-            arange=lambda n: torch.arange(n, device=a.device),
-        )  # fmt: skip
-    return SimpleNamespace(
-        atan2=np.arctan2, where=np.where, stack=np.stack, swap=lambda x: np.swapaxes(x, -1, -2),
-        eye=lambda n, dtype: np.eye(n, dtype=dtype), arange=np.arange,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class BatchResult:
+    """What ``solve_batch`` found for N poses: ``q`` (N, dof) and per target (N,) the fields of
+    ``IKResult``; ``elapsed_s`` is the wall time of the whole batch."""
 
-
-def pose_errors(T_target: Array, T: Array) -> tuple[Array, Array, Array, Array]:
-    """Errors of poses T against targets, both (..., 4, 4) in the base frame.
-
-    Returns (position error vector (..., 3) in m; rotation error vector (..., 3) in rad, the log map of
-    R_target·Rᵀ; position error (...) in m; rotation angle (...) in rad).
-    """
-    xp = _ops(T)
-    dp = T_target[..., :3, 3] - T[..., :3, 3]
-    E = T_target[..., :3, :3] @ xp.swap(T[..., :3, :3])
-    v = 0.5 * xp.stack([E[..., 2, 1] - E[..., 1, 2], E[..., 0, 2] - E[..., 2, 0], E[..., 1, 0] - E[..., 0, 1]], -1)
-    sine = (v * v).sum(-1) ** 0.5
-    cosine = 0.5 * (E[..., 0, 0] + E[..., 1, 1] + E[..., 2, 2] - 1.0)
-    angle = xp.atan2(sine, cosine)
-    # ω = angle · axis = angle / sin(angle) · v; the ratio tends to 1 at small angles.
-    tiny = sine <= 1e-9
-    omega = v * xp.where(tiny, 1.0, angle / (sine + tiny))[..., None]
-    near_pi = (sine < 1e-6) & (cosine < 0)
-    if bool(near_pi.any()):
-        # At pi, v vanishes but E + I = 2 axis axisᵀ: its largest column is along the axis.
-        C = E + xp.eye(3, dtype=E.dtype)
-        best = (C * C).sum(-2).argmax(-1)
-        axis = (C * (best[..., None] == xp.arange(3))[..., None, :]).sum(-1)
-        axis = axis / ((axis * axis).sum(-1) ** 0.5)[..., None]
-        omega = xp.where(near_pi[..., None], axis * angle[..., None], omega)
-    return dp, omega, (dp * dp).sum(-1) ** 0.5, angle
-
-
-# Below this many rows a step runs on one thread: waking a thread pool costs more than it saves, and far
-# more when other processes hold the cores (spinning threads then wait for a time slice).
-_PARALLEL_MIN_ROWS = 512
-# Rows kept busy when only a few hard targets are left (a batch's tail): a near-singular target may need
-# hundreds of random seeds, and a step's bookkeeping costs as much as a few hundred rows of arithmetic.
-# Measured on UR5e's hardest of 4096 targets: 1766 steps at 32 rows, 136 at 512 (1.8x the batch's rate).
-_TAIL_ROWS = _PARALLEL_MIN_ROWS
+    q: np.ndarray
+    success: np.ndarray
+    position_error_m: np.ndarray
+    orientation_error_rad: np.ndarray
+    iterations: np.ndarray
+    restarts: np.ndarray
+    elapsed_s: float
 
 
 @dataclass
@@ -161,17 +139,27 @@ class _Answers:
         self.error[t] = error[rows]
 
 
+def _closest_converged(converged: np.ndarray, distance: np.ndarray, target: np.ndarray, n: int) -> np.ndarray:
+    """Of rows (R,) aimed at targets ``target`` (R,) of n, the converged row nearest its target's seed (by
+    ``distance`` (R,)): a mask (R,) with one row per target that has any converged."""
+    distance = np.where(converged, distance, math.inf)
+    closest = np.full(n, math.inf)
+    np.minimum.at(closest, target, distance)
+    return converged & (distance == closest[target])
+
+
 class IKSolver:
     """Inverse kinematics for one chain. Seeds in order: the network's guess (when a network is given),
     the caller's seed (default mid-limits), then random restarts; each refined by DLS.
 
     Thread-safe: a call keeps its state to itself, so concurrent calls give the answers serial ones would.
+    Call ``warm_up()`` once before time-critical calls: it compiles (or loads from numba's cache) the kernels.
     """
 
     def __init__(
         self,
         chain: KinematicChain,
-        network: Optional[IKNetwork] = None,
+        network: Optional["IKNetwork"] = None,
         settings: SolverSettings = SolverSettings(),
     ) -> None:
         if network is not None and network.fingerprint != chain.fingerprint:
@@ -182,17 +170,20 @@ class IKSolver:
         self.chain = chain
         self.network = network
         self.settings = settings
-        self._bounded = ~np.asarray(chain.is_continuous)
-        self._limits = JointBounds(chain.lower, chain.upper, self._bounded)
-        # Compile (or load from numba's cache) the kernels now, not inside a first call's time budget.
-        T_mid = chain.forward(self.chain.middle)
+        self._seed_patience = Patience(settings.max_iterations_per_seed, settings.stagnation_window)
+        self._network_patience = Patience(settings.max_iterations_network_seed, settings.network_stagnation_window)
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) every kernel a call may reach, so that none compiles inside
+        a call's time budget: the one-pose step, the serial rows of restarts, the parallel rows of a batch."""
+        chain = self.chain
+        T_mid = chain.forward(chain.middle)
         self.solve(T_mid, timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
-        # The random restarts' kernel, which a target solved at once never reaches.
-        k = settings.restart_batch_size
-        single_pose.dls_step_rows_serial(
-            np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0),
-            self._kernel_constants(1e-5, 1e-5, self._limits),
+        k = self.settings.restart_batch_size
+        dls_step_rows_serial(
+            np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), chain.arrays,
+            self._step_settings(1e-5, 1e-5, chain.bounds),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ one pose
@@ -207,43 +198,39 @@ class IKSolver:
         lower: Optional[np.ndarray] = None,
         upper: Optional[np.ndarray] = None,
         seed_first: bool = False,
+        stop: Optional[threading.Event] = None,
     ) -> IKResult:
         """Solve one pose T_target (4, 4) (tip in base frame): from the network's guess, then ``seed``
         (dof,), default mid-limits, then random seeds. ``seed_first`` tries ``seed`` before the network's
         guess: the answer is then usually the solution nearest the seed, as a numerical solver's is.
 
         ``orientation_tolerance_rad=None`` solves for position only. ``lower``/``upper`` (dof,) narrow the
-        joint limits for this call: a bounded joint's must lie within its limits; a continuous joint is
-        searched between them when they span less than a full turn. Never raises for an unreachable
-        target: it returns ``success=False`` with the best configuration found within ``timeout_s``.
+        joint bounds for this call (``JointBounds.narrow``). ``stop``, once set, ends the call as its time
+        budget would. Never raises for an unreachable target: it returns ``success=False`` with the best
+        configuration found within ``timeout_s``.
         """
         start = time.perf_counter()
         T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
         self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
-        bounds = self._limits if lower is None and upper is None else self._narrowed(lower, upper)
-        q_seed = self._project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False), bounds)
+        bounds = self._bounds(lower, upper)
+        q_seed = bounds.project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False))
         deadline = start + timeout_s
-        constants = self._kernel_constants(position_tolerance_m, orientation_tolerance_rad, bounds)
+        step = self._step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
+        arrays = self.chain.arrays
+
+        def out_of_time() -> bool:
+            return time.perf_counter() > deadline or (stop is not None and stop.is_set())
 
         # The answer so far: the lowest-error configuration, or the solution once found.
         best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
         success, iterations, restarts = False, 0, 0
 
-        # The network's guess, then the caller's seed, each alone with the least overhead a step: most
-        # targets converge from the first.
-        settings = self.settings
-        first_seeds = [(q_seed, settings.max_iterations_per_seed, settings.stagnation_window)]
-        if self.network is not None:
-            first_seeds.insert(len(first_seeds) if seed_first else 0, (
-                self._project(self.network.predict(T_target), bounds), settings.max_iterations_network_seed,
-                settings.network_stagnation_window,
-            ))  # fmt: skip
-        for q, max_iterations, window in first_seeds:
+        # The first seeds, each alone with the least overhead a step: most targets converge from the first.
+        guess = None if self.network is None else bounds.project(self.network.predict(T_target))
+        for q, patience in self._first_seeds(guess, q_seed, seed_first):
             errors: list[float] = []
             while True:
-                q_next, converged, position_error, orientation_error, error = single_pose.dls_step(
-                    q, T_target, *constants
-                )
+                q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
                 iterations += 1
                 if converged or error < best_error:
                     best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
@@ -251,44 +238,46 @@ class IKSolver:
                     success = True
                     break
                 errors.append(error)
-                if time.perf_counter() > deadline or self._seed_exhausted(errors, max_iterations, window):
+                earlier = errors[-1 - patience.window] if len(errors) > patience.window else math.inf
+                if out_of_time() or patience.exhausted(len(errors), error, earlier):
                     break
                 q = q_next
-            if success or time.perf_counter() > deadline:
+            if success or out_of_time():
                 break
 
         # Then restart_batch_size random seeds refined together, one kernel call a round, each replaced
         # when exhausted. (The bookkeeping stays on scalars: for one target, solve_batch's numpy
         # bookkeeping would cost more than the round's arithmetic.)
-        k = self.settings.restart_batch_size
-        if not success:
+        if not success and not out_of_time():
+            k = self.settings.restart_batch_size
             rng = np.random.default_rng(self.settings.random_seed)
             T_rows = np.repeat(T_target[None], k, axis=0)
-            Q = self._random(rng, k, bounds)
+            Q = bounds.sample(rng, k)
             histories: list[list[float]] = [[] for _ in range(k)]
             restarts += k
-        while not success and time.perf_counter() <= deadline:
-            Q_next, converged, position_error, orientation_error, error = single_pose.dls_step_rows_serial(
-                Q, T_rows, constants
-            )
-            iterations += 1
-            if converged.any():
-                # Of the solutions of this round, the one closest to the caller's seed.
-                found = np.flatnonzero(converged)
-                i = found[np.argmin(self._distance(Q[found], q_seed))]
-                best_q, best_position, best_orientation = Q[i].copy(), position_error[i], orientation_error[i]
-                success = True
-                break
-            i = int(np.argmin(error))
-            if error[i] < best_error:
-                best_q, best_error = Q[i].copy(), error[i]
-                best_position, best_orientation = position_error[i], orientation_error[i]
-            for i in range(k):
-                histories[i].append(error[i])
-                if self._seed_exhausted(histories[i], settings.max_iterations_per_seed, settings.stagnation_window):
-                    Q_next[i], histories[i] = self._random(rng, 1, bounds)[0], []
-                    restarts += 1
-            Q = Q_next
+            patience = self._seed_patience
+            while not out_of_time():
+                Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
+                    Q, T_rows, arrays, step
+                )
+                iterations += 1
+                if converged.any():
+                    i = int(np.flatnonzero(_closest_converged(converged, bounds.distance(Q, q_seed), np.zeros(k, int), 1))[0])
+                    best_q, best_position, best_orientation = Q[i].copy(), position_error[i], orientation_error[i]
+                    success = True
+                    break
+                i = int(np.argmin(error))
+                if error[i] < best_error:
+                    best_q, best_error = Q[i].copy(), error[i]
+                    best_position, best_orientation = position_error[i], orientation_error[i]
+                for i in range(k):
+                    history = histories[i]
+                    history.append(error[i])
+                    earlier = history[-1 - patience.window] if len(history) > patience.window else math.inf
+                    if patience.exhausted(len(history), error[i], earlier):
+                        Q_next[i], histories[i] = bounds.sample(rng, 1)[0], []
+                        restarts += 1
+                Q = Q_next
         return IKResult(
             best_q, success, float(best_position), float(best_orientation), iterations, restarts,
             time.perf_counter() - start,
@@ -298,14 +287,19 @@ class IKSolver:
 
     def solve_batch(
         self,
-        T_targets: Union[np.ndarray, torch.Tensor],
-        seeds: Optional[Union[np.ndarray, torch.Tensor]] = None,
+        T_targets: np.ndarray,
+        seeds: Optional[np.ndarray] = None,
         timeout_s: Optional[float] = None,
         position_tolerance_m: float = 1e-5,
         orientation_tolerance_rad: Optional[float] = 1e-5,
-    ) -> IKResult:
-        """Solve poses T_targets (N, 4, 4), all rows at once: from the network's guesses, then ``seeds``
-        (N, dof), default mid-limits, then random seeds.
+        lower: Optional[np.ndarray] = None,
+        upper: Optional[np.ndarray] = None,
+        seed_first: bool = False,
+        stop: Optional[threading.Event] = None,
+    ) -> BatchResult:
+        """Solve poses T_targets (N, 4, 4), all rows at once, by the schedule of ``solve``: the network's
+        guesses and ``seeds`` (N, dof), default mid-limits, then random seeds; the same ``lower``/``upper``
+        and ``seed_first`` for every target.
 
         ``timeout_s`` is the budget of the whole batch (default 5 ms per target). A target whose seeds are
         exhausted gets random seeds, up to ``seeds_per_stuck_target`` refined at once.
@@ -315,43 +309,63 @@ class IKSolver:
         n = len(T_targets)
         timeout_s = 0.005 * n if timeout_s is None else timeout_s
         self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
+        bounds = self._bounds(lower, upper)
         if seeds is None:
             q_seed = np.tile(self.chain.middle, (n, 1))
         else:
-            q_seed = self._project(self._check_seeds(np.asarray(seeds, dtype=np.float64), batched=True), self._limits)
+            q_seed = self._check_seeds(np.asarray(seeds, dtype=np.float64), batched=True)
             if len(q_seed) != n:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
+        q_seed = bounds.project(q_seed)
+        guess = None if self.network is None else bounds.project(self.network.predict(T_targets))
         answers = _Answers.empty(q_seed)
-        rng = np.random.default_rng(self.settings.random_seed)
-        q_first = q_seed.copy() if self.network is None else self._project(self.network.predict(T_targets), self._limits)
         self._refine(
-            T_targets, np.arange(n), q_first, q_seed, answers, start + timeout_s,
-            self.settings.seeds_per_stuck_target, rng,
-            self._kernel_constants(position_tolerance_m, orientation_tolerance_rad, self._limits),
-            caller_seed_next=self.network is not None,
+            T_targets, self._first_seeds(guess, q_seed, seed_first), q_seed, answers, bounds,
+            self._step_settings(position_tolerance_m, orientation_tolerance_rad, bounds), start + timeout_s, stop,
         )  # fmt: skip
-        return IKResult(
+        return BatchResult(
             answers.q, answers.success, answers.position_error_m, answers.orientation_error_rad,
             answers.iterations, answers.restarts, time.perf_counter() - start,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ the search
 
+    def _first_seeds(
+        self, guess: Optional[np.ndarray], q_seed: np.ndarray, seed_first: bool
+    ) -> list[tuple[np.ndarray, Patience]]:
+        """The seeds refined before random ones, in order, each with its patience: the network's guess
+        (when there is one) and the caller's seed; ``seed_first`` puts the caller's seed first. Arrays
+        (dof,) for one target or (N, dof) for N."""
+        seeds = [(q_seed, self._seed_patience)]
+        if guess is not None:
+            seeds.insert(len(seeds) if seed_first else 0, (guess, self._network_patience))
+        return seeds
+
     def _refine(
-        self, T_targets, target, Q, q_seed, answers: _Answers, deadline: float, rows_per_stuck_target: int,
-        rng: np.random.Generator, constants: tuple, caller_seed_next: bool,
+        self, T_targets: np.ndarray, first_seeds: Sequence[tuple[np.ndarray, Patience]], q_seed: np.ndarray,
+        answers: _Answers, bounds: JointBounds, step: StepSettings, deadline: float,
+        stop: Optional[threading.Event],
     ) -> None:  # fmt: skip
-        """Refine rows Q (R, dof), row r aimed at T_targets[target[r]], until every target is solved or
-        the deadline passes; answers (per target) are updated in place. An exhausted row is replaced by
-        its target's caller seed (q_seed) if ``caller_seed_next`` and not done yet, else by a random one."""
+        """Refine one row per target from its first seeds, then random ones, until every target is solved
+        or the deadline passes; answers (per target) are updated in place."""
         settings = self.settings
         n = len(T_targets)
-        age = np.zeros(len(target), dtype=int)
-        seed_next = np.full(len(target), caller_seed_next)
-        history = np.full((max(settings.stagnation_window, settings.network_stagnation_window) + 1, len(target)), math.inf)
-        while len(target) and time.perf_counter() <= deadline:
-            step = single_pose.dls_step_rows if len(target) >= _PARALLEL_MIN_ROWS else single_pose.dls_step_rows_serial
-            Q_next, converged, position_error, orientation_error, error = step(Q, T_targets[target], constants)
+        rng = np.random.default_rng(settings.random_seed)
+        # A row's stage: the index of its first seed, or len(first_seeds) once on random seeds.
+        patiences = [patience for _, patience in first_seeds] + [self._seed_patience]
+        windows = np.array([p.window for p in patiences])
+        max_iterations = np.array([p.max_iterations for p in patiences])
+        random_stage = len(first_seeds)
+        target = np.arange(n)
+        Q = first_seeds[0][0].copy()
+        stage = np.zeros(n, dtype=int)
+        age = np.zeros(n, dtype=int)
+        history = np.full((int(windows.max()) + 1, n), math.inf)  # errors of the last steps, newest last
+        while len(target) and time.perf_counter() <= deadline and not (stop is not None and stop.is_set()):
+            kernel = dls_step_rows if len(target) >= _PARALLEL_MIN_ROWS else dls_step_rows_serial
+            Q_next, converged, position_error, orientation_error, error = kernel(
+                Q, T_targets[target], self.chain.arrays, step
+            )
             answers.iterations[np.unique(target)] += 1
 
             # Each target keeps its lowest-error configuration (its answer if it never converges) ...
@@ -361,101 +375,59 @@ class IKSolver:
                            position_error, orientation_error, error)  # fmt: skip
             # ... and, once rows converge, the solution closest to its seed.
             if converged.any():
-                distance = np.where(converged, self._distance(Q, q_seed[target]), math.inf)
-                closest = np.full(n, math.inf)
-                np.minimum.at(closest, target, distance)
-                winners = converged & (distance == closest[target])
+                winners = _closest_converged(converged, bounds.distance(Q, q_seed[target]), target, n)
                 answers.record(winners, target, Q, position_error, orientation_error, error)
                 answers.success[target[winners]] = True
 
             history = np.roll(history, -1, axis=0)
             history[-1] = error
             age += 1
-            # Rows still on the network's guess (seed_next) have their own, shorter patience.
-            window = np.where(seed_next, settings.network_stagnation_window, settings.stagnation_window)
-            max_age = np.where(seed_next, settings.max_iterations_network_seed, settings.max_iterations_per_seed)
+            window = windows[stage]
             earlier = history[-1 - window, np.arange(len(window))]
-            exhausted = (age >= max_age) | ((age > window) & (error > 0.5 * earlier))
+            exhausted = (age >= max_iterations[stage]) | (error > 0.5 * earlier)
             keep = ~answers.success[target]
             target, Q, age, history, exhausted = target[keep], Q_next[keep], age[keep], history[:, keep], exhausted[keep]
-            seed_next = seed_next[keep]
+            stage = stage[keep]
             if exhausted.any():
-                to_seed, to_random = exhausted & seed_next, exhausted & ~seed_next
-                Q[to_seed] = q_seed[target[to_seed]]
-                seed_next[to_seed] = False
-                Q[to_random] = self._random(rng, int(to_random.sum()), self._limits)
+                stage[exhausted] = np.minimum(stage[exhausted] + 1, random_stage)
+                for s, (seeds, _) in enumerate(first_seeds):
+                    rows = exhausted & (stage == s)
+                    Q[rows] = seeds[target[rows]]
+                to_random = exhausted & (stage == random_stage)
+                Q[to_random] = bounds.sample(rng, int(to_random.sum()))
                 age[exhausted] = 0
                 history[:, exhausted] = math.inf
                 answers.restarts += np.bincount(target[to_random], minlength=n)
                 # Hard targets are a batch's tail: give each stuck one more rows, the more the fewer are
                 # left, so that a step's fixed cost is spread over enough seeds.
                 stuck = np.unique(target[exhausted])
-                rows_each = max(rows_per_stuck_target, _TAIL_ROWS // len(np.unique(target)))
+                rows_each = max(settings.seeds_per_stuck_target, _TAIL_ROWS // len(np.unique(target)))
                 extra = np.maximum(rows_each - np.bincount(target, minlength=n)[stuck], 0)
                 new = np.repeat(stuck, extra)
                 if len(new):
                     answers.restarts += np.bincount(new, minlength=n)
                     target = np.concatenate([target, new])
-                    Q = np.concatenate([Q, self._random(rng, len(new), self._limits)])
+                    Q = np.concatenate([Q, bounds.sample(rng, len(new))])
+                    stage = np.concatenate([stage, np.full(len(new), random_stage)])
                     age = np.concatenate([age, np.zeros(len(new), dtype=int)])
-                    seed_next = np.concatenate([seed_next, np.zeros(len(new), dtype=bool)])
                     history = np.concatenate([history, np.full((history.shape[0], len(new)), math.inf)], axis=1)
 
     # ------------------------------------------------------------------ helpers
 
-    def _kernel_constants(
+    def _bounds(self, lower: Optional[np.ndarray], upper: Optional[np.ndarray]) -> JointBounds:
+        """The call's joint bounds: the chain's, narrowed by ``lower``/``upper`` when given."""
+        if lower is None and upper is None:
+            return self.chain.bounds
+        return self.chain.bounds.narrow_arrays(lower, upper)
+
+    def _step_settings(
         self, position_tolerance_m: float, orientation_tolerance_rad: Optional[float], bounds: JointBounds
-    ) -> tuple:
-        """The arguments of single_pose.dls_step after (q, T_target)."""
-        chain, settings = self.chain, self.settings
-        return (
-            *chain.kernel_constants, chain.reach_m, orientation_tolerance_rad is None, position_tolerance_m,
-            orientation_tolerance_rad or 0.0, settings.damping, settings.error_damping, *bounds,
+    ) -> StepSettings:
+        return StepSettings(
+            position_only=orientation_tolerance_rad is None, position_tolerance_m=float(position_tolerance_m),
+            orientation_tolerance_rad=float(orientation_tolerance_rad or 0.0), damping=self.settings.damping,
+            error_damping=self.settings.error_damping, lower=bounds.lower, upper=bounds.upper, bounded=bounds.bounded,
         )  # fmt: skip
-
-    def _narrowed(self, lower: Optional[np.ndarray], upper: Optional[np.ndarray]) -> JointBounds:
-        """A call's joint bounds from its ``lower``/``upper`` (either may be None: the chain's limits)."""
-        chain = self.chain
-        lower = chain.lower if lower is None else np.asarray(lower, dtype=np.float64)
-        upper = chain.upper if upper is None else np.asarray(upper, dtype=np.float64)
-        for name, values in (("lower", lower), ("upper", upper)):
-            if values.shape != (chain.dof,) or not np.isfinite(values).all():
-                raise ValueError(f"{name} must be {chain.dof} finite numbers for the joints {chain.joint_names}")
-        for j, joint in enumerate(chain.joint_names):
-            outside = self._bounded[j] and (lower[j] < chain.lower[j] or upper[j] > chain.upper[j])
-            if lower[j] > upper[j] or outside:
-                raise ValueError(
-                    f"joint {joint!r}: bounds [{lower[j]:.6g}, {upper[j]:.6g}] are empty or outside its limits "
-                    f"[{chain.lower[j]:.6g}, {chain.upper[j]:.6g}]"
-                )
-        # A continuous joint stays unbounded only when the window is still a full turn.
-        bounded = self._bounded | (upper - lower < 2 * math.pi)
-        bounds = JointBounds(lower.copy(), np.where(bounded, upper, lower + 2 * math.pi), bounded)
-        # Read-only like the chain's limits: numba compiles per array type, and writability is part of it.
-        for array in (bounds.lower, bounds.upper):
-            array.setflags(write=False)
-        return bounds
-
-    @staticmethod
-    def _random(rng: np.random.Generator, n: int, bounds: JointBounds) -> np.ndarray:
-        """n configurations drawn uniformly within the bounds (one turn for continuous joints): (n, dof)."""
-        return rng.uniform(bounds.lower, bounds.upper, size=(n, len(bounds.lower)))
-
-    def _project(self, q: np.ndarray, bounds: JointBounds) -> np.ndarray:
-        """Clamp q (..., dof) into the bounds; continuous joints first turned into [lower, lower + 2 pi)."""
-        turned = np.where(self._bounded, q, bounds.lower + (q - bounds.lower) % (2 * math.pi))
-        return np.where(bounds.bounded, np.clip(turned, bounds.lower, bounds.upper), turned)
-
-    def _distance(self, q: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
-        """Joint-space distance (..., dof) -> (...), continuous joints the short way round."""
-        d = q - q_seed
-        d = np.where(self._bounded, d, (d + math.pi) % (2 * math.pi) - math.pi)
-        return np.linalg.norm(d, axis=-1)
-
-    @staticmethod
-    def _seed_exhausted(errors: list, max_iterations: int, window: int) -> bool:
-        """A seed is replaced after max_iterations steps, or when its error did not halve over ``window``."""
-        return len(errors) >= max_iterations or (len(errors) > window and errors[-1] > 0.5 * errors[-1 - window])
 
     def _check_targets(self, T: np.ndarray, batched: bool) -> np.ndarray:
         name = "T_targets" if batched else "T_target"
@@ -463,7 +435,7 @@ class IKSolver:
         if T.shape[-2:] != (4, 4) or T.ndim != (3 if batched else 2):
             raise ValueError(f"{name} has shape {T.shape}; expected {expected}")
         T = np.ascontiguousarray(T)
-        finite, orthonormality, det, bottom = single_pose.rigidity_errors(T if batched else T[None])
+        finite, orthonormality, det, bottom = rigidity_errors(T if batched else T[None])
         where = lambda bad: f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""  # noqa: E731
         if not finite.all():
             raise ValueError(f"{name} has non-finite values (NaN or inf){where(~finite)}")

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ik_neural.kinematics import quaternion_xyzw
+from ik_neural.geometry import matrix_to_quaternion
 
 def available() -> bool:
     """Whether the ``pytracik`` binding can be imported."""
@@ -76,7 +76,7 @@ class TracIK:
         q0 = np.ascontiguousarray(seed, dtype=np.float64)
         if T.shape != (4, 4) or q0.shape != (self.dof,):
             raise ValueError(f"expected a (4, 4) pose and a ({self.dof},) seed; got {T.shape} and {q0.shape}")
-        x, y, z, w = quaternion_xyzw(T[:3, :3])
+        x, y, z, w = matrix_to_quaternion(T[:3, :3])
         # pytracik.ik(solver, seed, px, py, pz, qx, qy, qz, qw) -> [status, q...]; status < 0: nothing found
         result = self._pytracik.ik(self._solver, q0, T[0, 3], T[1, 3], T[2, 3], x, y, z, w)
         if result[0] < 0:

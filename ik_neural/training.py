@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ik_neural.evaluation import evaluate_network, network_errors, sample_targets
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 from ik_neural.network import PoseToJoints, chain_metadata, save_network
 
 # Validation and test targets come from their own seeds, apart from the training stream.

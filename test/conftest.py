@@ -5,9 +5,14 @@ rclpy (and so the middleware) is first imported, which is why they are set here 
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# The tests are grouped in folders (unit, ros, packaging); the references they share live here.
+TEST_ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(TEST_ROOT))
 
 # Fast DDS maps a domain id to UDP ports; 1..101 is the range that is valid there and stays clear of
 # Linux's ephemeral ports. Derived from the PID, so two test runs at once (two checkouts, CI and a
@@ -34,3 +39,22 @@ def rclpy_context():
     finally:
         if context.ok():
             rclpy.shutdown(context=context)
+
+
+TEST_GROUPS = {
+    "unit": "no ROS graph: kinematics, solver, network, training, benchmarks, request handling (seconds)",
+    "ros": "real rclpy nodes over a loopback ROS graph, in one process and across processes",
+    "packaging": "colcon builds of the package and the environment's activation",
+}
+
+
+def pytest_configure(config):
+    for group, what in TEST_GROUPS.items():
+        config.addinivalue_line("markers", f"{group}: {what}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test by its folder (unit, ros, packaging): ``-m unit`` runs the fast part alone."""
+    for item in items:
+        group = Path(str(item.fspath)).resolve().relative_to(TEST_ROOT).parts[0]
+        item.add_marker(getattr(pytest.mark, group))

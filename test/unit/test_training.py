@@ -16,7 +16,7 @@ import torch
 
 from ik_neural import load_robot
 from ik_neural.evaluation import evaluate_network, network_errors, sample_targets
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 from ik_neural.network import PoseToJoints, load_network
 from ik_neural.training import Obstacle, Trainer, TrainingConfig
 
@@ -95,7 +95,7 @@ def test_obstacle_loss_keeps_the_joints_out_of_a_sphere_the_plain_net_crosses(tm
 
 
 def _train_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from ik_neural.train import main; sys.exit(main())", *args]
+    return [sys.executable, "-c", "import sys; from ik_neural.commands.train import main; sys.exit(main())", *args]
 
 
 def test_train_command_writes_model_and_report(tmp_path):

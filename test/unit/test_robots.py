@@ -18,7 +18,7 @@ import pinocchio
 import pytest
 import yaml
 
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 from ik_neural.robots import Robot, dh_chain, list_robots, load_robot, models_dir
 from reference import dh_fk, pinocchio_fk, pose_errors
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from ik_neural.robots import load_robot
-from ik_neural.solver import pose_errors
+from ik_neural.geometry import pose_errors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PANDA_URDF = 'package://ik_neural/models/panda/panda.urdf'
 PANDA_MODEL = 'package://ik_neural/models/panda/ik_network.pt'
 UR5E_MODEL = 'package://ik_neural/models/ur5e/ik_network.pt'
@@ -44,7 +44,7 @@ def _namespace(tag):
 
 def _panda_description_with_world():
     """Panda's URDF with a link 'world' above panda_link0 (fixed, T_WORLD_BASE)."""
-    from ik_neural.kinematics import matrix_to_rpy
+    from ik_neural.geometry import matrix_to_rpy
 
     urdf = load_robot('panda').urdf_path.read_text()
     xyz = ' '.join(repr(float(v)) for v in T_WORLD_BASE[:3, 3])
@@ -69,7 +69,7 @@ class _Graph:
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
         from moveit_msgs.srv import GetPositionIK
-        from ik_neural.node import IKNode
+        from ik_neural.ros.node import IKNode
 
         self.namespace = namespace
         self.node = IKNode(context=context, namespace=namespace, parameter_overrides=_panda_parameters(**overrides))
@@ -134,7 +134,7 @@ def commands(graph):
 
 def _request(T, frame='panda_link0', link='', group='panda_arm', seed=None, timeout_s=0.0):
     from moveit_msgs.srv import GetPositionIK
-    from ik_neural.messages import matrix_to_pose, seconds_to_duration
+    from ik_neural.ros.messages import matrix_to_pose, seconds_to_duration
 
     request = GetPositionIK.Request()
     ik = request.ik_request
@@ -201,9 +201,9 @@ def test_solution_is_near_the_requests_seed(graph, panda):
 
 
 def test_pose_in_a_frame_fixed_to_the_base_for_a_link_fixed_to_the_tip(graph, panda):
-    from ik_neural.kinematics import rigidly_attached_frames
+    from ik_neural.urdf_model import UrdfModel
 
-    T_tip_link7 = rigidly_attached_frames(load_robot('panda').urdf_path, 'panda_link8')['panda_link7']
+    T_tip_link7 = UrdfModel.parse(load_robot('panda').urdf_path).attached_frames('panda_link8')['panda_link7']
     _, targets = _targets(panda, 5, seed=4)
     for T_base_tip in targets:
         T_world_link7 = T_WORLD_BASE @ T_base_tip @ T_tip_link7
@@ -320,7 +320,7 @@ def _bad_requests(panda):
 
 
 def _pose(T):
-    from ik_neural.messages import matrix_to_pose
+    from ik_neural.ros.messages import matrix_to_pose
 
     return matrix_to_pose(T)
 
@@ -426,7 +426,7 @@ def test_robot_description_from_the_topic(module_context, panda):
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
-    from ik_neural.node import IKNode
+    from ik_neural.ros.node import IKNode
 
     namespace = _namespace('topic')
     publisher_node = Node('robot_state_publisher', context=module_context, namespace=namespace)
@@ -459,7 +459,7 @@ def test_robot_description_from_the_topic(module_context, panda):
     ({'default_timeout_s': 1}, r'parameter default_timeout_s'),
 ])
 def test_start_up_refusals_name_the_problem(module_context, overrides, expected):
-    from ik_neural.node import IKNode, StartupError
+    from ik_neural.ros.node import IKNode, StartupError
 
     if 'model_path' in overrides and overrides['model_path'] == '':
         overrides = {**overrides, 'tip_link': 'panda_link8'}
@@ -470,7 +470,7 @@ def test_start_up_refusals_name_the_problem(module_context, overrides, expected)
 def _start_node(namespace, *ros_args):
     """ik_node in its own process (and process group) with config/panda.yaml."""
     return subprocess.Popen(
-        [sys.executable, '-m', 'ik_neural.node', '--ros-args', '--params-file', str(ROOT / 'config' / 'panda.yaml'),
+        [sys.executable, '-m', 'ik_neural.ros.node', '--ros-args', '--params-file', str(ROOT / 'config' / 'panda.yaml'),
          '-r', f'__ns:={namespace}', '-p', 'robot_description_timeout_s:=0.0', *ros_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -554,7 +554,7 @@ def _config_files():
 
 def test_every_shipped_robot_has_a_complete_config_and_the_node_starts_from_it(module_context):
     import yaml
-    from ik_neural.node import IKNode, PARAMETERS
+    from ik_neural.ros.node import IKNode, PARAMETERS
     from ik_neural.robots import list_robots
 
     assert [path.stem for path in _config_files()] == list_robots()
@@ -572,7 +572,7 @@ def test_every_shipped_robot_has_a_complete_config_and_the_node_starts_from_it(m
 
 
 def test_readme_documents_every_parameter_with_its_default():
-    from ik_neural.node import PARAMETERS
+    from ik_neural.ros.node import PARAMETERS
 
     readme = (ROOT / 'README.md').read_text()
     rows = dict(re.findall(r'^\| `(\w+)` \| `([^`]*)` \|', readme, flags=re.MULTILINE))
@@ -593,7 +593,7 @@ def test_parameters_are_read_only_once_started(graph):
 def test_launch_arguments_name_real_node_parameters():
     """The launch files are not run here (no launch package in the registry), but what they pass must exist."""
     import ast
-    from ik_neural.node import PARAMETERS
+    from ik_neural.ros.node import PARAMETERS
 
     tree = ast.parse((ROOT / 'launch' / 'ik_neural.launch.py').read_text())
     overrides = next(node.value for node in ast.walk(tree)

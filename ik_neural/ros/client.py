@@ -25,11 +25,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.utilities import remove_ros_args
 
-from ik_neural.kinematics import KinematicChain
-from ik_neural.messages import matrix_to_pose, pose_to_matrix, seconds_to_duration
-from ik_neural.node import SERVICE_QOS
+from ik_neural.chain import KinematicChain
+from ik_neural.ros.messages import matrix_to_pose, pose_to_matrix, seconds_to_duration
+from ik_neural.ros.node import SERVICE_QOS
 from ik_neural.robots import list_robots, load_robot
-from ik_neural.solver import pose_errors
+from ik_neural.geometry import pose_errors
 
 CODE_NAMES = {
     value: name for name, value in vars(MoveItErrorCodes).items() if name.isupper() and isinstance(value, int)

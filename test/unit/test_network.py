@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ik_neural import IKSolver, load_robot
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, PoseToJoints, chain_metadata, load_network, save_network
 
 # The tests call torch.jit themselves (as a user would); its deprecation notice is not ours to act on.

@@ -31,8 +31,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from ik_neural.kinematics import KinematicChain, rigidly_attached_frames, urdf_joint_names
-from ik_neural.messages import duration_to_seconds, joint_state, joint_trajectory, pose_to_matrix
+from ik_neural.urdf_model import UrdfModel
+from ik_neural.ros.messages import duration_to_seconds, joint_state, joint_trajectory, pose_to_matrix
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.robots import models_dir
 from ik_neural.solver import IKResult, IKSolver
@@ -158,19 +158,21 @@ class IKNode(Node):
             tip_link = self._param("tip_link") or metadata.get("tip_link", "")
             if not base_link or not tip_link:
                 raise StartupError("parameters base_link and tip_link must be set when no model_path gives them")
-            self.chain = KinematicChain.from_urdf(urdf, base_link, tip_link)
+            model = UrdfModel.parse(urdf)
+            self.chain = model.chain(base_link, tip_link)
             network = load_network(resolve_path(model_path), self.chain) if model_path else None
             # Frames a request may name: T_base_frame for the pose's frame, T_link_tip for its link.
-            self._T_base_frame = rigidly_attached_frames(urdf, base_link)
+            self._T_base_frame = model.attached_frames(base_link)
             self._T_link_tip = {
-                link: np.linalg.inv(T_tip_link) for link, T_tip_link in rigidly_attached_frames(urdf, tip_link).items()
+                link: np.linalg.inv(T_tip_link) for link, T_tip_link in model.attached_frames(tip_link).items()
             }
-            self._robot_joints = set(urdf_joint_names(urdf))
+            self._robot_joints = set(model.joint_names)
         except (ValueError, FileNotFoundError) as error:
             raise StartupError(f"{error} (robot description from {urdf_origin})") from None
         if network is None:
             self.get_logger().warning("no model_path: numerical-only solving (slower on average)")
         self.solver = IKSolver(self.chain, network=network)
+        self.solver.warm_up()
 
         self._joint_index = {name: i for i, name in enumerate(self.chain.joint_names)}
         self._current = self.chain.middle.copy()  # the chain's joints as last heard on joint_states

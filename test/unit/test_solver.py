@@ -5,7 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from ik_neural import KinematicChain, list_robots, load_robot, single_pose
+from ik_neural import KinematicChain, list_robots, load_robot
+from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
 from ik_neural.solver import IKSolver
 from reference import example_robot_urdf, pose_errors
 
@@ -20,9 +21,17 @@ def solvers():
     def get(name: str) -> IKSolver:
         if name not in cache:
             cache[name] = IKSolver(load_robot(name).chain)
+            cache[name].warm_up()
         return cache[name]
 
     return get
+
+
+def step_settings(solver: IKSolver, tolerance: float) -> StepSettings:
+    """The settings a solve at ``tolerance`` (m and rad) within the chain's limits gives its steps."""
+    bounds = solver.chain.bounds
+    return StepSettings(False, tolerance, tolerance, solver.settings.damping, solver.settings.error_damping,
+                        bounds.lower, bounds.upper, bounds.bounded)  # fmt: skip
 
 
 def reachable_targets(chain: KinematicChain, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +66,7 @@ def test_every_shipped_chain_is_solved_and_checked_by_fk(solvers, name):
 
 def test_restarts_find_what_a_bad_start_misses(solvers):
     solver = solvers("ur5e")
-    chain, constants = solver.chain, solver._kernel_constants(TOL, TOL, solver._limits)
+    chain, step = solver.chain, step_settings(solver, TOL)
     _, targets = reachable_targets(chain, 200, seed=12)
     for T in targets:
         result = solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
@@ -70,7 +79,7 @@ def test_restarts_find_what_a_bad_start_misses(solvers):
     # The seed on its own, given ten times the steps it got, does not converge.
     q = solver.chain.middle
     for _ in range(10 * solver.settings.max_iterations_per_seed):
-        q, converged, *_ = single_pose.dls_step(q, T, *constants)
+        q, converged, *_ = dls_step(q, T, chain.arrays, step)
         assert not converged
 
 
@@ -138,9 +147,13 @@ def test_narrowed_bounds_hold_for_bounded_and_continuous_joints():
         position_m, rotation_rad = pose_errors(chain.forward(result.q), T)
         assert position_m <= TOL and rotation_rad <= TOL
         assert np.all(result.q >= lower) and np.all(result.q <= upper)
-    with pytest.raises(ValueError, match=r"joint 'r_shoulder_pan_joint': bounds \[.*\] are empty or outside"):
-        solver.solve(targets[0], lower=chain.lower - 1.0)
-    with pytest.raises(ValueError, match=r"upper must be 7 finite numbers"):
+    # A window wider than the limits is the limits; one beside them leaves no room.
+    wide = solver.solve(targets[0], lower=chain.lower - 1.0, timeout_s=GENEROUS_S)
+    assert wide.success and chain.bounds.contains(wide.q)
+    with pytest.raises(ValueError, match=r"joint 'r_shoulder_pan_joint': window \[.*\] leaves no room within its bounds"):
+        solver.solve(targets[0], lower=np.where(np.arange(7) == 0, chain.upper + 1.0, chain.lower),
+                     upper=np.where(np.arange(7) == 0, chain.upper + 2.0, chain.upper))
+    with pytest.raises(ValueError, match=r"window \[.*\] is not finite and ordered"):
         solver.solve(targets[0], upper=np.full(7, np.nan))
 
 
@@ -206,12 +219,12 @@ def test_concurrent_solves_give_the_serial_answers(solvers):
 
 def test_row_kernels_equal_the_single_step(solvers):
     solver = solvers("panda")
-    chain, constants = solver.chain, solver._kernel_constants(TOL, TOL, solver._limits)
+    chain, step = solver.chain, step_settings(solver, TOL)
     rng = np.random.default_rng(16)
     q, T = rng.uniform(chain.lower, chain.upper, (600, chain.dof)), reachable_targets(chain, 600, seed=17)[1]
-    expected = [single_pose.dls_step(q[r], T[r], *constants) for r in range(len(q))]
-    for kernel in (single_pose.dls_step_rows, single_pose.dls_step_rows_serial):
-        rows = kernel(q, T, constants)
+    expected = [dls_step(q[r], T[r], chain.arrays, step) for r in range(len(q))]
+    for kernel in (dls_step_rows, dls_step_rows_serial):
+        rows = kernel(q, T, chain.arrays, step)
         for r in range(len(q)):
             for got, want in zip((rows[0][r], rows[1][r], rows[2][r], rows[3][r], rows[4][r]), expected[r]):
                 np.testing.assert_array_equal(got, want)

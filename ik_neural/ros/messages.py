@@ -15,7 +15,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ik_neural.kinematics import quaternion_xyzw, quaternion_xyzw_to_matrix
+from ik_neural.geometry import matrix_to_quaternion, quaternion_to_matrix
 
 # A pose's quaternion must have norm 1 within this (it is then normalised). Wider than float32 rounding
 # of a unit quaternion, far narrower than any quaternion that was never meant to be a rotation.
@@ -37,7 +37,7 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
             f"pose.orientation (x, y, z, w) = {quaternion.tolist()} has norm {norm:.6g}; a rotation needs norm 1"
         )
     T = np.eye(4)
-    T[:3, :3] = quaternion_xyzw_to_matrix(*(quaternion / norm))
+    T[:3, :3] = quaternion_to_matrix(*(quaternion / norm))
     T[:3, 3] = position
     return T
 
@@ -48,7 +48,7 @@ def matrix_to_pose(T: np.ndarray) -> Pose:
     pose = Pose()
     pose.position.x, pose.position.y, pose.position.z = (float(c) for c in T[:3, 3])
     o = pose.orientation
-    o.x, o.y, o.z, o.w = quaternion_xyzw(T[:3, :3])
+    o.x, o.y, o.z, o.w = matrix_to_quaternion(T[:3, :3])
     return pose
 
 

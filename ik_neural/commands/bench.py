@@ -21,10 +21,11 @@ import torch
 
 from ik_neural import tracik
 from ik_neural.evaluation import network_errors, summary
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 from ik_neural.network import IKNetwork, load_network
 from ik_neural.robots import list_robots, load_robot
-from ik_neural.solver import IKSolver, pose_errors
+from ik_neural.geometry import pose_errors
+from ik_neural.solver import IKSolver
 
 # (position m, rotation rad) pairs every answer is checked at, tightest first.
 TOLERANCE_PAIRS: tuple[tuple[float, float], ...] = ((1e-6, 1e-6), (1e-5, 1e-5), (1e-3, 1e-2))
@@ -421,10 +422,12 @@ def _run_ik(args: argparse.Namespace) -> None:
     timeout_s = args.timeout_ms * 1e-3
     tolerances = (args.position_tolerance_m, args.orientation_tolerance_rad)
     numerical = IKSolver(chain)
+    numerical.warm_up()
     solvers: list[tuple[str, SolveOne]] = []
     solver = numerical
     if bench.network is not None:
         solver = IKSolver(chain, network=bench.network)
+        solver.warm_up()
         solvers.append((HYBRID, ours_solve_one(solver, timeout_s, tolerances)))
     if bench.network is None or not args.no_numerical:
         solvers.append((NUMERICAL, ours_solve_one(numerical, timeout_s, tolerances)))

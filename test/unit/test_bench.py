@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from ik_neural import bench
+from ik_neural.commands import bench
 from ik_neural.robots import load_robot
 
 SOLVE_COLUMNS = [

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import yaml
 
 from ik_neural.evaluation import report_figures, write_plots
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 from ik_neural.network import OUTPUT_ENCODINGS
 from ik_neural.robots import NETWORK_FILE, load_robot, models_dir
 from ik_neural.training import Obstacle, Trainer, TrainingConfig

@@ -1,4 +1,4 @@
-"""Serial kinematic chains: built from a URDF or a DH table; forward kinematics and Jacobian.
+"""Serial kinematic chains, built from a URDF or a DH table: forward kinematics and the Jacobian.
 
 A chain is the path of joints from ``base_link`` to ``tip_link``. Fixed joints on that path are
 folded into the constant transforms, so the chain holds only movable joints:
@@ -9,39 +9,35 @@ where ``T_origin[i]`` is the constant transform from the previous joint's moving
 frame and ``M_i`` is the joint's motion along or about its axis (given in joint i's frame).
 
 Poses are 4x4 homogeneous transforms of the tip in the base frame; lengths in metres, angles in
-radians. ``forward`` and ``jacobian`` take numpy arrays (a lean path for one pose at a time) or
-torch tensors (batched, any float dtype, differentiable); the output type follows the input.
+radians. ``forward`` and ``jacobian`` take numpy arrays (one float64 pose runs a compiled kernel, more
+run vectorised numpy) or torch tensors (batched, any float dtype, differentiable); the output type
+follows the input. This module never imports torch: a tensor can only come from a caller that did.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
+import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence, TypeVar, Union
-from xml.etree import ElementTree
+from typing import Any, Sequence
 
 import numpy as np
-import torch
-from urdf_parser_py.urdf import URDF
-from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
 
-from ik_neural import single_pose
-
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
-UrdfSource = Union[str, os.PathLike]
-
-REVOLUTE = "revolute"
-CONTINUOUS = "continuous"
-PRISMATIC = "prismatic"
-MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
+from ik_neural.geometry import matrix_to_rpy, rot_x, rot_z, skew, transform
+from ik_neural.joint_bounds import JointBounds
+from ik_neural.kernels.kinematics import ChainArrays, fk_jacobian
+from ik_neural.urdf_model import CONTINUOUS, MOVABLE_JOINT_TYPES, PRISMATIC, REVOLUTE, UrdfModel, UrdfSource
 
 # Digits kept when hashing numbers into the fingerprint: far below any physical tolerance, far
 # above the last-bit differences between libm implementations of sin/cos.
 _FINGERPRINT_DECIMALS = 9
+
+
+def _torch_of(q: Any):
+    """The torch module if q is a torch tensor, else None (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch if torch is not None and isinstance(q, torch.Tensor) else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,85 +55,6 @@ class Joint:
     T_prev_joint: np.ndarray
     lower: float
     upper: float
-
-
-def rpy_to_matrix(rpy: Sequence[float]) -> np.ndarray:
-    """URDF roll-pitch-yaw (fixed axes x, y, z; radians) -> 3x3 rotation Rz(yaw)·Ry(pitch)·Rx(roll)."""
-    roll, pitch, yaw = rpy
-    cr, sr = math.cos(roll), math.sin(roll)
-    cp, sp = math.cos(pitch), math.sin(pitch)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    return np.array(
-        [
-            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-            [-sp, cp * sr, cp * cr],
-        ]
-    )
-
-
-def matrix_to_rpy(R: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> URDF roll-pitch-yaw (radians); at pitch = ±pi/2 the roll is set to 0."""
-    sp = -R[2, 0]
-    if abs(sp) > 1.0 - 1e-12:
-        pitch = math.copysign(math.pi / 2, sp)
-        return np.array([0.0, pitch, math.atan2(-R[0, 1], R[1, 1])])
-    return np.array(
-        [math.atan2(R[2, 1], R[2, 2]), math.asin(sp), math.atan2(R[1, 0], R[0, 0])]
-    )
-
-
-def quaternion_xyzw(R: np.ndarray) -> tuple[float, float, float, float]:
-    """Unit quaternion (x, y, z, w) of the rotation matrix ``R`` (3x3), by Shepperd's method."""
-    m = np.asarray(R, dtype=np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0.0:
-        s = 2.0 * math.sqrt(1.0 + trace)
-        w, x, y, z = 0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        w, x, y, z = (m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        w, x, y, z = (m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s
-    else:
-        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        w, x, y, z = (m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s
-    norm = math.sqrt(x * x + y * y + z * z + w * w)
-    return x / norm, y / norm, z / norm, w / norm
-
-
-def quaternion_xyzw_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
-    """The rotation matrix (3x3) of the unit quaternion (x, y, z, w)."""
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])  # fmt: skip
-
-
-def transform(R: np.ndarray | None = None, p: Sequence[float] | None = None) -> np.ndarray:
-    """4x4 homogeneous transform from a 3x3 rotation and a translation in metres."""
-    T = np.eye(4)
-    if R is not None:
-        T[:3, :3] = R
-    if p is not None:
-        T[:3, 3] = p
-    return T
-
-
-def _rot_z(theta: float) -> np.ndarray:
-    c, s = math.cos(theta), math.sin(theta)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _rot_x(alpha: float) -> np.ndarray:
-    c, s = math.cos(alpha), math.sin(alpha)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
 
 
 class KinematicChain:
@@ -175,6 +92,8 @@ class KinematicChain:
         for array in (self.T_last_tip, self.lower, self.upper, self.is_continuous, self.middle):
             array.setflags(write=False)
         self.fingerprint = self._compute_fingerprint()
+        # Where a search may go: the limits, continuous joints over a full turn.
+        self.bounds = JointBounds.of_limits(self.joint_names, self.lower, self.upper, self.is_continuous)
         # Upper bound of the distance from the first joint to the tip, in metres (prismatic strokes in).
         links = [np.linalg.norm(j.T_prev_joint[:3, 3]) for j in joints[1:]] + [np.linalg.norm(T_last_tip[:3, 3])]
         strokes = [max(abs(j.lower), abs(j.upper)) for j in joints if j.type == PRISMATIC]
@@ -186,7 +105,7 @@ class KinematicChain:
         is_prismatic = np.array([j.type == PRISMATIC for j in joints])
         self._has_prismatic = bool(is_prismatic.any())
         R0 = np.stack([j.T_prev_joint[:3, :3] for j in joints])
-        K = np.stack([_skew(j.axis) for j in joints]) * ~is_prismatic[:, None, None]
+        K = np.stack([skew(j.axis) for j in joints]) * ~is_prismatic[:, None, None]
         self._np = {
             "T_prev_joint": np.stack([j.T_prev_joint for j in joints]),
             "R0": R0,
@@ -199,61 +118,23 @@ class KinematicChain:
             "prismatic": is_prismatic.astype(np.float64),
             "T_last_tip": self.T_last_tip,
         }
-        # The same constants, in the order the compiled single-pose kernels take them.
-        self.kernel_constants = (
-            R0, self._np["R0K"], self._np["R0K2"], np.stack([j.T_prev_joint[:3, 3] for j in joints]),
-            self._np["slide"], self._np["axis"], is_prismatic, self.T_last_tip,
-        )  # fmt: skip
-        self._torch_cache: dict[tuple[torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
+        # The same constants for the compiled kernels (one pose, float64).
+        self.arrays = ChainArrays(
+            R0=R0, R0K=self._np["R0K"], R0K2=self._np["R0K2"], t0=np.stack([j.T_prev_joint[:3, 3] for j in joints]),
+            slide=self._np["slide"], axis=self._np["axis"], prismatic=is_prismatic, T_last_tip=self.T_last_tip,
+            reach_m=self.reach_m,
+        )
+        for array in self.arrays[:-1]:
+            array.setflags(write=False)
+        self._torch_cache: dict[tuple, dict] = {}  # (dtype, device) -> the constants as tensors
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_urdf(cls, urdf: UrdfSource, base_link: str, tip_link: str) -> "KinematicChain":
-        """The chain from ``base_link`` to ``tip_link`` of a URDF given as a file path or an XML string."""
-        robot, origin = _parse_urdf(urdf)
-        links = {link.name for link in robot.links}
-        for role, name in (("base_link", base_link), ("tip_link", tip_link)):
-            if name not in links:
-                raise ValueError(
-                    f"{role} {name!r} is not a link of URDF robot {robot.name!r} ({origin}); "
-                    f"links: {sorted(links)}"
-                )
-
-        # Walk up from the tip: in a URDF tree each link has at most one parent joint.
-        path = []
-        link = tip_link
-        while link != base_link:
-            if link not in robot.parent_map or len(path) > len(robot.joints):
-                # No parent: the top of the tree was reached. More steps than joints: a cycle.
-                raise ValueError(
-                    f"no path from base_link {base_link!r} to tip_link {tip_link!r} in URDF "
-                    f"robot {robot.name!r} ({origin}): {tip_link!r} is not below {base_link!r}"
-                )
-            joint_name, link = robot.parent_map[link]
-            path.append(robot.joint_map[joint_name])
-        path.reverse()
-
-        joints: list[Joint] = []
-        T_pending = np.eye(4)  # fixed transforms since the last movable joint
-        for urdf_joint in path:
-            T_origin = _urdf_origin(urdf_joint.origin)
-            if urdf_joint.type == "fixed":
-                T_pending = T_pending @ T_origin
-                continue
-            if urdf_joint.type not in MOVABLE_JOINT_TYPES:
-                raise ValueError(
-                    f"joint {urdf_joint.name!r} has type {urdf_joint.type!r}, which a serial chain "
-                    f"cannot hold (supported: fixed, {', '.join(MOVABLE_JOINT_TYPES)})"
-                )
-            if urdf_joint.mimic is not None:
-                raise ValueError(f"joint {urdf_joint.name!r} is a mimic joint; mimic joints are not supported")
-            lower, upper = _joint_limits(urdf_joint)
-            joints.append(
-                Joint(urdf_joint.name, urdf_joint.type, _unit_axis(urdf_joint), T_pending @ T_origin, lower, upper)
-            )
-            T_pending = np.eye(4)
-        return cls(joints, T_pending, base_link, tip_link)
+        """The chain from ``base_link`` to ``tip_link`` of a URDF given as a file path or an XML string
+        (``UrdfModel.parse(urdf).chain(...)``; parse once to take several things from one URDF)."""
+        return UrdfModel.parse(urdf).chain(base_link, tip_link)
 
     @classmethod
     def from_dh(
@@ -292,9 +173,9 @@ class KinematicChain:
                 Joint(names[i], REVOLUTE, np.array([0.0, 0.0, 1.0]), T_prev, float(lower[i]), float(upper[i]))
             )
             T_prev = (
-                transform(_rot_z(offsets[i]))
+                transform(rot_z(offsets[i]))
                 @ transform(p=[a[i], 0.0, d[i]])
-                @ transform(_rot_x(alpha[i]))
+                @ transform(rot_x(alpha[i]))
             )
         return cls(joints, T_prev, base_link, tip_link)
 
@@ -358,23 +239,24 @@ class KinematicChain:
 
     # ------------------------------------------------------------------ kinematics
 
-    def forward(self, q: Array) -> Array:
+    def forward(self, q):
         """Tip pose in the base frame: q (..., dof) -> T_base_tip (..., 4, 4)."""
         q = self._check_q(q)
         if _is_one_float64_pose(q):
-            return single_pose.fk_jacobian(q, *self.kernel_constants)[0]
+            return fk_jacobian(q, self.arrays)[0]
         return self._frames(q)[1]
 
-    def jacobian(self, q: Array) -> Array:
+    def jacobian(self, q):
         """Geometric Jacobian of the tip in the base frame: q (..., dof) -> (..., 6, dof), rows [linear; angular]."""
         return self._forward_and_jacobian(self._check_q(q))[1]
 
-    def forward_and_jacobian(self, q: Array) -> tuple[Array, Array]:
+    def forward_and_jacobian(self, q):
         """Both ``forward(q)`` and ``jacobian(q)``, sharing one pass over the chain."""
         return self._forward_and_jacobian(self._check_q(q))
 
-    def _check_q(self, q: Array | Sequence[float]) -> Array:
-        if isinstance(q, torch.Tensor):
+    def _check_q(self, q):
+        torch = _torch_of(q)
+        if torch is not None:
             if not q.is_floating_point():
                 q = q.to(torch.float64)
             finite = torch.isfinite(q)
@@ -392,8 +274,9 @@ class KinematicChain:
             raise ValueError(f"q has non-finite values (NaN or inf) for joints {names}")
         return q
 
-    def _constants(self, q: Array) -> dict:
-        if not isinstance(q, torch.Tensor):
+    def _constants(self, q) -> dict:
+        torch = _torch_of(q)
+        if torch is None:
             if q.dtype == np.float64:
                 return self._np
             return {k: v.astype(q.dtype) for k, v in self._np.items()}
@@ -404,14 +287,15 @@ class KinematicChain:
             self._torch_cache[key] = consts
         return consts
 
-    def frames(self, q: Array) -> tuple[Array, Array]:
+    def frames(self, q):
         """Every joint's frame after its motion (..., dof, 4, 4) and the tip pose (..., 4, 4), in the base
         frame: q (..., dof). Vectorised numpy or torch (differentiable); the obstacle loss uses the origins."""
         return self._frames(self._check_q(q))
 
-    def _frames(self, q: Array) -> tuple[Array, Array]:
+    def _frames(self, q):
         c = self._constants(q)
-        torch_in = isinstance(q, torch.Tensor)
+        torch = _torch_of(q)
+        torch_in = torch is not None
         sin, cos, stack = (torch.sin, torch.cos, torch.stack) if torch_in else (np.sin, np.cos, np.stack)
         shape = tuple(q.shape) + (4, 4)
         local = q.new_zeros(shape) if torch_in else np.zeros(shape, dtype=q.dtype)
@@ -429,9 +313,9 @@ class KinematicChain:
             frames.append(T)
         return stack(frames, -3), T @ c["T_last_tip"]
 
-    def _forward_and_jacobian(self, q: Array) -> tuple[Array, Array]:
+    def _forward_and_jacobian(self, q):
         if _is_one_float64_pose(q):
-            return single_pose.fk_jacobian(q, *self.kernel_constants)
+            return fk_jacobian(q, self.arrays)
         c = self._constants(q)
         frames, T_base_tip = self._frames(q)
         # Joint axes and origins in the base frame (rotation about an axis moves neither).
@@ -442,7 +326,7 @@ class KinematicChain:
             revolute, prismatic = c["revolute"], c["prismatic"]
             lever = lever * revolute[:, None]
             z_linear, z = z * prismatic[:, None], z * revolute[:, None]
-        J = q.new_zeros(q.shape[:-1] + (6, self.dof)) if isinstance(q, torch.Tensor) else np.empty(
+        J = q.new_zeros(q.shape[:-1] + (6, self.dof)) if _torch_of(q) is not None else np.empty(
             q.shape[:-1] + (6, self.dof), dtype=q.dtype
         )
         # Linear rows: z × lever, written component by component straight into J (np.cross and
@@ -458,117 +342,10 @@ class KinematicChain:
         return T_base_tip, J
 
 
-def rigidly_attached_frames(urdf: UrdfSource, link: str) -> dict[str, np.ndarray]:
-    """Every link of the URDF joined to ``link`` by fixed joints only (up or down the tree), ``link``
-    itself included: name -> T_link_frame (4, 4), that frame's pose in ``link``'s frame.
-
-    ValueError for an unreadable URDF or a ``link`` it does not have.
-    """
-    robot, origin = _parse_urdf(urdf)
-    if link not in {each.name for each in robot.links}:
-        raise ValueError(f"{link!r} is not a link of URDF robot {robot.name!r} ({origin})")
-    # Fixed joints as edges both ways: T_parent_child one way, its inverse the other.
-    edges: dict[str, list[tuple[str, np.ndarray]]] = {}
-    for joint in robot.joints:
-        if joint.type == "fixed":
-            T_parent_child = _urdf_origin(joint.origin)
-            edges.setdefault(joint.parent, []).append((joint.child, T_parent_child))
-            edges.setdefault(joint.child, []).append((joint.parent, np.linalg.inv(T_parent_child)))
-    frames = {link: np.eye(4)}
-    pending = [link]
-    while pending:
-        name = pending.pop()
-        for other, T_name_other in edges.get(name, []):
-            if other not in frames:
-                frames[other] = frames[name] @ T_name_other
-                pending.append(other)
-    return frames
-
-
-def _is_one_float64_pose(q: Array) -> bool:
+def _is_one_float64_pose(q) -> bool:
     """One numpy float64 configuration: the case the compiled kernels serve."""
     return isinstance(q, np.ndarray) and q.ndim == 1 and q.dtype == np.float64
 
-
-# ---------------------------------------------------------------------- URDF helpers
-
-
-def _read_urdf(urdf: UrdfSource) -> tuple[str, str]:
-    """(XML text, a short description of where it came from for error messages)."""
-    if isinstance(urdf, str) and urdf.lstrip().startswith("<"):
-        return urdf, "XML string"
-    path = Path(urdf)
-    try:
-        return path.read_text(), str(path)
-    except OSError as exc:
-        raise ValueError(f"cannot read URDF file {str(path)!r}: {exc.strerror}") from exc
-
-
-def urdf_joint_names(urdf: UrdfSource) -> list[str]:
-    """Names of every joint of the URDF (fixed ones included), in file order."""
-    return [joint.name for joint in _parse_urdf(urdf)[0].joints]
-
-
-def _parse_urdf(urdf: UrdfSource) -> tuple[URDF, str]:
-    """(the URDF's kinematic tree, where it came from); ValueError for an unreadable or malformed one."""
-    xml, origin = _read_urdf(urdf)
-    try:
-        return URDF.from_xml_string(_kinematic_elements(xml, origin)), origin
-    except (URDFParseError, ValueError, AttributeError) as exc:
-        raise ValueError(f"malformed URDF ({origin}): {exc}") from exc
-
-
-def _kinematic_elements(xml: str, origin: str) -> str:
-    """The URDF reduced to link names and joints, the only parts a chain needs.
-
-    Visuals, transmissions, gazebo and sensor tags are dropped before urdf_parser_py sees them, so
-    that a dialect it does not know (e.g. ROS 1 style transmissions) cannot fail the chain.
-    """
-    try:
-        root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError as exc:
-        raise ValueError(f"malformed URDF XML ({origin}): {exc}") from exc
-    if root.tag != "robot":
-        raise ValueError(f"URDF ({origin}) has root element <{root.tag}>; expected <robot>")
-    kinematic = ElementTree.Element("robot", root.attrib)
-    for element in root:
-        if element.tag == "link":
-            ElementTree.SubElement(kinematic, "link", {k: v for k, v in element.attrib.items() if k == "name"})
-        elif element.tag == "joint":
-            kinematic.append(element)
-    return ElementTree.tostring(kinematic, encoding="unicode")
-
-
-def _urdf_origin(origin) -> np.ndarray:
-    if origin is None:
-        return np.eye(4)
-    xyz = origin.xyz if origin.xyz is not None else [0.0, 0.0, 0.0]
-    rpy = origin.rpy if origin.rpy is not None else [0.0, 0.0, 0.0]
-    return transform(rpy_to_matrix(rpy), xyz)
-
-
-def _unit_axis(urdf_joint) -> np.ndarray:
-    # URDF's default axis is x.
-    axis = np.array(urdf_joint.axis if urdf_joint.axis is not None else [1.0, 0.0, 0.0], dtype=np.float64)
-    norm = np.linalg.norm(axis)
-    if not np.isfinite(norm) or norm < 1e-12:
-        raise ValueError(f"joint {urdf_joint.name!r} has a zero or non-finite axis {axis.tolist()}")
-    return axis / norm
-
-
-def _joint_limits(urdf_joint) -> tuple[float, float]:
-    if urdf_joint.type == CONTINUOUS:
-        return -math.pi, math.pi
-    limit = urdf_joint.limit
-    if limit is None or limit.lower is None or limit.upper is None:
-        raise ValueError(
-            f"{urdf_joint.type} joint {urdf_joint.name!r} has no <limit lower=... upper=...>; "
-            f"URDF requires limits for {urdf_joint.type} joints"
-        )
-    lower, upper = float(limit.lower), float(limit.upper)
-    if not (math.isfinite(lower) and math.isfinite(upper)) or lower > upper:
-        raise ValueError(f"joint {urdf_joint.name!r} has invalid limits lower={lower}, upper={upper}")
-    return lower, upper
 
 
 def _urdf_joint_xml(

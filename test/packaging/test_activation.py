@@ -4,7 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def clean_shell_environment() -> dict[str, str]:
@@ -26,7 +26,7 @@ def test_make_env_prints_a_script_that_a_plain_shell_can_source(tmp_path):
     script = f"""
         source '{activate}'
         python -c 'import ik_neural, rclpy; from moveit_msgs.srv import GetPositionIK; print(ik_neural.__file__)'
-        bench fk --robot rrr_3dof --batch-size 8
+        ik_bench fk --robot rrr_3dof --batch-size 8
     """
     shell = subprocess.run(
         ["bash", "-c", script],

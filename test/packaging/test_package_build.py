@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def colcon(workspace: Path, verb: str, *args: str) -> None:
@@ -108,12 +108,12 @@ def test_installed_package_loads_robots_from_its_share_directory(install_space):
 
 
 def test_console_script_is_where_ros2_run_looks(install_space):
-    # `ros2 run ik_neural bench` runs <prefix>/lib/ik_neural/bench.
-    bench = install_space / "ik_neural" / "lib" / "ik_neural" / "bench"
+    # `ros2 run ik_neural ik_bench` runs <prefix>/lib/ik_neural/ik_bench.
+    bench = install_space / "ik_neural" / "lib" / "ik_neural" / "ik_bench"
     out = run_installed(install_space, str(bench), "fk", "--robot", "planar_2link", "--batch-size", "16")
     assert "FK timing: planar_2link (2 DoF)" in out
     assert "numpy float64, one pose" in out
-    train = install_space / "ik_neural" / "lib" / "ik_neural" / "train"
+    train = install_space / "ik_neural" / "lib" / "ik_neural" / "ik_train"
     assert "--urdf URDF" in run_installed(install_space, str(train), "--help")
 
 

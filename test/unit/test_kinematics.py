@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ik_neural.kinematics import KinematicChain
+from ik_neural.chain import KinematicChain
 from reference import dh_fk, example_robot_urdf, pinocchio_fk, pose_errors
 
 # URDFs written by others, each with (base, tip). Between them: fixed joints folded into the chain,
@@ -207,7 +207,7 @@ def test_fingerprint_is_stable_across_processes_and_machines():
         "from test_kinematics import two_link; print(two_link().fingerprint)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).parent), str(Path(__file__).parents[1])],
+        [sys.executable, "-c", code, str(Path(__file__).parent), str(Path(__file__).parents[1]), str(Path(__file__).parents[2])],
         check=True,
         capture_output=True,
         text=True,

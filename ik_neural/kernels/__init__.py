@@ -1,0 +1,11 @@
+"""Compiled (numba) kernels, float64, for the per-iteration hot path: one pose, or rows of poses.
+
+For one pose, vectorised numpy spends its time in per-call overhead (about 1 µs for each of ~100 small
+array operations a step); compiled loops do the same arithmetic in a few µs. numba's linear algebra
+needs scipy, so the 3x3 products and the Cholesky solve are written out. Everything here works on plain
+arrays and named tuples of them: ``KinematicChain`` and ``IKSolver`` own the API.
+
+- ``geometry``: the compiled twin of ``ik_neural.geometry`` (pose error by the log map), rigidity check;
+- ``kinematics``: a chain's FK and geometric Jacobian (``ChainArrays``);
+- ``dls``: one damped-least-squares step and rows of steps (``StepSettings``).
+"""

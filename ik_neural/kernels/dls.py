@@ -1,0 +1,162 @@
+"""One damped-least-squares (Levenberg–Marquardt) step of IK, compiled: for one configuration, and for
+rows of configurations each against its own target (in parallel or on the calling thread).
+
+``test/reference.py`` has the same step in plain numpy; the tests hold the two equal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from ik_neural.kernels.geometry import pose_error
+from ik_neural.kernels.kinematics import ChainArrays, fk_jacobian
+
+
+class StepSettings(NamedTuple):
+    """What a call's steps share besides the chain: tolerances, damping and the joint bounds (dof,)."""
+
+    position_only: bool
+    position_tolerance_m: float
+    orientation_tolerance_rad: float  # unused when position_only
+    damping: float  # constant part of λ, on errors normalised by the reach
+    error_damping: float  # part of λ proportional to the squared normalised error
+    lower: np.ndarray  # rad or m
+    upper: np.ndarray
+    bounded: np.ndarray  # bool; False: a continuous joint searched over a full turn (wrapped)
+
+
+@njit(cache=True, nogil=True)
+def _damped_solve(J, e, damping):
+    """dq = Jᵀ (J Jᵀ + λ I)⁻¹ e by Cholesky (J Jᵀ + λ I is symmetric positive definite)."""
+    m, n = J.shape
+    L = np.zeros((m, m))
+    for r in range(m):
+        for c in range(r + 1):
+            acc = 0.0
+            for k in range(n):
+                acc += J[r, k] * J[c, k]
+            if r == c:
+                acc += damping
+            L[r, c] = acc
+    for j in range(m):  # in place: L Lᵀ = A, lower triangle
+        for k in range(j):
+            L[j, j] -= L[j, k] * L[j, k]
+        L[j, j] = math.sqrt(L[j, j])
+        for r in range(j + 1, m):
+            for k in range(j):
+                L[r, j] -= L[r, k] * L[j, k]
+            L[r, j] /= L[j, j]
+    x = e.copy()
+    for r in range(m):  # L y = e
+        for k in range(r):
+            x[r] -= L[r, k] * x[k]
+        x[r] /= L[r, r]
+    for r in range(m - 1, -1, -1):  # Lᵀ x = y
+        for k in range(r + 1, m):
+            x[r] -= L[k, r] * x[k]
+        x[r] /= L[r, r]
+    dq = np.zeros(n)
+    for k in range(n):
+        for r in range(m):
+            dq[k] += J[r, k] * x[r]
+    return dq
+
+
+@njit(cache=True, nogil=True)
+def dls_step(q, T_target, chain, step):
+    """One DLS step at q (n,) towards T_target (4, 4): (q_next, converged, position error m, orientation
+    error rad, normalised error norm). The errors and ``converged`` are those of q itself, before the step.
+
+    The error is [dp / reach; omega] (or dp / reach alone), λ = damping + error_damping · |e|²; a step that
+    leaves a bounded joint's limits is redone with that joint held at its limit (the rest re-solved).
+    """
+    T, J_full = fk_jacobian(q, chain)
+    dp, omega, position_error, orientation_error = pose_error(T_target, T)
+    n = q.shape[0]
+    m = 3 if step.position_only else 6
+    e = np.empty(m)
+    J = np.empty((m, n))
+    for r in range(3):
+        e[r] = dp[r] / chain.reach_m
+        for k in range(n):
+            J[r, k] = J_full[r, k] / chain.reach_m
+    if not step.position_only:
+        for r in range(3):
+            e[3 + r] = omega[r]
+            for k in range(n):
+                J[3 + r, k] = J_full[3 + r, k]
+    converged = position_error <= step.position_tolerance_m and (
+        step.position_only or orientation_error <= step.orientation_tolerance_rad
+    )
+    error_norm_sq = 0.0
+    for r in range(m):
+        error_norm_sq += e[r] * e[r]
+    lam = step.error_damping * error_norm_sq + step.damping
+    q_try = q + _damped_solve(J, e, lam)
+
+    lower, upper, bounded = step.lower, step.upper, step.bounded
+    over = np.zeros(n, dtype=np.bool_)
+    any_over = False
+    for k in range(n):
+        if bounded[k] and (q_try[k] < lower[k] or q_try[k] > upper[k]):
+            over[k] = True
+            any_over = True
+    if any_over:
+        delta = np.zeros(n)
+        for k in range(n):
+            if over[k]:
+                delta[k] = min(max(q_try[k], lower[k]), upper[k]) - q[k]
+        e_left = e.copy()
+        for r in range(m):
+            for k in range(n):
+                e_left[r] -= J[r, k] * delta[k]
+        J_free = J.copy()
+        for k in range(n):
+            if over[k]:
+                J_free[:, k] = 0.0
+        q_try = q + delta + _damped_solve(J_free, e_left, lam)
+    q_next = np.empty(n)
+    for k in range(n):
+        if bounded[k]:
+            q_next[k] = min(max(q_try[k], lower[k]), upper[k])
+        else:
+            q_next[k] = (q_try[k] + math.pi) % (2 * math.pi) - math.pi
+    return q_next, converged, position_error, orientation_error, math.sqrt(error_norm_sq)
+
+
+@njit(cache=True, nogil=True)
+def _row_outputs(Q):
+    """Empty outputs of a rows step for Q (R, n): (Q_next, converged, position, orientation, error norm)."""
+    rows = Q.shape[0]
+    return np.empty_like(Q), np.empty(rows, dtype=np.bool_), np.empty(rows), np.empty(rows), np.empty(rows)
+
+
+@njit(cache=True, nogil=True)
+def _step_row(r, Q, T_targets, out, chain, step):
+    """``dls_step`` of row r of Q against T_targets[r], written into row r of the outputs ``out``."""
+    out[0][r], out[1][r], out[2][r], out[3][r], out[4][r] = dls_step(Q[r], T_targets[r], chain, step)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def dls_step_rows(Q, T_targets, chain, step):
+    """``dls_step`` for each row of Q (R, n) against its own target T_targets (R, 4, 4), rows in parallel.
+
+    Returns (Q_next (R, n), converged (R,), position errors (R,), orientation errors (R,), error norms (R,)).
+    """
+    out = _row_outputs(Q)
+    for r in prange(Q.shape[0]):
+        _step_row(r, Q, T_targets, out, chain, step)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def dls_step_rows_serial(Q, T_targets, chain, step):
+    """``dls_step_rows`` on the calling thread: for few rows, where waking threads costs more than it saves."""
+    out = _row_outputs(Q)
+    for r in range(Q.shape[0]):
+        _step_row(r, Q, T_targets, out, chain, step)
+    return out

@@ -1,0 +1,88 @@
+"""The compiled twin of ``ik_neural.geometry`` for one pose (tests hold the two equal), and the rigidity
+check of input poses. 3-vectors and 3x3 matrices, float64; metres and radians."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# The same thresholds as ik_neural.geometry's log map.
+from ik_neural.geometry import NEAR_PI_SINE, SMALL_SINE
+
+
+@njit(cache=True, nogil=True)
+def mat3(A, B):
+    """The product A B of 3x3 matrices."""
+    C = np.empty((3, 3))
+    for r in range(3):
+        for c in range(3):
+            C[r, c] = A[r, 0] * B[0, c] + A[r, 1] * B[1, c] + A[r, 2] * B[2, c]
+    return C
+
+
+@njit(cache=True, nogil=True)
+def add_rotated(t, R, v):
+    """t + R v for 3-vectors t, v and a 3x3 R."""
+    out = np.empty(3)
+    for r in range(3):
+        out[r] = t[r] + R[r, 0] * v[0] + R[r, 1] * v[1] + R[r, 2] * v[2]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def pose_error(T_target, T):
+    """``geometry.pose_errors`` for one pose (4, 4): (position error vector (3,) m, rotation error vector
+    (3,) rad, position error m, rotation angle rad)."""
+    dp = T_target[:3, 3] - T[:3, 3]
+    E = np.empty((3, 3))
+    for r in range(3):
+        for c in range(3):
+            E[r, c] = T_target[r, 0] * T[c, 0] + T_target[r, 1] * T[c, 1] + T_target[r, 2] * T[c, 2]
+    v = np.array([0.5 * (E[2, 1] - E[1, 2]), 0.5 * (E[0, 2] - E[2, 0]), 0.5 * (E[1, 0] - E[0, 1])])
+    sine = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    cosine = 0.5 * (E[0, 0] + E[1, 1] + E[2, 2] - 1.0)
+    angle = math.atan2(sine, cosine)
+    if sine < NEAR_PI_SINE and cosine < 0:
+        # At pi, v vanishes but E + I = 2 axis axisᵀ: its largest column is along the axis.
+        best, best_norm = 0, -1.0
+        for c in range(3):
+            norm = 0.0
+            for r in range(3):
+                value = E[r, c] + (1.0 if r == c else 0.0)
+                norm += value * value
+            if norm > best_norm:
+                best, best_norm = c, norm
+        omega = np.empty(3)
+        for r in range(3):
+            omega[r] = (E[r, best] + (1.0 if r == best else 0.0)) * angle / math.sqrt(best_norm)
+    else:
+        factor = angle / sine if sine > SMALL_SINE else 1.0
+        omega = v * factor
+    return dp, omega, math.sqrt(dp[0] * dp[0] + dp[1] * dp[1] + dp[2] * dp[2]), angle
+
+
+@njit(cache=True, nogil=True)
+def rigidity_errors(T):
+    """For each of T (N, 4, 4): (finite, max |RᵀR - I|, det R, max |bottom row - (0 0 0 1)|), each (N,)."""
+    n = T.shape[0]
+    finite = np.ones(n, dtype=np.bool_)
+    orthonormality, det, bottom = np.zeros(n), np.zeros(n), np.zeros(n)
+    for k in range(n):
+        for r in range(4):
+            for c in range(4):
+                if not math.isfinite(T[k, r, c]):
+                    finite[k] = False
+        for r in range(3):
+            for c in range(3):
+                dot = T[k, 0, r] * T[k, 0, c] + T[k, 1, r] * T[k, 1, c] + T[k, 2, r] * T[k, 2, c]
+                orthonormality[k] = max(orthonormality[k], abs(dot - (1.0 if r == c else 0.0)))
+        det[k] = (
+            T[k, 0, 0] * (T[k, 1, 1] * T[k, 2, 2] - T[k, 1, 2] * T[k, 2, 1])
+            - T[k, 0, 1] * (T[k, 1, 0] * T[k, 2, 2] - T[k, 1, 2] * T[k, 2, 0])
+            + T[k, 0, 2] * (T[k, 1, 0] * T[k, 2, 1] - T[k, 1, 1] * T[k, 2, 0])
+        )
+        for c in range(4):
+            bottom[k] = max(bottom[k], abs(T[k, 3, c] - (1.0 if c == 3 else 0.0)))
+    return finite, orthonormality, det, bottom

@@ -1,0 +1,62 @@
+"""Compiled FK and geometric Jacobian of one configuration of a serial chain (float64, base frame)."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ik_neural.kernels.geometry import add_rotated, mat3
+
+
+class ChainArrays(NamedTuple):
+    """A chain's constants for the kernels (n joints). Joint i's local transform is
+    [R0 + sin q · R0K + (1 - cos q) · R0K², t0 + q · slide] (Rodrigues; K the axis' skew matrix)."""
+
+    R0: np.ndarray  # (n, 3, 3) fixed rotation from the previous joint's frame
+    R0K: np.ndarray  # (n, 3, 3) R0 · K (zero for prismatic joints)
+    R0K2: np.ndarray  # (n, 3, 3) R0 · K²
+    t0: np.ndarray  # (n, 3) fixed translation from the previous joint's frame, m
+    slide: np.ndarray  # (n, 3) R0 · axis for prismatic joints, else zero
+    axis: np.ndarray  # (n, 3) unit axis in the joint's own frame
+    prismatic: np.ndarray  # (n,) bool
+    T_last_tip: np.ndarray  # (4, 4) last joint's frame to the tip
+    reach_m: float  # upper bound of the first joint's distance to the tip: scales position errors
+
+
+@njit(cache=True, nogil=True)
+def fk_jacobian(q, chain):
+    """T_base_tip (4, 4) and the geometric Jacobian (6, n), rows [linear; angular], at q (n,)."""
+    n = q.shape[0]
+    R = np.eye(3)
+    t = np.zeros(3)
+    z = np.empty((n, 3))
+    origin = np.empty((n, 3))
+    local = np.empty((3, 3))
+    for i in range(n):
+        s, one_minus_c = math.sin(q[i]), 1.0 - math.cos(q[i])
+        for r in range(3):
+            for c in range(3):
+                local[r, c] = chain.R0[i, r, c] + s * chain.R0K[i, r, c] + one_minus_c * chain.R0K2[i, r, c]
+        t = add_rotated(t, R, chain.t0[i] + q[i] * chain.slide[i])
+        R = mat3(R, local)
+        # The joint's axis and origin in the base frame (its own motion moves neither).
+        for r in range(3):
+            z[i, r] = R[r, 0] * chain.axis[i, 0] + R[r, 1] * chain.axis[i, 1] + R[r, 2] * chain.axis[i, 2]
+            origin[i, r] = t[r]
+    T = np.eye(4)
+    T[:3, :3] = mat3(R, chain.T_last_tip[:3, :3])
+    T[:3, 3] = add_rotated(t, R, chain.T_last_tip[:3, 3])
+    J = np.zeros((6, n))
+    for i in range(n):
+        if chain.prismatic[i]:
+            J[0, i], J[1, i], J[2, i] = z[i, 0], z[i, 1], z[i, 2]
+        else:
+            l0, l1, l2 = T[0, 3] - origin[i, 0], T[1, 3] - origin[i, 1], T[2, 3] - origin[i, 2]
+            J[0, i] = z[i, 1] * l2 - z[i, 2] * l1
+            J[1, i] = z[i, 2] * l0 - z[i, 0] * l2
+            J[2, i] = z[i, 0] * l1 - z[i, 1] * l0
+            J[3, i], J[4, i], J[5, i] = z[i, 0], z[i, 1], z[i, 2]
+    return T, J

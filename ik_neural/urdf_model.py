@@ -1,0 +1,198 @@
+"""A URDF's kinematic tree, parsed once: the chains, rigidly attached frames and joint names it yields.
+
+Only link names and joints are read (visuals, collisions, transmissions and gazebo tags are dropped
+before ``urdf_parser_py`` sees them, so a dialect it does not know cannot fail the chain). Every joint's
+origin and axis must be finite. Lengths in metres, angles in radians.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+from xml.etree import ElementTree
+
+import numpy as np
+from urdf_parser_py.urdf import URDF
+from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
+
+from ik_neural.geometry import rpy_to_matrix, transform
+
+if TYPE_CHECKING:
+    from ik_neural.chain import KinematicChain
+
+UrdfSource = Union[str, os.PathLike]
+
+REVOLUTE = "revolute"
+CONTINUOUS = "continuous"
+PRISMATIC = "prismatic"
+MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
+
+
+class UrdfModel:
+    """A parsed URDF. ``UrdfModel.parse(urdf)`` with a file path or an XML string; ValueError, naming where
+    it came from, for an unreadable or malformed one."""
+
+    def __init__(self, robot: URDF, origin: str) -> None:
+        self.robot = robot
+        self.origin = origin  # where it came from, for error messages
+        self.name: str = robot.name
+        self.link_names: frozenset[str] = frozenset(link.name for link in robot.links)
+        self.joint_names: list[str] = [joint.name for joint in robot.joints]  # every joint, in file order
+        for joint in robot.joints:
+            _check_finite(joint, origin)
+
+    @classmethod
+    def parse(cls, urdf: UrdfSource) -> "UrdfModel":
+        xml, origin = _read(urdf)
+        kinematic = _kinematic_elements(xml, origin)
+        try:
+            robot = URDF.from_xml_string(kinematic)
+        except (URDFParseError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed URDF ({origin}): {exc}") from exc
+        return cls(robot, origin)
+
+    def check_link(self, role: str, link: str) -> None:
+        """ValueError naming ``role`` unless ``link`` is a link of the URDF."""
+        if link not in self.link_names:
+            raise ValueError(
+                f"{role} {link!r} is not a link of URDF robot {self.name!r} ({self.origin}); "
+                f"links: {sorted(self.link_names)}"
+            )
+
+    def chain(self, base_link: str, tip_link: str) -> "KinematicChain":
+        """The serial chain from ``base_link`` to ``tip_link``."""
+        from ik_neural.chain import Joint, KinematicChain
+
+        robot = self.robot
+        self.check_link("base_link", base_link)
+        self.check_link("tip_link", tip_link)
+        # Walk up from the tip: in a URDF tree each link has at most one parent joint.
+        path = []
+        link = tip_link
+        while link != base_link:
+            if link not in robot.parent_map or len(path) > len(robot.joints):
+                # No parent: the top of the tree was reached. More steps than joints: a cycle.
+                raise ValueError(
+                    f"no path from base_link {base_link!r} to tip_link {tip_link!r} in URDF "
+                    f"robot {self.name!r} ({self.origin}): {tip_link!r} is not below {base_link!r}"
+                )
+            joint_name, link = robot.parent_map[link]
+            path.append(robot.joint_map[joint_name])
+        path.reverse()
+
+        joints: list[Joint] = []
+        T_pending = np.eye(4)  # fixed transforms since the last movable joint
+        for urdf_joint in path:
+            T_origin = _origin(urdf_joint.origin)
+            if urdf_joint.type == "fixed":
+                T_pending = T_pending @ T_origin
+                continue
+            if urdf_joint.type not in MOVABLE_JOINT_TYPES:
+                raise ValueError(
+                    f"joint {urdf_joint.name!r} has type {urdf_joint.type!r}, which a serial chain "
+                    f"cannot hold (supported: fixed, {', '.join(MOVABLE_JOINT_TYPES)})"
+                )
+            if urdf_joint.mimic is not None:
+                raise ValueError(f"joint {urdf_joint.name!r} is a mimic joint; mimic joints are not supported")
+            lower, upper = _joint_limits(urdf_joint)
+            joints.append(
+                Joint(urdf_joint.name, urdf_joint.type, _unit_axis(urdf_joint), T_pending @ T_origin, lower, upper)
+            )
+            T_pending = np.eye(4)
+        return KinematicChain(joints, T_pending, base_link, tip_link)
+
+    def attached_frames(self, link: str) -> dict[str, np.ndarray]:
+        """Every link joined to ``link`` by fixed joints only (up or down the tree), ``link`` itself
+        included: name -> T_link_frame (4, 4), that frame's pose in ``link``'s frame."""
+        self.check_link("link", link)
+        # Fixed joints as edges both ways: T_parent_child one way, its inverse the other.
+        edges: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for joint in self.robot.joints:
+            if joint.type == "fixed":
+                T_parent_child = _origin(joint.origin)
+                edges.setdefault(joint.parent, []).append((joint.child, T_parent_child))
+                edges.setdefault(joint.child, []).append((joint.parent, np.linalg.inv(T_parent_child)))
+        frames = {link: np.eye(4)}
+        pending = [link]
+        while pending:
+            name = pending.pop()
+            for other, T_name_other in edges.get(name, []):
+                if other not in frames:
+                    frames[other] = frames[name] @ T_name_other
+                    pending.append(other)
+        return frames
+
+
+def _read(urdf: UrdfSource) -> tuple[str, str]:
+    """(XML text, a short description of where it came from for error messages)."""
+    if isinstance(urdf, str) and urdf.lstrip().startswith("<"):
+        return urdf, "XML string"
+    path = Path(urdf)
+    try:
+        return path.read_text(), str(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read URDF file {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"cannot read URDF file {str(path)!r}: not UTF-8 text ({exc.reason})") from exc
+
+
+def _kinematic_elements(xml: str, origin: str) -> str:
+    """The URDF reduced to link names and joints, the only parts a chain needs."""
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"malformed URDF XML ({origin}): {exc}") from exc
+    if root.tag != "robot":
+        raise ValueError(f"URDF ({origin}) has root element <{root.tag}>; expected <robot>")
+    kinematic = ElementTree.Element("robot", root.attrib)
+    for element in root:
+        if element.tag == "link":
+            ElementTree.SubElement(kinematic, "link", {k: v for k, v in element.attrib.items() if k == "name"})
+        elif element.tag == "joint":
+            kinematic.append(element)
+    return ElementTree.tostring(kinematic, encoding="unicode")
+
+
+def _check_finite(joint, origin: str) -> None:
+    """ValueError naming the joint if its origin or axis holds NaN or inf."""
+    values = {"axis": joint.axis or []}
+    if joint.origin is not None:
+        values["origin xyz"] = joint.origin.xyz or []
+        values["origin rpy"] = joint.origin.rpy or []
+    for what, numbers in values.items():
+        if not all(math.isfinite(float(v)) for v in numbers):
+            raise ValueError(f"URDF ({origin}): joint {joint.name!r} has a non-finite {what} {list(numbers)}")
+
+
+def _origin(origin) -> np.ndarray:
+    if origin is None:
+        return np.eye(4)
+    xyz = origin.xyz if origin.xyz is not None else [0.0, 0.0, 0.0]
+    rpy = origin.rpy if origin.rpy is not None else [0.0, 0.0, 0.0]
+    return transform(rpy_to_matrix(rpy), xyz)
+
+
+def _unit_axis(urdf_joint) -> np.ndarray:
+    # URDF's default axis is x.
+    axis = np.array(urdf_joint.axis if urdf_joint.axis is not None else [1.0, 0.0, 0.0], dtype=np.float64)
+    norm = np.linalg.norm(axis)
+    if not np.isfinite(norm) or norm < 1e-12:
+        raise ValueError(f"joint {urdf_joint.name!r} has a zero or non-finite axis {axis.tolist()}")
+    return axis / norm
+
+
+def _joint_limits(urdf_joint) -> tuple[float, float]:
+    if urdf_joint.type == CONTINUOUS:
+        return -math.pi, math.pi
+    limit = urdf_joint.limit
+    if limit is None or limit.lower is None or limit.upper is None:
+        raise ValueError(
+            f"{urdf_joint.type} joint {urdf_joint.name!r} has no <limit lower=... upper=...>; "
+            f"URDF requires limits for {urdf_joint.type} joints"
+        )
+    lower, upper = float(limit.lower), float(limit.upper)
+    if not (math.isfinite(lower) and math.isfinite(upper)) or lower > upper:
+        raise ValueError(f"joint {urdf_joint.name!r} has invalid limits lower={lower}, upper={upper}")
+    return lower, upper
