@@ -499,7 +499,7 @@ def test_start_up_refusal_in_its_own_process_is_one_error_line_and_exit_1():
 
 def _client(namespace, count, seed, json_path):
     return subprocess.Popen(
-        [sys.executable, '-m', 'ik_neural.client', '--service', f'{namespace}/ik_neural/compute_ik', '--robot', 'panda',
+        [sys.executable, '-m', 'ik_neural.ros.client', '--service', f'{namespace}/ik_neural/compute_ik', '--robot', 'panda',
          '--count', str(count), '--random-seed', str(seed), '--quiet', '--json', str(json_path),
          '--wait-s', str(SECONDS_TO_DISCOVER), '--group', 'panda_arm',
          # A generous budget: 4 clients share 2 cores here, and this test is about answers, not speed.
