@@ -1,4 +1,5 @@
-"""Independent references for the kinematics tests: Pinocchio FK and the example-robot-data URDFs."""
+"""Independent references for the tests: Pinocchio FK, a plain-numpy pose error and DLS step, the
+example-robot-data URDFs. Nothing here imports ik_neural: answers are judged by code that is not under test."""
 
 from __future__ import annotations
 
@@ -17,30 +18,46 @@ def example_robot_urdf(relative_path: str) -> Path:
     return Path(str(root)) / relative_path
 
 
-def pinocchio_fk(urdf_path: Path | str, base_link: str, tip_link: str, joint_names, q: np.ndarray) -> np.ndarray:
-    """T_base_tip computed by Pinocchio: q (N, dof) in the order of joint_names -> (N, 4, 4).
+class ReferenceChain:
+    """Pinocchio's FK of ``tip_link`` in ``base_link``'s frame for a URDF (a file path or an XML string),
+    q in the order of ``joint_names``; the model is built once. Joints not named stay at Pinocchio's
+    neutral configuration."""
 
-    Joints not named stay at Pinocchio's neutral configuration.
-    """
-    model = pinocchio.buildModelFromUrdf(str(urdf_path))
-    data = model.createData()
-    base_id, tip_id = model.getFrameId(base_link), model.getFrameId(tip_link)
-    # Continuous joints are (cos, sin) pairs in Pinocchio's configuration vector.
-    slots = []
-    for name in joint_names:
-        joint = model.joints[model.getJointId(name)]
-        slots.append((joint.idx_q, joint.nq))
-    poses = np.empty((len(q), 4, 4))
-    for k, q_k in enumerate(np.asarray(q, dtype=np.float64)):
-        q_pin = pinocchio.neutral(model)
-        for (index, nq), angle in zip(slots, q_k):
-            if nq == 2:
-                q_pin[index : index + 2] = [np.cos(angle), np.sin(angle)]
-            else:
-                q_pin[index] = angle
-        pinocchio.framesForwardKinematics(model, data, q_pin)
-        poses[k] = (data.oMf[base_id].inverse() * data.oMf[tip_id]).homogeneous
-    return poses
+    def __init__(self, urdf: Path | str, base_link: str, tip_link: str, joint_names) -> None:
+        text = str(urdf)
+        is_xml = text.lstrip().startswith("<")
+        self.model = pinocchio.buildModelFromXML(text) if is_xml else pinocchio.buildModelFromUrdf(text)
+        self.data = self.model.createData()
+        self.base_id, self.tip_id = self.model.getFrameId(base_link), self.model.getFrameId(tip_link)
+        # Continuous joints are (cos, sin) pairs in Pinocchio's configuration vector.
+        self.slots = []
+        for name in joint_names:
+            joint = self.model.joints[self.model.getJointId(name)]
+            self.slots.append((joint.idx_q, joint.nq))
+
+    def forward(self, q: np.ndarray) -> np.ndarray:
+        """q (dof,) -> (4, 4), or q (N, dof) -> (N, 4, 4)."""
+        q = np.asarray(q, dtype=np.float64)
+        poses = np.empty((len(q.reshape(-1, len(self.slots))), 4, 4))
+        for k, q_k in enumerate(q.reshape(-1, len(self.slots))):
+            q_pin = pinocchio.neutral(self.model)
+            for (index, nq), angle in zip(self.slots, q_k):
+                if nq == 2:
+                    q_pin[index : index + 2] = [np.cos(angle), np.sin(angle)]
+                else:
+                    q_pin[index] = angle
+            pinocchio.framesForwardKinematics(self.model, self.data, q_pin)
+            poses[k] = (self.data.oMf[self.base_id].inverse() * self.data.oMf[self.tip_id]).homogeneous
+        return poses.reshape(q.shape[:-1] + (4, 4))
+
+    def errors(self, q: np.ndarray, T_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position error m, rotation angle rad) of FK(q) against T_target, both judged here."""
+        return pose_errors(self.forward(q), T_target)
+
+
+def pinocchio_fk(urdf_path: Path | str, base_link: str, tip_link: str, joint_names, q: np.ndarray) -> np.ndarray:
+    """T_base_tip computed by Pinocchio: q (N, dof) in the order of joint_names -> (N, 4, 4)."""
+    return ReferenceChain(urdf_path, base_link, tip_link, joint_names).forward(np.asarray(q, dtype=np.float64).reshape(-1, len(joint_names)))
 
 
 def pose_errors(T_a: np.ndarray, T_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
