@@ -30,10 +30,8 @@ class ReferenceChain:
         self.data = self.model.createData()
         self.base_id, self.tip_id = self.model.getFrameId(base_link), self.model.getFrameId(tip_link)
         # Continuous joints are (cos, sin) pairs in Pinocchio's configuration vector.
-        self.slots = []
-        for name in joint_names:
-            joint = self.model.joints[self.model.getJointId(name)]
-            self.slots.append((joint.idx_q, joint.nq))
+        self.joint_ids = [self.model.getJointId(name) for name in joint_names]
+        self.slots = [(self.model.joints[i].idx_q, self.model.joints[i].nq) for i in self.joint_ids]
 
     def forward(self, q: np.ndarray) -> np.ndarray:
         """q (dof,) -> (4, 4), or q (N, dof) -> (N, 4, 4)."""
@@ -90,3 +88,52 @@ def dh_fk(a, d, alpha, theta) -> np.ndarray:
             ]
         )
     return T
+
+
+def jacobian(chain: ReferenceChain, q: np.ndarray) -> np.ndarray:
+    """Pinocchio's geometric Jacobian (6, dof) of the tip in the base frame, rows [linear; angular], at q (dof,)."""
+    model, data = chain.model, chain.data
+    q_pin = pinocchio.neutral(model)
+    for (index, nq), angle in zip(chain.slots, q):
+        if nq == 2:
+            q_pin[index : index + 2] = [np.cos(angle), np.sin(angle)]
+        else:
+            q_pin[index] = angle
+    J_world = pinocchio.computeFrameJacobian(model, data, q_pin, chain.tip_id, pinocchio.LOCAL_WORLD_ALIGNED)
+    pinocchio.framesForwardKinematics(model, data, q_pin)
+    R_world_base = data.oMf[chain.base_id].rotation
+    J = J_world[:, [model.joints[i].idx_v for i in chain.joint_ids]]
+    # The base is fixed in the world: only the axes change.
+    return np.vstack([R_world_base.T @ J[:3], R_world_base.T @ J[3:]])
+
+
+def dls_step(chain: ReferenceChain, q: np.ndarray, T_target: np.ndarray, reach_m: float, position_only: bool,
+             position_tolerance_m: float, orientation_tolerance_rad: float, damping: float, error_damping: float,
+             lower: np.ndarray, upper: np.ndarray, bounded: np.ndarray):  # fmt: skip
+    """One damped-least-squares step, written plainly with numpy's solver and Pinocchio's FK, Jacobian and log:
+    (q_next, converged, position error m, orientation error rad, normalised error norm), as ik_neural's kernel.
+
+    e = [dp / reach; log(R_target Rᵀ)], dq = Jᵀ (J Jᵀ + λ I)⁻¹ e with λ = damping + error_damping |e|²; a
+    bounded joint the step would push past a limit is held at it and the others re-solved for what is left;
+    bounded joints are then clamped, the others wrapped to [-pi, pi).
+    """
+    T = chain.forward(q)
+    J = jacobian(chain, q)
+    dp = T_target[:3, 3] - T[:3, 3]
+    omega = pinocchio.log3(T_target[:3, :3] @ T[:3, :3].T)
+    position_error, orientation_error = float(np.linalg.norm(dp)), float(np.linalg.norm(omega))
+    e = dp / reach_m if position_only else np.concatenate([dp / reach_m, omega])
+    J = np.vstack([J[:3] / reach_m] + ([] if position_only else [J[3:]]))
+    converged = position_error <= position_tolerance_m and (position_only or orientation_error <= orientation_tolerance_rad)
+    lam = damping + error_damping * float(e @ e)
+
+    def damped(J_, e_):
+        return J_.T @ np.linalg.solve(J_ @ J_.T + lam * np.eye(len(e_)), e_)
+
+    q_try = q + damped(J, e)
+    over = bounded & ((q_try < lower) | (q_try > upper))
+    if over.any():
+        delta = np.where(over, np.clip(q_try, lower, upper) - q, 0.0)
+        q_try = q + delta + damped(J * ~over, e - J @ delta)
+    q_next = np.where(bounded, np.clip(q_try, lower, upper), np.mod(q_try + np.pi, 2 * np.pi) - np.pi)
+    return q_next, converged, position_error, orientation_error, float(np.linalg.norm(e))

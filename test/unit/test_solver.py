@@ -8,6 +8,7 @@ import pytest
 from ik_neural import KinematicChain, list_robots, load_robot
 from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
 from ik_neural.solver import IKSolver
+import reference
 from reference import example_robot_urdf, pose_errors
 
 TOL = 1e-6
@@ -228,6 +229,33 @@ def test_row_kernels_equal_the_single_step(solvers):
         for r in range(len(q)):
             for got, want in zip((rows[0][r], rows[1][r], rows[2][r], rows[3][r], rows[4][r]), expected[r]):
                 np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("robot", ["panda", "pr2_right_arm"])
+def test_dls_kernel_equals_the_plain_numpy_reference_step(robot):
+    """The compiled step against test/reference.py's (numpy's solver, Pinocchio's FK, Jacobian and log map),
+    from configurations near and at the limits (the held-joint re-solve) and, on PR2, continuous joints."""
+    if robot == "panda":
+        loaded = load_robot("panda")
+        urdf, chain = loaded.urdf_path, loaded.chain
+    else:
+        urdf = example_robot_urdf("pr2_description/urdf/pr2.urdf")
+        chain = KinematicChain.from_urdf(urdf, "torso_lift_link", "r_gripper_tool_frame")
+    ref = reference.ReferenceChain(urdf, chain.base_link, chain.tip_link, chain.joint_names)
+    bounds = chain.bounds
+    rng = np.random.default_rng(23)
+    q_all = bounds.sample(rng, 200)
+    q_all[:50] = np.clip(q_all[:50] + rng.choice([-1.0, 1.0], q_all[:50].shape), bounds.lower, bounds.upper)
+    targets = chain.forward(bounds.sample(rng, 200))
+    for position_only in (False, True):
+        step = StepSettings(position_only, 1e-6, 1e-6, 1e-6, 0.1, bounds.lower, bounds.upper, bounds.bounded)
+        for q, T in zip(q_all, targets):
+            got = dls_step(q, T, chain.arrays, step)
+            want = reference.dls_step(ref, q, T, chain.reach_m, position_only, 1e-6, 1e-6, 1e-6, 0.1,
+                                      bounds.lower, bounds.upper, bounds.bounded)  # fmt: skip
+            np.testing.assert_allclose(got[0], want[0], atol=1e-9)
+            assert got[1] == want[1]
+            np.testing.assert_allclose(got[2:], want[2:], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(
