@@ -26,7 +26,7 @@ N_CONFIGS = 1000
 
 
 def random_q(chain: KinematicChain, n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(chain.lower, chain.upper, size=(n, chain.dof))
+    return chain.bounds.sample(np.random.default_rng(seed), n)
 
 
 @pytest.fixture(scope="module", params=sorted(THIRD_PARTY_CHAINS))

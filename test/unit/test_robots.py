@@ -48,8 +48,7 @@ CHAINS_003 = ["chain7_003", "chain10_003", "chain20_003"]
 
 def random_configurations(chain: KinematicChain, seed: int = 7) -> np.ndarray:
     """N_CONFIGS configurations drawn uniformly within the chain's limits, reproducibly."""
-    rng = np.random.default_rng(seed)
-    return rng.uniform(chain.lower, chain.upper, size=(N_CONFIGS, chain.dof))
+    return chain.bounds.sample(np.random.default_rng(seed), N_CONFIGS)
 
 
 def rot_z(t: float) -> np.ndarray:

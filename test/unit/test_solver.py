@@ -7,6 +7,7 @@ import pytest
 
 from ik_neural import KinematicChain, list_robots, load_robot
 from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
+from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
 import reference
 from reference import example_robot_urdf, pose_errors
@@ -35,16 +36,11 @@ def step_settings(solver: IKSolver, tolerance: float) -> StepSettings:
                         bounds.lower, bounds.upper, bounds.bounded)  # fmt: skip
 
 
-def reachable_targets(chain: KinematicChain, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    q = np.random.default_rng(seed).uniform(chain.lower, chain.upper, size=(n, chain.dof))
-    return q, chain.forward(q)
-
-
 def assert_solved(chain: KinematicChain, q: np.ndarray, T_target: np.ndarray, tolerance: float = TOL) -> None:
     """Independent check: FK of q meets both tolerances, and q is within the limits."""
     position_m, rotation_rad = pose_errors(chain.forward(q), T_target)
     assert np.all(position_m <= tolerance) and np.all(rotation_rad <= tolerance)
-    assert np.all(q >= chain.lower) and np.all(q <= chain.upper)
+    assert chain.bounds.contains(q).all()
 
 
 @pytest.mark.parametrize("name", list_robots())
@@ -93,10 +89,10 @@ def test_limits_are_never_violated_even_when_failing(solvers):
     unreachable[:, :3, 3] *= 3.0 / np.linalg.norm(unreachable[:, :3, 3], axis=-1, keepdims=True)
     for T in np.concatenate([reachable, unreachable]):
         q = solver.solve(T, timeout_s=0.002, position_tolerance_m=TOL, orientation_tolerance_rad=TOL).q
-        assert np.all(q >= chain.lower) and np.all(q <= chain.upper)
+        assert chain.bounds.contains(q).all()
     batch = solver.solve_batch(unreachable, timeout_s=0.05)
     assert not batch.success.any()
-    assert np.all(batch.q >= chain.lower) and np.all(batch.q <= chain.upper)
+    assert chain.bounds.contains(batch.q).all()
 
 
 def test_unreachable_target_returns_the_best_found_without_raising(solvers):
@@ -162,7 +158,7 @@ def test_seed_first_gives_the_solution_nearest_the_seed(solvers):
     solver = IKSolver(load_robot("panda").chain, network=load_robot("panda").network)
     chain = solver.chain
     q, targets = reachable_targets(chain, 10, seed=16)
-    seeds = np.clip(q + np.random.default_rng(17).uniform(-0.05, 0.05, q.shape), chain.lower, chain.upper)
+    seeds = chain.bounds.project(q + np.random.default_rng(17).uniform(-0.05, 0.05, q.shape))
     far = 0
     for q_true, T, seed in zip(q, targets, seeds):
         near = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL,
@@ -222,7 +218,7 @@ def test_row_kernels_equal_the_single_step(solvers):
     solver = solvers("panda")
     chain, step = solver.chain, step_settings(solver, TOL)
     rng = np.random.default_rng(16)
-    q, T = rng.uniform(chain.lower, chain.upper, (600, chain.dof)), reachable_targets(chain, 600, seed=17)[1]
+    q, T = chain.bounds.sample(rng, 600), reachable_targets(chain, 600, seed=17)[1]
     expected = [dls_step(q[r], T[r], chain.arrays, step) for r in range(len(q))]
     for kernel in (dls_step_rows, dls_step_rows_serial):
         rows = kernel(q, T, chain.arrays, step)
@@ -355,3 +351,38 @@ def test_hybrid_with_a_useless_network_still_solves_everything(tmp_path, solvers
     batch = hybrid.solve_batch(T, timeout_s=30.0, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
     assert batch.success.all()
     assert_solved(chain, batch.q, T)
+
+
+def test_batch_takes_narrowed_bounds_and_seed_first_as_solve_does():
+    robot = load_robot("panda")
+    solver = IKSolver(robot.chain, network=robot.network)
+    solver.warm_up()
+    chain = solver.chain
+    q, targets = reachable_targets(chain, 12, seed=31)
+    lower, upper = chain.lower.copy(), chain.upper.copy()
+    lower[3], upper[3] = q[:, 3].min() - 0.01, q[:, 3].max() + 0.01  # a window holding every target's joint 4
+    seeds = chain.bounds.project(q + np.random.default_rng(32).uniform(-0.05, 0.05, q.shape))
+    batch = solver.solve_batch(targets, seeds=seeds, timeout_s=12 * GENEROUS_S, position_tolerance_m=TOL,
+                               orientation_tolerance_rad=TOL, lower=lower, upper=upper, seed_first=True)  # fmt: skip
+    assert batch.success.all()
+    assert_solved(chain, batch.q, targets)
+    assert chain.bounds.narrow_arrays(lower, upper).contains(batch.q).all()
+    # Seed first: each answer is the solution next to its seed, as solve's is.
+    for k, T in enumerate(targets):
+        one = solver.solve(T, seed=seeds[k], timeout_s=GENEROUS_S, position_tolerance_m=TOL,
+                           orientation_tolerance_rad=TOL, lower=lower, upper=upper, seed_first=True)  # fmt: skip
+        assert np.abs(batch.q[k] - q[k]).max() < 0.1 and np.abs(one.q - q[k]).max() < 0.1
+
+
+def test_a_set_stop_event_ends_a_solve_like_its_budget(solvers):
+    import threading
+
+    solver = solvers("panda")
+    T = np.eye(4)
+    T[:3, 3] = [5.0, 0.0, 0.0]  # unreachable: the solve would use its whole budget
+    stop = threading.Event()
+    threading.Timer(0.05, stop.set).start()
+    result = solver.solve(T, timeout_s=30.0, stop=stop)
+    assert not result.success and result.elapsed_s < 1.0
+    batch = solver.solve_batch(np.repeat(T[None], 4, axis=0), timeout_s=30.0, stop=stop)
+    assert not batch.success.any() and batch.elapsed_s < 1.0
