@@ -118,14 +118,15 @@ class KinematicChain:
             "prismatic": is_prismatic.astype(np.float64),
             "T_last_tip": self.T_last_tip,
         }
-        # The same constants for the compiled kernels (one pose, float64).
-        self.arrays = ChainArrays(
+        # The same constants for the compiled kernels (one pose, float64), as the plain tuple they take.
+        arrays = ChainArrays(
             R0=R0, R0K=self._np["R0K"], R0K2=self._np["R0K2"], t0=np.stack([j.T_prev_joint[:3, 3] for j in joints]),
             slide=self._np["slide"], axis=self._np["axis"], prismatic=is_prismatic, T_last_tip=self.T_last_tip,
             reach_m=self.reach_m,
         )
-        for array in self.arrays[:-1]:
+        for array in arrays[:-1]:
             array.setflags(write=False)
+        self.arrays: tuple = tuple(arrays)
         self._torch_cache: dict[tuple, dict] = {}  # (dtype, device) -> the constants as tensors
 
     # ------------------------------------------------------------------ construction

@@ -343,7 +343,7 @@ class IKSolver:
 
     def _refine(
         self, T_targets: np.ndarray, first_seeds: Sequence[tuple[np.ndarray, Patience]], q_seed: np.ndarray,
-        answers: _Answers, bounds: JointBounds, step: StepSettings, deadline: float,
+        answers: _Answers, bounds: JointBounds, step: tuple, deadline: float,
         stop: Optional[threading.Event],
     ) -> None:  # fmt: skip
         """Refine one row per target from its first seeds, then random ones, until every target is solved
@@ -422,12 +422,13 @@ class IKSolver:
 
     def _step_settings(
         self, position_tolerance_m: float, orientation_tolerance_rad: Optional[float], bounds: JointBounds
-    ) -> StepSettings:
-        return StepSettings(
+    ) -> tuple:
+        """The call's ``StepSettings``, as the plain tuple the kernels take."""
+        return tuple(StepSettings(
             position_only=orientation_tolerance_rad is None, position_tolerance_m=float(position_tolerance_m),
             orientation_tolerance_rad=float(orientation_tolerance_rad or 0.0), damping=self.settings.damping,
             error_damping=self.settings.error_damping, lower=bounds.lower, upper=bounds.upper, bounded=bounds.bounded,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def _check_targets(self, T: np.ndarray, batched: bool) -> np.ndarray:
         name = "T_targets" if batched else "T_target"

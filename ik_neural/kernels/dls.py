@@ -13,11 +13,12 @@ import numpy as np
 from numba import njit, prange
 
 from ik_neural.kernels.geometry import pose_error
-from ik_neural.kernels.kinematics import ChainArrays, fk_jacobian
+from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian
 
 
 class StepSettings(NamedTuple):
-    """What a call's steps share besides the chain: tolerances, damping and the joint bounds (dof,)."""
+    """What a call's steps share besides the chain: tolerances, damping and the joint bounds (dof,).
+    Passed as a plain tuple, as ``ChainArrays`` is (see there)."""
 
     position_only: bool
     position_tolerance_m: float
@@ -67,14 +68,21 @@ def _damped_solve(J, e, damping):
 
 
 @njit(cache=True, nogil=True)
-def dls_step(q, T_target, chain, step):
+def dls_step(q, T_target, chain_fields, step_fields):
     """One DLS step at q (n,) towards T_target (4, 4): (q_next, converged, position error m, orientation
     error rad, normalised error norm). The errors and ``converged`` are those of q itself, before the step.
+    ``chain_fields``, ``step_fields``: ``ChainArrays`` and ``StepSettings`` as plain tuples."""
+    return _dls_step(q, T_target, ChainArrays(*chain_fields), StepSettings(*step_fields))
+
+
+@njit(cache=True, nogil=True)
+def _dls_step(q, T_target, chain, step):
+    """``dls_step`` on the named tuples.
 
     The error is [dp / reach; omega] (or dp / reach alone), λ = damping + error_damping · |e|²; a step that
     leaves a bounded joint's limits is redone with that joint held at its limit (the rest re-solved).
     """
-    T, J_full = fk_jacobian(q, chain)
+    T, J_full = chain_fk_jacobian(q, chain)
     dp, omega, position_error, orientation_error = pose_error(T_target, T)
     n = q.shape[0]
     m = 3 if step.position_only else 6
@@ -138,15 +146,16 @@ def _row_outputs(Q):
 @njit(cache=True, nogil=True)
 def _step_row(r, Q, T_targets, out, chain, step):
     """``dls_step`` of row r of Q against T_targets[r], written into row r of the outputs ``out``."""
-    out[0][r], out[1][r], out[2][r], out[3][r], out[4][r] = dls_step(Q[r], T_targets[r], chain, step)
+    out[0][r], out[1][r], out[2][r], out[3][r], out[4][r] = _dls_step(Q[r], T_targets[r], chain, step)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def dls_step_rows(Q, T_targets, chain, step):
+def dls_step_rows(Q, T_targets, chain_fields, step_fields):
     """``dls_step`` for each row of Q (R, n) against its own target T_targets (R, 4, 4), rows in parallel.
 
     Returns (Q_next (R, n), converged (R,), position errors (R,), orientation errors (R,), error norms (R,)).
     """
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
     out = _row_outputs(Q)
     for r in prange(Q.shape[0]):
         _step_row(r, Q, T_targets, out, chain, step)
@@ -154,8 +163,9 @@ def dls_step_rows(Q, T_targets, chain, step):
 
 
 @njit(cache=True, nogil=True)
-def dls_step_rows_serial(Q, T_targets, chain, step):
+def dls_step_rows_serial(Q, T_targets, chain_fields, step_fields):
     """``dls_step_rows`` on the calling thread: for few rows, where waking threads costs more than it saves."""
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
     out = _row_outputs(Q)
     for r in range(Q.shape[0]):
         _step_row(r, Q, T_targets, out, chain, step)

@@ -29,11 +29,11 @@ def solvers():
     return get
 
 
-def step_settings(solver: IKSolver, tolerance: float) -> StepSettings:
+def step_settings(solver: IKSolver, tolerance: float) -> tuple:
     """The settings a solve at ``tolerance`` (m and rad) within the chain's limits gives its steps."""
     bounds = solver.chain.bounds
-    return StepSettings(False, tolerance, tolerance, solver.settings.damping, solver.settings.error_damping,
-                        bounds.lower, bounds.upper, bounds.bounded)  # fmt: skip
+    return tuple(StepSettings(False, tolerance, tolerance, solver.settings.damping, solver.settings.error_damping,
+                              bounds.lower, bounds.upper, bounds.bounded))  # fmt: skip
 
 
 def assert_solved(chain: KinematicChain, q: np.ndarray, T_target: np.ndarray, tolerance: float = TOL) -> None:
@@ -244,7 +244,7 @@ def test_dls_kernel_equals_the_plain_numpy_reference_step(robot):
     q_all[:50] = np.clip(q_all[:50] + rng.choice([-1.0, 1.0], q_all[:50].shape), bounds.lower, bounds.upper)
     targets = chain.forward(bounds.sample(rng, 200))
     for position_only in (False, True):
-        step = StepSettings(position_only, 1e-6, 1e-6, 1e-6, 0.1, bounds.lower, bounds.upper, bounds.bounded)
+        step = tuple(StepSettings(position_only, 1e-6, 1e-6, 1e-6, 0.1, bounds.lower, bounds.upper, bounds.bounded))
         for q, T in zip(q_all, targets):
             got = dls_step(q, T, chain.arrays, step)
             want = reference.dls_step(ref, q, T, chain.reach_m, position_only, 1e-6, 1e-6, 1e-6, 0.1,
