@@ -201,7 +201,11 @@ def test_train_command_names_bad_input(tmp_path):
         return subprocess.run(_train_command(*args), capture_output=True, text=True, timeout=120)
 
     done = run("--urdf", str(tmp_path / "none.urdf"), "--base", "a", "--tip", "b", "--out", str(tmp_path / "x.pt"))
-    assert done.returncode == 2 and "none.urdf" in done.stderr
+    assert done.returncode == 2 and done.stderr.startswith("ik_train: error: ") and "none.urdf" in done.stderr
+    done = run("--urdf", str(load_robot("panda").urdf_path), "--base", "panda_link0", "--tip", "panda_link8")
+    assert done.returncode == 2 and "--out is required with --urdf" in done.stderr
+    done = run("--robot", "rrr_3dof", "--urdf", str(load_robot("panda").urdf_path), "--out", str(tmp_path / "x.pt"))
+    assert done.returncode == 2 and "either --robot or --urdf" in done.stderr
     done = run("--urdf", str(load_robot("panda").urdf_path), "--out", str(tmp_path / "x.pt"))
     assert done.returncode == 2 and "--base LINK and --tip LINK" in done.stderr
     done = run("--urdf", str(load_robot("panda").urdf_path), "--base", "panda_link0", "--tip", "hand",
