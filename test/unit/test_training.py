@@ -4,17 +4,13 @@ and errors."""
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
-
 from reference import ReferenceChain
 
 from ik_neural import load_robot
