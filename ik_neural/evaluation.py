@@ -1,8 +1,9 @@
 """How good a network is on its own: errors on test targets, and the report plots of a training run.
 
-Targets are FK of joint configurations drawn uniformly within the limits from a fixed seed (design.md §8),
-so every one is reachable. Errors are judged by float64 FK of the network's answer: position error in
-metres (reported in mm), rotation error the angle of R_target·R(q)ᵀ in radians (reported in degrees).
+Targets come from ``sampling.reachable_targets`` (FK of configurations uniform within the limits, a fixed
+seed: design.md §8), so every one is reachable. Errors are judged by float64 FK of the network's answer
+and ``geometry.pose_errors``, the metric the solver is judged by: position error in metres (reported in
+mm), rotation error the angle of R_target·R(q)ᵀ by the log map, in radians (reported in degrees).
 """
 
 from __future__ import annotations
@@ -15,28 +16,17 @@ import numpy as np
 import torch
 
 from ik_neural.chain import KinematicChain
+from ik_neural.geometry import pose_errors
+from ik_neural.sampling import reachable_targets
 
 TEST_SEED = 20_261_121
 TEST_TARGETS = 10_000
 
 
-def sample_configurations(chain: KinematicChain, n: int, seed: int) -> np.ndarray:
-    """n configurations (n, dof) uniform within the limits (continuous joints' are [-pi, pi])."""
-    return np.random.default_rng(seed).uniform(chain.lower, chain.upper, size=(n, chain.dof))
-
-
-def sample_targets(chain: KinematicChain, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """n reachable targets T (n, 4, 4), float64, and the configurations (n, dof) they were made from."""
-    q = sample_configurations(chain, n, seed)
-    return chain.forward(torch.from_numpy(q)).numpy(), q
-
-
 def network_errors(chain: KinematicChain, q: np.ndarray, T_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Position (m) and rotation (rad) errors (N,) of configurations q (N, dof) against T_target (N, 4, 4)."""
-    T = chain.forward(torch.from_numpy(np.asarray(q, dtype=np.float64))).numpy()
-    position_error = np.linalg.norm(T[:, :3, 3] - T_target[:, :3, 3], axis=1)
-    cosine = 0.5 * (np.einsum("nij,nij->n", T[:, :3, :3], T_target[:, :3, :3]) - 1.0)
-    return position_error, np.arccos(np.clip(cosine, -1.0, 1.0))
+    _, _, position_error, rotation_error = pose_errors(T_target, chain.forward(np.asarray(q, dtype=np.float64)))
+    return position_error, rotation_error
 
 
 def _predict(module: torch.nn.Module, T: np.ndarray) -> np.ndarray:
@@ -63,7 +53,7 @@ def evaluate_network(chain: KinematicChain, module: torch.nn.Module, position_on
 
     For a position-only network the orientation figures are reported but are not what it was trained for.
     """
-    T_target, _ = sample_targets(chain, n_targets, seed)
+    _, T_target = reachable_targets(chain, n_targets, seed)
     position_error, rotation_error = network_errors(chain, _predict(module, T_target), T_target)
     return {
         "test_targets": n_targets,
@@ -90,7 +80,7 @@ def write_plots(chain: KinematicChain, module: torch.nn.Module, curve: list[dict
     paths = [Path(f"{prefix}.{name}.png") for name in ("curve", "error_map", "histograms")]
     _plot_curve(plt, curve, paths[0], position_only)
     _plot_error_map(plt, chain, lambda T: _predict(module, T), paths[1])
-    T_target, _ = sample_targets(chain, TEST_TARGETS, TEST_SEED)
+    _, T_target = reachable_targets(chain, TEST_TARGETS, TEST_SEED)
     position_error, rotation_error = network_errors(chain, _predict(module, T_target), T_target)
     _plot_histograms(plt, position_error, rotation_error, paths[2], position_only)
     return paths
@@ -119,7 +109,7 @@ def _plot_error_map(plt, chain: KinematicChain, predict: Callable[[np.ndarray], 
                     n_samples: int = 400_000, bins: int = 60) -> None:  # fmt: skip
     """Density of uniformly sampled tip positions and the network's mean position error, over the slab
     of the workspace around the median tip height (5 % of the reach thick), binned in x-y."""
-    T, _ = sample_targets(chain, n_samples, TEST_SEED + 1)
+    _, T = reachable_targets(chain, n_samples, TEST_SEED + 1)
     z = T[:, 2, 3]
     z_mid, half = float(np.median(z)), 0.025 * chain.reach_m
     T = T[np.abs(z - z_mid) <= half]

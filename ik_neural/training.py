@@ -29,9 +29,11 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ik_neural.evaluation import evaluate_network, network_errors, sample_targets
 from ik_neural.chain import KinematicChain
+from ik_neural.evaluation import evaluate_network, network_errors
+from ik_neural.geometry import pose_errors
 from ik_neural.network import PoseToJoints, chain_metadata, save_network
+from ik_neural.sampling import reachable_targets
 
 # Validation and test targets come from their own seeds, apart from the training stream.
 VALIDATION_SEED = 1_000_003
@@ -173,37 +175,33 @@ class Trainer:
             chain, config.position_only, config.output_encoding, config.width, config.depth, config.batch_norm
         )
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.lower = torch.tensor(chain.lower, dtype=torch.float32)
-        self.upper = torch.tensor(chain.upper, dtype=torch.float32)
         self.inverse_reach = 1.0 / chain.reach_m
         self.obstacle_centers = torch.tensor([o.center_m for o in config.obstacles], dtype=torch.float32).reshape(-1, 3)
         self.obstacle_radii = torch.tensor([o.radius_m for o in config.obstacles], dtype=torch.float32)
         self.n_hard = int(config.hard_fraction * config.batch_size)
         self.pool = _HardPool(config.hard_pool_batches * config.batch_size, chain.dof)
-        self.T_validation, _ = sample_targets(chain, config.validation_targets, VALIDATION_SEED)
+        _, self.T_validation = reachable_targets(chain, config.validation_targets, VALIDATION_SEED)
 
     # ------------------------------------------------------------------ one step
 
     def _sample(self, n: int) -> torch.Tensor:
-        """n configurations (n, dof) uniform within the limits (continuous joints: one turn), float32."""
-        u = torch.rand(n, self.chain.dof, generator=self.generator)
-        return self.lower + (self.upper - self.lower) * u
+        """n configurations (n, dof) uniform within the limits, float32, from the run's torch generator
+        (its state is checkpointed, so a resumed run draws what the uninterrupted one would)."""
+        return self.chain.bounds.at_fraction(torch.rand(n, self.chain.dof, generator=self.generator))
 
-    def losses(self, q_sampled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample loss (N,) for configurations q_sampled (N, dof), with the position (m) and rotation
-        (rad) errors (N,) of the network's answers to their poses (for progress)."""
+    def losses(self, q_sampled: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Per-sample loss (N,) for configurations q_sampled (N, dof), and the position (m) and rotation
+        (rad) errors (N,) of the network's answers to their poses by ``geometry.pose_errors`` (for
+        progress: the metric the solver and the evaluation use)."""
         config, model = self.config, self.model
         T_target = self.chain.forward(q_sampled)
         raw = model.raw(T_target)
         q = model.decode(raw, clamp=False)
         frames, T = self.chain.frames(q)
-        position_error = torch.linalg.vector_norm(T[:, :3, 3] - T_target[:, :3, 3], dim=1)
-        rotation_cosine = ((T[:, :3, :3] * T_target[:, :3, :3]).sum((1, 2)) - 1.0) * 0.5
-        rotation_error = torch.arccos(rotation_cosine.detach().clamp(-1.0, 1.0))
         if config.supervised:
             loss = ((raw - model.encode(q_sampled)) ** 2).mean(1)
         else:
-            loss = position_error * self.inverse_reach
+            loss = torch.linalg.vector_norm(T[:, :3, 3] - T_target[:, :3, 3], dim=1) * self.inverse_reach
             if not config.position_only:
                 columns = (T[:, :3, :2] - T_target[:, :3, :2]).flatten(1)
                 loss = loss + config.rotation_weight * torch.linalg.vector_norm(columns, dim=1)
@@ -218,7 +216,8 @@ class Trainer:
             distance = torch.cdist(points, self.obstacle_centers[None].expand(len(points), -1, -1))
             clearance = distance - self.obstacle_radii - config.obstacle_margin_m
             loss = loss + config.obstacle_weight * self.inverse_reach * torch.relu(-clearance.amin(1)).sum(1)
-        return loss, position_error.detach(), rotation_error
+        _, _, position_error, rotation_error = pose_errors(T_target.numpy(), T.detach().numpy())
+        return loss, position_error, rotation_error
 
     def _step(self, optimizer: torch.optim.Optimizer, lr: float, mine: bool) -> tuple[float, float, float]:
         """One optimiser step at learning rate ``lr`` on a fresh batch (plus hard samples if ``mine``);
@@ -233,7 +232,7 @@ class Trainer:
         optimizer.step()
         if self.n_hard:
             self.pool.update(index, q_fresh, loss.detach())
-        return float(loss.detach().mean()), float(position_error.median()), float(rotation_error.median())
+        return float(loss.detach().mean()), float(np.median(position_error)), float(np.median(rotation_error))
 
     # ------------------------------------------------------------------ the run
 

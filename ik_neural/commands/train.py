@@ -1,4 +1,5 @@
-"""``ros2 run ik_neural train``: learn an IK network for a chain from its URDF (or a shipped robot by name).
+"""``ik_train`` (``ros2 run ik_neural ik_train``): learn an IK network for a chain from its URDF, or for a
+shipped robot by name.
 
 Writes the TorchScript model (``--out``), and beside it the evaluation report: ``<stem>.report.json``
 and the PNGs ``<stem>.curve.png``, ``<stem>.error_map.png``, ``<stem>.histograms.png``. Ctrl-C stops
@@ -16,10 +17,11 @@ from typing import Optional, Sequence
 
 import yaml
 
-from ik_neural.evaluation import report_figures, write_plots
 from ik_neural.chain import KinematicChain
+from ik_neural.commands.chain_selection import add_chain_arguments, chosen_chain
+from ik_neural.evaluation import report_figures, write_plots
 from ik_neural.network import OUTPUT_ENCODINGS
-from ik_neural.robots import NETWORK_FILE, load_robot, models_dir
+from ik_neural.robots import NETWORK_FILE, models_dir
 from ik_neural.training import Obstacle, Trainer, TrainingConfig
 
 DEFAULTS = TrainingConfig()
@@ -27,16 +29,13 @@ DEFAULTS = TrainingConfig()
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="train",
+        prog="ik_train",
         description="Train an IK network for a kinematic chain on the CPU (unsupervised, through differentiable FK).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    chain = p.add_argument_group("chain (a shipped robot, or a URDF with base and tip links)")
-    chain.add_argument("--robot", help="a shipped robot by name (default --out: its models/ folder)")
-    chain.add_argument("--urdf", type=Path, help="URDF file")
-    chain.add_argument("--base", help="base link of the chain (with --urdf)")
-    chain.add_argument("--tip", help="tip link of the chain (with --urdf)")
-    p.add_argument("--out", type=Path, help=f"model file to write (default for --robot: models/<robot>/{NETWORK_FILE})")
+    add_chain_arguments(p, default_robot=None)
+    p.add_argument("--out", type=Path, help=f"model file to write (default for --robot: models/<robot>/{NETWORK_FILE}; "
+                   "required with --urdf)")  # fmt: skip
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=DEFAULTS.minutes, help="training time budget")
     budget.add_argument("--steps", type=int, default=DEFAULTS.steps, help="optimiser steps (overrides --minutes)")
@@ -90,21 +89,20 @@ def _obstacles(args: argparse.Namespace) -> tuple[Obstacle, ...]:
 
 
 def _chain_and_out(args: argparse.Namespace) -> tuple[KinematicChain, Path]:
-    if args.robot and args.urdf:
-        raise ValueError("give either --robot or --urdf, not both")
-    if args.robot:
-        chain = load_robot(args.robot).chain
-        return chain, args.out or models_dir() / args.robot / NETWORK_FILE
-    if not (args.urdf and args.base and args.tip):
-        raise ValueError("give --robot NAME, or --urdf FILE with --base LINK and --tip LINK")
-    if not args.out:
+    """The chain to train for and the model file to write; ValueError naming the problem."""
+    # The robot's shipped network is not loaded: it is what this run may replace.
+    chosen = chosen_chain(args, load_network=False)
+    if args.out is not None:
+        return chosen.chain, args.out
+    if chosen.robot is None:
         raise ValueError("--out is required with --urdf")
-    return KinematicChain.from_urdf(args.urdf, args.base, args.tip), args.out
+    return chosen.chain, models_dir() / chosen.robot / NETWORK_FILE
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    out = args.out  # the OSError message names it; for --robot the default replaces None below
     try:
         chain, out = _chain_and_out(args)
         config = TrainingConfig(
@@ -117,9 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         trainer = Trainer(chain, config)
         result = trainer.run(out, resume=args.resume)
     except (ValueError, FileNotFoundError) as error:
-        parser.exit(2, f"train: error: {error}\n")
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     except OSError as error:
-        parser.exit(2, f"train: error: cannot write {args.out}: {error}\n")
+        parser.exit(2, f"{parser.prog}: error: cannot write {out}: {error}\n")
     stem = result.path.with_suffix("")
     report_path = Path(f"{stem}.report.json")
     report = report_figures(result.metadata)

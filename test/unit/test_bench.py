@@ -1,4 +1,5 @@
-"""The `bench ik` command (ik_neural/bench.py): its table, its FK-judged success counting, its errors.
+"""The `ik_bench` command (ik_neural/commands/bench.py, ik_neural/bench/): its tables, its FK-judged success
+counting, its errors.
 
 Timings are printed, never asserted on.
 """
@@ -10,8 +11,10 @@ import re
 import numpy as np
 import pytest
 
+from ik_neural.bench.protocol import TOLERANCE_PAIRS, successes
 from ik_neural.commands import bench
 from ik_neural.robots import load_robot
+from ik_neural.sampling import reachable_targets
 
 SOLVE_COLUMNS = [
     "solver", "ok@1e-06", "ok@1e-05", "ok@0.001m/0.01rad",
@@ -70,13 +73,13 @@ def test_bench_ik_prints_the_protocol_table(capsys):
 
 def test_successes_are_judged_by_fk_and_limits():
     chain = load_robot("ur5e").chain
-    q, T = bench.draw_targets(chain, 4, random_seed=1)
+    q, T = reachable_targets(chain, 4, seed=1)
     answers = q.copy()
     # tool0 lies on the last joint's axis: turning it by 5e-6 rad is a pure 5e-6 rad rotation error.
     answers[1, -1] += 5e-6
     answers[2, 0] = chain.upper[0] + 1e-3  # outside the limits: a failure, whatever FK says
     answers[3] = np.nan  # no answer
-    ok = bench.successes(chain, T, answers, bench.TOLERANCE_PAIRS)
+    ok = successes(chain, T, answers, TOLERANCE_PAIRS)
     assert ok.tolist() == [
         [True, False, False, False],
         [True, True, False, False],
@@ -101,19 +104,24 @@ def test_bench_ik_seed_of_the_wrong_length_is_a_usage_error(capsys):
     assert "--seed needs 3 finite values" in capsys.readouterr().err
 
 
-def test_bench_ik_bad_link_names_it():
+def _usage_error(capsys, argv: list[str]) -> str:
+    """The one error line of a command line that ik_bench refuses with status 2."""
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    return line
+
+
+def test_bench_ik_bad_link_names_it(capsys):
     urdf = str(load_robot("ur5e").urdf_path)
-    with pytest.raises(SystemExit) as exc:
-        bench.main(["ik", "--urdf", urdf, "--base", "base_link", "--tip", "no_such_link", "--targets", "2"])
-    message = str(exc.value.code)
-    assert "no_such_link" in message and "tip_link" in message
+    line = _usage_error(capsys, ["ik", "--urdf", urdf, "--base", "base_link", "--tip", "no_such_link", "--targets", "2"])
+    assert line.startswith("ik_bench ik: error: ") and "no_such_link" in line and "tip_link" in line
 
 
-def test_bench_ik_missing_urdf_names_it(tmp_path):
+def test_bench_ik_missing_urdf_names_it(capsys, tmp_path):
     missing = tmp_path / "missing.urdf"
-    with pytest.raises(SystemExit) as exc:
-        bench.main(["ik", "--urdf", str(missing), "--base", "a", "--tip", "b"])
-    assert str(missing) in str(exc.value.code)
+    assert str(missing) in _usage_error(capsys, ["ik", "--urdf", str(missing), "--base", "a", "--tip", "b"])
 
 
 def test_bench_ik_runs_tracik_rows(capsys):
@@ -131,7 +139,15 @@ def test_bench_ik_numerical_only_and_network_options(capsys):
     bench.main(["ik", "--robot", "panda", "--targets", "5", "--batch-sizes", "", "--no-tracik", "--no-network"])
     (solve,) = _tables(capsys.readouterr().out)
     assert [row[0] for row in solve[1:]] == [bench.NUMERICAL]
-    with pytest.raises(SystemExit) as exit_info:
-        bench.main(["ik", "--robot", "ur5e", "--targets", "2", "--no-tracik",
-                    "--network", str(load_robot("panda").network.path)])  # fmt: skip
-    assert "trained for chain fingerprint" in str(exit_info.value)
+    line = _usage_error(capsys, ["ik", "--robot", "ur5e", "--targets", "2", "--no-tracik",
+                                 "--network", str(load_robot("panda").network.path)])  # fmt: skip
+    assert "trained for chain fingerprint" in line
+
+
+def test_bench_fk_takes_a_urdf_chain_like_ik(capsys):
+    urdf = load_robot("ur5e").urdf_path
+    bench.main(["fk", "--urdf", str(urdf), "--base", "base_link", "--tip", "tool0", "--batch-size", "8"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"FK timing: {urdf} (6 DoF)")
+    assert [line.split()[0] for line in lines[2:]] == ["numpy", "torch", "torch"]
+    assert "give either --robot or --urdf" in _usage_error(capsys, ["fk", "--robot", "ur5e", "--urdf", str(urdf)])

@@ -7,18 +7,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import ReferenceChain, pose_errors
 
 from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
 from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, PoseToJoints, chain_metadata, load_network, save_network
+from ik_neural.sampling import reachable_targets
 
 # The tests call torch.jit themselves (as a user would); its deprecation notice is not ours to act on.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
 
 def _targets(chain: KinematicChain, n: int, seed: int = 0) -> torch.Tensor:
-    q = np.random.default_rng(seed).uniform(chain.lower, chain.upper, size=(n, chain.dof))
-    return chain.forward(torch.from_numpy(q)).float()
+    """n reachable target poses (n, 4, 4), float32 as the network takes them."""
+    return torch.from_numpy(reachable_targets(chain, n, seed)[1]).float()
 
 
 def _module(chain: KinematicChain, batch_norm: bool = False, **kwargs) -> PoseToJoints:
@@ -72,21 +74,22 @@ def test_outputs_stay_within_limits_and_decode_inverts_encode(ur5e):
     # biternions, wrapped into [-pi, pi).
     assert module.n_periodic == 6 and module.n_linear == 0
     raw = 5.0 * torch.randn(4096, module.n_linear + 2 * module.n_periodic)
-    q = module.decode(raw, clamp=True)
-    lower, upper = torch.tensor(ur5e.lower).float(), torch.tensor(ur5e.upper).float()
-    assert bool(((q >= lower - 1e-6) & (q <= upper + 1e-6)).all())
-    assert bool(((q >= -math.pi - 1e-6) & (q < math.pi + 1e-6)).all())
-    # decode(encode(q)) is q up to whole turns of the periodic joints: the same pose.
-    q_in = torch.from_numpy(np.random.default_rng(1).uniform(ur5e.lower, ur5e.upper, size=(512, 6)))
-    q_out = module.decode(module.encode(q_in.float()), clamp=True).double()
-    np.testing.assert_allclose(ur5e.forward(q_out).numpy(), ur5e.forward(q_in).numpy(), atol=2e-5)
+    q = module.decode(raw, clamp=True).double().numpy()
+    assert ur5e.bounds.contains(q, tolerance=1e-6).all()
+    assert ((q >= -math.pi - 1e-6) & (q < math.pi + 1e-6)).all()
+    # decode(encode(q)) is q up to whole turns of the periodic joints: the same pose, by the reference FK.
+    q_in = ur5e.bounds.sample(np.random.default_rng(1), 512)
+    q_out = module.decode(module.encode(torch.from_numpy(q_in).float()), clamp=True).double().numpy()
+    reference = ReferenceChain(load_robot("ur5e").urdf_path, ur5e.base_link, ur5e.tip_link, ur5e.joint_names)
+    position_error, rotation_error = pose_errors(reference.forward(q_out), reference.forward(q_in))
+    assert position_error.max() < 2e-5 and rotation_error.max() < 2e-5
 
 
 def test_linear_encoding_and_position_only_input(panda):
     torch.manual_seed(0)
     module = PoseToJoints(panda, position_only=True, output_encoding="linear", width=16, depth=1, batch_norm=False)
     assert module.n_periodic == 0 and module.mlp[0].in_features == 3
-    q = torch.from_numpy(np.random.default_rng(2).uniform(panda.lower, panda.upper, size=(64, 7))).float()
+    q = torch.from_numpy(panda.bounds.sample(np.random.default_rng(2), 64)).float()
     torch.testing.assert_close(module.decode(module.encode(q), clamp=True), q, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="output encoding 'sincos'"):
         PoseToJoints(panda, False, "sincos", 16, 1, False)

@@ -1,23 +1,23 @@
 """Training: it learns (FK loss down, better than untrained), is deterministic, resumable, survives Ctrl-C,
-honours the obstacle loss; and the `train` command's outputs and errors."""
+honours the obstacle loss; the network's errors are the solver's metric; and the `ik_train` command's outputs
+and errors."""
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+from reference import ReferenceChain
 
 from ik_neural import load_robot
-from ik_neural.evaluation import evaluate_network, network_errors, sample_targets
 from ik_neural.chain import KinematicChain
-from ik_neural.network import PoseToJoints, load_network
+from ik_neural.evaluation import evaluate_network, network_errors
+from ik_neural.network import load_network
+from ik_neural.sampling import reachable_targets
 from ik_neural.training import Obstacle, Trainer, TrainingConfig
 
 SMALL = dict(width=64, depth=2, batch_size=256, validation_targets=500, validation_every_steps=50)
@@ -30,7 +30,8 @@ def _planar_elbow_arm() -> KinematicChain:
 
 
 def test_a_short_training_lowers_the_fk_loss_and_beats_the_untrained_net(tmp_path):
-    chain = load_robot("dh6_experiments").chain
+    robot = load_robot("dh6_experiments")
+    chain = robot.chain
     config = TrainingConfig(steps=600, max_lr=3e-3, **SMALL)
     trainer = Trainer(chain, config, log=lambda _: None)
     untrained = evaluate_network(chain, trainer.model, position_only=False, n_targets=2000)
@@ -40,11 +41,29 @@ def test_a_short_training_lowers_the_fk_loss_and_beats_the_untrained_net(tmp_pat
     assert losses[-1] < 0.5 * losses[0], losses
     assert trained["position_error_mm_median"] < 0.5 * untrained["position_error_mm_median"]
     assert trained["orientation_error_deg_median"] < 0.5 * untrained["orientation_error_deg_median"]
-    # The exported file is the evaluated network: its figures are reproduced from the file.
+    # The exported file is the evaluated network: its figures are reproduced from the file, judged by the
+    # reference FK and pose error.
     net = load_network(result.path, chain)
-    T, _ = sample_targets(chain, trained["test_targets"], trained["test_seed"])
-    position_error, _ = network_errors(chain, net.predict(T), T)
+    _, T = reachable_targets(chain, trained["test_targets"], trained["test_seed"])
+    reference = ReferenceChain(robot.urdf_path, chain.base_link, chain.tip_link, chain.joint_names)
+    position_error, rotation_error = reference.errors(net.predict(T), T)
     assert math.isclose(1e3 * float(np.median(position_error)), trained["position_error_mm_median"], rel_tol=1e-3)
+    assert math.isclose(
+        math.degrees(float(np.median(rotation_error))), trained["orientation_error_deg_median"], rel_tol=1e-3
+    )
+
+
+def test_network_errors_read_small_rotations_as_the_solver_does():
+    # tool0 lies on UR5e's last joint axis: turning that joint by d is a pure rotation error of d, which
+    # the arccos of the trace reads as 1.00004e-6 for 1e-6 and as 0 for 1e-8.
+    chain = load_robot("ur5e").chain
+    q, T = reachable_targets(chain, 3, seed=2)
+    turns = np.array([1e-6, 1e-8, 0.0])
+    answers = q.copy()
+    answers[:, -1] += turns
+    position_error, rotation_error = network_errors(chain, answers, T)
+    np.testing.assert_allclose(rotation_error, turns, rtol=1e-6, atol=1e-15)
+    assert (position_error < 1e-12).all()
 
 
 def test_training_is_deterministic_for_a_seed(tmp_path):
@@ -70,7 +89,7 @@ def test_obstacle_loss_keeps_the_joints_out_of_a_sphere_the_plain_net_crosses(tm
     chain = _planar_elbow_arm()
     # A sphere on the circle the elbow moves on: one of the two elbow solutions of many targets is inside.
     obstacle = Obstacle((0.0, 1.0, 0.0), 0.2)
-    T, _ = sample_targets(chain, 4000, 5)
+    _, T = reachable_targets(chain, 4000, 5)
     clear = np.linalg.norm(T[:, :3, 3] - np.array(obstacle.center_m), axis=1) > obstacle.radius_m + 0.3
     T = T[clear]  # targets the arm can reach with both its elbow and its tip outside the sphere
 
@@ -178,7 +197,11 @@ def test_train_command_names_bad_input(tmp_path):
         return subprocess.run(_train_command(*args), capture_output=True, text=True, timeout=120)
 
     done = run("--urdf", str(tmp_path / "none.urdf"), "--base", "a", "--tip", "b", "--out", str(tmp_path / "x.pt"))
-    assert done.returncode == 2 and "none.urdf" in done.stderr
+    assert done.returncode == 2 and done.stderr.startswith("ik_train: error: ") and "none.urdf" in done.stderr
+    done = run("--urdf", str(load_robot("panda").urdf_path), "--base", "panda_link0", "--tip", "panda_link8")
+    assert done.returncode == 2 and "--out is required with --urdf" in done.stderr
+    done = run("--robot", "rrr_3dof", "--urdf", str(load_robot("panda").urdf_path), "--out", str(tmp_path / "x.pt"))
+    assert done.returncode == 2 and "either --robot or --urdf" in done.stderr
     done = run("--urdf", str(load_robot("panda").urdf_path), "--out", str(tmp_path / "x.pt"))
     assert done.returncode == 2 and "--base LINK and --tip LINK" in done.stderr
     done = run("--urdf", str(load_robot("panda").urdf_path), "--base", "panda_link0", "--tip", "hand",

@@ -1,4 +1,4 @@
-"""TRAC-IK, the reference solver of the benchmark, through the ``pytracik`` binding (optional dependency).
+"""TRAC-IK, the reference solver of ``ik_bench ik``, through the ``pytracik`` binding (optional dependency).
 
 ``pytracik`` (PyPI, 0.0.3; ``env/requirements-bench.txt``) is imported only when a ``TracIK`` is built, so
 this module always imports; ``available()`` says whether the binding is there.
@@ -19,7 +19,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ik_neural.bench.protocol import Answer, SolveOne
+from ik_neural.chain import KinematicChain
 from ik_neural.geometry import matrix_to_quaternion
+
+# TRAC-IK's epsilon: its default (what MoveIt users get) and a tight one that competes at 1e-6. TRAC-IK
+# bounds each component of the error twist by epsilon, so its Euclidean error can reach sqrt(3)·epsilon.
+TRACIK_EPSILONS: tuple[float, ...] = (1e-5, 2.5e-7)
+
 
 def available() -> bool:
     """Whether the ``pytracik`` binding can be imported."""
@@ -82,3 +89,31 @@ class TracIK:
         if result[0] < 0:
             return None
         return np.array(result[1:], dtype=np.float64)
+
+
+def tracik_solve_one(solver: TracIK) -> SolveOne:
+    """``TracIK.solve`` as the benchmark calls it (None: it found nothing)."""
+
+    def solve(T: np.ndarray, seed: np.ndarray) -> Answer:
+        q = solver.solve(T, seed)
+        return Answer(q, q is not None)
+
+    return solve
+
+
+def tracik_solvers(chain: KinematicChain, urdf_path: Path, timeout_s: float) -> tuple[list[tuple[str, SolveOne]], str]:
+    """TRAC-IK's solvers for ``chain`` of the URDF at ``urdf_path``, one per epsilon of ``TRACIK_EPSILONS``
+    with the chain's limits and ``timeout_s`` per solve, and a header line saying how they run (or why not)."""
+    if not available():
+        return [], "TRAC-IK: not run (the pytracik binding is not importable)"
+    solvers = []
+    try:
+        for epsilon in TRACIK_EPSILONS:
+            solver = TracIK(urdf_path, chain.base_link, chain.tip_link, chain.lower, chain.upper, timeout_s, epsilon)
+            solvers.append((f"TRAC-IK eps={epsilon:g}", tracik_solve_one(solver)))
+    except (ImportError, ValueError, RuntimeError) as exc:
+        return [], f"TRAC-IK: not run ({exc})"
+    return solvers, (
+        "TRAC-IK: pytracik, solve type Speed, same targets, seed and budget, limits from the chain; "
+        "eps bounds each error twist component (Euclidean error up to sqrt(3)*eps)"
+    )

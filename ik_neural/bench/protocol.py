@@ -1,0 +1,128 @@
+"""The IK benchmark protocol (design.md §8): the same targets, seed and budget for every solver, the solvers
+interleaved target by target, and every answer judged by FK, whatever the solver claims.
+
+Targets are ``sampling.reachable_targets``; an answer succeeds at a (position m, rotation rad) pair when
+its joints are within the chain's bounds (``JointBounds.contains``) and ``geometry.pose_errors`` of its
+FK against the target are within both.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from ik_neural.chain import KinematicChain
+from ik_neural.geometry import pose_errors
+from ik_neural.solver import IKSolver
+
+# (position m, rotation rad) pairs every answer is checked at, tightest first.
+TOLERANCE_PAIRS: tuple[tuple[float, float], ...] = ((1e-6, 1e-6), (1e-5, 1e-5), (1e-3, 1e-2))
+SEED_POLICIES = ("mid", "zero", "given")
+
+
+class Answer(NamedTuple):
+    """One solver call's answer: q (dof,) or None; what the solver claims; its iterations and restarts
+    (None for solvers that do not report them)."""
+
+    q: Optional[np.ndarray]
+    claimed_success: bool
+    iterations: Optional[int] = None
+    restarts: Optional[int] = None
+
+
+# A solver as the benchmark sees it: (T_target (4, 4), seed (dof,)) -> Answer.
+SolveOne = Callable[[np.ndarray, np.ndarray], Answer]
+
+
+@dataclass(frozen=True)
+class SolverRun:
+    """One solver's answers to N targets: q (N, dof) with NaN rows where it gave none, its own success claims
+    (N,), seconds per call (N,), and iterations and restarts (N,) or None where the solver reports none."""
+
+    name: str
+    q: np.ndarray
+    claimed_success: np.ndarray
+    times_s: np.ndarray
+    iterations: Optional[np.ndarray]
+    restarts: Optional[np.ndarray]
+
+
+def seed_configuration(chain: KinematicChain, policy: str, given: Optional[Sequence[float]] = None) -> np.ndarray:
+    """The seed (dof,) every solver starts from: ``mid`` (middle of the limits, 0 for continuous joints: the
+    solver's default), ``zero``, or ``given`` (the values of ``given``, one per joint)."""
+    if policy == "mid":
+        return np.array(chain.middle)
+    if policy == "zero":
+        return np.zeros(chain.dof)
+    if policy == "given":
+        q = np.array([] if given is None else given, dtype=np.float64)
+        if q.shape != (chain.dof,) or not np.isfinite(q).all():
+            raise ValueError(f"--seed needs {chain.dof} finite values, one per joint {chain.joint_names}; got {q.size}")
+        return q
+    raise ValueError(f"unknown seed policy {policy!r}; one of {', '.join(SEED_POLICIES)}")
+
+
+def successes(
+    chain: KinematicChain, T_targets: np.ndarray, q: np.ndarray, tolerances: Sequence[tuple[float, float]]
+) -> np.ndarray:
+    """Success of each answer q (N, dof) (NaN rows: no answer) at each (position m, rotation rad) pair: (pairs, N).
+
+    Judged by FK of q alone, whatever the solver said: the position error is the Euclidean distance, the
+    rotation error the angle of R_target·R(q)ᵀ; an answer with a joint outside its limits fails at every pair.
+    """
+    answered = np.isfinite(q).all(-1)
+    _, _, position_error, angle = pose_errors(T_targets, chain.forward(np.where(answered[:, None], q, 0.0)))
+    valid = chain.bounds.contains(q)  # False for the NaN rows too
+    return np.stack([valid & (position_error <= p) & (angle <= r) for p, r in tolerances])
+
+
+def run_interleaved(
+    solvers: Sequence[tuple[str, SolveOne]], T_targets: np.ndarray, seed: np.ndarray, warmup: int = 3
+) -> list[SolverRun]:
+    """Every solver on every target, all solvers on one target before the next target, so that the machine's
+    drift hits them alike. Each call is timed on its own with perf_counter, failures included.
+
+    Beforehand every solver solves the first ``warmup`` targets once, untimed and not counted.
+    """
+    for T in T_targets[:warmup]:
+        for _, solve in solvers:
+            solve(T, seed)
+    n, dof = len(T_targets), len(seed)
+    answers: dict[str, list[Answer]] = {name: [] for name, _ in solvers}
+    times = {name: np.zeros(n) for name, _ in solvers}
+    for i, T in enumerate(T_targets):
+        for name, solve in solvers:
+            start = time.perf_counter()
+            answer = solve(T, seed)
+            times[name][i] = time.perf_counter() - start
+            answers[name].append(answer)
+    return [_solver_run(name, answers[name], times[name], dof) for name, _ in solvers]
+
+
+def _solver_run(name: str, answers: Sequence[Answer], times_s: np.ndarray, dof: int) -> SolverRun:
+    q = np.array([np.full(dof, np.nan) if a.q is None else a.q for a in answers], dtype=np.float64)
+    reports = all(a.iterations is not None and a.restarts is not None for a in answers)
+    return SolverRun(
+        name=name,
+        q=q.reshape(len(answers), dof),
+        claimed_success=np.array([a.claimed_success for a in answers], dtype=bool),
+        times_s=times_s,
+        iterations=np.array([a.iterations for a in answers], dtype=float) if reports else None,
+        restarts=np.array([a.restarts for a in answers], dtype=float) if reports else None,
+    )
+
+
+def ours_solve_one(solver: IKSolver, timeout_s: float, tolerances: tuple[float, float]) -> SolveOne:
+    """``IKSolver.solve`` as the benchmark calls it; its q is judged by FK whatever ``success`` says."""
+
+    def solve(T: np.ndarray, seed: np.ndarray) -> Answer:
+        result = solver.solve(
+            T, seed=seed, timeout_s=timeout_s, position_tolerance_m=tolerances[0],
+            orientation_tolerance_rad=tolerances[1],
+        )  # fmt: skip
+        return Answer(result.q, bool(result.success), int(result.iterations), int(result.restarts))
+
+    return solve

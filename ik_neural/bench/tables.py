@@ -1,0 +1,193 @@
+"""The benchmark's tables and header lines: what each table measures and how it is printed.
+
+Other people compare these tables across versions: their columns and number formats stay as they are.
+Timings on shared machines drift by tens of percent from minute to minute: compare rows of one run,
+not figures from different runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ik_neural.bench.protocol import TOLERANCE_PAIRS, SolverRun, successes
+from ik_neural.chain import KinematicChain
+from ik_neural.evaluation import network_errors, summary
+from ik_neural.network import IKNetwork
+from ik_neural.sampling import reachable_targets
+from ik_neural.solver import IKSolver
+
+DRIFT_WARNING = (
+    "timings drift by tens of percent from minute to minute on shared machines: compare rows of this run "
+    "only (solvers interleaved target by target)"
+)
+SEED_POLICY_TEXT = {"mid": "mid-limits (continuous joints 0)", "zero": "zero", "given": "given"}
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned, two spaces apart, a rule below
+    the headers."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join([cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])])
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(row) for row in rows])
+
+
+def _percent(fraction: float) -> str:
+    return f"{100.0 * fraction:.1f}%"
+
+
+def tolerance_label(position_m: float, rotation_rad: float) -> str:
+    """Column header of success at a tolerance pair: ``ok@1e-06`` or ``ok@0.001m/0.01rad``."""
+    if position_m == rotation_rad:
+        return f"ok@{position_m:g}"
+    return f"ok@{position_m:g}m/{rotation_rad:g}rad"
+
+
+# ---------------------------------------------------------------------------------------------- ik_bench fk
+
+
+def _best_time_s(run: Callable[[], object], repeats: int, calls: int) -> float:
+    """Best of ``repeats`` mean wall times of ``calls`` calls, in seconds per call."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            run()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def fk_table(chain: KinematicChain, batch_size: int, seed: int) -> list[tuple[str, int, float, float]]:
+    """Rows (path, batch size, FK µs per pose, FK + Jacobian µs per pose) on configurations uniform within
+    the limits, drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    q_one = chain.bounds.sample(rng, 1)[0]
+    q_batch = torch.from_numpy(chain.bounds.sample(rng, batch_size))
+    rows = []
+    for name, q, size, calls in (
+        ("numpy float64, one pose", q_one, 1, 2000),
+        ("torch float64, batched", q_batch, batch_size, 20),
+        ("torch float32, batched", q_batch.float(), batch_size, 20),
+    ):
+        fk_s = _best_time_s(lambda: chain.forward(q), repeats=5, calls=calls)
+        fk_jac_s = _best_time_s(lambda: chain.forward_and_jacobian(q), repeats=5, calls=calls)
+        rows.append((name, size, fk_s / size * 1e6, fk_jac_s / size * 1e6))
+    return rows
+
+
+def fk_report(name: str, chain: KinematicChain, batch_size: int, seed: int) -> str:
+    """``ik_bench fk``'s output: a header line and the FK timing table of ``fk_table``."""
+    lines = [
+        f"FK timing: {name} ({chain.dof} DoF), torch threads {torch.get_num_threads()}, best of 5",
+        f"{'path':<26} {'batch':>6} {'FK µs/pose':>11} {'FK+J µs/pose':>13}",
+    ]
+    for path, size, fk_us, fk_jac_us in fk_table(chain, batch_size, seed):
+        lines.append(f"{path:<26} {size:>6} {fk_us:>11.2f} {fk_jac_us:>13.2f}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- ik_bench ik
+
+
+def ik_header(
+    name: str,
+    chain: KinematicChain,
+    targets: int,
+    random_seed: int,
+    timeout_ms: float,
+    policy: str,
+    seed: np.ndarray,
+    tolerances: tuple[float, float],
+    tracik_line: str,
+) -> str:
+    """The lines above ``ik_bench ik``'s tables: the chain, the targets, the seed, the tolerances, TRAC-IK's
+    setup (``tracik_line``) and the drift warning."""
+    # Row j: mid-limits (always within the bounds) with joint j at the seed's value, so that ``contains``
+    # judges each joint of the seed on its own.
+    alone = np.where(np.eye(chain.dof, dtype=bool), seed, chain.middle)
+    outside = [joint for joint, inside in zip(chain.joint_names, chain.bounds.contains(alone)) if not inside]
+    note = f" (outside the limits of {', '.join(outside)})" if outside else ""
+    return "\n".join([
+        f"IK benchmark: {name}, {chain.dof} DoF, {chain.base_link} -> {chain.tip_link}",
+        f"targets: {targets}, FK of configurations uniform within the limits (random seed {random_seed}); "
+        f"budget {timeout_ms:g} ms per solve",
+        f"seed policy: {SEED_POLICY_TEXT[policy]}: [{', '.join(f'{v:.4g}' for v in seed)}]{note}",
+        f"tolerances: ik_neural solves at {tolerances[0]:g} m / {tolerances[1]:g} rad; "
+        "every answer is judged by FK (Euclidean position error, rotation angle) and must be within the limits",
+        tracik_line,
+        f"{DRIFT_WARNING[0].upper()}{DRIFT_WARNING[1:]}",
+    ])  # fmt: skip
+
+
+def solve_table(chain: KinematicChain, T_targets: np.ndarray, runs: Sequence[SolverRun]) -> tuple[list, list]:
+    """Headers and one row per solver: success at each tolerance pair, ms per solve (mean, median, p95),
+    mean iterations and restarts, and mean time relative to the first run's (ours)."""
+    headers = [
+        "solver", *(tolerance_label(p, r) for p, r in TOLERANCE_PAIRS),
+        "mean ms", "median ms", "p95 ms", "iterations", "restarts", "mean time / ours",
+    ]  # fmt: skip
+    ours_mean_s = float(np.mean(runs[0].times_s))
+    rows = []
+    for run in runs:
+        ms = run.times_s * 1e3
+        rows.append([
+            run.name, *(_percent(f) for f in successes(chain, T_targets, run.q, TOLERANCE_PAIRS).mean(-1)),
+            f"{np.mean(ms):.3f}", f"{np.median(ms):.3f}", f"{np.percentile(ms, 95):.3f}",
+            "-" if run.iterations is None else f"{np.mean(run.iterations):.2f}",
+            "-" if run.restarts is None else f"{np.mean(run.restarts):.2f}",
+            f"{np.mean(run.times_s) / ours_mean_s:.2f}",
+        ])  # fmt: skip
+    return headers, rows
+
+
+def rejected_claims(
+    chain: KinematicChain, T_targets: np.ndarray, run: SolverRun, tolerances: tuple[float, float]
+) -> str | None:
+    """A note when ``run`` claimed success on targets that the FK check rejects at ``tolerances`` (the
+    tolerances that solver was asked for), else None."""
+    rejected = int((run.claimed_success & ~successes(chain, T_targets, run.q, [tolerances])[0]).sum())
+    if not rejected:
+        return None
+    return f"note: {run.name} claimed success on {rejected} targets that the FK check rejects at its tolerance"
+
+
+def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarray) -> tuple[list, list]:
+    """Headers and one row: the network alone (its guess, no refinement) on the benchmark's targets."""
+    position_error, rotation_error = network_errors(chain, network.predict(T_targets), T_targets)
+    f = summary(position_error, rotation_error)
+    headers = ["network alone", "median mm", "mean mm", "p95 mm", "median deg", "mean deg", "p95 deg"]
+    row = [str(network.path or "in memory"), *(f"{f[f'{k}_{s}']:.2f}" for k in ("position_error_mm", "orientation_error_deg")
+                                                  for s in ("median", "mean", "p95"))]  # fmt: skip
+    return headers, [row]
+
+
+def batch_table(
+    solver: IKSolver,
+    batch_sizes: Sequence[int],
+    seed: np.ndarray,
+    random_seed: int,
+    timeout_s: float,
+    tolerances: tuple[float, float],
+) -> tuple[list, list]:
+    """Headers and one row per batch size B: ``solve_batch`` on B targets drawn as for the per-solve table
+    (budget B·timeout_s, one call after an untimed warm-up); solves/s = B / wall time of the call; success
+    judged by FK at the tightest pair."""
+    chain = solver.chain
+    tight = TOLERANCE_PAIRS[0]
+    _, T_warm = reachable_targets(chain, 8, random_seed + 1)
+    solver.solve_batch(T_warm, np.tile(seed, (8, 1)), 8 * timeout_s, *tolerances)
+    rows = []
+    for size in batch_sizes:
+        _, T = reachable_targets(chain, size, random_seed)
+        start = time.perf_counter()
+        result = solver.solve_batch(T, np.tile(seed, (size, 1)), size * timeout_s, *tolerances)
+        wall_s = time.perf_counter() - start
+        ok = successes(chain, T, result.q, [tight])[0].mean()
+        rows.append([str(size), f"{size / wall_s:.0f}", f"{wall_s:.3f}", _percent(ok)])
+    return ["batch", "solves/s", "wall s", tolerance_label(*tight)], rows
