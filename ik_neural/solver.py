@@ -270,11 +270,11 @@ class IKSolver:
                 if error[i] < best_error:
                     best_q, best_error = Q[i].copy(), error[i]
                     best_position, best_orientation = position_error[i], orientation_error[i]
-                for i in range(k):
+                for i, error_i in enumerate(error.tolist()):  # Python floats: numpy scalars cost 10x here
                     history = histories[i]
-                    history.append(error[i])
+                    history.append(error_i)
                     earlier = history[-1 - patience.window] if len(history) > patience.window else math.inf
-                    if patience.exhausted(len(history), error[i], earlier):
+                    if patience.exhausted(len(history), error_i, earlier):
                         Q_next[i], histories[i] = bounds.sample(rng, 1)[0], []
                         restarts += 1
                 Q = Q_next
