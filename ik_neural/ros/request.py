@@ -26,6 +26,10 @@ from ik_neural.ros.settings import NodeSettings
 from ik_neural.urdf_model import UrdfModel
 
 
+LARGEST_POSITION_M = float(np.finfo(np.float32).max)
+"""Largest coordinate of a target in the base frame, m: the network reads poses in float32."""
+
+
 @dataclass(frozen=True)
 class RequestContext:
     """What a request is checked against: the chain, the frames and links fixed to its base and tip, the
@@ -120,15 +124,16 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
             f"pose frame {echo(pose_stamped.header.frame_id)} is not the base {chain.base_link!r} or a frame fixed "
             f"to it {echo_list(sorted(context.T_base_frame))}; this node has no TF listener",
         )
-    # A finite pose far enough out (1e308 m) overflows in the frame change; refused here, where it is
-    # known, rather than as a numpy warning and a non-finite target later.
+    # A finite position far enough out (1e308 m) overflows in the frame change, or in the network, which
+    # reads float32: refused here, where it is known, not as a numpy warning and a garbage target later.
     with np.errstate(over="ignore", invalid="ignore"):
         T_base_tip = T_base_frame @ T_frame_link @ context.T_link_tip[link]
-    if not np.isfinite(T_base_tip).all():
+    if not np.abs(T_base_tip[:3, 3]).max() <= LARGEST_POSITION_M:  # NaN fails too
+        position = pose_stamped.pose.position
         raise _Refused(
             MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS,
-            f"pose_stamped.pose.position {echo([pose_stamped.pose.position.x, pose_stamped.pose.position.y, pose_stamped.pose.position.z])} "
-            f"is not finite once expressed in the base frame {chain.base_link!r}",
+            f"pose_stamped.pose.position {echo([position.x, position.y, position.z])} is beyond float32's range "
+            f"(±{LARGEST_POSITION_M:.3g} m) once expressed in the base frame {chain.base_link!r}",
         )
     timeout_s = _timeout_s(ik, settings, notes)
     seed, seed_known = _seed(ik.robot_state.joint_state, context, current)

@@ -143,14 +143,18 @@ def test_bad_poses_are_invalid_goal_constraints(context, position, orientation):
     assert message.startswith("pose_stamped.pose.")
 
 
-def test_a_finite_position_that_overflows_in_the_frame_change_is_invalid_goal_constraints(context):
-    """1.7e308 m along x and y of the 45-degree 'world' frame is past the largest float along the base's x."""
-    ik = _request(frame="world")
-    ik.pose_stamped.pose.position = Point(x=1.7e308, y=1.7e308, z=0.0)
+@pytest.mark.parametrize("frame, x, y", [
+    ("world", 1.7e308, 1.7e308),  # past the largest float64 along the base's x, in the 45-degree frame
+    ("panda_link0", 1e308, 0.0),  # a float64, but no float32 (which the network reads)
+    ("panda_link0", 0.0, -3.5e38),
+])
+def test_a_position_beyond_float32_in_the_base_frame_is_invalid_goal_constraints(context, frame, x, y):
+    ik = _request(frame=frame)
+    ik.pose_stamped.pose.position = Point(x=x, y=y, z=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no numpy overflow warning on the way
         message = _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_GOAL_CONSTRAINTS)
-    assert "not finite once expressed in the base frame" in message
+    assert "beyond float32's range" in message
 
 
 @pytest.mark.parametrize("names, positions, expected", [
@@ -299,9 +303,9 @@ _numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_
 _frames = _mostly(st.sampled_from(["", "panda_link0", "/panda_link0", "world", "/world"]),
                   st.one_of(st.sampled_from(["//panda_link0", "panda_link3"]), st.text(max_size=300)))
 _links = _mostly(st.sampled_from(["", "panda_link8", "panda_link7"]), st.one_of(st.just("panda_link3"), st.text(max_size=300)))
-_pose = st.builds(lambda x, y, z, qx, qy, qz, qw: Pose(position=Point(x=x, y=y, z=z),
-                                                       orientation=Quaternion(x=qx, y=qy, z=qz, w=qw)),
-                  *[_numbers] * 7)
+_quaternions = _mostly(st.just(Quaternion()), st.builds(Quaternion, x=_numbers, y=_numbers, z=_numbers, w=_numbers))
+_pose = st.builds(lambda x, y, z, orientation: Pose(position=Point(x=x, y=y, z=z), orientation=orientation),
+                  _numbers, _numbers, _numbers, _quaternions)
 _sane_pose = st.builds(lambda x, y, z: Pose(position=Point(x=x, y=y, z=z)), *[st.floats(-1.0, 1.0)] * 3)
 _pose_stamped = st.builds(lambda frame, pose: PoseStamped(header=Header(frame_id=frame), pose=pose),
                           _frames, _mostly(_sane_pose, _pose))
@@ -326,23 +330,26 @@ _requests = st.builds(
 
 
 @pytest.fixture(scope="module")
-def ignoring_context(continuous_urdf):
-    """The fuzz's context more often than not: collisions ignored, so the checks after that one are reached."""
-    return _context(continuous_urdf, dataclasses.replace(SETTINGS, avoid_collisions_policy="ignore"))
+def fuzz_cases(urdf, continuous_urdf, continuous_context):
+    """(context, solver) pairs: the continuous-joint Panda numerically, refusing or ignoring collision
+    requests (ignoring, the checks after that one are reached), and the Panda with its shipped network
+    (float32 inference)."""
+    from ik_neural.robots import load_robot
 
-
-@pytest.fixture(scope="module")
-def fuzz_solver(continuous_context):
-    solver = IKSolver(continuous_context.chain)
-    solver.warm_up()
-    return solver
+    ignoring = dataclasses.replace(SETTINGS, avoid_collisions_policy="ignore")
+    continuous_solver = IKSolver(continuous_context.chain)
+    panda = _context(urdf, ignoring)
+    network_solver = IKSolver(panda.chain, network=load_robot("panda").network)
+    for solver in (continuous_solver, network_solver):
+        solver.warm_up()
+    return [(continuous_context, continuous_solver), (_context(continuous_urdf, ignoring), continuous_solver),
+            (panda, network_solver)]
 
 
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ik=_requests, seeded=st.booleans(), refuse_collisions=_mostly(st.just(False), st.just(True)))
-def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(
-        continuous_context, ignoring_context, fuzz_solver, ik, seeded, refuse_collisions):
-    context = continuous_context if refuse_collisions else ignoring_context
+@given(ik=_requests, seeded=st.booleans(), case=st.sampled_from(range(3)))
+def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(fuzz_cases, ik, seeded, case):
+    context, solver = fuzz_cases[case]
     chain = context.chain
     current = CurrentState(chain.middle + 0.2, True) if seeded else _unknown_state(context)
     with warnings.catch_warnings():
@@ -358,7 +365,7 @@ def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(
         assert np.all(outcome.bounds.lower <= outcome.bounds.upper)
         assert all(len(note) < MAX_MESSAGE for note in outcome.notes)
         # Whatever the request module lets through, the solver takes without raising.
-        result = fuzz_solver.solve(outcome.T_base_tip, seed=outcome.seed, timeout_s=0.001,
+        result = solver.solve(outcome.T_base_tip, seed=outcome.seed, timeout_s=0.001,
                                    lower=outcome.bounds.lower, upper=outcome.bounds.upper, seed_first=outcome.seed_known)
     assert result.q.shape == (chain.dof,)
 
