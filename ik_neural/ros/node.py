@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import math
 import sys
 import threading
 import time
@@ -21,7 +22,6 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest
@@ -289,7 +289,7 @@ class IKNode(Node):
             with self._current_lock:
                 for name, position in zip(msg.name, msg.position):
                     j = self._joint_index.get(name)
-                    if j is not None and np.isfinite(position):
+                    if j is not None and math.isfinite(position):
                         self._current[j] = position
                         self._current_known = True
         except Exception as error:

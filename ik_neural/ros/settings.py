@@ -8,7 +8,7 @@ Imports no ROS: the request logic and its unit tests use these settings too.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional
 
 AVOID_COLLISIONS_POLICIES = ("refuse", "ignore")
@@ -124,7 +124,7 @@ class NodeSettings:
 
 def defaults() -> Mapping[str, Any]:
     """name -> default of every parameter, in declaration order."""
-    return {setting.name: setting.default for setting in fields(NodeSettings) if setting.default is not MISSING}
+    return {setting.name: setting.default for setting in fields(NodeSettings)}
 
 
 def description(name: str) -> str:

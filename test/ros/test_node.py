@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from reference import ReferenceChain
-from urdf_variants import PANDA_URDF as PANDA_URDF_FILE, panda_urdf, with_continuous_joint, with_joint_origin
+from urdf_variants import (PANDA_URDF as PANDA_URDF_FILE, panda_urdf, with_continuous_joint, with_joint_origin,
+                           with_world_frame)
 
 from ik_neural.robots import load_robot
 from ik_neural.sampling import reachable_targets
@@ -52,12 +53,9 @@ def _panda_description_with_world():
     """Panda's URDF with a link 'world' above panda_link0 (fixed, T_WORLD_BASE)."""
     from ik_neural.geometry import matrix_to_rpy
 
-    urdf = load_robot('panda').urdf_path.read_text()
     xyz = ' '.join(repr(float(v)) for v in T_WORLD_BASE[:3, 3])
     rpy = ' '.join(repr(float(v)) for v in matrix_to_rpy(T_WORLD_BASE[:3, :3]))
-    world = (f'<link name="world"/><joint name="world_to_panda" type="fixed"><parent link="world"/>'
-             f'<child link="panda_link0"/><origin xyz="{xyz}" rpy="{rpy}"/></joint>')
-    return re.sub(r'(<robot[^>]*>)', lambda m: m.group(1) + world, urdf, count=1)
+    return with_world_frame(panda_urdf(), xyz, rpy)
 
 
 def _panda_parameters(**overrides):
