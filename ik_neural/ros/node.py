@@ -168,8 +168,11 @@ class IKNode(Node):
                 values[name] = self.declare_parameter(
                     name, default, ParameterDescriptor(description=description(name), read_only=True)
                 ).value
-            except InvalidParameterTypeException as error:
-                raise StartupError(f"parameter {name}: {error}") from None
+            except InvalidParameterTypeException:  # its message repeats the value whole: not echoed
+                hint = " (a float is written with a point: 1.0, not 1)" if isinstance(default, float) else ""
+                raise StartupError(
+                    f"parameter {name}: the value given is not a {type(default).__name__}, as its default {default!r} is{hint}"
+                ) from None
         try:
             return NodeSettings(**values)
         except SettingsError as error:
