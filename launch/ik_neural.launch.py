@@ -2,7 +2,8 @@
 
 Parameters come from config/<robot>.yaml (or config:=FILE); any argument given non-empty overrides that
 file's value. The description comes from robot_description:=XML, else the robot_description topic (as
-robot_state_publisher publishes it), else urdf_path.
+robot_state_publisher publishes it), else urdf_path. Imports nothing from ik_neural (no torch, numba or
+model load in the launch process): files are found in the package's share directory.
 """
 
 from pathlib import Path
@@ -19,15 +20,25 @@ OVERRIDES = {
     "urdf_path": "URDF file (package:// URIs work)",
     "base_link": "base link of the chain",
     "tip_link": "tip link of the chain",
-    "model_path": "TorchScript network from `train`",
+    "model_path": "TorchScript network from `ik_train`",
     "group_name": "planning group the requests must name",
 }
 
 
+def _robot_config(share: Path, robot: str) -> str:
+    """config/<robot>.yaml in the share directory; an unknown robot fails naming the shipped ones."""
+    path = share / "config" / f"{robot}.yaml"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in (share / "config").glob("*.yaml")))
+        raise RuntimeError(f"unknown robot {robot!r}: the shipped robots are {shipped} (or give config:=FILE)")
+    return str(path)
+
+
 def _node(context):
     share = Path(get_package_share_directory("ik_neural"))
-    robot = LaunchConfiguration("robot").perform(context)
-    config = LaunchConfiguration("config").perform(context) or str(share / "config" / f"{robot}.yaml")
+    config = LaunchConfiguration("config").perform(context) or _robot_config(
+        share, LaunchConfiguration("robot").perform(context)
+    )
     overrides = {name: LaunchConfiguration(name).perform(context) for name in OVERRIDES}
     return [
         Node(

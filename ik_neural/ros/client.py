@@ -26,10 +26,11 @@ from rclpy.node import Node
 from rclpy.utilities import remove_ros_args
 
 from ik_neural.chain import KinematicChain
-from ik_neural.ros.messages import matrix_to_pose, pose_to_matrix, seconds_to_duration
-from ik_neural.ros.node import SERVICE_QOS
-from ik_neural.robots import list_robots, load_robot
+from ik_neural.commands.chain_selection import add_chain_arguments, chosen_chain
 from ik_neural.geometry import pose_errors
+from ik_neural.ros.messages import matrix_to_pose, pose_to_matrix, seconds_to_duration
+from ik_neural.ros.qos import SERVICE_QOS
+from ik_neural.sampling import reachable_targets
 
 CODE_NAMES = {
     value: name for name, value in vars(MoveItErrorCodes).items() if name.isupper() and isinstance(value, int)
@@ -39,10 +40,7 @@ CODE_NAMES = {
 def _arguments(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ik_client", description=__doc__.split("\n\n")[0])
     parser.add_argument("--service", default="/ik_neural/compute_ik", help="GetPositionIK service (default %(default)s)")
-    parser.add_argument("--robot", default="panda", help=f"shipped robot whose chain the targets come from: {', '.join(list_robots())}")
-    parser.add_argument("--urdf", help="URDF file instead of --robot (with --base and --tip)")
-    parser.add_argument("--base", help="base link, with --urdf")
-    parser.add_argument("--tip", help="tip link, with --urdf")
+    add_chain_arguments(parser, default_robot="panda")
     parser.add_argument("--count", type=int, default=5, help="requests to send, one at a time (default %(default)s)")
     parser.add_argument("--pose", type=float, nargs=7, metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
                         help="one target pose of the tip in the base frame (m; quaternion x y z w) instead of random ones")
@@ -58,15 +56,7 @@ def _arguments(argv: Optional[list[str]]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error(f"--count must be at least 1, got {args.count}")
-    if args.urdf and not (args.base and args.tip):
-        parser.error("--urdf needs --base and --tip")
     return args
-
-
-def _chain(args: argparse.Namespace) -> KinematicChain:
-    if args.urdf:
-        return KinematicChain.from_urdf(args.urdf, args.base, args.tip)
-    return load_robot(args.robot).chain
 
 
 def _targets(chain: KinematicChain, args: argparse.Namespace) -> np.ndarray:
@@ -76,8 +66,7 @@ def _targets(chain: KinematicChain, args: argparse.Namespace) -> np.ndarray:
         pose.position.x, pose.position.y, pose.position.z = args.pose[:3]
         pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = args.pose[3:]
         return np.repeat(pose_to_matrix(pose)[None], args.count, axis=0)
-    rng = np.random.default_rng(args.random_seed)
-    return chain.forward(rng.uniform(chain.lower, chain.upper, size=(args.count, chain.dof)))
+    return reachable_targets(chain, args.count, args.random_seed)[1]
 
 
 def _request(chain: KinematicChain, T: np.ndarray, args: argparse.Namespace) -> GetPositionIK.Request:
@@ -99,7 +88,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _arguments(remove_ros_args(["ik_client", *argv])[1:])
     try:
-        chain = _chain(args)
+        chain = chosen_chain(args, load_network=False).chain
         targets = _targets(chain, args)
         chain.forward(chain.middle)  # compiles (or loads) the FK kernel now, not inside the first check
     except ValueError as error:
@@ -176,7 +165,7 @@ def _check(chain: KinematicChain, T: np.ndarray, response, args: argparse.Namesp
     q = np.array([positions[name] for name in chain.joint_names])
     _, _, position_error, orientation_error = pose_errors(T, chain.forward(q))
     within = position_error <= args.position_tolerance_m and orientation_error <= args.orientation_tolerance_rad
-    in_limits = bool(np.all((q >= chain.lower - 1e-12) & (q <= chain.upper + 1e-12)))
+    in_limits = bool(chain.bounds.contains(q))
     verdict = "WRONG" if response.error_code.val == MoveItErrorCodes.SUCCESS and not (within and in_limits) else ""
     joints = "[" + ", ".join(f"{v:.4f}" for v in q) + "]"
     return verdict, f"q = {joints}, position error {position_error:.2e} m, orientation error {orientation_error:.2e} rad"

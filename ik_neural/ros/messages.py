@@ -31,7 +31,8 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
         raise ValueError(f"pose.position has non-finite values {position.tolist()}")
     if not np.isfinite(quaternion).all():
         raise ValueError(f"pose.orientation has non-finite values {quaternion.tolist()}")
-    norm = float(np.linalg.norm(quaternion))
+    with np.errstate(over="ignore"):  # a huge finite quaternion has an infinite norm: refused below
+        norm = float(np.linalg.norm(quaternion))
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
         raise ValueError(
             f"pose.orientation (x, y, z, w) = {quaternion.tolist()} has norm {norm:.6g}; a rotation needs norm 1"

@@ -1,105 +1,59 @@
 """The ROS 2 node ``ik_neural``: MoveIt's GetPositionIK on ``~/compute_ik``, goal poses in, joint commands out.
 
-Parameters are listed in ``PARAMETERS`` (defaults and meaning; README "The node" documents the same).
-Poses reach the solver as the tip link's pose in the chain's base frame (metres, radians); requests may
-name the tip or any link fixed to it, and the base or any frame fixed to it.
+The node wires ROS to the rest: its parameters are ``NodeSettings`` (settings.py), a request becomes a
+problem or a refusal in request.py, the solver solves. Poses reach the solver as the tip link's pose in the
+chain's base frame (metres, radians).
+
+No request may end the process or hold it: every callback has one catch-all (FAILURE with the reason), a
+request's budget is capped at ``max_timeout_s``, at most ``executor_threads - 1`` requests at once may use
+more than ``default_timeout_s``, and every solve ends at its next step once the node stops (SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import math
 import sys
 import threading
 import time
-from dataclasses import dataclass
+import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest
 from moveit_msgs.srv import GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from ik_neural.urdf_model import UrdfModel
-from ik_neural.ros.messages import duration_to_seconds, joint_state, joint_trajectory, pose_to_matrix
+from ik_neural.echo import echo
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.robots import models_dir
+from ik_neural.ros.messages import joint_state, joint_trajectory
+from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
+from ik_neural.ros.request import CurrentState, Problem, Refusal, RequestContext, problem_of
+from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
+from ik_neural.urdf_model import UrdfModel
 
 NODE_NAME = "ik_neural"
 SOURCE = "ik_neural"
-AVOID_COLLISIONS_POLICIES = ("refuse", "ignore")
 _ERROR_CODES_HAVE_MESSAGE = "message" in MoveItErrorCodes.get_fields_and_field_types()
-# ROS's default service QoS keeps the last 10 samples. All clients of a service share its request topic and
-# its response topic (each client takes every response and keeps its own), so with several busy clients on
-# a loaded machine a request or a response could be pushed out of a reader's history before it was taken:
-# measured here, 1 to 3 responses lost in 4000 from 4 clients. The node and ik_client keep 1000; other
-# clients under such load should too. Reliable and volatile, as the default.
-SERVICE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-
-# name -> (default, description). The README's parameter table and every config/*.yaml list the same.
-PARAMETERS: dict[str, tuple[Any, str]] = {
-    "robot_description": ("", "URDF XML. Empty: the robot_description topic, then urdf_path."),
-    "robot_description_timeout_s": (2.0, "How long to wait for the robot_description topic when the parameter is empty, s."),
-    "urdf_path": ("", "URDF file, used when no robot description was given or published. package:// URIs work."),
-    "base_link": ("", "Base link of the chain. Empty: the model's."),
-    "tip_link": ("", "Tip link of the chain. Empty: the model's."),
-    "model_path": ("", "TorchScript network (train's output). Empty: numerical-only solving, with a warning."),
-    "group_name": ("manipulator", "The planning group requests must name (an empty group_name is accepted too)."),
-    "seed_first": (
-        True,
-        "When a seed is known (the request's robot_state, or joint_states), refine it before the network's guess, "
-        "so that the solution is the one nearest the seed, as with KDL or TRAC-IK. False: the network's guess first.",
-    ),
-    "default_timeout_s": (0.05, "Solve budget of a request whose timeout is zero, and of goal poses, s."),
-    "position_tolerance_m": (1e-5, "Largest position error of a solution, m."),
-    "orientation_tolerance_rad": (1e-5, "Largest orientation error of a solution, rad."),
-    "position_only_ik": (False, "Solve for the position alone; the orientation of the pose is ignored (as MoveIt's KDL plugin's)."),
-    "avoid_collisions_policy": (
-        "refuse",
-        "Requests with avoid_collisions=true: 'refuse' (COLLISION_CHECKING_UNAVAILABLE) or 'ignore' "
-        "(solve without a collision check; the response message says so). This node has no planning scene.",
-    ),
-    "publish_trajectory": (False, "Also publish goal solutions on ~/joint_trajectory (a ros2_control trajectory)."),
-    "trajectory_time_from_start_s": (2.0, "time_from_start of the published trajectory point, s."),
-    "executor_threads": (4, "Threads serving requests in parallel."),
-}  # fmt: skip
+RCLError = _rclpy.RCLError
 
 
 class StartupError(RuntimeError):
     """The node cannot start; the message is one line naming the cause."""
-
-
-class _Refusal(Exception):
-    """A request answered with an error code and a message, without solving."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class _Problem:
-    """A request, checked and expressed for the solver: the tip's pose in the base frame, seed, bounds."""
-
-    T_base_tip: np.ndarray
-    seed: np.ndarray
-    seed_known: bool  # from the request or joint_states, not only the mid-limits default
-    lower: Optional[np.ndarray]
-    upper: Optional[np.ndarray]
-    timeout_s: float
-    notes: tuple[str, ...]
 
 
 def _answer(response: GetPositionIK.Response, code: int, message: str) -> GetPositionIK.Response:
@@ -125,7 +79,15 @@ def resolve_path(path: str) -> Path:
     try:
         return Path(get_package_share_directory(package)) / relative
     except PackageNotFoundError:
-        raise StartupError(f"{path}: package {package!r} is not installed") from None
+        raise StartupError(f"{echo(path)}: package {echo(package)} is not installed") from None
+
+
+def _describe(result: IKResult) -> str:
+    verdict = "solved" if result.success else "no solution within the timeout; best effort"
+    return (
+        f"{verdict}: position error {result.position_error_m:.3g} m, orientation error "
+        f"{result.orientation_error_rad:.3g} rad, {result.iterations} iterations, {1e3 * result.elapsed_s:.2f} ms"
+    )
 
 
 class IKNode(Node):
@@ -133,6 +95,8 @@ class IKNode(Node):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__(NODE_NAME, **node_options)
+        # Set when the node stops: every solve in flight ends at its next step (as at its budget's end).
+        self._stop = threading.Event()
         try:
             self._start()
         except StartupError:
@@ -140,85 +104,92 @@ class IKNode(Node):
             raise
 
     def _start(self) -> None:
-        # Read-only: every value is checked and used once, at start-up; `ros2 param set` is refused.
-        self._settings: dict[str, Any] = {}
-        for name, (default, description) in PARAMETERS.items():
-            try:
-                self._settings[name] = self.declare_parameter(
-                    name, default, ParameterDescriptor(description=description, read_only=True)
-                ).value
-            except InvalidParameterTypeException as error:
-                raise StartupError(f"parameter {name}: {error}") from None
-        self._check_parameters()
+        self.settings = self._declare_settings()
+        settings = self.settings
         urdf, urdf_origin = self._robot_description()
-        model_path = self._param("model_path")
         try:
-            metadata = read_network_metadata(resolve_path(model_path)) if model_path else {}
-            base_link = self._param("base_link") or metadata.get("base_link", "")
-            tip_link = self._param("tip_link") or metadata.get("tip_link", "")
+            metadata = read_network_metadata(resolve_path(settings.model_path)) if settings.model_path else {}
+            base_link = settings.base_link or metadata.get("base_link", "")
+            tip_link = settings.tip_link or metadata.get("tip_link", "")
             if not base_link or not tip_link:
                 raise StartupError("parameters base_link and tip_link must be set when no model_path gives them")
             model = UrdfModel.parse(urdf)
             self.chain = model.chain(base_link, tip_link)
-            network = load_network(resolve_path(model_path), self.chain) if model_path else None
-            # Frames a request may name: T_base_frame for the pose's frame, T_link_tip for its link.
-            self._T_base_frame = model.attached_frames(base_link)
-            self._T_link_tip = {
-                link: np.linalg.inv(T_tip_link) for link, T_tip_link in model.attached_frames(tip_link).items()
-            }
-            self._robot_joints = set(model.joint_names)
-        except (ValueError, FileNotFoundError) as error:
+            network = load_network(resolve_path(settings.model_path), self.chain) if settings.model_path else None
+            self._request_context = RequestContext.of_model(model, self.chain, settings)
+            self.solver = IKSolver(self.chain, network=network)
+            # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
+            self.solver.warm_up()
+        except StartupError:
+            raise
+        except (ValueError, OSError, RuntimeError) as error:  # torch reports a broken model as RuntimeError
+            self.get_logger().debug(traceback.format_exc())
             raise StartupError(f"{error} (robot description from {urdf_origin})") from None
         if network is None:
             self.get_logger().warning("no model_path: numerical-only solving (slower on average)")
-        self.solver = IKSolver(self.chain, network=network)
-        self.solver.warm_up()
 
         self._joint_index = {name: i for i, name in enumerate(self.chain.joint_names)}
         self._current = self.chain.middle.copy()  # the chain's joints as last heard on joint_states
         self._current_known = False  # whether joint_states gave any of them
         self._current_lock = threading.Lock()
+        # Budgets above default_timeout_s are held by at most executor_threads - 1 requests at once.
+        self._long_solves = threading.BoundedSemaphore(settings.long_solves)
 
-        group = ReentrantCallbackGroup()
+        requests = ReentrantCallbackGroup()
         self.create_service(
-            GetPositionIK, "~/compute_ik", self._compute_ik, qos_profile=SERVICE_QOS, callback_group=group
+            GetPositionIK, "~/compute_ik", self._compute_ik, qos_profile=SERVICE_QOS, callback_group=requests
         )
-        self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, 10, callback_group=group)
-        self.create_subscription(JointState, "joint_states", self._on_joint_states, 10, callback_group=group)
+        self.create_subscription(JointState, "joint_states", self._on_joint_states, 10, callback_group=requests)
+        # Goals one at a time, in arrival order; with a history of one, the next solved is the newest.
+        goals = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=goals)
         self._commands = self.create_publisher(JointState, "~/joint_commands", 10)
         self._trajectories = (
-            self.create_publisher(JointTrajectory, "~/joint_trajectory", 10) if self._param("publish_trajectory") else None
+            self.create_publisher(JointTrajectory, "~/joint_trajectory", 10) if settings.publish_trajectory else None
         )
         self.get_logger().info(self.summary())
 
+    def stop(self) -> None:
+        """End every solve in flight at its next step; later solves end at once (the node is stopping)."""
+        self._stop.set()
+
+    def destroy_node(self) -> None:
+        self.stop()
+        super().destroy_node()
+
     # ------------------------------------------------------------------ start-up
 
-    def _param(self, name: str) -> Any:
-        return self._settings[name]
-
-    def _check_parameters(self) -> None:
-        for name, least in (("robot_description_timeout_s", 0), ("default_timeout_s", None),
-                            ("position_tolerance_m", None), ("orientation_tolerance_rad", None),
-                            ("trajectory_time_from_start_s", None), ("executor_threads", None)):  # fmt: skip
-            value = self._param(name)
-            if not (math.isfinite(value) and (value > 0 or value == least)):
-                what = "a positive number" if least is None else f"a positive number or {least}"
-                raise StartupError(f"parameter {name} must be {what}, got {value!r}")
-        policy = self._param("avoid_collisions_policy")
-        if policy not in AVOID_COLLISIONS_POLICIES:
-            raise StartupError(f"parameter avoid_collisions_policy must be one of {AVOID_COLLISIONS_POLICIES}, got {policy!r}")
+    def _declare_settings(self) -> NodeSettings:
+        """Every NodeSettings field declared as a read-only parameter, then checked as a whole."""
+        # Read-only: every value is checked and used once, at start-up; `ros2 param set` is refused.
+        values: dict[str, Any] = {}
+        for name, default in defaults().items():
+            try:
+                values[name] = self.declare_parameter(
+                    name, default, ParameterDescriptor(description=description(name), read_only=True)
+                ).value
+            except InvalidParameterTypeException:  # its message repeats the value whole: not echoed
+                hint = " (a float is written with a point: 1.0, not 1)" if isinstance(default, float) else ""
+                raise StartupError(
+                    f"parameter {name}: the value given is not a {type(default).__name__}, as its default {default!r} is{hint}"
+                ) from None
+        try:
+            return NodeSettings(**values)
+        except SettingsError as error:
+            raise StartupError(str(error)) from None
 
     def _robot_description(self) -> tuple[str, str]:
         """(URDF XML or file path, where it came from): the parameter, else the topic, else urdf_path."""
-        if self._param("robot_description"):
-            return self._param("robot_description"), "parameter robot_description"
-        timeout_s = self._param("robot_description_timeout_s")
+        settings = self.settings
+        if settings.robot_description:
+            return settings.robot_description, "parameter robot_description"
+        timeout_s = settings.robot_description_timeout_s
         published = self._wait_for_description(timeout_s) if timeout_s > 0 else ""
         if published:
             return published, "topic robot_description"
-        if self._param("urdf_path"):
-            path = resolve_path(self._param("urdf_path"))
-            return str(path), f"urdf_path {path}"
+        if settings.urdf_path:
+            path = resolve_path(settings.urdf_path)
+            return str(path), f"urdf_path {echo(str(path))}"
         raise StartupError(
             f"no robot description: parameter robot_description and urdf_path are empty and nothing was "
             f"published on {self.resolve_topic_name('robot_description')} within {timeout_s} s"
@@ -227,8 +198,9 @@ class IKNode(Node):
     def _wait_for_description(self, timeout_s: float) -> str:
         """The URDF latched on the robot_description topic (transient local, as robot_state_publisher), or ''."""
         received: list[str] = []
-        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        subscription = self.create_subscription(String, "robot_description", lambda msg: received.append(msg.data), qos)
+        subscription = self.create_subscription(
+            String, "robot_description", lambda msg: received.append(msg.data), DESCRIPTION_QOS
+        )
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(self)
         deadline = time.monotonic() + timeout_s
@@ -243,215 +215,146 @@ class IKNode(Node):
 
     def summary(self) -> str:
         """What the node serves, in one line."""
-        chain = self.chain
-        mode = f"network {self._param('model_path')}" if self.solver.network is not None else "numerical only (no model)"
+        chain, settings = self.chain, self.settings
+        mode = f"network {settings.model_path}" if self.solver.network is not None else "numerical only (no model)"
         return (
             f"serving {self.resolve_service_name('~/compute_ik')} (moveit_msgs/srv/GetPositionIK) for group "
-            f"{self._param('group_name')!r}: {chain.base_link} -> {chain.tip_link}, {chain.dof} joints "
+            f"{settings.group_name!r}: {chain.base_link} -> {chain.tip_link}, {chain.dof} joints "
             f"{chain.joint_names}, {mode}; goals on {self.resolve_topic_name('~/goal_pose')} -> commands on "
             f"{self.resolve_topic_name('~/joint_commands')}"
         )
 
-    # ------------------------------------------------------------------ the service
+    # ------------------------------------------------------------------ callbacks
+
+    def _unexpected(self, where: str, error: Exception) -> str:
+        """Log an exception that escaped the request logic (one line; the traceback at debug); its reason."""
+        reason = f"internal error: {type(error).__name__}: {echo(str(error))}"
+        self.get_logger().error(f"{where}: {reason}")
+        self.get_logger().debug(traceback.format_exc())
+        return reason
 
     def _compute_ik(self, request: GetPositionIK.Request, response: GetPositionIK.Response) -> GetPositionIK.Response:
+        # The catch-all: rclpy's executor re-raises a callback's exception, which would end the process.
         try:
-            problem = self._problem(request.ik_request)
-        except _Refusal as refusal:
-            self.get_logger().warning(f"compute_ik refused ({refusal.code}): {refusal}")
-            return _answer(response, refusal.code, str(refusal))
-        result = self._solve(problem)
+            return self._serve(request.ik_request, response)
+        except Exception as error:
+            return _answer(GetPositionIK.Response(), MoveItErrorCodes.FAILURE, self._unexpected("compute_ik", error))
+
+    def _serve(self, ik: PositionIKRequest, response: GetPositionIK.Response) -> GetPositionIK.Response:
+        outcome = problem_of(ik, self._request_context, self._current_state())
+        if isinstance(outcome, Refusal):
+            self.get_logger().warning(f"compute_ik refused ({outcome.code}): {outcome.message}")
+            return _answer(response, outcome.code, outcome.message)
+        with self._budget(outcome) as problem:
+            result = self._solve(problem)
         response.solution.joint_state = joint_state(self.chain.joint_names, result.q, self.get_clock().now().to_msg())
         for note in problem.notes:
             self.get_logger().warning(f"compute_ik: {note}")
         code = MoveItErrorCodes.SUCCESS if result.success else MoveItErrorCodes.NO_IK_SOLUTION
-        return _answer(response, code, "; ".join((self._describe(result), *problem.notes)))
+        return _answer(response, code, "; ".join((_describe(result), *problem.notes)))
 
-    def _solve(self, problem: _Problem) -> IKResult:
+    @contextlib.contextmanager
+    def _budget(self, problem: Problem) -> Iterator[Problem]:
+        """The problem with the budget it may use: above default_timeout_s only while one of the
+        executor_threads - 1 long-solve slots is free, else cut to default_timeout_s (noted). So one thread
+        is always free again within default_timeout_s, whatever the other requests asked for."""
+        default_s = self.settings.default_timeout_s
+        if problem.timeout_s <= default_s:
+            yield problem
+        elif self._long_solves.acquire(blocking=False):
+            try:
+                yield problem
+            finally:
+                self._long_solves.release()
+        else:
+            note = (
+                f"timeout cut to default_timeout_s = {default_s:g} s: {self.settings.long_solves} requests with "
+                f"longer budgets are already being solved"
+            )
+            yield dataclasses.replace(problem, timeout_s=default_s, notes=(*problem.notes, note))
+
+    def _solve(self, problem: Problem) -> IKResult:
+        settings = self.settings
         return self.solver.solve(
             problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,
-            position_tolerance_m=self._param("position_tolerance_m"),
-            orientation_tolerance_rad=None if self._param("position_only_ik") else self._param("orientation_tolerance_rad"),
-            lower=problem.lower, upper=problem.upper, seed_first=self._param("seed_first") and problem.seed_known,
+            position_tolerance_m=settings.position_tolerance_m,
+            orientation_tolerance_rad=None if settings.position_only_ik else settings.orientation_tolerance_rad,
+            lower=problem.bounds.lower, upper=problem.bounds.upper,
+            seed_first=settings.seed_first and problem.seed_known, stop=self._stop,
         )  # fmt: skip
 
-    @staticmethod
-    def _describe(result: IKResult) -> str:
-        verdict = "solved" if result.success else "no solution within the timeout; best effort"
-        return (
-            f"{verdict}: position error {result.position_error_m:.3g} m, orientation error "
-            f"{result.orientation_error_rad:.3g} rad, {result.iterations} iterations, {1e3 * result.elapsed_s:.2f} ms"
-        )
-
-    def _problem(self, ik: PositionIKRequest) -> _Problem:
-        """The request checked and turned into the solver's terms; _Refusal names what is wrong."""
-        group = self._param("group_name")
-        if ik.group_name not in ("", group):
-            raise _Refusal(MoveItErrorCodes.INVALID_GROUP_NAME, f"group_name {ik.group_name!r}: this node serves {group!r}")
-        notes: list[str] = []
-        if ik.avoid_collisions:
-            if self._param("avoid_collisions_policy") == "refuse":
-                raise _Refusal(
-                    MoveItErrorCodes.COLLISION_CHECKING_UNAVAILABLE,
-                    "avoid_collisions is true, but this node has no planning scene to check collisions against "
-                    "(send avoid_collisions=false, or set avoid_collisions_policy to 'ignore')",
-                )
-            notes.append("collisions NOT checked: this node has no planning scene")
-        link, pose_stamped = self._link_and_pose(ik)
-        T_frame_link = self._pose(pose_stamped)
-        frame = pose_stamped.header.frame_id.lstrip("/") or self.chain.base_link
-        if frame not in self._T_base_frame:
-            raise _Refusal(
-                MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
-                f"pose frame {frame!r} is not the base {self.chain.base_link!r} or a frame fixed to it "
-                f"({sorted(self._T_base_frame)}); this node has no TF listener",
-            )
-        timeout_s = duration_to_seconds(ik.timeout)
-        if timeout_s < 0:
-            raise _Refusal(MoveItErrorCodes.FAILURE, f"timeout is negative ({timeout_s} s)")
-        lower, upper = self._bounds(ik, notes)
-        return _Problem(
-            T_base_tip=self._T_base_frame[frame] @ T_frame_link @ self._T_link_tip[link],
-            **self._seed(ik.robot_state.joint_state),
-            lower=lower, upper=upper,
-            timeout_s=timeout_s or self._param("default_timeout_s"),
-            notes=tuple(notes),
-        )  # fmt: skip
-
-    def _link_and_pose(self, ik: PositionIKRequest) -> tuple[str, PoseStamped]:
-        """The link to place and its pose; a one-entry pose_stamped_vector stands for pose_stamped."""
-        link, pose_stamped = ik.ik_link_name, ik.pose_stamped
-        if ik.pose_stamped_vector or ik.ik_link_names:
-            if len(ik.pose_stamped_vector) != 1 or len(ik.ik_link_names) > 1:
-                raise _Refusal(
-                    MoveItErrorCodes.INVALID_LINK_NAME,
-                    f"{len(ik.pose_stamped_vector)} poses for links {list(ik.ik_link_names)}: this node places one "
-                    f"link, the tip {self.chain.tip_link!r} or a link fixed to it",
-                )
-            pose_stamped = ik.pose_stamped_vector[0]
-            link = ik.ik_link_names[0] if ik.ik_link_names else link
-        link = link or self.chain.tip_link
-        if link not in self._T_link_tip:
-            raise _Refusal(
-                MoveItErrorCodes.INVALID_LINK_NAME,
-                f"ik_link_name {link!r} is not the tip {self.chain.tip_link!r} or a link fixed to it "
-                f"({sorted(self._T_link_tip)})",
-            )
-        return link, pose_stamped
-
-    @staticmethod
-    def _pose(pose_stamped: PoseStamped) -> np.ndarray:
-        try:
-            return pose_to_matrix(pose_stamped.pose)
-        except ValueError as error:
-            raise _Refusal(MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS, f"pose_stamped.{error}") from None
-
-    def _seed(self, state: JointState) -> dict[str, Any]:
-        """``seed`` (dof,): the request's positions by joint name, the rest the current joint state (else
-        mid-limits); ``seed_known``: whether any of it came from the request or joint_states."""
-        if len(state.position) != len(state.name):
-            raise _Refusal(
-                MoveItErrorCodes.INVALID_ROBOT_STATE,
-                f"robot_state.joint_state has {len(state.name)} names but {len(state.position)} positions",
-            )
-        unknown = sorted(set(state.name) - self._robot_joints)
-        if unknown or len(set(state.name)) != len(state.name):
-            what = f"unknown joints {unknown}" if unknown else "repeated joint names"
-            raise _Refusal(
-                MoveItErrorCodes.INVALID_ROBOT_STATE,
-                f"robot_state.joint_state has {what}; the chain's joints are {self.chain.joint_names}",
-            )
+    def _current_state(self) -> CurrentState:
         with self._current_lock:
-            seed, known = self._current.copy(), self._current_known
-        for name, position in zip(state.name, state.position):
-            if name in self._joint_index:
-                if not math.isfinite(position):
-                    raise _Refusal(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joint {name!r} is {position}")
-                seed[self._joint_index[name]] = position
-                known = True
-        return {"seed": seed, "seed_known": known}
-
-    def _bounds(self, ik: PositionIKRequest, notes: list[str]) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-        """Joint bounds narrowed by constraints.joint_constraints, or (None, None); unsupported kinds noted."""
-        constraints = ik.constraints
-        unsupported = [
-            f"{len(kind)} {name}" for name, kind in (
-                ("position", constraints.position_constraints), ("orientation", constraints.orientation_constraints),
-                ("visibility", constraints.visibility_constraints),
-            ) if kind
-        ]  # fmt: skip
-        if unsupported:
-            notes.append(f"unsupported constraints ignored ({', '.join(unsupported)}): only joint constraints are applied")
-        if not constraints.joint_constraints:
-            return None, None
-        lower, upper = self.chain.lower.copy(), self.chain.upper.copy()
-        continuous = self.chain.is_continuous
-        for constraint in constraints.joint_constraints:
-            name = constraint.joint_name
-            numbers = (constraint.position, constraint.tolerance_above, constraint.tolerance_below)
-            if name not in self._robot_joints:
-                raise _Refusal(MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS, f"joint constraint on unknown joint {name!r}")
-            if not all(math.isfinite(v) for v in numbers) or min(numbers[1:]) < 0:
-                raise _Refusal(
-                    MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS,
-                    f"joint constraint on {name!r}: position and tolerances must be finite, tolerances >= 0",
-                )
-            if name not in self._joint_index:
-                notes.append(f"joint constraint on {name!r} ignored: not a joint of the chain")
-                continue
-            j = self._joint_index[name]
-            low, high = constraint.position - constraint.tolerance_below, constraint.position + constraint.tolerance_above
-            if continuous[j] and upper[j] - lower[j] >= 2 * math.pi:
-                # A continuous joint's window may lie anywhere on the circle: it replaces the full turn.
-                lower[j], upper[j] = low, min(high, low + 2 * math.pi)
-            else:
-                lower[j], upper[j] = max(lower[j], low), min(upper[j], high)
-            if lower[j] > upper[j]:
-                raise _Refusal(
-                    MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS,
-                    f"joint constraint on {name!r} leaves no room: [{low:.6g}, {high:.6g}] against limits "
-                    f"[{self.chain.lower[j]:.6g}, {self.chain.upper[j]:.6g}]",
-                )
-        return lower, upper
-
-    # ------------------------------------------------------------------ topics
+            return CurrentState(self._current.copy(), self._current_known)
 
     def _on_joint_states(self, msg: JointState) -> None:
-        with self._current_lock:
-            for name, position in zip(msg.name, msg.position):
-                if name in self._joint_index and math.isfinite(position):
-                    self._current[self._joint_index[name]] = position
-                    self._current_known = True
+        try:
+            with self._current_lock:
+                for name, position in zip(msg.name, msg.position):
+                    j = self._joint_index.get(name)
+                    if j is not None and math.isfinite(position):
+                        self._current[j] = position
+                        self._current_known = True
+        except Exception as error:
+            self._unexpected("joint_states", error)
 
     def _on_goal(self, msg: PoseStamped) -> None:
         """Solve a goal pose from the current joint state; publish the solution as a joint command."""
-        ik = PositionIKRequest(pose_stamped=msg)
         try:
-            problem = self._problem(ik)
-        except _Refusal as refusal:
-            self.get_logger().warning(f"goal pose refused ({refusal.code}): {refusal}")
+            self._solve_goal(msg)
+        except Exception as error:
+            self._unexpected("goal_pose", error)
+
+    def _solve_goal(self, msg: PoseStamped) -> None:
+        outcome = problem_of(PositionIKRequest(pose_stamped=msg), self._request_context, self._current_state())
+        if isinstance(outcome, Refusal):
+            self.get_logger().warning(f"goal pose refused ({outcome.code}): {outcome.message}")
             return
-        result = self._solve(problem)
+        result = self._solve(outcome)
         if not result.success:
-            self.get_logger().warning(f"goal pose: {self._describe(result)}; no command published")
+            self.get_logger().warning(f"goal pose: {_describe(result)}; no command published")
             return
         stamp = self.get_clock().now().to_msg()
         self._commands.publish(joint_state(self.chain.joint_names, result.q, stamp))
         if self._trajectories is not None:
             self._trajectories.publish(
-                joint_trajectory(self.chain.joint_names, result.q, self._param("trajectory_time_from_start_s"), stamp)
+                joint_trajectory(self.chain.joint_names, result.q, self.settings.trajectory_time_from_start_s, stamp)
             )
-        self.get_logger().debug(f"goal pose: {self._describe(result)}; command published")
+        self.get_logger().debug(f"goal pose: {_describe(result)}; command published")
+
+
+def _empty_parameter_rule(argv: list[str]) -> Optional[str]:
+    """The first ``-p name:=`` without a value among the ROS arguments, else None. rcl cannot parse one (it
+    logs its own line and raises); an empty string is written ``-p "name:=''"``."""
+    in_ros_args = False
+    for i, token in enumerate(argv):
+        if token == "--ros-args":
+            in_ros_args = True
+        elif token == "--":
+            in_ros_args = False
+        elif in_ros_args and token in ("-p", "--param") and i + 1 < len(argv) and argv[i + 1].endswith(":="):
+            return argv[i + 1]
+    return None
 
 
 def main(args: Optional[list[str]] = None) -> int:
-    """``ik_node``: run the node until Ctrl-C. Exit 1, with one error line, when it cannot start."""
-    rclpy.init(args=args)
+    """``ik_node``: run the node until Ctrl-C or SIGTERM. Exit 1, with one error line, when it cannot start."""
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    empty = _empty_parameter_rule(sys.argv if args is None else args)
+    if empty is not None:
+        logger.error(f"cannot start: parameter rule {echo(empty)} has no value "
+                     f"(an empty string is written -p \"NAME:=''\")")  # fmt: skip
+        return 1
+    try:
+        rclpy.init(args=args)
+    except RCLError as error:  # other arguments rcl cannot parse (it has logged its own line too)
+        logger.error(f"cannot start: bad ROS arguments: {echo(' '.join(str(error).split()))}")
+        return 1
     try:
         try:
             node = IKNode()
         except StartupError as error:
-            rclpy.logging.get_logger(NODE_NAME).error(f"cannot start: {' '.join(str(error).split())}")
+            logger.error(f"cannot start: {' '.join(str(error).split())}")
             return 1
         except Exception:
             if rclpy.ok():
@@ -460,11 +363,13 @@ def main(args: Optional[list[str]] = None) -> int:
         # The ~265 000 objects of start-up (torch, the model, rclpy) made every full garbage collection
         # a 160 ms pause inside some request's time budget; frozen, they are never scanned again.
         gc.freeze()
-        executor = MultiThreadedExecutor(num_threads=node._param("executor_threads"))
+        executor = MultiThreadedExecutor(num_threads=node.settings.executor_threads)
         executor.add_node(node)
         try:
             executor.spin()
         finally:
+            # Solves in flight end at their next step, so the threads are free to be joined at once.
+            node.stop()
             executor.shutdown()
             node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -1,0 +1,276 @@
+"""The request logic, pure: a ``moveit_msgs/PositionIKRequest`` becomes a ``Problem`` for the solver (the
+tip's pose in the chain's base frame, seed, joint bounds, budget) or a ``Refusal`` (a MoveIt error code and
+a message naming the field).
+
+No node and no DDS: messages are plain Python objects, so every refusal is unit-tested in milliseconds.
+Every value quoted back from a request goes through ``echo``/``echo_list`` (bounded); arrays longer than
+``max_request_items`` are refused before any other work. Lengths in metres, angles in radians.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping, Union
+
+import numpy as np
+from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest
+from sensor_msgs.msg import JointState
+
+from ik_neural.chain import KinematicChain
+from ik_neural.echo import echo, echo_list
+from ik_neural.joint_bounds import JointBounds, JointBoundsError
+from ik_neural.ros.messages import duration_to_seconds, pose_to_matrix
+from ik_neural.ros.settings import NodeSettings
+from ik_neural.urdf_model import UrdfModel
+
+
+LARGEST_POSITION_M = float(np.finfo(np.float32).max)
+"""Largest coordinate of a target in the base frame, m: the network reads poses in float32."""
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What a request is checked against: the chain, the frames and links fixed to its base and tip, the
+    robot's joint names, the node's settings."""
+
+    chain: KinematicChain
+    T_base_frame: Mapping[str, np.ndarray]  # a frame a pose may be given in -> its pose (4, 4) in the base frame
+    T_link_tip: Mapping[str, np.ndarray]  # a link a request may place -> the tip's pose (4, 4) in that link's frame
+    robot_joints: frozenset[str]  # every joint of the URDF (a full robot state names them all)
+    settings: NodeSettings
+
+    @classmethod
+    def of_model(cls, model: UrdfModel, chain: KinematicChain, settings: NodeSettings) -> "RequestContext":
+        """The context of ``chain``, taken from ``model``, the parsed URDF it came from."""
+        return cls(
+            chain=chain,
+            T_base_frame=model.attached_frames(chain.base_link),
+            T_link_tip={link: np.linalg.inv(T) for link, T in model.attached_frames(chain.tip_link).items()},
+            robot_joints=frozenset(model.joint_names),
+            settings=settings,
+        )
+
+
+@dataclass(frozen=True)
+class CurrentState:
+    """The chain's joints as last heard on joint_states: q (dof,) in chain order, mid-limits for joints
+    never heard of; ``known`` whether any was heard."""
+
+    q: np.ndarray
+    known: bool
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A request checked and put in the solver's terms."""
+
+    T_base_tip: np.ndarray  # (4, 4) the tip's target pose in the chain's base frame, finite
+    seed: np.ndarray  # (dof,) finite
+    seed_known: bool  # from the request or joint_states, not only the mid-limits default
+    bounds: JointBounds  # the chain's, narrowed by the request's joint constraints
+    timeout_s: float  # the solve budget, 0 < timeout_s <= max_timeout_s
+    notes: tuple[str, ...]  # what the answer's message and the log must say besides the result
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request answered without solving: a MoveItErrorCodes value and a one-line message."""
+
+    code: int
+    message: str
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.refusal = Refusal(code, message)
+
+
+def problem_of(ik: PositionIKRequest, context: RequestContext, current: CurrentState) -> Union[Problem, Refusal]:
+    """The request ``ik`` as a Problem, or the Refusal that answers it. Never raises for any message."""
+    try:
+        return _problem(ik, context, current)
+    except _Refused as refused:
+        return refused.refusal
+
+
+def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentState) -> Problem:
+    chain, settings = context.chain, context.settings
+    _check_sizes(ik, settings.max_request_items)
+    if ik.group_name not in ("", settings.group_name):
+        raise _Refused(
+            MoveItErrorCodes.INVALID_GROUP_NAME, f"group_name {echo(ik.group_name)}: this node serves {settings.group_name!r}"
+        )
+    notes: list[str] = []
+    if ik.avoid_collisions:
+        if settings.avoid_collisions_policy == "refuse":
+            raise _Refused(
+                MoveItErrorCodes.COLLISION_CHECKING_UNAVAILABLE,
+                "avoid_collisions is true, but this node has no planning scene to check collisions against "
+                "(send avoid_collisions=false, or set avoid_collisions_policy to 'ignore')",
+            )
+        notes.append("collisions NOT checked: this node has no planning scene")
+    link, pose_stamped = _link_and_pose(ik, context)
+    try:
+        T_frame_link = pose_to_matrix(pose_stamped.pose)
+    except ValueError as error:
+        raise _Refused(MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS, f"pose_stamped.{error}") from None
+    T_base_frame = context.T_base_frame.get(_frame(pose_stamped.header.frame_id, chain.base_link))
+    if T_base_frame is None:
+        raise _Refused(
+            MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
+            f"pose frame {echo(pose_stamped.header.frame_id)} is not the base {chain.base_link!r} or a frame fixed "
+            f"to it {echo_list(sorted(context.T_base_frame))}; this node has no TF listener",
+        )
+    # A finite position far enough out (1e308 m) overflows in the frame change, or in the network, which
+    # reads float32: refused here, where it is known, not as a numpy warning and a garbage target later.
+    with np.errstate(over="ignore", invalid="ignore"):
+        T_base_tip = T_base_frame @ T_frame_link @ context.T_link_tip[link]
+    if not np.abs(T_base_tip[:3, 3]).max() <= LARGEST_POSITION_M:  # NaN fails too
+        position = pose_stamped.pose.position
+        raise _Refused(
+            MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS,
+            f"pose_stamped.pose.position {echo([position.x, position.y, position.z])} is beyond float32's range "
+            f"(±{LARGEST_POSITION_M:.3g} m) once expressed in the base frame {chain.base_link!r}",
+        )
+    timeout_s = _timeout_s(ik, settings, notes)
+    seed, seed_known = _seed(ik.robot_state.joint_state, context, current)
+    return Problem(T_base_tip, seed, seed_known, _bounds(ik, context, notes), timeout_s, tuple(notes))
+
+
+def _check_sizes(ik: PositionIKRequest, cap: int) -> None:
+    """FAILURE for any array of the request longer than ``cap`` (before any work on its contents)."""
+    state, multi_dof, constraints = ik.robot_state.joint_state, ik.robot_state.multi_dof_joint_state, ik.constraints
+    arrays = {
+        "robot_state.joint_state.name": state.name, "robot_state.joint_state.position": state.position,
+        "robot_state.joint_state.velocity": state.velocity, "robot_state.joint_state.effort": state.effort,
+        "robot_state.multi_dof_joint_state.joint_names": multi_dof.joint_names,
+        "robot_state.multi_dof_joint_state.transforms": multi_dof.transforms,
+        "robot_state.multi_dof_joint_state.twist": multi_dof.twist,
+        "robot_state.multi_dof_joint_state.wrench": multi_dof.wrench,
+        "robot_state.attached_collision_objects": ik.robot_state.attached_collision_objects,
+        "constraints.joint_constraints": constraints.joint_constraints,
+        "constraints.position_constraints": constraints.position_constraints,
+        "constraints.orientation_constraints": constraints.orientation_constraints,
+        "constraints.visibility_constraints": constraints.visibility_constraints,
+        "ik_link_names": ik.ik_link_names, "pose_stamped_vector": ik.pose_stamped_vector,
+    }  # fmt: skip
+    for field_name, values in arrays.items():
+        if len(values) > cap:
+            raise _Refused(
+                MoveItErrorCodes.FAILURE,
+                f"{field_name} has {len(values)} entries; this node takes at most {cap} (max_request_items)",
+            )
+
+
+def _frame(frame_id: str, base_link: str) -> str:
+    """The frame a pose names: one leading '/' (tf1 style) is dropped; empty means the base."""
+    return (frame_id[1:] if frame_id.startswith("/") else frame_id) or base_link
+
+
+def _link_and_pose(ik: PositionIKRequest, context: RequestContext):
+    """(the link to place, its geometry_msgs/PoseStamped); a one-entry pose_stamped_vector stands for
+    pose_stamped."""
+    chain = context.chain
+    link, pose_stamped = ik.ik_link_name, ik.pose_stamped
+    if ik.pose_stamped_vector or ik.ik_link_names:
+        if len(ik.pose_stamped_vector) != 1 or len(ik.ik_link_names) > 1:
+            raise _Refused(
+                MoveItErrorCodes.INVALID_LINK_NAME,
+                f"{len(ik.pose_stamped_vector)} poses for links {echo_list(ik.ik_link_names)}: this node places "
+                f"one link, the tip {chain.tip_link!r} or a link fixed to it",
+            )
+        pose_stamped = ik.pose_stamped_vector[0]
+        link = ik.ik_link_names[0] if ik.ik_link_names else link
+    link = link or chain.tip_link
+    if link not in context.T_link_tip:
+        raise _Refused(
+            MoveItErrorCodes.INVALID_LINK_NAME,
+            f"ik_link_name {echo(link)} is not the tip {chain.tip_link!r} or a link fixed to it "
+            f"{echo_list(sorted(context.T_link_tip))}",
+        )
+    return link, pose_stamped
+
+
+def _timeout_s(ik: PositionIKRequest, settings: NodeSettings, notes: list[str]) -> float:
+    """The request's budget, s: zero means default_timeout_s; above max_timeout_s it is cut (noted)."""
+    timeout_s = duration_to_seconds(ik.timeout)
+    if timeout_s < 0:
+        raise _Refused(MoveItErrorCodes.FAILURE, f"timeout is negative ({timeout_s:.9g} s)")
+    if timeout_s > settings.max_timeout_s:
+        notes.append(f"timeout {timeout_s:.9g} s capped to max_timeout_s = {settings.max_timeout_s:g} s")
+        return settings.max_timeout_s
+    return timeout_s or settings.default_timeout_s
+
+
+def _seed(state: JointState, context: RequestContext, current: CurrentState) -> tuple[np.ndarray, bool]:
+    """(seed (dof,), known): the request's positions by joint name, the rest the current joint state (else
+    mid-limits); known: whether any of it came from the request or joint_states."""
+    chain = context.chain
+    if len(state.position) != len(state.name):
+        raise _Refused(
+            MoveItErrorCodes.INVALID_ROBOT_STATE,
+            f"robot_state.joint_state has {len(state.name)} names but {len(state.position)} positions",
+        )
+    names = list(state.name)
+    unknown = sorted(set(names) - context.robot_joints)
+    if unknown:
+        raise _Refused(
+            MoveItErrorCodes.INVALID_ROBOT_STATE,
+            f"robot_state.joint_state has unknown joints {echo_list(unknown)}; the chain's joints are "
+            f"{echo_list(chain.joint_names)}",
+        )
+    if len(set(names)) != len(names):
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        raise _Refused(
+            MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state.joint_state repeats joint names {echo_list(repeated)}"
+        )
+    index = {name: j for j, name in enumerate(chain.joint_names)}
+    seed, known = current.q.copy(), current.known
+    for name, position in zip(names, state.position):
+        if name in index:
+            if not math.isfinite(position):
+                raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joint {name!r} is {position}")
+            seed[index[name]] = position
+            known = True
+    return seed, known
+
+
+def _bounds(ik: PositionIKRequest, context: RequestContext, notes: list[str]) -> JointBounds:
+    """The chain's bounds narrowed by constraints.joint_constraints (JointBounds.narrow judges each window);
+    joints of the robot outside the chain, and constraint kinds that are not applied, are noted."""
+    constraints = ik.constraints
+    unsupported = [
+        f"{len(kind)} {name}" for name, kind in (
+            ("position", constraints.position_constraints), ("orientation", constraints.orientation_constraints),
+            ("visibility", constraints.visibility_constraints),
+        ) if kind
+    ]  # fmt: skip
+    if unsupported:
+        notes.append(f"unsupported constraints ignored ({', '.join(unsupported)}): only joint constraints are applied")
+    bounds = context.chain.bounds
+    outside: set[str] = set()
+    for constraint in constraints.joint_constraints:
+        name = constraint.joint_name
+        if name not in context.robot_joints:
+            raise _Refused(MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS, f"joint constraint on unknown joint {echo(name)}")
+        below, above = constraint.tolerance_below, constraint.tolerance_above
+        if not (below >= 0 and above >= 0):  # NaN fails too
+            raise _Refused(
+                MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS,
+                f"joint constraint on {name!r}: tolerances must be >= 0, got below {below:.6g}, above {above:.6g}",
+            )
+        if name not in bounds.names:
+            outside.add(name)
+            continue
+        # Python floats overflow to inf here (-1e308 - 1e308) without a warning; narrow refuses it.
+        window = (constraint.position - below, constraint.position + above)
+        try:
+            bounds = bounds.narrow({name: window})
+        except JointBoundsError as error:
+            raise _Refused(MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS, f"joint constraint: {error}") from None
+    if outside:
+        notes.append(f"joint constraints on joints outside the chain ignored: {echo_list(sorted(outside))}")
+    return bounds

@@ -1,0 +1,148 @@
+"""The node's parameters: one typed settings object, each field declared once with its default, meaning
+(units) and check. The node declares every field as a read-only ROS parameter of the same name; the
+README's parameter table is ``markdown_table()``, and a test holds the two equal.
+
+Imports no ROS: the request logic and its unit tests use these settings too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping, Optional
+
+AVOID_COLLISIONS_POLICIES = ("refuse", "ignore")
+
+Check = Callable[[Any], Optional[str]]
+"""A value check: None when the value is fine, else what it must be ("a positive number")."""
+
+
+class SettingsError(ValueError):
+    """A parameter value that cannot be used; ``name`` is the parameter."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def _positive(value: float) -> Optional[str]:
+    return None if math.isfinite(value) and value > 0 else "a positive number"
+
+
+def _non_negative(value: float) -> Optional[str]:
+    return None if math.isfinite(value) and value >= 0 else "a positive number or 0"
+
+
+def _positive_integer(value: int) -> Optional[str]:
+    return None if value >= 1 else "an integer of at least 1"
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: str) -> Optional[str]:
+        return None if value in choices else f"one of {choices}"
+
+    return check
+
+
+def _setting(default: Any, description: str, check: Optional[Check] = None) -> Any:
+    """A field of NodeSettings: its default, its meaning with units (the README and the ROS parameter
+    descriptor show it) and its check."""
+    return field(default=default, metadata={"description": description, "check": check})
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Every parameter of the node, read as attributes. ``NodeSettings(**values)`` checks each value and
+    raises SettingsError naming the parameter."""
+
+    robot_description: str = _setting("", "URDF XML. Empty: the robot_description topic, then urdf_path.")
+    robot_description_timeout_s: float = _setting(
+        2.0, "How long to wait for the robot_description topic when the parameter is empty, s.", _non_negative
+    )
+    urdf_path: str = _setting("", "URDF file, used when no robot description was given or published. package:// URIs work.")
+    base_link: str = _setting("", "Base link of the chain. Empty: the model's.")
+    tip_link: str = _setting("", "Tip link of the chain. Empty: the model's.")
+    model_path: str = _setting("", "TorchScript network (ik_train's output). Empty: numerical-only solving, with a warning.")
+    group_name: str = _setting("manipulator", "The planning group requests must name (an empty group_name is accepted too).")
+    seed_first: bool = _setting(
+        True,
+        "When a seed is known (the request's robot_state, or joint_states), refine it before the network's guess, "
+        "so that the solution is the one nearest the seed, as with KDL or TRAC-IK. False: the network's guess first.",
+    )
+    default_timeout_s: float = _setting(0.05, "Solve budget of a request whose timeout is zero, and of goal poses, s.", _positive)
+    max_timeout_s: float = _setting(
+        5.0,
+        "Largest solve budget a request may ask for, s: a longer timeout is cut to it (the answer's message says so). "
+        "At least default_timeout_s.",
+        _positive,
+    )
+    max_request_items: int = _setting(
+        10_000,
+        "Largest number of entries of any array in a request (joint names and positions, constraints, poses, links); "
+        "a request with more is refused (FAILURE) before any other work.",
+        _positive_integer,
+    )
+    position_tolerance_m: float = _setting(1e-5, "Largest position error of a solution, m.", _positive)
+    orientation_tolerance_rad: float = _setting(1e-5, "Largest orientation error of a solution, rad.", _positive)
+    position_only_ik: bool = _setting(
+        False, "Solve for the position alone; the orientation of the pose is ignored (as MoveIt's KDL plugin's)."
+    )
+    avoid_collisions_policy: str = _setting(
+        "refuse",
+        "Requests with avoid_collisions=true: 'refuse' (COLLISION_CHECKING_UNAVAILABLE) or 'ignore' "
+        "(solve without a collision check; the response message says so). This node has no planning scene.",
+        _one_of(*AVOID_COLLISIONS_POLICIES),
+    )
+    publish_trajectory: bool = _setting(False, "Also publish goal solutions on ~/joint_trajectory (a ros2_control trajectory).")
+    trajectory_time_from_start_s: float = _setting(2.0, "time_from_start of the published trajectory point, s.", _positive)
+    executor_threads: int = _setting(
+        4,
+        "Threads serving requests in parallel. At most executor_threads - 1 requests at once get a budget above "
+        "default_timeout_s; a request beyond that is cut to default_timeout_s (its message says so), so one thread "
+        "is always free within default_timeout_s.",
+        _positive_integer,
+    )
+
+    def __post_init__(self) -> None:
+        for setting in fields(self):
+            check = setting.metadata["check"]
+            value = getattr(self, setting.name)
+            problem = check(value) if check is not None else None
+            if problem is not None:
+                raise SettingsError(setting.name, f"parameter {setting.name} must be {problem}, got {value!r}")
+        if self.max_timeout_s < self.default_timeout_s:
+            raise SettingsError(
+                "max_timeout_s",
+                f"parameter max_timeout_s ({self.max_timeout_s}) must be at least default_timeout_s ({self.default_timeout_s})",
+            )
+
+    @property
+    def long_solves(self) -> int:
+        """How many requests may hold a budget above default_timeout_s at once: every thread but one."""
+        return self.executor_threads - 1
+
+
+def defaults() -> Mapping[str, Any]:
+    """name -> default of every parameter, in declaration order."""
+    return {setting.name: setting.default for setting in fields(NodeSettings)}
+
+
+def description(name: str) -> str:
+    """The meaning (with units) of parameter ``name``."""
+    return NodeSettings.__dataclass_fields__[name].metadata["description"]
+
+
+def _shown(value: Any) -> str:
+    """A default as the README shows it: YAML-like (true, "text", 1e-05)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def markdown_table() -> str:
+    """The README's parameter table (a test holds the README's copy equal to this)."""
+    rows = ["| parameter | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{name}` | `{_shown(default)}` | {description(name)} |" for name, default in defaults().items()]
+    return "\n".join(rows)

@@ -1,0 +1,371 @@
+"""The request logic without a ROS graph: every refusal of the README's request table, the abuse cases of
+issue 11, and a property-based fuzz (hypothesis) of request → problem or refusal → solver.
+
+Messages are plain Python objects here (no rclpy.init, no node). The chain is the Panda with a 'world'
+frame above its base turned 45 degrees about z; the fuzz's also has a continuous first joint.
+"""
+
+import dataclasses
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
+from hypothesis import HealthCheck, given, settings, strategies as st
+from moveit_msgs.msg import (Constraints, JointConstraint, MoveItErrorCodes as C, PositionConstraint, PositionIKRequest,
+                              RobotState)
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Header
+
+from reference import ReferenceChain
+from urdf_variants import panda_urdf, with_continuous_joint, with_world_frame
+
+from ik_neural.ros.messages import matrix_to_pose, seconds_to_duration
+from ik_neural.ros.request import CurrentState, Problem, Refusal, RequestContext, problem_of
+from ik_neural.ros.settings import NodeSettings
+from ik_neural.solver import IKSolver
+from ik_neural.urdf_model import UrdfModel
+
+ROOT = Path(__file__).resolve().parents[2]
+WORLD_XYZ, WORLD_RPY = "0.5 -0.2 0.75", f"0 0 {math.pi / 4!r}"
+MAX_MESSAGE = 1000  # characters: every message the request logic writes stays under this
+SETTINGS = NodeSettings(group_name="panda_arm", default_timeout_s=0.05, max_timeout_s=2.0, max_request_items=50)
+
+
+def _context(urdf, settings=SETTINGS):
+    model = UrdfModel.parse(urdf)
+    return RequestContext.of_model(model, model.chain("panda_link0", "panda_link8"), settings)
+
+
+@pytest.fixture(scope="module")
+def urdf():
+    return with_world_frame(panda_urdf(), WORLD_XYZ, WORLD_RPY)
+
+
+@pytest.fixture(scope="module")
+def context(urdf):
+    return _context(urdf)
+
+
+@pytest.fixture(scope="module")
+def continuous_urdf():
+    return with_continuous_joint(with_world_frame(panda_urdf(), WORLD_XYZ, WORLD_RPY), "panda_joint1")
+
+
+@pytest.fixture(scope="module")
+def continuous_context(continuous_urdf):
+    return _context(continuous_urdf)
+
+
+def _unknown_state(context):
+    return CurrentState(context.chain.middle.copy(), False)
+
+
+def _request(T=None, frame="panda_link0", link="", group="panda_arm", timeout_s=0.0, **fields):
+    ik = PositionIKRequest(group_name=group, ik_link_name=link, timeout=seconds_to_duration(timeout_s), **fields)
+    ik.pose_stamped.header.frame_id = frame
+    ik.pose_stamped.pose = matrix_to_pose(np.eye(4) if T is None else T)
+    return ik
+
+
+def _T_mid(context):
+    return context.chain.forward(context.chain.middle)
+
+
+def _documented_codes():
+    """The codes of the README's request table (the codes a refusal may have)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**Requests.**"):readme.index("**Seeds.**")]
+    rows = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    return {int(code) for code in re.findall(r"\b[A-Z_]+ \((-?\d+)\)", rows)}
+
+
+_DOCUMENTED = _documented_codes()
+
+
+def _refusal(outcome, code):
+    assert isinstance(outcome, Refusal), outcome
+    assert outcome.code == code, outcome
+    assert 0 < len(outcome.message) < MAX_MESSAGE
+    return outcome.message
+
+
+# ---------------------------------------------------------------------- refusals, one per README row
+
+
+def test_documented_codes_are_the_refusal_codes():
+    assert _documented_codes() == {C.INVALID_GROUP_NAME, C.INVALID_LINK_NAME, C.FRAME_TRANSFORM_FAILURE,
+                                   C.INVALID_GOAL_CONSTRAINTS, C.INVALID_ROBOT_STATE, C.FAILURE,
+                                   C.COLLISION_CHECKING_UNAVAILABLE}
+
+
+def test_unknown_group_is_invalid_group_name_and_a_long_one_is_echoed_short(context):
+    message = _refusal(problem_of(_request(group="right_arm"), context, _unknown_state(context)), C.INVALID_GROUP_NAME)
+    assert "'right_arm'" in message and "'panda_arm'" in message
+    message = _refusal(problem_of(_request(group="g" * 100_000), context, _unknown_state(context)), C.INVALID_GROUP_NAME)
+    assert "100002 characters" in message
+
+
+@pytest.mark.parametrize("link, vector, links", [
+    ("panda_link3", 0, []), ("gripper", 0, []), ("", 2, []), ("", 1, ["panda_link8", "panda_link7"]),
+])
+def test_links_not_fixed_to_the_tip_and_several_poses_are_invalid_link_name(context, link, vector, links):
+    ik = _request(link=link)
+    ik.pose_stamped_vector = [ik.pose_stamped] * vector
+    ik.ik_link_names = links
+    _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_LINK_NAME)
+
+
+@pytest.mark.parametrize("frame", ["camera_link", "panda_link2", "//panda_link0", "//world", "x" * 5000])
+def test_frames_not_fixed_to_the_base_are_frame_transform_failure(context, frame):
+    message = _refusal(problem_of(_request(frame=frame), context, _unknown_state(context)), C.FRAME_TRANSFORM_FAILURE)
+    assert "no TF listener" in message
+
+
+@pytest.mark.parametrize("position, orientation", [
+    ((math.nan, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
+    ((0.0, math.inf, 0.0), (0.0, 0.0, 0.0, 1.0)),
+    ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 2.0)),
+    ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)),
+    ((0.0, 0.0, 0.0), (1e308, 1e308, 0.0, 0.0)),
+])
+def test_bad_poses_are_invalid_goal_constraints(context, position, orientation):
+    ik = _request()
+    ik.pose_stamped.pose = Pose(position=Point(x=position[0], y=position[1], z=position[2]),
+                                orientation=Quaternion(x=orientation[0], y=orientation[1], z=orientation[2], w=orientation[3]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        message = _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_GOAL_CONSTRAINTS)
+    assert message.startswith("pose_stamped.pose.")
+
+
+@pytest.mark.parametrize("frame, x, y", [
+    ("world", 1.7e308, 1.7e308),  # past the largest float64 along the base's x, in the 45-degree frame
+    ("panda_link0", 1e308, 0.0),  # a float64, but no float32 (which the network reads)
+    ("panda_link0", 0.0, -3.5e38),
+])
+def test_a_position_beyond_float32_in_the_base_frame_is_invalid_goal_constraints(context, frame, x, y):
+    ik = _request(frame=frame)
+    ik.pose_stamped.pose.position = Point(x=x, y=y, z=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning on the way
+        message = _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_GOAL_CONSTRAINTS)
+    assert "beyond float32's range" in message
+
+
+@pytest.mark.parametrize("names, positions, expected", [
+    (["elbow"], [0.1], "unknown joints ['elbow']"),
+    (["panda_joint1", "panda_joint2"], [0.1], "2 names but 1 positions"),
+    (["panda_joint1"], [math.nan], "'panda_joint1' is nan"),
+    (["panda_joint1", "panda_joint1"], [0.1, 0.2], "repeats joint names ['panda_joint1']"),
+])
+def test_bad_seeds_are_invalid_robot_state(context, names, positions, expected):
+    ik = _request(robot_state=RobotState(joint_state=JointState(name=names, position=positions)))
+    assert expected in _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_ROBOT_STATE)
+
+
+def test_many_unknown_seed_joints_are_echoed_short(context):
+    names = [f"joint_{i}" for i in range(SETTINGS.max_request_items)]
+    ik = _request(robot_state=RobotState(joint_state=JointState(name=names, position=[0.0] * len(names))))
+    message = _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_ROBOT_STATE)
+    assert f"({len(names)} items)" in message
+
+
+@pytest.mark.parametrize("constraint, expected", [
+    (JointConstraint(joint_name="nope", tolerance_above=0.1, tolerance_below=0.1), "unknown joint 'nope'"),
+    (JointConstraint(joint_name="panda_joint4", position=1.0, tolerance_above=0.1, tolerance_below=0.1), "leaves no room"),
+    (JointConstraint(joint_name="panda_joint2", position=0.0, tolerance_above=-0.1, tolerance_below=0.1), "tolerances must be >= 0"),
+    (JointConstraint(joint_name="panda_joint2", position=math.nan, tolerance_above=0.1, tolerance_below=0.1), "not finite"),
+    (JointConstraint(joint_name="panda_joint2", position=0.0, tolerance_above=math.inf, tolerance_below=0.1), "not finite"),
+])
+def test_bad_joint_constraints_are_invalid_goal_constraints(context, constraint, expected):
+    ik = _request(constraints=Constraints(joint_constraints=[constraint]))
+    assert expected in _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_GOAL_CONSTRAINTS)
+
+
+def test_the_overflowing_window_on_a_continuous_joint_is_invalid_goal_constraints(continuous_context):
+    """Issue 11's crash: finite, non-negative numbers whose window overflows to -inf."""
+    constraint = JointConstraint(joint_name="panda_joint1", position=-1e308, tolerance_above=0.0, tolerance_below=1e308)
+    ik = _request(constraints=Constraints(joint_constraints=[constraint]))
+    context = continuous_context
+    assert "not finite" in _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_GOAL_CONSTRAINTS)
+
+
+def test_negative_timeout_is_failure(context):
+    ik = _request()
+    ik.timeout.sec = -1
+    assert "timeout is negative" in _refusal(problem_of(ik, context, _unknown_state(context)), C.FAILURE)
+
+
+@pytest.mark.parametrize("path", ["robot_state.joint_state.name", "robot_state.joint_state.velocity",
+                                  "constraints.position_constraints", "ik_link_names", "pose_stamped_vector"])
+def test_arrays_over_max_request_items_are_failure_before_any_other_check(context, path):
+    ik = _request(group="not_this_group")  # would be INVALID_GROUP_NAME, were it looked at
+    owner_path, _, name = path.rpartition(".")
+    owner = ik
+    for part in filter(None, owner_path.split(".")):
+        owner = getattr(owner, part)
+    item = {"name": "x", "velocity": 0.0, "position_constraints": PositionConstraint(), "ik_link_names": "x",
+            "pose_stamped_vector": PoseStamped()}[name]
+    setattr(owner, name, [item] * (SETTINGS.max_request_items + 1))
+    message = _refusal(problem_of(ik, context, _unknown_state(context)), C.FAILURE)
+    assert f"{path} has {SETTINGS.max_request_items + 1} entries" in message and "max_request_items" in message
+
+
+def test_avoid_collisions_is_refused_or_noted_by_policy(urdf):
+    refusing = _context(urdf)
+    ik = _request(T=_T_mid(refusing), avoid_collisions=True)
+    _refusal(problem_of(ik, refusing, _unknown_state(refusing)), C.COLLISION_CHECKING_UNAVAILABLE)
+    ignoring = _context(urdf, NodeSettings(group_name="panda_arm", avoid_collisions_policy="ignore"))
+    problem = problem_of(ik, ignoring, _unknown_state(ignoring))
+    assert isinstance(problem, Problem) and "collisions NOT checked" in problem.notes[0]
+
+
+# ---------------------------------------------------------------------- problems
+
+
+def test_pose_in_a_fixed_frame_for_a_fixed_link_is_the_tips_pose_in_the_base(urdf, context):
+    """Judged by Pinocchio: the request's world-frame pose of panda_link7 is FK's panda_link8 in the base."""
+    chain = context.chain
+    q = chain.middle + 0.3
+    base_tip = ReferenceChain(urdf, "panda_link0", "panda_link8", chain.joint_names).forward(q)
+    world_link7 = ReferenceChain(urdf, "world", "panda_link7", chain.joint_names).forward(q)
+    for frame in ("world", "/world"):  # one leading '/' is ignored
+        problem = problem_of(_request(T=world_link7, frame=frame, link="panda_link7"), context, _unknown_state(context))
+        assert isinstance(problem, Problem), problem
+        np.testing.assert_allclose(problem.T_base_tip, base_tip, atol=1e-12)
+
+
+def test_empty_names_mean_base_tip_and_group_zero_timeout_the_default(context):
+    T = _T_mid(context)
+    problem = problem_of(_request(T=T, frame="", link="", group=""), context, _unknown_state(context))
+    assert isinstance(problem, Problem)
+    np.testing.assert_allclose(problem.T_base_tip, T, atol=1e-12)
+    assert problem.timeout_s == SETTINGS.default_timeout_s and problem.notes == () and not problem.seed_known
+    assert problem.bounds is context.chain.bounds
+
+
+def test_timeout_is_kept_to_the_nanosecond_and_capped_at_max_timeout_s(context):
+    ik = _request(T=_T_mid(context))
+    ik.timeout.sec, ik.timeout.nanosec = 1, 234_567_891
+    assert problem_of(ik, context, _unknown_state(context)).timeout_s == 1.234567891
+    ik.timeout.sec = 2**31 - 1
+    problem = problem_of(ik, context, _unknown_state(context))
+    assert problem.timeout_s == SETTINGS.max_timeout_s
+    assert any("capped to max_timeout_s" in note for note in problem.notes)
+
+
+def test_seed_comes_from_the_request_then_the_current_state(context):
+    chain = context.chain
+    current = CurrentState(chain.middle + 0.1, True)
+    ik = _request(T=_T_mid(context), robot_state=RobotState(joint_state=JointState(
+        name=["panda_joint3", "panda_joint8"], position=[0.25, 7.0])))  # panda_joint8: the robot's, not the chain's
+    problem = problem_of(ik, context, current)
+    expected = current.q.copy()
+    expected[2] = 0.25
+    np.testing.assert_array_equal(problem.seed, expected)
+    assert problem.seed_known
+
+
+def test_joint_constraints_narrow_the_bounds_and_unapplied_ones_are_noted(context, continuous_context):
+    constraints = Constraints(
+        joint_constraints=[JointConstraint(joint_name="panda_joint2", position=0.1, tolerance_above=0.2, tolerance_below=0.05),
+                           JointConstraint(joint_name="panda_joint8", position=0.0, tolerance_above=0.1, tolerance_below=0.1)],
+        position_constraints=[PositionConstraint()])
+    problem = problem_of(_request(T=_T_mid(context), constraints=constraints), context, _unknown_state(context))
+    assert (problem.bounds.lower[1], problem.bounds.upper[1]) == (0.1 - 0.05, 0.1 + 0.2)
+    assert any("outside the chain ignored: ['panda_joint8']" in note for note in problem.notes)
+    assert any("unsupported constraints ignored (1 position)" in note for note in problem.notes)
+    # A continuous joint's window may lie past pi: it becomes the joint's bounds.
+    constraint = JointConstraint(joint_name="panda_joint1", position=3.3, tolerance_above=0.1, tolerance_below=0.1)
+    context = continuous_context
+    problem = problem_of(_request(T=_T_mid(context), constraints=Constraints(joint_constraints=[constraint])),
+                         context, _unknown_state(context))
+    assert (problem.bounds.lower[0], problem.bounds.upper[0], bool(problem.bounds.bounded[0])) == (3.3 - 0.1, 3.3 + 0.1, True)
+
+
+# ---------------------------------------------------------------------- fuzz
+
+_JOINTS = ["panda_joint1", "panda_joint2", "panda_joint4", "panda_joint7", "panda_joint8", "world_to_panda"]
+
+
+def _mostly(valid, other):
+    """Draws from ``valid`` about seven times in eight, so that many requests get past the early checks."""
+    return st.integers(0, 7).flatmap(lambda k: valid if k else other)
+
+
+_names = _mostly(st.sampled_from(_JOINTS), st.one_of(st.sampled_from(["", "nope"]), st.text(max_size=300)))
+_numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.1, 1.0, 3.3, 1e308, -1e308]))
+_frames = _mostly(st.sampled_from(["", "panda_link0", "/panda_link0", "world", "/world"]),
+                  st.one_of(st.sampled_from(["//panda_link0", "panda_link3"]), st.text(max_size=300)))
+_links = _mostly(st.sampled_from(["", "panda_link8", "panda_link7"]), st.one_of(st.just("panda_link3"), st.text(max_size=300)))
+_quaternions = _mostly(st.just(Quaternion()), st.builds(Quaternion, x=_numbers, y=_numbers, z=_numbers, w=_numbers))
+_pose = st.builds(lambda x, y, z, orientation: Pose(position=Point(x=x, y=y, z=z), orientation=orientation),
+                  _numbers, _numbers, _numbers, _quaternions)
+_sane_pose = st.builds(lambda x, y, z: Pose(position=Point(x=x, y=y, z=z)), *[st.floats(-1.0, 1.0)] * 3)
+_pose_stamped = st.builds(lambda frame, pose: PoseStamped(header=Header(frame_id=frame), pose=pose),
+                          _frames, _mostly(_sane_pose, _pose))
+_constraints = st.builds(JointConstraint, joint_name=_names, position=_numbers, tolerance_above=_numbers,
+                         tolerance_below=_numbers, weight=_numbers)
+_state = st.builds(
+    lambda pairs, extra: JointState(name=[name for name, _ in pairs], position=[q for _, q in pairs] + extra),
+    st.lists(st.tuples(_names, _mostly(st.floats(-3.0, 3.0), _numbers)), max_size=SETTINGS.max_request_items + 5),
+    _mostly(st.just([]), st.lists(_numbers, max_size=2)),
+)
+_requests = st.builds(
+    lambda group, link, pose_stamped, vector, links, state, constraints, avoid, sec, nanosec:
+        PositionIKRequest(group_name=group, ik_link_name=link, pose_stamped=pose_stamped, pose_stamped_vector=vector,
+                          ik_link_names=links, robot_state=RobotState(joint_state=state),
+                          constraints=Constraints(joint_constraints=constraints), avoid_collisions=avoid,
+                          timeout=Duration(sec=sec, nanosec=nanosec)),
+    _mostly(st.sampled_from(["", "panda_arm"]), st.text(max_size=300)), _links, _pose_stamped,
+    _mostly(st.just([]), st.lists(_pose_stamped, max_size=3)), _mostly(st.just([]), st.lists(_links, max_size=3)),
+    _mostly(st.just(JointState()), _state), st.lists(_constraints, max_size=4), _mostly(st.just(False), st.just(True)),
+    _mostly(st.integers(0, 3), st.integers(-2**31, 2**31 - 1)), st.integers(0, 2**32 - 1),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fuzz_cases(urdf, continuous_urdf, continuous_context):
+    """(context, solver) pairs: the continuous-joint Panda numerically, refusing or ignoring collision
+    requests (ignoring, the checks after that one are reached), and the Panda with its shipped network
+    (float32 inference)."""
+    from ik_neural.robots import load_robot
+
+    ignoring = dataclasses.replace(SETTINGS, avoid_collisions_policy="ignore")
+    continuous_solver = IKSolver(continuous_context.chain)
+    panda = _context(urdf, ignoring)
+    network_solver = IKSolver(panda.chain, network=load_robot("panda").network)
+    for solver in (continuous_solver, network_solver):
+        solver.warm_up()
+    return [(continuous_context, continuous_solver), (_context(continuous_urdf, ignoring), continuous_solver),
+            (panda, network_solver)]
+
+
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ik=_requests, seeded=st.booleans(), case=st.sampled_from(range(3)))
+def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(fuzz_cases, ik, seeded, case):
+    context, solver = fuzz_cases[case]
+    chain = context.chain
+    current = CurrentState(chain.middle + 0.2, True) if seeded else _unknown_state(context)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning either
+        outcome = problem_of(ik, context, current)
+        if isinstance(outcome, Refusal):
+            assert outcome.code in _DOCUMENTED and 0 < len(outcome.message) < MAX_MESSAGE, outcome
+            return
+        assert isinstance(outcome, Problem)
+        assert outcome.T_base_tip.shape == (4, 4) and np.isfinite(outcome.T_base_tip).all()
+        assert outcome.seed.shape == (chain.dof,) and np.isfinite(outcome.seed).all()
+        assert 0 < outcome.timeout_s <= SETTINGS.max_timeout_s
+        assert np.all(outcome.bounds.lower <= outcome.bounds.upper)
+        assert all(len(note) < MAX_MESSAGE for note in outcome.notes)
+        # Whatever the request module lets through, the solver takes without raising.
+        result = solver.solve(outcome.T_base_tip, seed=outcome.seed, timeout_s=0.001,
+                                   lower=outcome.bounds.lower, upper=outcome.bounds.upper, seed_first=outcome.seed_known)
+    assert result.q.shape == (chain.dof,)
+

@@ -1,0 +1,35 @@
+"""NodeSettings, the node's parameters in one place: every field documented, defaults valid, bad values named."""
+
+import dataclasses
+import math
+
+import pytest
+
+from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description, markdown_table
+
+
+def test_every_parameter_has_a_default_and_a_meaning_and_the_defaults_pass_their_checks():
+    settings = NodeSettings()
+    for field in dataclasses.fields(NodeSettings):
+        assert getattr(settings, field.name) == defaults()[field.name]
+        assert description(field.name).endswith("."), field.name
+        assert f"| `{field.name}` |" in markdown_table()
+    assert settings.long_solves == settings.executor_threads - 1
+
+
+@pytest.mark.parametrize("name, value", [
+    ("default_timeout_s", 0.0), ("default_timeout_s", math.nan), ("max_timeout_s", -1.0), ("max_timeout_s", math.inf),
+    ("robot_description_timeout_s", -0.1), ("position_tolerance_m", 0.0), ("orientation_tolerance_rad", -1e-5),
+    ("trajectory_time_from_start_s", 0.0), ("executor_threads", 0), ("max_request_items", 0),
+    ("avoid_collisions_policy", "maybe"),
+])
+def test_a_bad_value_is_refused_naming_the_parameter(name, value):
+    with pytest.raises(SettingsError, match=f"parameter {name} must be") as raised:
+        NodeSettings(**{name: value})
+    assert raised.value.name == name
+
+
+def test_max_timeout_s_must_be_at_least_the_default():
+    with pytest.raises(SettingsError, match=r"max_timeout_s \(0.5\) must be at least default_timeout_s \(1.0\)"):
+        NodeSettings(default_timeout_s=1.0, max_timeout_s=0.5)
+    assert NodeSettings(default_timeout_s=1.0, max_timeout_s=1.0).max_timeout_s == 1.0
