@@ -275,11 +275,14 @@ class IKNode(Node):
 
     def _solve(self, problem: Problem) -> IKResult:
         settings = self.settings
+        # The chain's own bounds unless the request narrowed them (then the solver narrows the chain's
+        # by the same windows again: narrowing is idempotent).
+        narrowed = problem.bounds is not self.chain.bounds
         return self.solver.solve(
             problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,
             position_tolerance_m=settings.position_tolerance_m,
             orientation_tolerance_rad=None if settings.position_only_ik else settings.orientation_tolerance_rad,
-            lower=problem.bounds.lower, upper=problem.bounds.upper,
+            lower=problem.bounds.lower if narrowed else None, upper=problem.bounds.upper if narrowed else None,
             seed_first=settings.seed_first and problem.seed_known, stop=self._stop,
         )  # fmt: skip
 
