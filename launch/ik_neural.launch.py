@@ -36,9 +36,11 @@ def _robot_config(share: Path, robot: str) -> str:
 
 def _node(context):
     share = Path(get_package_share_directory("ik_neural"))
-    config = LaunchConfiguration("config").perform(context) or _robot_config(
-        share, LaunchConfiguration("robot").perform(context)
-    )
+    config = LaunchConfiguration("config").perform(context)
+    if config and not Path(config).is_file():
+        # launch_ros would only warn and drop it; the node would then fail for want of a description.
+        raise RuntimeError(f"config:={config} is not a file")
+    config = config or _robot_config(share, LaunchConfiguration("robot").perform(context))
     overrides = {name: LaunchConfiguration(name).perform(context) for name in OVERRIDES}
     return [
         Node(
