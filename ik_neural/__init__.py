@@ -21,6 +21,7 @@ _EXPORTS = {
     "IKResult": "ik_neural.solver",
     "IKSolver": "ik_neural.solver",
     "SolverSettings": "ik_neural.solver",
+    "Solutions": "ik_neural.solver",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -136,9 +136,18 @@ class JointBounds:
         """n configurations (n, dof) drawn uniformly within the bounds."""
         return self.at_fraction(rng.random((n, self.dof)))
 
+    def difference(self, q: np.ndarray, q_ref: np.ndarray) -> np.ndarray:
+        """q - q_ref (..., dof), continuous joints the short way round (in [-pi, pi))."""
+        d = np.asarray(q, dtype=np.float64) - q_ref
+        return np.where(self.continuous, np.mod(d + math.pi, TWO_PI) - math.pi, d)
+
     def distance(self, q: np.ndarray, q_ref: np.ndarray) -> np.ndarray:
         """Euclidean joint-space distance (..., dof) -> (...), continuous joints the short way round."""
-        d = np.asarray(q, dtype=np.float64) - q_ref
-        d = np.where(self.continuous, np.mod(d + math.pi, TWO_PI) - math.pi, d)
+        d = self.difference(q, q_ref)
         return np.sqrt((d * d).sum(-1))
+
+    def largest_difference(self, q: np.ndarray, q_ref: np.ndarray) -> np.ndarray:
+        """The largest absolute joint difference (..., dof) -> (...), continuous joints the short way round:
+        how far apart two solutions are for ``IKSolver.solutions``."""
+        return np.abs(self.difference(q, q_ref)).max(-1)
 

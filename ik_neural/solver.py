@@ -110,6 +110,24 @@ class BatchResult:
     elapsed_s: float
 
 
+@dataclass(frozen=True)
+class Solutions:
+    """What ``solutions`` found for one pose: M <= count distinct solutions, nearest the seed first.
+
+    ``q`` (M, dof); per solution (M,) ``success`` (all True: each is FK-checked), ``position_error_m``,
+    ``orientation_error_rad``; ``iterations`` (rounds of steps) and ``restarts`` (random seeds drawn) for
+    the whole call; ``elapsed_s`` its wall time. M is 0 when none was found in the budget.
+    """
+
+    q: np.ndarray
+    success: np.ndarray
+    position_error_m: np.ndarray
+    orientation_error_rad: np.ndarray
+    iterations: int
+    restarts: int
+    elapsed_s: float
+
+
 @dataclass
 class _Answers:
     """Per target (N,): the answer so far (best configuration, or the solution once found) and counters."""
@@ -281,6 +299,79 @@ class IKSolver:
         return IKResult(
             best_q, success, float(best_position), float(best_orientation), iterations, restarts,
             time.perf_counter() - start,
+        )  # fmt: skip
+
+    def solutions(
+        self,
+        T_target: np.ndarray,
+        count: int = 8,
+        seed: Optional[np.ndarray] = None,
+        timeout_s: float = 0.02,
+        position_tolerance_m: float = 1e-5,
+        orientation_tolerance_rad: Optional[float] = 1e-5,
+        min_distance_rad: float = 0.1,
+        lower: Optional[np.ndarray] = None,
+        upper: Optional[np.ndarray] = None,
+        stop: Optional[threading.Event] = None,
+    ) -> Solutions:
+        """Up to ``count`` distinct solutions of one pose T_target (4, 4), sorted by distance to ``seed``
+        (dof,) (default mid-limits): no two closer than ``min_distance_rad`` in their largest joint
+        difference (continuous joints the short way round; rad, or m for a prismatic joint).
+
+        Rows of ``restart_batch_size`` seeds are refined side by side: the caller's seed and the network's
+        guess first, then random seeds; a row that converges (FK within both tolerances, within the bounds)
+        is kept when it is far enough from those found, and replaced by a new random seed either way. The
+        call ends with ``count`` solutions, or at ``timeout_s`` with those found so far. ``lower``/``upper``
+        and ``stop`` as for ``solve``.
+        """
+        start = time.perf_counter()
+        T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
+        self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
+        if not (isinstance(count, (int, np.integer)) and count >= 1):
+            raise ValueError(f"count must be an integer >= 1, got {count!r}")
+        if not min_distance_rad >= 0:
+            raise ValueError(f"min_distance_rad must be >= 0, got {min_distance_rad}")
+        bounds = self._bounds(lower, upper)
+        q_seed = bounds.project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False))
+        deadline = start + timeout_s
+        step = self._step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
+        rng = np.random.default_rng(self.settings.random_seed)
+        guess = None if self.network is None else bounds.project(self.network.predict(T_target))
+        # The caller's seed first: its solution is the nearest one, the first a caller wants.
+        first = self._first_seeds(guess, q_seed, seed_first=True)
+        k = max(self.settings.restart_batch_size, len(first))
+        Q = np.vstack([q for q, _ in first] + [bounds.sample(rng, k - len(first))])
+        patience = [p for _, p in first] + [self._seed_patience] * (k - len(first))
+        histories: list[list[float]] = [[] for _ in range(k)]
+        T_rows = np.repeat(T_target[None], k, axis=0)
+        found_q, found_position, found_orientation = np.empty((0, self.chain.dof)), [], []
+        iterations, restarts = 0, k - len(first)
+        while len(found_q) < count and time.perf_counter() <= deadline and not (stop is not None and stop.is_set()):
+            Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
+                Q, T_rows, self.chain.arrays, step
+            )
+            iterations += 1
+            for i, error_i in enumerate(error.tolist()):  # Python floats: numpy scalars cost 10x here
+                if converged[i]:
+                    distinct = len(found_q) == 0 or bounds.largest_difference(found_q, Q[i]).min() >= min_distance_rad
+                    if distinct and len(found_q) < count:
+                        found_q = np.vstack([found_q, Q[i]])
+                        found_position.append(position_error[i])
+                        found_orientation.append(orientation_error[i])
+                    replace = True
+                else:
+                    history = histories[i]
+                    history.append(error_i)
+                    earlier = history[-1 - patience[i].window] if len(history) > patience[i].window else math.inf
+                    replace = patience[i].exhausted(len(history), error_i, earlier)
+                if replace:
+                    Q_next[i], histories[i], patience[i] = bounds.sample(rng, 1)[0], [], self._seed_patience
+                    restarts += 1
+            Q = Q_next
+        order = np.argsort(bounds.distance(found_q, q_seed), kind="stable")
+        return Solutions(
+            found_q[order], np.ones(len(order), dtype=bool), np.array(found_position)[order],
+            np.array(found_orientation)[order], iterations, restarts, time.perf_counter() - start,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ many poses

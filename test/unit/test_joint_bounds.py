@@ -85,3 +85,10 @@ def test_sample_is_uniform_within_the_bounds_and_matches_numpy_uniform(bounds):
 def test_distance_takes_continuous_joints_the_short_way(bounds):
     d = bounds.distance(np.array([1.0, math.pi - 0.1, 0.0]), np.array([0.0, -math.pi + 0.1, 0.0]))
     assert d == pytest.approx(math.hypot(1.0, 0.2))
+
+
+def test_differences_take_continuous_joints_the_short_way(bounds):
+    q, q_ref = np.array([1.0, math.pi - 0.1, 0.05]), np.array([0.5, -math.pi + 0.1, 0.0])
+    np.testing.assert_allclose(bounds.difference(q, q_ref), [0.5, -0.2, 0.05])
+    assert bounds.largest_difference(q, q_ref) == pytest.approx(0.5)
+    assert bounds.largest_difference(np.stack([q, q_ref]), q_ref).tolist() == pytest.approx([0.5, 0.0])

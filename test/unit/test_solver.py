@@ -386,3 +386,40 @@ def test_a_set_stop_event_ends_a_solve_like_its_budget(solvers):
     assert not result.success and result.elapsed_s < 1.0
     batch = solver.solve_batch(np.repeat(T[None], 4, axis=0), timeout_s=30.0, stop=stop)
     assert not batch.success.any() and batch.elapsed_s < 1.0
+
+
+@pytest.mark.parametrize("name", ["panda", "ur5e"])
+def test_solutions_are_distinct_checked_and_nearest_the_seed_first(name):
+    robot = load_robot(name)
+    solver = IKSolver(robot.chain, network=robot.network)
+    solver.warm_up()
+    chain = solver.chain
+    ref = reference.ReferenceChain(robot.urdf_path, chain.base_link, chain.tip_link, chain.joint_names)
+    q, targets = reachable_targets(chain, 5, seed=41)
+    for q_true, T in zip(q, targets):
+        seed = chain.bounds.project(q_true + 0.02)
+        sols = solver.solutions(T, count=8, seed=seed, timeout_s=GENEROUS_S, min_distance_rad=0.1)
+        assert 4 <= len(sols.q) <= 8 and sols.success.all()
+        position_m, rotation_rad = ref.errors(sols.q, np.repeat(T[None], len(sols.q), axis=0))
+        assert (position_m <= 1e-5).all() and (rotation_rad <= 1e-5).all()
+        assert chain.bounds.contains(sols.q).all()
+        for i in range(len(sols.q)):
+            others = np.delete(sols.q, i, axis=0)
+            assert chain.bounds.largest_difference(others, sols.q[i]).min() >= 0.1
+        distances = chain.bounds.distance(sols.q, seed)
+        assert (np.diff(distances) >= 0).all()
+        assert np.abs(sols.q[0] - q_true).max() < 0.1  # the seed's own solution comes first
+
+
+def test_solutions_of_an_unreachable_pose_are_none_and_bad_arguments_are_refused(solvers):
+    solver = solvers("panda")
+    T = np.eye(4)
+    T[:3, 3] = [5.0, 0.0, 0.0]
+    sols = solver.solutions(T, timeout_s=0.01)
+    assert sols.q.shape == (0, 7) and sols.success.shape == (0,) and sols.iterations > 0
+    one = solver.solutions(solver.chain.forward(solver.chain.middle), count=1, timeout_s=GENEROUS_S)
+    assert len(one.q) == 1 and np.abs(one.q[0] - solver.chain.middle).max() < 1e-3
+    with pytest.raises(ValueError, match="count must be an integer >= 1"):
+        solver.solutions(T, count=0)
+    with pytest.raises(ValueError, match="min_distance_rad must be >= 0"):
+        solver.solutions(T, min_distance_rad=-0.1)
