@@ -20,7 +20,9 @@ from ik_neural.solver import IKSolver
 
 # (position m, rotation rad) pairs every answer is checked at, tightest first.
 TOLERANCE_PAIRS: tuple[tuple[float, float], ...] = ((1e-6, 1e-6), (1e-5, 1e-5), (1e-3, 1e-2))
-SEED_POLICIES = ("mid", "zero", "given")
+SEED_POLICIES = ("mid", "zero", "given", "random")
+# The random seeds' stream: numpy's generator seeded [random_seed, this], apart from the targets' [random_seed].
+RANDOM_SEEDS_STREAM = 1
 
 
 class Answer(NamedTuple):
@@ -50,19 +52,26 @@ class SolverRun:
     restarts: Optional[np.ndarray]
 
 
-def seed_configuration(chain: KinematicChain, policy: str, given: Optional[Sequence[float]] = None) -> np.ndarray:
-    """The seed (dof,) every solver starts from: ``mid`` (middle of the limits, 0 for continuous joints: the
-    solver's default), ``zero``, or ``given`` (the values of ``given``, one per joint)."""
+def seed_configurations(
+    chain: KinematicChain, policy: str, n: int, random_seed: int, given: Optional[Sequence[float]] = None
+) -> np.ndarray:
+    """The seeds (n, dof) the solvers start from, one per target: ``mid`` (middle of the limits, 0 for
+    continuous joints: the solver's default), ``zero``, ``given`` (the values of ``given``, one per joint),
+    each the same for every target; or ``random``, each target its own configuration uniform within the
+    limits (PickNik's ik_benchmarking protocol), from a stream of ``random_seed`` apart from the targets'."""
+    if policy == "random":
+        return chain.bounds.sample(np.random.default_rng([random_seed, RANDOM_SEEDS_STREAM]), n)
     if policy == "mid":
-        return np.array(chain.middle)
-    if policy == "zero":
-        return np.zeros(chain.dof)
-    if policy == "given":
+        q = np.array(chain.middle)
+    elif policy == "zero":
+        q = np.zeros(chain.dof)
+    elif policy == "given":
         q = np.array([] if given is None else given, dtype=np.float64)
         if q.shape != (chain.dof,) or not np.isfinite(q).all():
             raise ValueError(f"--seed needs {chain.dof} finite values, one per joint {chain.joint_names}; got {q.size}")
-        return q
-    raise ValueError(f"unknown seed policy {policy!r}; one of {', '.join(SEED_POLICIES)}")
+    else:
+        raise ValueError(f"unknown seed policy {policy!r}; one of {', '.join(SEED_POLICIES)}")
+    return np.tile(q, (n, 1))
 
 
 def successes(
@@ -80,20 +89,21 @@ def successes(
 
 
 def run_interleaved(
-    solvers: Sequence[tuple[str, SolveOne]], T_targets: np.ndarray, seed: np.ndarray, warmup: int = 3
+    solvers: Sequence[tuple[str, SolveOne]], T_targets: np.ndarray, seeds: np.ndarray, warmup: int = 3
 ) -> list[SolverRun]:
-    """Every solver on every target, all solvers on one target before the next target, so that the machine's
-    drift hits them alike. Each call is timed on its own with perf_counter, failures included.
+    """Every solver on every target T_targets[i] from seeds[i], all solvers on one target before the next
+    target, so that the machine's drift hits them alike. Each call is timed on its own with perf_counter,
+    failures included.
 
     Beforehand every solver solves the first ``warmup`` targets once, untimed and not counted.
     """
-    for T in T_targets[:warmup]:
+    for T, seed in zip(T_targets[:warmup], seeds):
         for _, solve in solvers:
             solve(T, seed)
-    n, dof = len(T_targets), len(seed)
+    n, dof = seeds.shape
     answers: dict[str, list[Answer]] = {name: [] for name, _ in solvers}
     times = {name: np.zeros(n) for name, _ in solvers}
-    for i, T in enumerate(T_targets):
+    for i, (T, seed) in enumerate(zip(T_targets, seeds)):
         for name, solve in solvers:
             start = time.perf_counter()
             answer = solve(T, seed)

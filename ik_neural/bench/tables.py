@@ -8,12 +8,12 @@ not figures from different runs.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from ik_neural.bench.protocol import TOLERANCE_PAIRS, SolverRun, successes
+from ik_neural.bench.protocol import RANDOM_SEEDS_STREAM, TOLERANCE_PAIRS, SolverRun, seed_configurations, successes
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import network_errors, summary
 from ik_neural.network import IKNetwork
@@ -24,7 +24,8 @@ DRIFT_WARNING = (
     "timings drift by tens of percent from minute to minute on shared machines: compare rows of this run "
     "only (solvers interleaved target by target)"
 )
-SEED_POLICY_TEXT = {"mid": "mid-limits (continuous joints 0)", "zero": "zero", "given": "given"}
+SEED_POLICY_TEXT = {"mid": "mid-limits (continuous joints 0)", "zero": "zero", "given": "given",
+                    "random": "random, each target its own, uniform within the limits"}
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -108,16 +109,20 @@ def ik_header(
 ) -> str:
     """The lines above ``ik_bench ik``'s tables: the chain, the targets, the seed, the tolerances, TRAC-IK's
     setup (``tracik_line``) and the drift warning."""
-    # Row j: mid-limits (always within the bounds) with joint j at the seed's value, so that ``contains``
-    # judges each joint of the seed on its own.
-    alone = np.where(np.eye(chain.dof, dtype=bool), seed, chain.middle)
-    outside = [joint for joint, inside in zip(chain.joint_names, chain.bounds.contains(alone)) if not inside]
-    note = f" (outside the limits of {', '.join(outside)})" if outside else ""
+    if policy == "random":
+        seed_line = f"seed policy: {SEED_POLICY_TEXT[policy]} (random seed {random_seed}, stream {RANDOM_SEEDS_STREAM})"
+    else:
+        # Row j: mid-limits (always within the bounds) with joint j at the seed's value, so that ``contains``
+        # judges each joint of the seed on its own.
+        alone = np.where(np.eye(chain.dof, dtype=bool), seed, chain.middle)
+        outside = [joint for joint, inside in zip(chain.joint_names, chain.bounds.contains(alone)) if not inside]
+        note = f" (outside the limits of {', '.join(outside)})" if outside else ""
+        seed_line = f"seed policy: {SEED_POLICY_TEXT[policy]}: [{', '.join(f'{v:.4g}' for v in seed)}]{note}"
     return "\n".join([
         f"IK benchmark: {name}, {chain.dof} DoF, {chain.base_link} -> {chain.tip_link}",
         f"targets: {targets}, FK of configurations uniform within the limits (random seed {random_seed}); "
         f"budget {timeout_ms:g} ms per solve",
-        f"seed policy: {SEED_POLICY_TEXT[policy]}: [{', '.join(f'{v:.4g}' for v in seed)}]{note}",
+        seed_line,
         f"tolerances: ik_neural solves at {tolerances[0]:g} m / {tolerances[1]:g} rad; "
         "every answer is judged by FK (Euclidean position error, rotation angle) and must be within the limits",
         tracik_line,
@@ -170,24 +175,52 @@ def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarr
 def batch_table(
     solver: IKSolver,
     batch_sizes: Sequence[int],
-    seed: np.ndarray,
+    policy: str,
+    given: Optional[Sequence[float]],
     random_seed: int,
     timeout_s: float,
     tolerances: tuple[float, float],
 ) -> tuple[list, list]:
-    """Headers and one row per batch size B: ``solve_batch`` on B targets drawn as for the per-solve table
-    (budget B·timeout_s, one call after an untimed warm-up); solves/s = B / wall time of the call; success
-    judged by FK at the tightest pair."""
+    """Headers and one row per batch size B: ``solve_batch`` on B targets and seeds drawn as for the per-solve
+    table (budget B·timeout_s, one call after an untimed warm-up); solves/s = B / wall time of the call;
+    success judged by FK at the tightest pair."""
     chain = solver.chain
     tight = TOLERANCE_PAIRS[0]
     _, T_warm = reachable_targets(chain, 8, random_seed + 1)
-    solver.solve_batch(T_warm, np.tile(seed, (8, 1)), 8 * timeout_s, *tolerances)
+    solver.solve_batch(T_warm, seed_configurations(chain, policy, 8, random_seed + 1, given), 8 * timeout_s, *tolerances)
     rows = []
     for size in batch_sizes:
         _, T = reachable_targets(chain, size, random_seed)
+        seeds = seed_configurations(chain, policy, size, random_seed, given)
         start = time.perf_counter()
-        result = solver.solve_batch(T, np.tile(seed, (size, 1)), size * timeout_s, *tolerances)
+        result = solver.solve_batch(T, seeds, size * timeout_s, *tolerances)
         wall_s = time.perf_counter() - start
         ok = successes(chain, T, result.q, [tight])[0].mean()
         rows.append([str(size), f"{size / wall_s:.0f}", f"{wall_s:.3f}", _percent(ok)])
     return ["batch", "solves/s", "wall s", tolerance_label(*tight)], rows
+
+
+def solutions_table(
+    solver: IKSolver, T_targets: np.ndarray, seeds: np.ndarray, count: int, timeout_s: float,
+    tolerances: tuple[float, float], min_distance_rad: float,
+) -> tuple[list, list]:
+    """Headers and one row: ``IKSolver.solutions`` on each target from its seed; how many distinct solutions
+    per pose (mean, min, share with at least half of ``count``), ms per call (mean, p95), and how many
+    solutions the checks here reject (FK at the tolerances, the limits, two closer than min_distance_rad)."""
+    chain = solver.chain
+    found, times_ms, rejected = [], [], 0
+    for T, seed in zip(T_targets, seeds):
+        start = time.perf_counter()
+        sols = solver.solutions(T, count=count, seed=seed, timeout_s=timeout_s, position_tolerance_m=tolerances[0],
+                                orientation_tolerance_rad=tolerances[1], min_distance_rad=min_distance_rad)  # fmt: skip
+        times_ms.append(1e3 * (time.perf_counter() - start))
+        found.append(len(sols.q))
+        rejected += int((~successes(chain, np.repeat(T[None], len(sols.q), axis=0), sols.q, [tolerances])[0]).sum())
+        for i in range(len(sols.q)):
+            rejected += int((chain.bounds.largest_difference(np.delete(sols.q, i, axis=0), sols.q[i]) < min_distance_rad).any())
+    found_a = np.array(found)
+    headers = ["solutions", "targets", "mean found", "min found", f">= {(count + 1) // 2}", "mean ms", "p95 ms", "rejected"]
+    row = [f"count={count}", str(len(T_targets)), f"{found_a.mean():.2f}", str(found_a.min()),
+           _percent(float((found_a >= (count + 1) // 2).mean())), f"{np.mean(times_ms):.3f}",
+           f"{np.percentile(times_ms, 95):.3f}", str(rejected)]  # fmt: skip
+    return headers, [row]

@@ -3,7 +3,8 @@
 ``ik_bench fk``: FK and Jacobian cost per pose. ``ik_bench ik``: the IK benchmark protocol of design.md §8
 (success at three tolerance pairs, time per solve, batched throughput, the network alone), with the hybrid
 solver (network + DLS), the numerical-only one and TRAC-IK (when the ``pytracik`` binding is importable) in
-one run. This module holds the command line only; the benchmark is ``ik_neural.bench``.
+one run. ``ik_bench solutions``: ``IKSolver.solutions``, distinct solutions per pose. This module holds the
+command line only; the benchmark is ``ik_neural.bench``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ik_neural.bench import tables
-from ik_neural.bench.protocol import SEED_POLICIES, SolveOne, ours_solve_one, run_interleaved, seed_configuration
+from ik_neural.bench.protocol import SEED_POLICIES, SolveOne, ours_solve_one, run_interleaved, seed_configurations
 from ik_neural.bench.tracik import tracik_solvers
 from ik_neural.commands.chain_selection import ChosenChain, add_chain_arguments, chosen_chain
 from ik_neural.network import IKNetwork, load_network
@@ -66,7 +67,7 @@ def _run_ik(args: argparse.Namespace) -> None:
     try:
         chosen, network = _chain_and_network(args)
         policy = _seed_policy(args)
-        seed = seed_configuration(chosen.chain, policy, args.seed)
+        seeds = seed_configurations(chosen.chain, policy, args.targets, args.random_seed, args.seed)
     except ValueError as exc:
         parser.error(str(exc))
     chain = chosen.chain
@@ -88,10 +89,10 @@ def _run_ik(args: argparse.Namespace) -> None:
         solvers += tracik_rows
 
     print(tables.ik_header(
-        chosen.name, chain, args.targets, args.random_seed, args.timeout_ms, policy, seed, tolerances, tracik_line
+        chosen.name, chain, args.targets, args.random_seed, args.timeout_ms, policy, seeds[0], tolerances, tracik_line
     ))  # fmt: skip
     _, T_targets = reachable_targets(chain, args.targets, args.random_seed)
-    runs = run_interleaved(solvers, T_targets, seed)
+    runs = run_interleaved(solvers, T_targets, seeds)
     print()
     print(tables.format_table(*tables.solve_table(chain, T_targets, runs)))
     for run in runs:
@@ -108,8 +109,31 @@ def _run_ik(args: argparse.Namespace) -> None:
             f"batched: {solvers[0][0]}, solve_batch (compiled float64 rows), budget {args.timeout_ms:g} ms per "
             "target, one call per size"
         )
-        rows = tables.batch_table(solver, args.batch_sizes, seed, args.random_seed, timeout_s, tolerances)
+        rows = tables.batch_table(solver, args.batch_sizes, policy, args.seed, args.random_seed, timeout_s, tolerances)
         print(tables.format_table(*rows))
+
+
+def _run_solutions(args: argparse.Namespace) -> None:
+    parser: argparse.ArgumentParser = args.parser
+    if args.targets < 1 or args.count < 1 or not args.timeout_ms > 0 or not args.min_distance_rad >= 0:
+        parser.error("--targets and --count must be >= 1, --timeout-ms > 0, --min-distance-rad >= 0")
+    try:
+        chosen = chosen_chain(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    chain = chosen.chain
+    solver = IKSolver(chain, network=chosen.network)
+    solver.warm_up()
+    _, T_targets = reachable_targets(chain, args.targets, args.random_seed)
+    seeds = seed_configurations(chain, "random", args.targets, args.random_seed)
+    print(
+        f"IKSolver.solutions: {chosen.name}, {chain.dof} DoF, {'network + DLS' if chosen.network else 'DLS only'}; "
+        f"{args.targets} targets, each from its own random seed; budget {args.timeout_ms:g} ms; "
+        f"{args.tolerance:g} m / {args.tolerance:g} rad; distinct: largest joint difference >= {args.min_distance_rad:g}"
+    )
+    rows = tables.solutions_table(solver, T_targets, seeds, args.count, args.timeout_ms * 1e-3,
+                                  (args.tolerance, args.tolerance), args.min_distance_rad)  # fmt: skip
+    print(tables.format_table(*rows))
 
 
 def _floats(text: str) -> list[float]:
@@ -155,7 +179,8 @@ def _add_ik_parser(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     ik.add_argument(
         "--seed-policy", choices=SEED_POLICIES,
-        help="where every solve starts: mid-limits (default), zero, or given (--seed)",
+        help="where every solve starts: mid-limits (default), zero, given (--seed), or random (each target its own "
+        "configuration uniform within the limits: PickNik's ik_benchmarking protocol, with --timeout-ms 100)",
     )  # fmt: skip
     ik.add_argument(
         "--seed", type=_floats, metavar="Q1,Q2,...",
@@ -175,11 +200,24 @@ def _add_ik_parser(commands: argparse._SubParsersAction) -> None:
     ik.set_defaults(run=_run_ik, parser=ik)
 
 
+def _add_solutions_parser(commands: argparse._SubParsersAction) -> None:
+    solutions = commands.add_parser("solutions", help="several distinct solutions per pose: how many, how fast")
+    add_chain_arguments(solutions, default_robot="panda")
+    solutions.add_argument("--targets", type=int, default=200, help="number of targets (default: 200)")
+    solutions.add_argument("--count", type=int, default=8, help="solutions asked for per pose (default: 8)")
+    solutions.add_argument("--timeout-ms", type=float, default=20.0, help="budget per call in ms (default: 20)")
+    solutions.add_argument("--tolerance", type=float, default=1e-5, help="position (m) and orientation (rad) tolerance (default: 1e-5)")
+    solutions.add_argument("--min-distance-rad", type=float, default=0.1, help="least largest joint difference (default: 0.1)")
+    solutions.add_argument("--random-seed", type=int, default=0, help="random seed of the targets and seeds (default: 0)")
+    solutions.set_defaults(run=_run_solutions, parser=solutions)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ik_bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     _add_fk_parser(commands)
     _add_ik_parser(commands)
+    _add_solutions_parser(commands)
     args = parser.parse_args(argv)
     args.run(args)
 

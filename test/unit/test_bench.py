@@ -151,3 +151,29 @@ def test_bench_fk_takes_a_urdf_chain_like_ik(capsys):
     assert lines[0].startswith(f"FK timing: {urdf} (6 DoF)")
     assert [line.split()[0] for line in lines[2:]] == ["numpy", "torch", "torch"]
     assert "give either --robot or --urdf" in _usage_error(capsys, ["fk", "--robot", "ur5e", "--urdf", str(urdf)])
+
+
+def test_bench_ik_random_seed_policy_gives_each_target_its_own_seed(capsys):
+    from ik_neural.bench.protocol import seed_configurations
+
+    chain = load_robot("rrr_3dof").chain
+    seeds = seed_configurations(chain, "random", 50, random_seed=3)
+    assert chain.bounds.contains(seeds).all() and len(np.unique(seeds[:, 0])) == 50
+    np.testing.assert_array_equal(seeds, seed_configurations(chain, "random", 50, random_seed=3))
+    assert not np.allclose(seeds, reachable_targets(chain, 50, 3)[0])  # a stream apart from the targets'
+    bench.main(["ik", "--robot", "rrr_3dof", "--targets", "8", "--seed-policy", "random", "--batch-sizes", "16",
+                "--no-tracik"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "seed policy: random, each target its own" in out
+    tables = _tables(out)
+    assert [table[0][0] for table in tables] == ["solver", "network alone", "batch"]
+    assert all(cell == "100.0%" for row in tables[0][2:] for cell in row[1:4])
+
+
+def test_bench_solutions_counts_distinct_checked_solutions(capsys):
+    bench.main(["solutions", "--robot", "panda", "--targets", "5", "--count", "6", "--timeout-ms", "200"])
+    out = capsys.readouterr().out
+    assert "IKSolver.solutions: panda, 7 DoF, network + DLS" in out
+    headers, row = _tables(out)[0]
+    values = dict(zip(headers, row))
+    assert values["targets"] == "5" and float(values["mean found"]) >= 4 and values["rejected"] == "0"
