@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ik_neural.chain import KinematicChain
+from ik_neural.kernels.mlp import decode_rows, features, mlp_forward, pack_layers
 
 FORMAT_VERSION = 1
 METADATA_ENTRY = "ik_neural.json"
@@ -131,8 +132,10 @@ class IKNetwork:
     """A loaded IK network for one chain: ``predict`` maps target poses to joint positions.
 
     ``module`` is the scripted :class:`PoseToJoints` (float32, eval mode); ``metadata`` the file's JSON.
-    One numpy pose goes through numpy copies of the weights (batch norm folded in), a few times faster
-    than a TorchScript call for a single row; anything else goes through the module.
+    numpy poses go through float32 copies of the weights (batch norm folded in): one pose through the
+    compiled forward pass (``kernels.mlp``), several through numpy's matrix products; no TorchScript
+    call, so no shape of input ever makes it re-specialise inside a solver's budget. torch tensors go
+    through the module.
     """
 
     def __init__(self, module: torch.jit.ScriptModule, metadata: dict[str, Any], path: Optional[Path] = None):
@@ -142,13 +145,13 @@ class IKNetwork:
         self.fingerprint: str = metadata["fingerprint"]
         self.joint_names: list[str] = list(metadata["joint_names"])
         self._layers = _folded_layers(module)
+        self._params, self._sizes = pack_layers(self._layers)
         self._position_only = bool(module.position_only)
-        self._n_linear = int(module.n_linear)
         self._inverse_reach = float(module.inverse_reach)
-        self._centre = module.centre.numpy().astype(np.float64)
-        self._half_range = module.half_range.numpy().astype(np.float64)
-        self._periodic_lower = module.periodic_lower.numpy().astype(np.float64)
-        self._order = module.order.numpy()
+        self._decoding = (
+            int(module.n_linear), module.centre.numpy().astype(np.float64), module.half_range.numpy().astype(np.float64),
+            module.periodic_lower.numpy().astype(np.float64), module.order.numpy().astype(np.int64),
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"IKNetwork({self.path or 'in memory'}, fingerprint {self.fingerprint}, {len(self.joint_names)} joints)"
@@ -165,28 +168,22 @@ class IKNetwork:
             with torch.inference_mode():
                 q = self.module(T_target.reshape(-1, 4, 4).to(torch.float32))
             return q.reshape(shape[:-2] + (q.shape[-1],))
-        T_target = np.asarray(T_target, dtype=np.float64)
-        if T_target.ndim == 2:
-            return self._predict_one(T_target)
-        q = self.predict(torch.from_numpy(T_target.reshape(-1, 4, 4)))
-        return q.numpy().astype(np.float64).reshape(shape[:-2] + (q.shape[-1],))
+        T = np.ascontiguousarray(T_target, dtype=np.float64).reshape(-1, 4, 4)
+        raw = self._raw(features(T, self._inverse_reach, self._position_only))
+        q = decode_rows(raw, *self._decoding)
+        return q.reshape(shape[:-2] + (q.shape[-1],))
 
-    def _predict_one(self, T: np.ndarray) -> np.ndarray:
-        """``predict`` for one numpy pose (4, 4), as numpy float32 arithmetic."""
-        position = T[:3, 3] * self._inverse_reach
-        x = position if self._position_only else np.concatenate([position, T[:3, 0], T[:3, 1]])
-        x = x.astype(np.float32)
+    def _raw(self, x: np.ndarray) -> np.ndarray:
+        """The MLP's raw outputs (R, n_out) float32 at inputs x (R, n_in) float32: one row by the compiled
+        kernel, more by numpy's (BLAS) matrix products."""
+        if len(x) == 1:
+            return mlp_forward(x[0], self._params, self._sizes)[None]
         last = len(self._layers) - 1
         for i, (W, b) in enumerate(self._layers):
             x = x @ W + b
             if i < last:
                 x = x * (0.5 + 0.5 * np.tanh(0.5 * x))  # SiLU; sigmoid as tanh: no overflow for large |x|
-        x = x.astype(np.float64)
-        linear = self._centre + self._half_range * np.clip(x[: self._n_linear], -1.0, 1.0)
-        pairs = x[self._n_linear :].reshape(-1, 2)
-        angle = np.arctan2(pairs[:, 0], pairs[:, 1])
-        periodic = self._periodic_lower + np.remainder(angle - self._periodic_lower, 2 * math.pi)
-        return np.concatenate([linear, periodic])[self._order]
+        return x
 
 
 def _folded_layers(module: torch.jit.ScriptModule) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -11,7 +11,7 @@ from reference import ReferenceChain, pose_errors
 
 from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
-from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, PoseToJoints, chain_metadata, load_network, save_network
+from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, IKNetwork, PoseToJoints, chain_metadata, load_network, save_network
 from ik_neural.sampling import reachable_targets
 
 # The tests call torch.jit themselves (as a user would); its deprecation notice is not ours to act on.
@@ -61,11 +61,35 @@ def test_export_load_round_trip_gives_identical_outputs(tmp_path, panda, batch_n
         expected = module(T)
     assert torch.equal(net.predict(T), expected)
     assert torch.equal(torch.jit.load(str(path))(T), expected)  # the file alone is a usable guesser
-    # One numpy pose takes the folded-weights path: equal up to float32 rounding.
+    # numpy poses take the folded float32 weights (one pose: the compiled kernel; several: numpy's matrix
+    # products): equal to the TorchScript module's output up to float32 rounding.
     for i in range(8):
         q_one = net.predict(T[i].double().numpy())
         assert q_one.shape == (7,) and q_one.dtype == np.float64
         np.testing.assert_allclose(q_one, expected[i].double().numpy(), atol=2e-5)
+    q_rows = net.predict(T.double().numpy())
+    assert q_rows.shape == (256, 7) and q_rows.dtype == np.float64
+    np.testing.assert_allclose(q_rows, expected.double().numpy(), atol=2e-5)
+
+
+def test_compiled_forward_equals_the_module_for_large_activations_and_continuous_joints(ur5e):
+    """Weights scaled up push the SiLU inputs to |x| ~ 1e3 (exp would overflow float32 at 89): the
+    kernel's sigmoid must not, and UR5e's joints all decode from (sin, cos) pairs."""
+    module = _module(ur5e)
+    with torch.no_grad():
+        for layer in module.mlp:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.mul_(30.0)
+    net = IKNetwork(torch.jit.script(module), chain_metadata(ur5e))
+    T = _targets(ur5e, 64, seed=3)
+    with torch.no_grad():
+        expected = module(T).double().numpy()
+        assert module.mlp[:3](module.features(T)).abs().max() > 100.0  # the second SiLU's input
+    one = np.stack([net.predict(T[i].double().numpy()) for i in range(len(T))])
+    assert np.isfinite(one).all()
+    # Angles compare modulo a turn: a pair near (0, -1) may wrap to either end of [-pi, pi).
+    for q in (one, net.predict(T.double().numpy())):
+        np.testing.assert_allclose(np.angle(np.exp(1j * (q - expected))), 0.0, atol=5e-5)
 
 
 def test_outputs_stay_within_limits_and_decode_inverts_encode(ur5e):
