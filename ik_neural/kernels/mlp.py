@@ -38,43 +38,41 @@ def features(T, inverse_reach, position_only):
     return x
 
 
-@njit(cache=True, nogil=True)
-def _silu(x):
-    """x · sigmoid(x) in float32, with exp of a non-positive number only (no overflow for large |x|)."""
-    one = np.float32(1.0)
-    if x >= 0:
-        return x / (one + np.float32(math.exp(-x)))
-    e = np.float32(math.exp(x))
-    return x * e / (one + e)
-
-
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def mlp_forward(x, params, sizes):
     """Raw outputs (sizes[-1],) float32 of the MLP at input x (sizes[0],) float32: affine layers with SiLU
-    between them (none after the last)."""
+    between them (none after the last).
+
+    SiLU is x · sigmoid(x) with exp of -|x| only (no overflow for large |x|). Each output sums its terms
+    in input order; ``fastmath`` lets the loop over outputs vectorise (and fuse multiply-adds), ~5x
+    faster for Panda's 4x512 than the same loop without it (which LLVM leaves scalar).
+    """
     n_layers = sizes.shape[0] - 1
-    widest = 0
-    for i in range(sizes.shape[0]):
-        widest = max(widest, sizes[i])
-    a = np.empty(widest, dtype=np.float32)
-    z = np.empty(widest, dtype=np.float32)
+    a = np.empty(sizes.max(), dtype=np.float32)
+    z = np.empty(sizes.max(), dtype=np.float32)
+    one = np.float32(1.0)
     a[: sizes[0]] = x
     offset = 0
     for layer in range(n_layers):
         n_in, n_out = sizes[layer], sizes[layer + 1]
-        bias = offset + n_in * n_out
-        z[:n_out] = params[bias : bias + n_out]
+        W = params[offset : offset + n_in * n_out].reshape((n_in, n_out))
+        b = params[offset + n_in * n_out : offset + n_in * n_out + n_out]
+        for j in range(n_out):
+            z[j] = b[j]
         for i in range(n_in):
             ai = a[i]
-            row = offset + i * n_out
+            W_i = W[i]
             for j in range(n_out):
-                z[j] += ai * params[row + j]
-        offset = bias + n_out
+                z[j] += ai * W_i[j]
+        offset += n_in * n_out + n_out
         if layer < n_layers - 1:
             for j in range(n_out):
-                a[j] = _silu(z[j])
+                zj = z[j]
+                e = np.float32(math.exp(-abs(zj)))
+                a[j] = zj / (one + e) if zj >= 0 else zj * e / (one + e)
         else:
-            a[:n_out] = z[:n_out]
+            for j in range(n_out):
+                a[j] = z[j]
     return a[: sizes[n_layers]].copy()
 
 
