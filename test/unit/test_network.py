@@ -163,7 +163,7 @@ def test_load_refuses_corrupt_missing_and_foreign_files(tmp_path, panda):
 def test_load_refuses_unknown_format_version(tmp_path, panda):
     path = tmp_path / "future.pt"
     save_network(_module(panda), {**chain_metadata(panda), "format_version": FORMAT_VERSION + 1}, path)
-    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads version {FORMAT_VERSION}"):
+    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, {FORMAT_VERSION}"):
         load_network(path, panda)
     extra = {METADATA_ENTRY: ""}
     torch.jit.load(str(path), _extra_files=extra)
@@ -177,3 +177,27 @@ def test_predict_checks_shape(tmp_path, panda):
     with pytest.raises(ValueError, match=r"T_target has shape \(3, 4\)"):
         net.predict(np.eye(4)[:3])
     assert net.predict(np.tile(np.eye(4), (2, 3, 1, 1))).shape == (2, 3, 7)
+
+
+def test_a_multi_head_file_gives_all_guesses_and_a_single_head_file_still_loads(tmp_path, panda):
+    module = _module(panda, heads=3)
+    path = tmp_path / "k3.pt"
+    save_network(module, {**chain_metadata(panda), "architecture": {"heads": 3}}, path)
+    net = load_network(path, panda)
+    T = _targets(panda, 64, seed=4)
+    with torch.no_grad():
+        expected = module.guesses(T)
+    assert net.heads == 3 and expected.shape == (64, 3, 7)
+    assert torch.equal(net.predict_all(T), expected) and torch.equal(net.predict(T), expected[:, 0])
+    assert torch.equal(torch.jit.load(str(path))(T), expected[:, 0])  # the file alone: the first guess
+    np.testing.assert_allclose(net.predict_all(T.double().numpy()), expected.double().numpy(), atol=2e-5)
+    one = net.predict_all(T[0].double().numpy())
+    assert one.shape == (3, 7)
+    np.testing.assert_allclose(one, expected[0].double().numpy(), atol=2e-5)
+    assert not np.allclose(one[0], one[1], atol=1e-3)  # three heads, three guesses
+    # The shipped networks are format version 1 files, written before heads: one head.
+    shipped = load_robot("panda").network
+    assert shipped.metadata["format_version"] == 1 and shipped.heads == 1
+    assert shipped.predict_all(T.double().numpy()).shape == (64, 1, 7)
+    with pytest.raises(ValueError, match="at least one head, got heads=0"):
+        _module(panda, heads=0)
