@@ -28,8 +28,11 @@ import torch
 from torch import nn
 
 from ik_neural.chain import KinematicChain
+from ik_neural.kernels.mlp import decode_rows, features, mlp_forward, pack_layers
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 adds ``architecture.heads`` (K guesses per pose); version 1 files (one head) read unchanged."""
+READ_VERSIONS = (1, 2)
 METADATA_ENTRY = "ik_neural.json"
 OUTPUT_ENCODINGS = ("biternion", "linear")
 
@@ -49,6 +52,8 @@ def periodic_joints(chain: KinematicChain, output_encoding: str) -> np.ndarray:
 class PoseToJoints(nn.Module):
     """The scripted network: T_base_tip (N, 4, 4) -> q (N, dof), in metres and radians.
 
+    With ``heads`` K > 1 the last layer proposes K joint configurations per pose: ``guesses`` gives them
+    all (N, K, dof), ``forward`` the first (N, dof), so a file of any K is the same plain guesser.
     ``raw`` and ``decode`` are exposed for training (the loss needs the unclamped outputs).
     """
 
@@ -60,13 +65,17 @@ class PoseToJoints(nn.Module):
         width: int,
         depth: int,
         batch_norm: bool,
+        heads: int = 1,
     ) -> None:
         super().__init__()
+        if heads < 1:
+            raise ValueError(f"a network needs at least one head, got heads={heads}")
         periodic = periodic_joints(chain, output_encoding)
         bounded = ~periodic
         self.position_only = position_only
         self.n_linear = int(bounded.sum())
         self.n_periodic = int(periodic.sum())
+        self.heads = heads
         layers: list[nn.Module] = []
         n_in = 3 if position_only else 9
         for _ in range(depth):
@@ -75,7 +84,7 @@ class PoseToJoints(nn.Module):
                 layers.append(nn.BatchNorm1d(width))
             layers.append(nn.SiLU())
             n_in = width
-        layers.append(nn.Linear(n_in, self.n_linear + 2 * self.n_periodic))
+        layers.append(nn.Linear(n_in, heads * (self.n_linear + 2 * self.n_periodic)))
         self.mlp = nn.Sequential(*layers)
 
         # Continuous joints carry limits -pi, pi: they are wrapped into [-pi, pi), as the solver does.
@@ -101,11 +110,13 @@ class PoseToJoints(nn.Module):
         return torch.cat([position, T[:, :3, 0], T[:, :3, 1]], dim=1)
 
     def raw(self, T: torch.Tensor) -> torch.Tensor:
-        """Unscaled outputs (N, n_linear + 2 n_periodic): o per bounded joint, then (sin, cos) pairs."""
+        """Unscaled outputs (N, K (n_linear + 2 n_periodic)), head by head: o per bounded joint, then
+        (sin, cos) pairs."""
         return self.mlp(self.features(T))
 
     def decode(self, raw: torch.Tensor, clamp: bool) -> torch.Tensor:
-        """Joint positions (N, dof) from raw outputs; ``clamp`` keeps bounded joints within their limits."""
+        """Joint positions (M, dof) from one head's raw outputs (M, n_linear + 2 n_periodic); ``clamp``
+        keeps bounded joints within their limits."""
         o = raw[:, : self.n_linear]
         if clamp:
             o = o.clamp(-1.0, 1.0)
@@ -123,16 +134,27 @@ class PoseToJoints(nn.Module):
         pairs = torch.stack([torch.sin(angle), torch.cos(angle)], dim=2).reshape(q.shape[0], 2 * self.n_periodic)
         return torch.cat([o, pairs], dim=1)
 
+    @torch.jit.export
+    def guesses(self, T: torch.Tensor) -> torch.Tensor:
+        """All heads' guesses (N, K, dof), clamped within the limits, head 0 first."""
+        raw = self.raw(T)
+        n = raw.shape[0]
+        q = self.decode(raw.reshape(n * self.heads, self.n_linear + 2 * self.n_periodic), clamp=True)
+        return q.reshape(n, self.heads, q.shape[1])
+
     def forward(self, T: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.raw(T), clamp=True)
+        """The first head's guess (N, dof)."""
+        return self.guesses(T)[:, 0]
 
 
 class IKNetwork:
     """A loaded IK network for one chain: ``predict`` maps target poses to joint positions.
 
     ``module`` is the scripted :class:`PoseToJoints` (float32, eval mode); ``metadata`` the file's JSON.
-    One numpy pose goes through numpy copies of the weights (batch norm folded in), a few times faster
-    than a TorchScript call for a single row; anything else goes through the module.
+    numpy poses go through float32 copies of the weights (batch norm folded in): one pose through the
+    compiled forward pass (``kernels.mlp``), several through numpy's matrix products; no TorchScript
+    call, so no shape of input ever makes it re-specialise inside a solver's budget. torch tensors go
+    through the module.
     """
 
     def __init__(self, module: torch.jit.ScriptModule, metadata: dict[str, Any], path: Optional[Path] = None):
@@ -141,52 +163,51 @@ class IKNetwork:
         self.path = path
         self.fingerprint: str = metadata["fingerprint"]
         self.joint_names: list[str] = list(metadata["joint_names"])
+        self.heads: int = int(module.heads) if hasattr(module, "heads") else 1  # version 1 files: one head
         self._layers = _folded_layers(module)
+        self._params, self._sizes = pack_layers(self._layers)
         self._position_only = bool(module.position_only)
-        self._n_linear = int(module.n_linear)
         self._inverse_reach = float(module.inverse_reach)
-        self._centre = module.centre.numpy().astype(np.float64)
-        self._half_range = module.half_range.numpy().astype(np.float64)
-        self._periodic_lower = module.periodic_lower.numpy().astype(np.float64)
-        self._order = module.order.numpy()
+        self._decoding = (
+            int(module.n_linear), module.centre.numpy().astype(np.float64), module.half_range.numpy().astype(np.float64),
+            module.periodic_lower.numpy().astype(np.float64), module.order.numpy().astype(np.int64),
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"IKNetwork({self.path or 'in memory'}, fingerprint {self.fingerprint}, {len(self.joint_names)} joints)"
 
     def predict(self, T_target: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, torch.Tensor]:
-        """The network's guess: T_target (..., 4, 4) tip in base frame -> q (..., dof), within the limits.
+        """The network's (first) guess: T_target (..., 4, 4) tip in base frame -> q (..., dof), within the
+        limits. numpy in gives float64 numpy out; torch in gives torch out (float32, no gradient)."""
+        return self.predict_all(T_target)[..., 0, :]
 
-        numpy in gives float64 numpy out; torch in gives torch out (float32, no gradient).
-        """
+    def predict_all(self, T_target: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, torch.Tensor]:
+        """All K heads' guesses: T_target (..., 4, 4) -> q (..., K, dof), head 0 (``predict``'s) first;
+        K = ``heads``, 1 for a single-head network. Types as ``predict``."""
         shape = tuple(T_target.shape)
         if shape[-2:] != (4, 4):
             raise ValueError(f"T_target has shape {shape}; expected (..., 4, 4)")
         if isinstance(T_target, torch.Tensor):
+            T = T_target.reshape(-1, 4, 4).to(torch.float32)
             with torch.inference_mode():
-                q = self.module(T_target.reshape(-1, 4, 4).to(torch.float32))
-            return q.reshape(shape[:-2] + (q.shape[-1],))
-        T_target = np.asarray(T_target, dtype=np.float64)
-        if T_target.ndim == 2:
-            return self._predict_one(T_target)
-        q = self.predict(torch.from_numpy(T_target.reshape(-1, 4, 4)))
-        return q.numpy().astype(np.float64).reshape(shape[:-2] + (q.shape[-1],))
+                q = self.module.guesses(T) if self.heads > 1 else self.module(T)[:, None]
+            return q.reshape(shape[:-2] + q.shape[1:])
+        T = np.ascontiguousarray(T_target, dtype=np.float64).reshape(-1, 4, 4)
+        raw = self._raw(features(T, self._inverse_reach, self._position_only))
+        q = decode_rows(raw.reshape(len(T) * self.heads, -1), *self._decoding)
+        return q.reshape(shape[:-2] + (self.heads, q.shape[-1]))
 
-    def _predict_one(self, T: np.ndarray) -> np.ndarray:
-        """``predict`` for one numpy pose (4, 4), as numpy float32 arithmetic."""
-        position = T[:3, 3] * self._inverse_reach
-        x = position if self._position_only else np.concatenate([position, T[:3, 0], T[:3, 1]])
-        x = x.astype(np.float32)
+    def _raw(self, x: np.ndarray) -> np.ndarray:
+        """The MLP's raw outputs (R, n_out) float32 at inputs x (R, n_in) float32: one row by the compiled
+        kernel, more by numpy's (BLAS) matrix products."""
+        if len(x) == 1:
+            return mlp_forward(x[0], self._params, self._sizes)[None]
         last = len(self._layers) - 1
         for i, (W, b) in enumerate(self._layers):
             x = x @ W + b
             if i < last:
                 x = x * (0.5 + 0.5 * np.tanh(0.5 * x))  # SiLU; sigmoid as tanh: no overflow for large |x|
-        x = x.astype(np.float64)
-        linear = self._centre + self._half_range * np.clip(x[: self._n_linear], -1.0, 1.0)
-        pairs = x[self._n_linear :].reshape(-1, 2)
-        angle = np.arctan2(pairs[:, 0], pairs[:, 1])
-        periodic = self._periodic_lower + np.remainder(angle - self._periodic_lower, 2 * math.pi)
-        return np.concatenate([linear, periodic])[self._order]
+        return x
 
 
 def _folded_layers(module: torch.jit.ScriptModule) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -285,8 +306,9 @@ def _read(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     if not isinstance(metadata, dict):
         raise ValueError(f"IK network file {path} has no readable {METADATA_ENTRY} metadata: not an ik_neural model")
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise ValueError(
-            f"IK network file {path} has format version {version!r}; this ik_neural reads version {FORMAT_VERSION}"
+            f"IK network file {path} has format version {version!r}; this ik_neural reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))}"
         )
     return module, metadata

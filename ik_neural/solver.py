@@ -243,9 +243,19 @@ class IKSolver:
         best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
         success, iterations, restarts = False, 0, 0
 
-        # The first seeds, each alone with the least overhead a step: most targets converge from the first.
-        guess = None if self.network is None else bounds.project(self.network.predict(T_target))
-        for q, patience in self._first_seeds(guess, q_seed, seed_first):
+        # The first seeds: a single one alone with the least overhead a step (most targets converge from
+        # the first); a multi-head network's K guesses as a round of K rows, each dropped when exhausted.
+        guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
+        for seeds, patience in self._first_seeds(guesses, q_seed, seed_first):
+            if len(seeds) > 1:
+                rows = self._rows_round(T_target, seeds, q_seed, bounds, step, patience, out_of_time)
+                iterations += rows[-1]
+                if rows[0] or rows[2] < best_error:
+                    success, best_q, best_error, best_position, best_orientation = rows[:5]
+                if success or out_of_time():
+                    break
+                continue
+            q = seeds[0]
             errors: list[float] = []
             while True:
                 q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
@@ -408,10 +418,10 @@ class IKSolver:
             if len(q_seed) != n:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
         q_seed = bounds.project(q_seed)
-        guess = None if self.network is None else bounds.project(self.network.predict(T_targets))
+        guesses = None if self.network is None else bounds.project(self.network.predict_all(T_targets))
         answers = _Answers.empty(q_seed)
         self._refine(
-            T_targets, self._first_seeds(guess, q_seed, seed_first), q_seed, answers, bounds,
+            T_targets, self._first_seeds(guesses, q_seed, seed_first), q_seed, answers, bounds,
             self._step_settings(position_tolerance_m, orientation_tolerance_rad, bounds), start + timeout_s, stop,
         )  # fmt: skip
         return BatchResult(
@@ -422,23 +432,60 @@ class IKSolver:
     # ------------------------------------------------------------------ the search
 
     def _first_seeds(
-        self, guess: Optional[np.ndarray], q_seed: np.ndarray, seed_first: bool
+        self, guesses: Optional[np.ndarray], q_seed: np.ndarray, seed_first: bool
     ) -> list[tuple[np.ndarray, Patience]]:
-        """The seeds refined before random ones, in order, each with its patience: the network's guess
-        (when there is one) and the caller's seed; ``seed_first`` puts the caller's seed first. Arrays
-        (dof,) for one target or (N, dof) for N."""
-        seeds = [(q_seed, self._seed_patience)]
-        if guess is not None:
-            seeds.insert(len(seeds) if seed_first else 0, (guess, self._network_patience))
+        """The seeds refined before random ones, in order, each with its patience: the network's K
+        guesses side by side (when there is a network) and the caller's seed; ``seed_first`` puts the
+        caller's seed first. Per target a stage of rows: arrays (rows, dof) for one target, (N, rows, dof)
+        for N; ``guesses`` (K, dof) or (N, K, dof), ``q_seed`` (dof,) or (N, dof)."""
+        seeds = [(q_seed[..., None, :], self._seed_patience)]
+        if guesses is not None:
+            seeds.insert(len(seeds) if seed_first else 0, (guesses, self._network_patience))
         return seeds
+
+    def _rows_round(
+        self, T_target: np.ndarray, Q: np.ndarray, q_seed: np.ndarray, bounds: JointBounds, step: tuple,
+        patience: Patience, out_of_time,
+    ) -> tuple[bool, np.ndarray, float, float, float, int]:  # fmt: skip
+        """Refine the seeds Q (R, dof) for one target side by side, each dropped once ``patience`` is
+        exhausted, until one converges, all are dropped or time is out: (success, q (the converged row
+        nearest ``q_seed``, else the lowest-error one), its error norm, position m, orientation rad, steps)."""
+        T_rows = np.repeat(T_target[None], len(Q), axis=0)
+        histories: list[list[float]] = [[] for _ in Q]
+        best = (False, Q[0], math.inf, math.inf, math.inf)
+        steps = 0
+        while len(Q):
+            Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
+                Q, T_rows[: len(Q)], self.chain.arrays, step
+            )
+            steps += 1
+            if converged.any():
+                i = int(np.flatnonzero(_closest_converged(converged, bounds.distance(Q, q_seed), np.zeros(len(Q), int), 1))[0])
+                return True, Q[i].copy(), error[i], position_error[i], orientation_error[i], steps
+            i = int(np.argmin(error))
+            if error[i] < best[2]:
+                best = (False, Q[i].copy(), error[i], position_error[i], orientation_error[i])
+            alive = []
+            for i, error_i in enumerate(error.tolist()):  # Python floats: numpy scalars cost 10x here
+                history = histories[i]
+                history.append(error_i)
+                earlier = history[-1 - patience.window] if len(history) > patience.window else math.inf
+                if not patience.exhausted(len(history), error_i, earlier):
+                    alive.append(i)
+            if out_of_time():
+                break
+            Q, histories = Q_next[alive], [histories[i] for i in alive]
+        return (*best, steps)
 
     def _refine(
         self, T_targets: np.ndarray, first_seeds: Sequence[tuple[np.ndarray, Patience]], q_seed: np.ndarray,
         answers: _Answers, bounds: JointBounds, step: tuple, deadline: float,
         stop: Optional[threading.Event],
     ) -> None:  # fmt: skip
-        """Refine one row per target from its first seeds, then random ones, until every target is solved
-        or the deadline passes; answers (per target) are updated in place."""
+        """Refine rows per target from its first seeds (a stage of rows each: ``_first_seeds``), then random
+        ones, until every target is solved or the deadline passes; answers (per target) are updated in
+        place. A target moves on to its next stage when the last of its rows of a stage is exhausted;
+        its other exhausted rows of that stage turn random."""
         settings = self.settings
         n = len(T_targets)
         rng = np.random.default_rng(settings.random_seed)
@@ -447,11 +494,12 @@ class IKSolver:
         windows = np.array([p.window for p in patiences])
         max_iterations = np.array([p.max_iterations for p in patiences])
         random_stage = len(first_seeds)
-        target = np.arange(n)
-        Q = first_seeds[0][0].copy()
-        stage = np.zeros(n, dtype=int)
-        age = np.zeros(n, dtype=int)
-        history = np.full((int(windows.max()) + 1, n), math.inf)  # errors of the last steps, newest last
+        first_width = first_seeds[0][0].shape[1]
+        target = np.repeat(np.arange(n), first_width)
+        Q = first_seeds[0][0].reshape(n * first_width, -1).copy()
+        stage = np.zeros(len(target), dtype=int)
+        age = np.zeros(len(target), dtype=int)
+        history = np.full((int(windows.max()) + 1, len(target)), math.inf)  # errors of the last steps, newest last
         while len(target) and time.perf_counter() <= deadline and not (stop is not None and stop.is_set()):
             kernel = dls_step_rows if len(target) >= _PARALLEL_MIN_ROWS else dls_step_rows_serial
             Q_next, converged, position_error, orientation_error, error = kernel(
@@ -480,10 +528,21 @@ class IKSolver:
             target, Q, age, history, exhausted = target[keep], Q_next[keep], age[keep], history[:, keep], exhausted[keep]
             stage = stage[keep]
             if exhausted.any():
-                stage[exhausted] = np.minimum(stage[exhausted] + 1, random_stage)
+                # Of each target's exhausted rows of a first stage, one hands on to the next stage if no row
+                # of that stage is left; the rest turn random.
+                first = stage < random_stage
+                key = np.where(first, target * random_stage + stage, -1)
+                left = np.bincount(key[first & ~exhausted], minlength=n * random_stage)
+                candidates = np.flatnonzero(exhausted & first & (left[np.maximum(key, 0)] == 0))
+                hand_on = np.zeros(len(target), dtype=bool)
+                hand_on[candidates[np.unique(key[candidates], return_index=True)[1]]] = True
+                stage[exhausted] = np.where(hand_on[exhausted], stage[exhausted] + 1, random_stage)
+                widened = []
                 for s, (seeds, _) in enumerate(first_seeds):
-                    rows = exhausted & (stage == s)
-                    Q[rows] = seeds[target[rows]]
+                    rows = np.flatnonzero(hand_on & (stage == s))
+                    Q[rows] = seeds[target[rows], 0]
+                    if seeds.shape[1] > 1 and len(rows):
+                        widened.append((s, target[rows], seeds[target[rows], 1:]))
                 to_random = exhausted & (stage == random_stage)
                 Q[to_random] = bounds.sample(rng, int(to_random.sum()))
                 age[exhausted] = 0
@@ -497,11 +556,15 @@ class IKSolver:
                 new = np.repeat(stuck, extra)
                 if len(new):
                     answers.restarts += np.bincount(new, minlength=n)
-                    target = np.concatenate([target, new])
-                    Q = np.concatenate([Q, bounds.sample(rng, len(new))])
-                    stage = np.concatenate([stage, np.full(len(new), random_stage)])
-                    age = np.concatenate([age, np.zeros(len(new), dtype=int)])
-                    history = np.concatenate([history, np.full((history.shape[0], len(new)), math.inf)], axis=1)
+                    widened.append((random_stage, new, bounds.sample(rng, len(new))))
+                # A stage of several rows per target (the K guesses, after the caller's seed) adds the rest.
+                for s, new_target, new_Q in widened:
+                    new_Q = new_Q.reshape(-1, Q.shape[1])
+                    target = np.concatenate([target, np.repeat(new_target, len(new_Q) // len(new_target))])
+                    Q = np.concatenate([Q, new_Q])
+                    stage = np.concatenate([stage, np.full(len(new_Q), s)])
+                    age = np.concatenate([age, np.zeros(len(new_Q), dtype=int)])
+                    history = np.concatenate([history, np.full((history.shape[0], len(new_Q)), math.inf)], axis=1)
 
     # ------------------------------------------------------------------ helpers
 

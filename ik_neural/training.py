@@ -64,6 +64,12 @@ class TrainingConfig:
     width: int = 512
     depth: int = 4
     batch_norm: bool = False
+    heads: int = 1
+    """Guesses per pose (K). K > 1 trains multiple-choice: every sample's loss is head 0's (the guess
+    ``predict`` gives, trained as a single-head network is), plus the least of the K heads' losses (the
+    other heads win where they beat head 0: other IK branches), plus ``head_mean_weight`` times their
+    mean (so that no head starves)."""
+    head_mean_weight: float = 0.1
     batch_size: int = 512
     max_lr: float = 3e-3
     """Peak learning rate of the 1cycle schedule."""
@@ -99,7 +105,8 @@ class TrainingConfig:
 
     def check(self) -> None:
         """ValueError naming the first setting that cannot be trained with."""
-        positive = {"width": self.width, "depth": self.depth, "batch_size": self.batch_size, "max_lr": self.max_lr}
+        positive = {"width": self.width, "depth": self.depth, "heads": self.heads, "batch_size": self.batch_size,
+                    "max_lr": self.max_lr}  # fmt: skip
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"training setting {name} must be > 0, got {value}")
@@ -172,7 +179,8 @@ class Trainer:
         self.log = log
         torch.manual_seed(config.seed)
         self.model = PoseToJoints(
-            chain, config.position_only, config.output_encoding, config.width, config.depth, config.batch_norm
+            chain, config.position_only, config.output_encoding, config.width, config.depth, config.batch_norm,
+            config.heads,
         )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.inverse_reach = 1.0 / chain.reach_m
@@ -191,15 +199,18 @@ class Trainer:
 
     def losses(self, q_sampled: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """Per-sample loss (N,) for configurations q_sampled (N, dof), and the position (m) and rotation
-        (rad) errors (N,) of the network's answers to their poses by ``geometry.pose_errors`` (for
-        progress: the metric the solver and the evaluation use)."""
+        (rad) errors (N,) of the network's (first) answers to their poses by ``geometry.pose_errors``
+        (for progress: the metric the solver and the evaluation use)."""
         config, model = self.config, self.model
-        T_target = self.chain.forward(q_sampled)
-        raw = model.raw(T_target)
+        k = config.heads
+        T_pose = self.chain.forward(q_sampled)
+        # K heads: K rows per sample, head by head; each row is judged against its sample's pose.
+        raw = model.raw(T_pose).reshape(len(q_sampled) * k, -1)
+        T_target = T_pose.repeat_interleave(k, dim=0)
         q = model.decode(raw, clamp=False)
         frames, T = self.chain.frames(q)
         if config.supervised:
-            loss = ((raw - model.encode(q_sampled)) ** 2).mean(1)
+            loss = ((raw - model.encode(q_sampled).repeat_interleave(k, dim=0)) ** 2).mean(1)
         else:
             loss = torch.linalg.vector_norm(T[:, :3, 3] - T_target[:, :3, 3], dim=1) * self.inverse_reach
             if not config.position_only:
@@ -216,7 +227,11 @@ class Trainer:
             distance = torch.cdist(points, self.obstacle_centers[None].expand(len(points), -1, -1))
             clearance = distance - self.obstacle_radii - config.obstacle_margin_m
             loss = loss + config.obstacle_weight * self.inverse_reach * torch.relu(-clearance.amin(1)).sum(1)
-        _, _, position_error, rotation_error = pose_errors(T_target.numpy(), T.detach().numpy())
+        first = slice(None, None, k)
+        _, _, position_error, rotation_error = pose_errors(T_pose.numpy(), T[first].detach().numpy())
+        if k > 1:
+            per_head = loss.reshape(len(q_sampled), k)
+            loss = per_head[:, 0] + per_head.amin(1) + config.head_mean_weight * per_head.mean(1)
         return loss, position_error, rotation_error
 
     def _step(self, optimizer: torch.optim.Optimizer, lr: float, mine: bool) -> tuple[float, float, float]:
@@ -325,7 +340,7 @@ class Trainer:
                       "position_scale_m": self.chain.reach_m},  # fmt: skip
             "output": {"encoding": config.output_encoding},
             "architecture": {"width": config.width, "depth": config.depth, "batch_norm": config.batch_norm,
-                             "activation": "SiLU"},  # fmt: skip
+                             "heads": config.heads, "activation": "SiLU"},  # fmt: skip
             "training": {**config.to_dict(), "steps_done": step, "seconds": elapsed_s,
                          "interrupted": interrupted, "torch": torch.__version__},  # fmt: skip
             "evaluation": evaluate_network(self.chain, self.model, config.position_only),

@@ -1,4 +1,4 @@
-"""Compiled (numba) kernels, float64, for the per-iteration hot path: one pose, or rows of poses.
+"""Compiled (numba) kernels, float64 but for ``mlp``, for the per-iteration hot path: one pose, or rows of poses.
 
 For one pose, vectorised numpy spends its time in per-call overhead (about 1 µs for each of ~100 small
 array operations a step); compiled loops do the same arithmetic in a few µs. numba's linear algebra
@@ -7,5 +7,6 @@ arrays and named tuples of them: ``KinematicChain`` and ``IKSolver`` own the API
 
 - ``geometry``: the compiled twin of ``ik_neural.geometry`` (pose error by the log map), rigidity check;
 - ``kinematics``: a chain's FK and geometric Jacobian (``ChainArrays``);
-- ``dls``: one damped-least-squares step and rows of steps (``StepSettings``).
+- ``dls``: one damped-least-squares step and rows of steps (``StepSettings``);
+- ``mlp`` (float32): the IK network's forward pass for one pose, its input features and joint decoding.
 """

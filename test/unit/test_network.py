@@ -11,7 +11,7 @@ from reference import ReferenceChain, pose_errors
 
 from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
-from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, PoseToJoints, chain_metadata, load_network, save_network
+from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, IKNetwork, PoseToJoints, chain_metadata, load_network, save_network
 from ik_neural.sampling import reachable_targets
 
 # The tests call torch.jit themselves (as a user would); its deprecation notice is not ours to act on.
@@ -61,11 +61,35 @@ def test_export_load_round_trip_gives_identical_outputs(tmp_path, panda, batch_n
         expected = module(T)
     assert torch.equal(net.predict(T), expected)
     assert torch.equal(torch.jit.load(str(path))(T), expected)  # the file alone is a usable guesser
-    # One numpy pose takes the folded-weights path: equal up to float32 rounding.
+    # numpy poses take the folded float32 weights (one pose: the compiled kernel; several: numpy's matrix
+    # products): equal to the TorchScript module's output up to float32 rounding.
     for i in range(8):
         q_one = net.predict(T[i].double().numpy())
         assert q_one.shape == (7,) and q_one.dtype == np.float64
         np.testing.assert_allclose(q_one, expected[i].double().numpy(), atol=2e-5)
+    q_rows = net.predict(T.double().numpy())
+    assert q_rows.shape == (256, 7) and q_rows.dtype == np.float64
+    np.testing.assert_allclose(q_rows, expected.double().numpy(), atol=2e-5)
+
+
+def test_compiled_forward_equals_the_module_for_large_activations_and_continuous_joints(ur5e):
+    """Weights scaled up push the SiLU inputs to |x| ~ 1e3 (exp would overflow float32 at 89): the
+    kernel's sigmoid must not, and UR5e's joints all decode from (sin, cos) pairs."""
+    module = _module(ur5e)
+    with torch.no_grad():
+        for layer in module.mlp:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.mul_(30.0)
+    net = IKNetwork(torch.jit.script(module), chain_metadata(ur5e))
+    T = _targets(ur5e, 64, seed=3)
+    with torch.no_grad():
+        expected = module(T).double().numpy()
+        assert module.mlp[:3](module.features(T)).abs().max() > 100.0  # the second SiLU's input
+    one = np.stack([net.predict(T[i].double().numpy()) for i in range(len(T))])
+    assert np.isfinite(one).all()
+    # Angles compare modulo a turn: a pair near (0, -1) may wrap to either end of [-pi, pi).
+    for q in (one, net.predict(T.double().numpy())):
+        np.testing.assert_allclose(np.angle(np.exp(1j * (q - expected))), 0.0, atol=5e-5)
 
 
 def test_outputs_stay_within_limits_and_decode_inverts_encode(ur5e):
@@ -139,7 +163,7 @@ def test_load_refuses_corrupt_missing_and_foreign_files(tmp_path, panda):
 def test_load_refuses_unknown_format_version(tmp_path, panda):
     path = tmp_path / "future.pt"
     save_network(_module(panda), {**chain_metadata(panda), "format_version": FORMAT_VERSION + 1}, path)
-    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads version {FORMAT_VERSION}"):
+    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, {FORMAT_VERSION}"):
         load_network(path, panda)
     extra = {METADATA_ENTRY: ""}
     torch.jit.load(str(path), _extra_files=extra)
@@ -153,3 +177,27 @@ def test_predict_checks_shape(tmp_path, panda):
     with pytest.raises(ValueError, match=r"T_target has shape \(3, 4\)"):
         net.predict(np.eye(4)[:3])
     assert net.predict(np.tile(np.eye(4), (2, 3, 1, 1))).shape == (2, 3, 7)
+
+
+def test_a_multi_head_file_gives_all_guesses_and_a_single_head_file_still_loads(tmp_path, panda):
+    module = _module(panda, heads=3)
+    path = tmp_path / "k3.pt"
+    save_network(module, {**chain_metadata(panda), "architecture": {"heads": 3}}, path)
+    net = load_network(path, panda)
+    T = _targets(panda, 64, seed=4)
+    with torch.no_grad():
+        expected = module.guesses(T)
+    assert net.heads == 3 and expected.shape == (64, 3, 7)
+    assert torch.equal(net.predict_all(T), expected) and torch.equal(net.predict(T), expected[:, 0])
+    assert torch.equal(torch.jit.load(str(path))(T), expected[:, 0])  # the file alone: the first guess
+    np.testing.assert_allclose(net.predict_all(T.double().numpy()), expected.double().numpy(), atol=2e-5)
+    one = net.predict_all(T[0].double().numpy())
+    assert one.shape == (3, 7)
+    np.testing.assert_allclose(one, expected[0].double().numpy(), atol=2e-5)
+    assert not np.allclose(one[0], one[1], atol=1e-3)  # three heads, three guesses
+    # The shipped networks are format version 1 files, written before heads: one head.
+    shipped = load_robot("panda").network
+    assert shipped.metadata["format_version"] == 1 and shipped.heads == 1
+    assert shipped.predict_all(T.double().numpy()).shape == (64, 1, 7)
+    with pytest.raises(ValueError, match="at least one head, got heads=0"):
+        _module(panda, heads=0)

@@ -333,6 +333,19 @@ def test_hybrid_batch_solves_with_fewer_iterations(name, solvers):
     assert with_network.iterations.sum() < 0.7 * without.iterations.sum()
 
 
+def test_a_batch_of_a_new_size_right_after_another_succeeds_within_a_tight_budget():
+    """A network's guess for a batch must cost the same for every batch size: a first call at a new size
+    once spent ~40 ms re-specialising the TorchScript graph, past a 20 ms budget, and solved nothing."""
+    robot = load_robot("rrr_3dof")
+    solver = IKSolver(robot.chain, network=robot.network)
+    solver.warm_up()
+    _, T = reachable_targets(robot.chain, 16, seed=14)
+    for size in (8, 4, 3, 5, 8):
+        result = solver.solve_batch(T[:size], timeout_s=0.02, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        assert result.success.all(), size
+        assert_solved(robot.chain, result.q, T[:size])
+
+
 def test_hybrid_with_a_useless_network_still_solves_everything(tmp_path, solvers):
     """An untrained network's guesses are far off: the caller's seed and the restarts must take over."""
     import torch

@@ -10,10 +10,11 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 from reference import ReferenceChain
 
-from ik_neural import load_robot
+from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import evaluate_network, network_errors
 from ik_neural.network import load_network
@@ -66,14 +67,40 @@ def test_network_errors_read_small_rotations_as_the_solver_does():
     assert (position_error < 1e-12).all()
 
 
-def test_training_is_deterministic_for_a_seed(tmp_path):
+@pytest.mark.parametrize("heads", [1, 4])
+def test_training_is_deterministic_for_a_seed(tmp_path, heads):
     chain = load_robot("rrr_3dof").chain
-    config = TrainingConfig(steps=60, seed=7, **SMALL)
+    config = TrainingConfig(steps=60, seed=7, heads=heads, **SMALL)
     runs = [Trainer(chain, config, log=lambda _: None).run(tmp_path / f"run{i}.pt") for i in range(2)]
     first, second = (r.module.state_dict() for r in runs)
     assert all(torch.equal(first[k], second[k]) for k in first)
     other = Trainer(chain, TrainingConfig(steps=60, seed=8, **SMALL), log=lambda _: None).run(tmp_path / "other.pt")
     assert not torch.equal(other.module.state_dict()["mlp.0.weight"], first["mlp.0.weight"])
+
+
+def test_a_four_head_network_trains_loads_and_seeds_the_solver(tmp_path):
+    robot = load_robot("dh6_experiments")
+    chain = robot.chain
+    result = Trainer(chain, TrainingConfig(steps=300, heads=4, **SMALL), log=lambda _: None).run(tmp_path / "k4.pt")
+    net = load_network(result.path, chain)
+    assert net.heads == 4 and net.metadata["architecture"]["heads"] == 4 and net.metadata["format_version"] == 2
+    _, T = reachable_targets(chain, 400, seed=21)
+    guesses = net.predict_all(T)
+    assert guesses.shape == (400, 4, 6) and chain.bounds.contains(guesses.reshape(-1, 6), tolerance=1e-6).all()  # float32 limits
+    np.testing.assert_array_equal(net.predict(T), guesses[:, 0])
+    # Multiple choice: the other heads win where head 0 is worst, so the best of the four is well ahead.
+    reference = ReferenceChain(robot.urdf_path, chain.base_link, chain.tip_link, chain.joint_names)
+    position_error = np.stack([reference.errors(guesses[:, k], T)[0] for k in range(4)], axis=1)
+    assert np.median(position_error.min(1)) < 0.8 * np.median(position_error[:, 0]), np.median(position_error, 0)
+    # The solver refines the four guesses side by side first; every answer checked by the reference FK.
+    solver = IKSolver(chain, network=net)
+    batch = solver.solve_batch(T[:100], timeout_s=10.0, position_tolerance_m=1e-6, orientation_tolerance_rad=1e-6)
+    one = [solver.solve(t, timeout_s=0.5, position_tolerance_m=1e-6, orientation_tolerance_rad=1e-6) for t in T[:100]]
+    for q in (batch.q, np.stack([r.q for r in one])):
+        position_m, rotation_rad = reference.errors(q, T[:100])
+        assert position_m.max() <= 1e-6 and rotation_rad.max() <= 1e-6
+        assert chain.bounds.contains(q).all()
+    assert batch.success.all() and all(r.success for r in one)
 
 
 def test_supervised_baseline_learns_the_joint_angles(tmp_path):
