@@ -1,4 +1,5 @@
-"""Training an IK network for a chain, on the CPU (design.md §6; the method of seed 003).
+"""Training an IK network for a chain, on the CPU or a CUDA GPU, in one process or data-parallel over
+several (torchrun; design.md §6; the method of seed 003).
 
 Every step draws a fresh batch of joint configurations uniformly within the limits, takes their tip poses
 by forward kinematics as targets, and (unsupervised, the default) minimises the error of
@@ -13,6 +14,11 @@ obstacles (seed 003, Eq. 5). A pool of the highest-error samples seen so far sup
 The learning rate follows a 1cycle schedule (Adam) over the run's progress: steps done / ``steps``, or,
 with a time budget, wall time / ``minutes``. A validation set tracks progress; the best validation model is what gets
 exported, also when training is interrupted (Ctrl-C). Checkpoints make a run resumable.
+
+Under torch.distributed (a process group initialised by the caller, e.g. ``ik_train`` under torchrun) the
+model is wrapped in DistributedDataParallel: every rank draws its share of each batch from its own
+generator, DDP averages the gradients, the schedule's progress is the same on every rank (rank 0's clock
+for a time budget), and rank 0 alone validates, logs and exports.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import evaluate_network, network_errors
@@ -132,19 +139,28 @@ class TrainingResult:
     interrupted: bool = False
 
 
+def training_device(name: str) -> torch.device:
+    """The device for ``name``: "cpu", "cuda", or "auto" (cuda where available, else cpu)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device cuda: CUDA is not available to this torch {torch.__version__}")
+    return torch.device(name)
+
+
 class _HardPool:
     """The highest-error joint configurations seen so far (per-sample loss), to be trained on again."""
 
-    def __init__(self, size: int, dof: int) -> None:
+    def __init__(self, size: int, dof: int, device: torch.device) -> None:
         self.size = size
-        self.q = torch.empty(0, dof)
-        self.error = torch.empty(0)
+        self.q = torch.empty(0, dof, device=device)
+        self.error = torch.empty(0, device=device)
 
     def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """n configurations from the pool (fewer while it fills) and their pool indices."""
         if len(self.q) < max(n, 1):
-            return self.q[:0], torch.empty(0, dtype=torch.long)
-        index = torch.randint(len(self.q), (n,), generator=generator)
+            return self.q[:0], torch.empty(0, dtype=torch.long, device=self.q.device)
+        index = torch.randint(len(self.q), (n,), generator=generator).to(self.q.device)
         return self.q[index], index
 
     def update(self, index: torch.Tensor, q_fresh: torch.Tensor, error: torch.Tensor) -> None:
@@ -162,32 +178,63 @@ class _HardPool:
         return {"q": self.q, "error": self.error}
 
     def load(self, state: dict) -> None:
-        self.q, self.error = state["q"], state["error"]
+        self.q, self.error = state["q"].to(self.q.device), state["error"].to(self.q.device)
 
 
 def _print_now(line: str) -> None:
     print(line, flush=True)  # progress must reach a log file while training, not at exit
 
 
-class Trainer:
-    """One training run of a network for ``chain``; ``run`` trains, exports and returns the result."""
+class _RawOutputs(torch.nn.Module):
+    """The network with ``raw`` as its forward: DistributedDataParallel syncs only what goes through forward."""
 
-    def __init__(self, chain: KinematicChain, config: TrainingConfig, log: Callable[[str], None] = _print_now) -> None:
+    def __init__(self, model: PoseToJoints) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, T: torch.Tensor) -> torch.Tensor:
+        return self.model.raw(T)
+
+
+class Trainer:
+    """One training run of a network for ``chain``; ``run`` trains, exports and returns the result.
+
+    ``device`` holds the model and batches (the exported model is on the CPU). It is not part of the
+    configuration: a checkpoint made on one device resumes on another. Under torch.distributed each rank
+    trains on ``config.batch_size / world size`` samples a step, so the settings mean the same training
+    for any number of processes.
+    """
+
+    def __init__(self, chain: KinematicChain, config: TrainingConfig, log: Callable[[str], None] = _print_now,
+                 device: torch.device = torch.device("cpu")) -> None:  # fmt: skip
         config.check()
         self.chain = chain
         self.config = config
         self.log = log
+        self.device = device
+        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch size {config.batch_size} does not split evenly over {self.world_size} processes")
+        self.batch_size = config.batch_size // self.world_size
         torch.manual_seed(config.seed)
         self.model = PoseToJoints(
             chain, config.position_only, config.output_encoding, config.width, config.depth, config.batch_norm,
             config.heads,
-        )
-        self.generator = torch.Generator().manual_seed(config.seed)
+        ).to(device)
+        # Buffers are constants (batch norm's running statistics aside: rank 0's are the ones exported).
+        self.raw = (
+            torch.nn.parallel.DistributedDataParallel(_RawOutputs(self.model), broadcast_buffers=False)
+            if dist.is_initialized() else self.model.raw
+        )  # fmt: skip
+        # Each rank its own stream of batches from the seed (rank 0's is the single-process one).
+        self.generator = torch.Generator().manual_seed(config.seed + self.rank * 2**48)
         self.inverse_reach = 1.0 / chain.reach_m
-        self.obstacle_centers = torch.tensor([o.center_m for o in config.obstacles], dtype=torch.float32).reshape(-1, 3)
-        self.obstacle_radii = torch.tensor([o.radius_m for o in config.obstacles], dtype=torch.float32)
-        self.n_hard = int(config.hard_fraction * config.batch_size)
-        self.pool = _HardPool(config.hard_pool_batches * config.batch_size, chain.dof)
+        self.obstacle_centers = torch.tensor(
+            [o.center_m for o in config.obstacles], dtype=torch.float32, device=device
+        ).reshape(-1, 3)
+        self.obstacle_radii = torch.tensor([o.radius_m for o in config.obstacles], dtype=torch.float32, device=device)
+        self.n_hard = int(config.hard_fraction * self.batch_size)
+        self.pool = _HardPool(config.hard_pool_batches * self.batch_size, chain.dof, device)
         _, self.T_validation = reachable_targets(chain, config.validation_targets, VALIDATION_SEED)
 
     # ------------------------------------------------------------------ one step
@@ -195,7 +242,8 @@ class Trainer:
     def _sample(self, n: int) -> torch.Tensor:
         """n configurations (n, dof) uniform within the limits, float32, from the run's torch generator
         (its state is checkpointed, so a resumed run draws what the uninterrupted one would)."""
-        return self.chain.bounds.at_fraction(torch.rand(n, self.chain.dof, generator=self.generator))
+        u = torch.rand(n, self.chain.dof, generator=self.generator)  # on the CPU: the same draws on any device
+        return self.chain.bounds.at_fraction(u.to(self.device))
 
     def losses(self, q_sampled: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """Per-sample loss (N,) for configurations q_sampled (N, dof), and the position (m) and rotation
@@ -205,7 +253,7 @@ class Trainer:
         k = config.heads
         T_pose = self.chain.forward(q_sampled)
         # K heads: K rows per sample, head by head; each row is judged against its sample's pose.
-        raw = model.raw(T_pose).reshape(len(q_sampled) * k, -1)
+        raw = self.raw(T_pose).reshape(len(q_sampled) * k, -1)
         T_target = T_pose.repeat_interleave(k, dim=0)
         q = model.decode(raw, clamp=False)
         frames, T = self.chain.frames(q)
@@ -228,7 +276,7 @@ class Trainer:
             clearance = distance - self.obstacle_radii - config.obstacle_margin_m
             loss = loss + config.obstacle_weight * self.inverse_reach * torch.relu(-clearance.amin(1)).sum(1)
         first = slice(None, None, k)
-        _, _, position_error, rotation_error = pose_errors(T_pose.numpy(), T[first].detach().numpy())
+        _, _, position_error, rotation_error = pose_errors(T_pose.cpu().numpy(), T[first].detach().cpu().numpy())
         if k > 1:
             per_head = loss.reshape(len(q_sampled), k)
             loss = per_head[:, 0] + per_head.amin(1) + config.head_mean_weight * per_head.mean(1)
@@ -238,7 +286,7 @@ class Trainer:
         """One optimiser step at learning rate ``lr`` on a fresh batch (plus hard samples if ``mine``);
         returns (loss, median position error m, median rotation error rad) of the batch."""
         q_hard, index = self.pool.draw(self.n_hard if mine else 0, self.generator)
-        q_fresh = self._sample(self.config.batch_size - len(q_hard))
+        q_fresh = self._sample(self.batch_size - len(q_hard))
         loss, position_error, rotation_error = self.losses(torch.cat([q_fresh, q_hard]))
         optimizer.zero_grad(set_to_none=True)
         loss.mean().backward()
@@ -254,9 +302,9 @@ class Trainer:
     def _validate(self) -> dict:
         self.model.eval()
         with torch.inference_mode():
-            q = self.model(torch.from_numpy(self.T_validation).to(torch.float32))
+            q = self.model(torch.from_numpy(self.T_validation).to(self.device, torch.float32))
         self.model.train()
-        position_error, rotation_error = network_errors(self.chain, q.double().numpy(), self.T_validation)
+        position_error, rotation_error = network_errors(self.chain, q.double().cpu().numpy(), self.T_validation)
         score = position_error * self.inverse_reach
         if not self.config.position_only:
             score = score + rotation_error
@@ -268,16 +316,23 @@ class Trainer:
             "score": float(score.mean()),
         }
 
-    def run(self, out_path: Path, checkpoint_path: Optional[Path] = None, resume: bool = False) -> TrainingResult:
+    def run(self, out_path: Path, checkpoint_path: Optional[Path] = None,
+            resume: bool = False) -> Optional[TrainingResult]:  # fmt: skip
         """Train, then write the best validation model to ``out_path`` (also after Ctrl-C) and return it.
 
         ``checkpoint_path`` (default ``out_path`` + ".ckpt") is written every ``checkpoint_every_s``;
-        ``resume`` continues from it (same chain and configuration required).
+        ``resume`` continues from it (same chain and configuration required). Under torch.distributed
+        rank 0 exports and returns the result, the other ranks None once it is written; there are no
+        checkpoints (each rank's batch stream would have to be saved), and ``resume`` is refused.
         """
         config = self.config
+        if resume and self.world_size > 1:
+            raise ValueError(f"cannot resume a run of {self.world_size} processes: checkpoints are single-process only")
+        lead = self.rank == 0
         out_path = Path(out_path)
         checkpoint_path = Path(checkpoint_path) if checkpoint_path else out_path.with_name(out_path.name + ".ckpt")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if lead:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
         state = self._load_checkpoint(checkpoint_path) if resume else None
         optimizer = torch.optim.Adam(self.model.parameters(), lr=config.max_lr)
         step, elapsed_before, curve = 0, 0.0, []
@@ -291,49 +346,66 @@ class Trainer:
             best_state, best_score = state["best_model"], state["best_score"]
             self.log(f"[train] resuming {checkpoint_path} at step {step}, {elapsed_before / 60:.1f} min in")
         budget = f"{config.steps} steps" if config.steps else f"{config.minutes:g} min"
-        self.log(
-            f"[train] {self.chain.base_link} -> {self.chain.tip_link} ({self.chain.dof} joints): {budget} of batches of "
-            f"{config.batch_size}, {config.depth}x{config.width} MLP, "
-            f"{'supervised' if config.supervised else 'unsupervised'}, "
-            f"{'position only' if config.position_only else 'position + orientation'}"
-        )
+        processes = f" over {self.world_size} processes" if self.world_size > 1 else ""
+        if lead:
+            self.log(
+                f"[train] {self.chain.base_link} -> {self.chain.tip_link} ({self.chain.dof} joints): {budget} of "
+                f"batches of {config.batch_size}{processes} on {self.device}, {config.depth}x{config.width} MLP, "
+                f"{'supervised' if config.supervised else 'unsupervised'}, "
+                f"{'position only' if config.position_only else 'position + orientation'}"
+            )
         start = time.perf_counter()
         progress = _Progress(start - elapsed_before, self.log)
         last_checkpoint = start
         interrupted = False
 
         def done_fraction() -> float:
+            """Progress after ``step`` steps, the same on every rank (collective under a time budget)."""
             if config.steps:
                 return step / config.steps
-            return min(1.0, (elapsed_before + time.perf_counter() - start) / (60.0 * config.minutes))
+            elapsed = elapsed_before + time.perf_counter() - start
+            done = torch.tensor(min(1.0, elapsed / (60.0 * config.minutes)), dtype=torch.float64)
+            if self.world_size > 1:
+                dist.broadcast(done, 0)  # rank 0's clock decides: the ranks stop at the same step
+            return float(done)
 
         try:
-            while done_fraction() < 1.0:
-                progress_now = done_fraction()
+            progress_now = done_fraction()
+            while progress_now < 1.0:
                 loss, position_m, rotation_rad = self._step(
                     optimizer, one_cycle_lr(config.max_lr, progress_now), progress_now >= config.hard_start
                 )
                 step += 1
-                if step % config.validation_every_steps == 0 or done_fraction() >= 1.0:
+                progress_now = done_fraction()
+                if not lead:
+                    continue
+                if step % config.validation_every_steps == 0 or progress_now >= 1.0:
                     figures = self._validate()
                     curve.append({"step": step, "loss": loss, **figures})
                     if figures["score"] < best_score:
                         best_score, best_state = figures["score"], copy.deepcopy(self.model.state_dict())
-                progress.show(step, done_fraction(), loss, position_m, rotation_rad, curve[-1] if curve else None)
-                if time.perf_counter() - last_checkpoint > config.checkpoint_every_s:
+                progress.show(step, progress_now, loss, position_m, rotation_rad, curve[-1] if curve else None)
+                if self.world_size == 1 and time.perf_counter() - last_checkpoint > config.checkpoint_every_s:
                     last_checkpoint = time.perf_counter()
                     self._save_checkpoint(checkpoint_path, optimizer, step, elapsed_before + last_checkpoint - start,
                                           curve, best_state, best_score)  # fmt: skip
         except KeyboardInterrupt:
             interrupted = True
             progress.end()
-            self.log(f"[train] interrupted at step {step}: writing the best model so far")
-            self._save_checkpoint(checkpoint_path, optimizer, step, elapsed_before + time.perf_counter() - start,
-                                  curve, best_state, best_score)  # fmt: skip
+            if lead:
+                self.log(f"[train] interrupted at step {step}: writing the best model so far")
+            if self.world_size == 1:
+                self._save_checkpoint(checkpoint_path, optimizer, step, elapsed_before + time.perf_counter() - start,
+                                      curve, best_state, best_score)  # fmt: skip
         progress.end()
+        # After an interrupt a rank may be inside a collective: no barrier then, rank 0 just writes its model.
+        if not lead:
+            if not interrupted:
+                dist.barrier()
+            return None
         elapsed_s = elapsed_before + time.perf_counter() - start
         self.model.load_state_dict(best_state)
-        self.model.eval()
+        self.model.to("cpu").eval()
         metadata = {
             **chain_metadata(self.chain),
             "input": {"encoding": "position" if config.position_only else "position+rotation6",
@@ -341,13 +413,15 @@ class Trainer:
             "output": {"encoding": config.output_encoding},
             "architecture": {"width": config.width, "depth": config.depth, "batch_norm": config.batch_norm,
                              "heads": config.heads, "activation": "SiLU"},  # fmt: skip
-            "training": {**config.to_dict(), "steps_done": step, "seconds": elapsed_s,
-                         "interrupted": interrupted, "torch": torch.__version__},  # fmt: skip
+            "training": {**config.to_dict(), "steps_done": step, "seconds": elapsed_s, "interrupted": interrupted,
+                         "device": str(self.device), "world_size": self.world_size, "torch": torch.__version__},  # fmt: skip
             "evaluation": evaluate_network(self.chain, self.model, config.position_only),
         }
         save_network(self.model, metadata, out_path)
         if not interrupted and checkpoint_path.exists():
             checkpoint_path.unlink()  # finished: nothing to resume
+        if self.world_size > 1 and not interrupted:
+            dist.barrier()  # the other ranks wait for the model file
         return TrainingResult(out_path, self.model, metadata, curve, interrupted)
 
     # ------------------------------------------------------------------ checkpoints

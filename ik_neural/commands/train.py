@@ -5,16 +5,22 @@ Writes the TorchScript model (``--out``), and beside it the evaluation report: `
 and the PNGs ``<stem>.curve.png``, ``<stem>.error_map.png``, ``<stem>.histograms.png``. Ctrl-C stops
 training and still writes the best model so far (exit status 130); ``--resume`` continues from the
 checkpoint ``<out>.ckpt``.
+
+Under torchrun (``WORLD_SIZE`` in the environment) it trains data-parallel, one process per rank: gloo on
+the CPU, nccl on CUDA (one GPU per process, by ``LOCAL_RANK``); rank 0 writes the model and report.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import torch
+import torch.distributed as dist
 import yaml
 
 from ik_neural.chain import KinematicChain
@@ -22,7 +28,7 @@ from ik_neural.commands.chain_selection import add_chain_arguments, chosen_chain
 from ik_neural.evaluation import report_figures, write_plots
 from ik_neural.network import OUTPUT_ENCODINGS
 from ik_neural.robots import NETWORK_FILE, models_dir
-from ik_neural.training import Obstacle, Trainer, TrainingConfig
+from ik_neural.training import Obstacle, Trainer, TrainingConfig, training_device
 
 DEFAULTS = TrainingConfig()
 
@@ -30,7 +36,8 @@ DEFAULTS = TrainingConfig()
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ik_train",
-        description="Train an IK network for a kinematic chain on the CPU (unsupervised, through differentiable FK).",
+        description="Train an IK network for a kinematic chain (unsupervised, through differentiable FK); "
+        "data-parallel when started by torchrun.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_chain_arguments(p, default_robot=None)
@@ -65,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--obstacle-margin", type=float, default=DEFAULTS.obstacle_margin_m, help="clearance (m)")
     p.add_argument("--obstacle-weight", type=float, default=DEFAULTS.obstacle_weight)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to train; auto: cuda when a GPU is available, else cpu")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint <out>.ckpt")
     return p
 
@@ -103,6 +112,15 @@ def _chain_and_out(args: argparse.Namespace) -> tuple[KinematicChain, Path]:
     return chosen.chain, models_dir() / chosen.robot / NETWORK_FILE
 
 
+def _start_distributed(device: torch.device) -> torch.device:
+    """Join torchrun's process group; the device of this rank (its own GPU on CUDA)."""
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -117,12 +135,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             limit_weight=args.limit_weight, hard_fraction=args.hard_fraction, hard_start=args.hard_start, obstacles=_obstacles(args),
             obstacle_margin_m=args.obstacle_margin, obstacle_weight=args.obstacle_weight, seed=args.seed,
         )  # fmt: skip
-        trainer = Trainer(chain, config)
-        result = trainer.run(out, resume=args.resume)
+        device = training_device(args.device)
+        if "WORLD_SIZE" in os.environ:  # started by torchrun
+            device = _start_distributed(device)
+        result = Trainer(chain, config, device=device).run(out, resume=args.resume)
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except OSError as error:
         parser.exit(2, f"{parser.prog}: error: cannot write {out}: {error}\n")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if result is None:
+        return 0  # a rank other than 0: rank 0 wrote the model and writes the report
     stem = result.path.with_suffix("")
     report_path = Path(f"{stem}.report.json")
     report = report_figures(result.metadata)

@@ -19,7 +19,7 @@ from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import evaluate_network, network_errors
 from ik_neural.network import load_network
 from ik_neural.sampling import reachable_targets
-from ik_neural.training import Obstacle, Trainer, TrainingConfig
+from ik_neural.training import Obstacle, Trainer, TrainingConfig, training_device
 
 SMALL = dict(width=64, depth=2, batch_size=256, validation_targets=500, validation_every_steps=50)
 
@@ -161,6 +161,17 @@ def test_train_command_writes_model_and_report(tmp_path):
         png = (tmp_path / f"rrr.{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert not (tmp_path / "rrr.pt.ckpt").exists()  # finished runs leave no checkpoint
+    assert net.metadata["training"]["device"] == training_device("auto").type  # the default, --device auto
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_without_a_gpu_auto_trains_on_the_cpu_and_cuda_is_refused(tmp_path):
+    assert training_device("auto") == torch.device("cpu")
+    done = subprocess.run(_train_command("--robot", "rrr_3dof", "--out", str(tmp_path / "x.pt"), "--device", "cuda"),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("ik_train: error: device cuda: CUDA is not available")
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_ctrl_c_writes_the_best_model_and_resume_checks_the_settings(tmp_path):
