@@ -1,6 +1,5 @@
 """The numerical solver: answers checked by an independent FK error, restarts, limits, seeds, bad input."""
 
-import gc
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -342,8 +341,6 @@ def test_a_batch_of_a_new_size_right_after_another_succeeds_within_a_tight_budge
     solver.warm_up()
     _, T = reachable_targets(robot.chain, 16, seed=14)
     for size in (8, 4, 3, 5, 8):
-        # The full suite's process holds a large heap: a collection there (tens of ms) is not the solver's.
-        gc.collect()
         result = solver.solve_batch(T[:size], timeout_s=0.02, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
         assert result.success.all(), size
         assert_solved(robot.chain, result.q, T[:size])
