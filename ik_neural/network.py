@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ik_neural.chain import KinematicChain
-from ik_neural.kernels.mlp import decode_rows, features, mlp_forward, pack_layers
+from ik_neural.kernels.mlp import decode_rows, features, mlp_forward, mlp_forward_rows, pack_layers
 
 FORMAT_VERSION = 2
 """Version 2 adds ``architecture.heads`` (K guesses per pose); version 1 files (one head) read unchanged."""
@@ -37,6 +37,10 @@ METADATA_ENTRY = "ik_neural.json"
 OUTPUT_ENCODINGS = ("biternion", "linear")
 
 PathLike = Union[str, os.PathLike]
+# From this many poses numpy's (threaded BLAS) matrix products beat the compiled row-by-row forward pass;
+# below it BLAS threads cost more than the rows, and far more when other processes hold the cores
+# (measured: a batch of 8 for rrr_3dof took 40 ms under load, against 0.1 ms for the kernel).
+_BLAS_MIN_ROWS = 64
 
 
 def periodic_joints(chain: KinematicChain, output_encoding: str) -> np.ndarray:
@@ -198,10 +202,12 @@ class IKNetwork:
         return q.reshape(shape[:-2] + (self.heads, q.shape[-1]))
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
-        """The MLP's raw outputs (R, n_out) float32 at inputs x (R, n_in) float32: one row by the compiled
-        kernel, more by numpy's (BLAS) matrix products."""
+        """The MLP's raw outputs (R, n_out) float32 at inputs x (R, n_in) float32: few rows by the compiled
+        kernel on the calling thread, more by numpy's (BLAS) matrix products."""
         if len(x) == 1:
             return mlp_forward(x[0], self._params, self._sizes)[None]
+        if len(x) < _BLAS_MIN_ROWS:
+            return mlp_forward_rows(x, self._params, self._sizes)
         last = len(self._layers) - 1
         for i, (W, b) in enumerate(self._layers):
             x = x @ W + b

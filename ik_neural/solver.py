@@ -193,10 +193,12 @@ class IKSolver:
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel a call may reach, so that none compiles inside
-        a call's time budget: the one-pose step, the serial rows of restarts, the parallel rows of a batch."""
+        a call's time budget: the one-pose step, the serial rows of restarts, the parallel rows of a batch,
+        and a network's one-pose and few-poses forward passes."""
         chain = self.chain
         T_mid = chain.forward(chain.middle)
         self.solve(T_mid, timeout_s=1.0)
+        self.solve_batch(np.repeat(T_mid[None], 2, axis=0), timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
         k = self.settings.restart_batch_size
         dls_step_rows_serial(

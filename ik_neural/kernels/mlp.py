@@ -77,6 +77,15 @@ def mlp_forward(x, params, sizes):
 
 
 @njit(cache=True, nogil=True)
+def mlp_forward_rows(X, params, sizes):
+    """``mlp_forward`` of each row of X (R, sizes[0]) float32: raw outputs (R, sizes[-1]) float32."""
+    out = np.empty((X.shape[0], sizes[sizes.shape[0] - 1]), dtype=np.float32)
+    for r in range(X.shape[0]):
+        out[r] = mlp_forward(X[r], params, sizes)
+    return out
+
+
+@njit(cache=True, nogil=True)
 def decode_rows(raw, n_linear, centre, half_range, periodic_lower, order):
     """Joint positions (R, dof) float64 of raw outputs (R, n_linear + 2 n_periodic): bounded joints
     centre + half_range · clamp(o, -1, 1), periodic ones atan2(sin, cos) wrapped into
