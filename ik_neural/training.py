@@ -39,8 +39,9 @@ import torch.distributed as dist
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import evaluate_network, network_errors
 from ik_neural.geometry import pose_errors
-from ik_neural.network import PoseToJoints, chain_metadata, save_network
+from ik_neural.network import chain_metadata
 from ik_neural.sampling import reachable_targets
+from ik_neural.torch_network import PoseToJoints, save_network
 
 # Validation and test targets come from their own seeds, apart from the training stream.
 VALIDATION_SEED = 1_000_003

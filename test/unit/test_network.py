@@ -11,7 +11,8 @@ from reference import ReferenceChain, pose_errors
 
 from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
-from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, IKNetwork, PoseToJoints, chain_metadata, load_network, save_network
+from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, WEIGHTS_ENTRY, chain_metadata, load_network
+from ik_neural.torch_network import PoseToJoints, in_memory_network, save_network
 from ik_neural.sampling import reachable_targets
 
 # The tests call torch.jit themselves (as a user would); its deprecation notice is not ours to act on.
@@ -80,7 +81,7 @@ def test_compiled_forward_equals_the_module_for_large_activations_and_continuous
         for layer in module.mlp:
             if isinstance(layer, torch.nn.Linear):
                 layer.weight.mul_(30.0)
-    net = IKNetwork(torch.jit.script(module), chain_metadata(ur5e))
+    net = in_memory_network(module, chain_metadata(ur5e))
     T = _targets(ur5e, 64, seed=3)
     with torch.no_grad():
         expected = module(T).double().numpy()
@@ -163,7 +164,7 @@ def test_load_refuses_corrupt_missing_and_foreign_files(tmp_path, panda):
 def test_load_refuses_unknown_format_version(tmp_path, panda):
     path = tmp_path / "future.pt"
     save_network(_module(panda), {**chain_metadata(panda), "format_version": FORMAT_VERSION + 1}, path)
-    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, {FORMAT_VERSION}"):
+    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, 2, {FORMAT_VERSION}"):
         load_network(path, panda)
     extra = {METADATA_ENTRY: ""}
     torch.jit.load(str(path), _extra_files=extra)
@@ -195,9 +196,28 @@ def test_a_multi_head_file_gives_all_guesses_and_a_single_head_file_still_loads(
     assert one.shape == (3, 7)
     np.testing.assert_allclose(one, expected[0].double().numpy(), atol=2e-5)
     assert not np.allclose(one[0], one[1], atol=1e-3)  # three heads, three guesses
-    # The shipped networks are format version 1 files, written before heads: one head.
+    # The shipped networks were trained before heads: one head.
     shipped = load_robot("panda").network
-    assert shipped.metadata["format_version"] == 1 and shipped.heads == 1
+    assert shipped.metadata["format_version"] == FORMAT_VERSION and shipped.heads == 1
     assert shipped.predict_all(T.double().numpy()).shape == (64, 1, 7)
     with pytest.raises(ValueError, match="at least one head, got heads=0"):
         _module(panda, heads=0)
+
+
+def test_a_file_without_a_weights_entry_loads_through_torch_and_predicts_the_same(tmp_path, panda):
+    """Format 1 and 2 files (no weights entry) still load: torch folds the module's weights."""
+    module = _module(panda, batch_norm=True)
+    current, old = tmp_path / "v3.pt", tmp_path / "v2.pt"
+    save_network(module, chain_metadata(panda), current)
+    extra = {METADATA_ENTRY: json.dumps({**chain_metadata(panda), "format_version": 2})}
+    torch.jit.save(torch.jit.script(module), str(old), _extra_files=extra)
+    T = reachable_targets(panda, 100, 7)[1]
+    np.testing.assert_array_equal(load_network(old, panda).predict(T), load_network(current, panda).predict(T))
+    # Format 3 without its weights entry, or with a damaged one, is refused by name.
+    torch.jit.save(torch.jit.script(module), str(old), _extra_files={METADATA_ENTRY: json.dumps(chain_metadata(panda))})
+    with pytest.raises(ValueError, match=f"{old} is format version {FORMAT_VERSION} but has no {WEIGHTS_ENTRY}"):
+        load_network(old, panda)
+    extra = {METADATA_ENTRY: json.dumps(chain_metadata(panda)), WEIGHTS_ENTRY: b"PK\x03\x04 not an npz"}
+    torch.jit.save(torch.jit.script(module), str(old), _extra_files=extra)
+    with pytest.raises(ValueError, match=f"{old} has an unreadable {WEIGHTS_ENTRY} entry"):
+        load_network(old, panda)

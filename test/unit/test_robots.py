@@ -121,7 +121,8 @@ def test_load_robot(name):
     # Every shipped robot ships its trained network, with the report of its training.
     assert robot.network is not None and robot.network.fingerprint == robot.chain.fingerprint
     assert robot.network.joint_names == robot.chain.joint_names
-    assert robot.network.path.stat().st_size < 5e6
+    # The TorchScript module's parameters and the torch-free weights entry: 3.2 MB each for a 4x512.
+    assert robot.network.path.stat().st_size < 7e6
     for report in ("report.json", "curve.png", "error_map.png", "histograms.png"):
         assert (robot.network.path.parent / f"ik_network.{report}").is_file()
     assert robot.description

@@ -350,7 +350,8 @@ def test_hybrid_with_a_useless_network_still_solves_everything(tmp_path, solvers
     """An untrained network's guesses are far off: the caller's seed and the restarts must take over."""
     import torch
 
-    from ik_neural.network import PoseToJoints, chain_metadata, load_network, save_network
+    from ik_neural.network import chain_metadata, load_network
+    from ik_neural.torch_network import PoseToJoints, save_network
 
     chain = load_robot("panda").chain
     torch.manual_seed(0)

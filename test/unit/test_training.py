@@ -17,7 +17,7 @@ from reference import ReferenceChain
 from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import evaluate_network, network_errors
-from ik_neural.network import load_network
+from ik_neural.network import FORMAT_VERSION, load_network
 from ik_neural.sampling import reachable_targets
 from ik_neural.training import Obstacle, Trainer, TrainingConfig, training_device
 
@@ -83,7 +83,7 @@ def test_a_four_head_network_trains_loads_and_seeds_the_solver(tmp_path):
     chain = robot.chain
     result = Trainer(chain, TrainingConfig(steps=300, heads=4, **SMALL), log=lambda _: None).run(tmp_path / "k4.pt")
     net = load_network(result.path, chain)
-    assert net.heads == 4 and net.metadata["architecture"]["heads"] == 4 and net.metadata["format_version"] == 2
+    assert net.heads == 4 and net.metadata["architecture"]["heads"] == 4 and net.metadata["format_version"] == FORMAT_VERSION
     _, T = reachable_targets(chain, 400, seed=21)
     guesses = net.predict_all(T)
     assert guesses.shape == (400, 4, 6) and chain.bounds.contains(guesses.reshape(-1, 6), tolerance=1e-6).all()  # float32 limits
