@@ -9,4 +9,12 @@ arrays and named tuples of them: ``KinematicChain`` and ``IKSolver`` own the API
 - ``kinematics``: a chain's FK and geometric Jacobian (``ChainArrays``);
 - ``dls``: one damped-least-squares step and rows of steps (``StepSettings``);
 - ``mlp`` (float32): the IK network's forward pass for one pose, its input features and joint decoding.
+
+Compiled code is cached per user, keyed by these sources, and seeded from an install's prebuilt copy (``cache``).
 """
+
+from ik_neural.kernels.cache import kernel_cache
+
+# Each @njit(cache=True) picks its cache folder when its module is imported: all of them here, at once.
+with kernel_cache():
+    from ik_neural.kernels import dls, geometry, kinematics, mlp  # noqa: F401

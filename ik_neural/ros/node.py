@@ -37,6 +37,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from ik_neural.echo import echo
+from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.robots import models_dir
 from ik_neural.ros.messages import joint_state, joint_trajectory
@@ -119,7 +120,8 @@ class IKNode(Node):
             self._request_context = RequestContext.of_model(model, self.chain, settings)
             self.solver = IKSolver(self.chain, network=network)
             # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
-            self.solver.warm_up()
+            with compiling_notice(self.get_logger().info):
+                self.solver.warm_up()
         except StartupError:
             raise
         except (ValueError, OSError, RuntimeError) as error:  # torch reports a broken model as RuntimeError

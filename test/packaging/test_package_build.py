@@ -66,29 +66,49 @@ def test_install_space_has_the_ros_package_files(install_space):
         assert shipped and sorted(p.name for p in (share / "ik_neural" / folder).iterdir()) == shipped
 
 
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under root: (size, mtime in ns)."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
 def test_installed_node_serves_the_installed_client(install_space, tmp_path):
-    """`ros2 run ik_neural ik_node --ros-args --params-file <share>/config/panda.yaml`, and ik_client."""
+    """`ros2 run ik_neural ik_node --ros-args --params-file <share>/config/panda.yaml`, and ik_client.
+
+    With an empty per-user cache the node compiles nothing (issue 14): the build prebuilt its kernels,
+    the first start copies them into the cache, and the requests that follow need no other; nothing is
+    written into the install (so a read-only one starts as fast)."""
     lib, share = install_space / "ik_neural" / "lib" / "ik_neural", install_space / "ik_neural" / "share" / "ik_neural"
+    site_packages = next((install_space / "ik_neural" / "lib").glob("python3*/site-packages"))
+    (prebuilt,) = (site_packages / "ik_neural" / "kernels" / "prebuilt").iterdir()
     namespace = f"/ik_build_test_{os.getpid()}"
-    env = installed_env(install_space)
+    env = {k: v for k, v in installed_env(install_space).items() if k != "NUMBA_CACHE_DIR"}
+    node_cache, client_cache = tmp_path / "node_cache", tmp_path / "client_cache"
+    install_before = _tree(install_space)
     node = subprocess.Popen(
         [str(lib / "ik_node"), "--ros-args", "--params-file", str(share / "config" / "panda.yaml"),
          "-r", f"__ns:={namespace}", "-p", "robot_description_timeout_s:=0.0"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=tmp_path, env={**env, "XDG_CACHE_HOME": str(node_cache)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         client = subprocess.run(
-            [str(lib / "ik_client"), "--service", f"{namespace}/ik_neural/compute_ik", "--count", "3",
+            [str(lib / "ik_client"), "--service", f"{namespace}/ik_neural/compute_ik", "--count", "20",
              "--group", "panda_arm", "--wait-s", "60"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+            cwd=tmp_path, env={**env, "XDG_CACHE_HOME": str(client_cache)}, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     finally:
         os.killpg(node.pid, signal.SIGINT)
         log = node.communicate(timeout=30)[0]
     assert client.returncode == 0, client.stdout + client.stderr
-    assert "3 answered (SUCCESS 3), 0 lost, 0 wrong" in client.stdout
+    assert "20 answered (SUCCESS 20), 0 lost, 0 wrong" in client.stdout
     # The model and URDF came from the install space's share directory (package:// URIs).
     assert "network package://ik_neural/models/panda/ik_network.pt" in log and node.returncode == 0, log
+    assert "compiling the numba kernels" not in log, log
+    (key_folder,) = (node_cache / "ik_neural" / "numba").iterdir()
+    assert key_folder.name == prebuilt.name
+    (cached,) = key_folder.iterdir()
+    assert sorted(p.name for p in cached.iterdir()) == sorted(p.name for p in prebuilt.iterdir())
+    assert _tree(install_space) == install_before
 
 
 def test_installed_package_loads_robots_from_its_share_directory(install_space):
