@@ -276,7 +276,8 @@ class IKNode(Node):
             PoseStamped(header=Header(frame_id=outcome.frame, stamp=stamp), pose=matrix_to_pose(T)) for T in T_frame_links
         ]
         response.fk_link_names = list(outcome.links)
-        return _answer(response, MoveItErrorCodes.SUCCESS, f"{len(outcome.links)} links placed in {outcome.frame!r}")
+        placed = f"{len(outcome.links)} link{'s' if len(outcome.links) > 1 else ''}"
+        return _answer(response, MoveItErrorCodes.SUCCESS, f"{placed} placed in the frame of {outcome.frame!r}")
 
     @contextlib.contextmanager
     def _budget(self, problem: Problem) -> Iterator[Problem]:
