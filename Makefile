@@ -23,13 +23,20 @@ test:
 test-unit:
 	@$(MAKE) -s test PYTEST_ARGS="-m unit $(PYTEST_ARGS)"
 
+# `exec $(EXEC_WITH) VAR COMMAND...`: COMMAND, then the words of $VAR split as a shell splits them (quotes
+# work: -p "model_path:=''") but never expanded. Pasted into the recipe, bash would expand them: the `~` of
+# NODE_ARGS="-r ~/compute_ik:=/compute_ik" became $HOME, and the remap silently matched nothing.
+EXEC_WITH = python -c 'import os, shlex, sys; argv = sys.argv[2:] + shlex.split(os.environ.get(sys.argv[1], "")); os.execvp(argv[0], argv)'
+export NODE_ARGS CLIENT_ARGS
+
 # The node for the bundled Panda network (Ctrl-C stops it). Its first log line says what it serves.
+# NODE_ARGS reaches it verbatim: make run NODE_ARGS="-r ~/compute_ik:=/compute_ik -r ~/compute_fk:=/compute_fk"
 run:
 	@activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
-	  exec ik_node --ros-args --params-file config/panda.yaml $(NODE_ARGS)
+	  exec $(EXEC_WITH) NODE_ARGS ik_node --ros-args --params-file config/panda.yaml
 
 # With `make run` going in another shell: random reachable Panda poses sent to the node, each answer
 # checked by FK here, and the round-trip latency. More: make demo CLIENT_ARGS="--count 1000 --quiet".
 demo:
 	@activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
-	  exec ik_client --robot panda $(CLIENT_ARGS)
+	  exec $(EXEC_WITH) CLIENT_ARGS ik_client --robot panda

@@ -103,9 +103,9 @@ pyver=$("$py" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_i
     -e "s|/opt/python/cp[0-9]*-cp[0-9]*|$dir|g"
 
 # moveit_msgs: use a real one if this environment has it; otherwise build the compat copy
-# (GetPositionIK and the types it uses, identical to moveit_msgs 2.6.0, see compat_interfaces/).
+# (GetPositionIK, GetPositionFK and the types they use, identical to moveit_msgs 2.6.0, see compat_interfaces/).
 compat="$dir/compat"
-if "$py" -c 'from moveit_msgs.srv import GetPositionIK' >/dev/null 2>&1; then
+if "$py" -c 'from moveit_msgs.srv import GetPositionFK, GetPositionIK' >/dev/null 2>&1; then
   say "moveit_msgs found in the environment: compat interfaces not built"
 else
   say "compat interfaces (moveit_msgs subset, object_recognition_msgs/ObjectType): colcon build"
@@ -153,7 +153,7 @@ say "activation script"
 say "smoke check"
 run bash -c ". '$dir/activate.sh' && python -c 'import rclpy, torch, numpy, yaml, urdf_parser_py, pinocchio, pytest
 import numba, pytracik
-from moveit_msgs.srv import GetPositionIK
+from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory'"
 

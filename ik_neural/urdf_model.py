@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional, Union
 from xml.etree import ElementTree
 
 import numpy as np
@@ -28,6 +28,45 @@ REVOLUTE = "revolute"
 CONTINUOUS = "continuous"
 PRISMATIC = "prismatic"
 MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
+
+
+class ChainLink(NamedTuple):
+    """Where forward kinematics of a chain places a link: in ``frame``, -1 for the chain's base or i for
+    movable joint i's frame after its motion (its child link's frame), at ``T_frame_link`` (4, 4), fixed."""
+
+    frame: int
+    T_frame_link: np.ndarray
+
+
+class ChainLinks:
+    """The links whose pose forward kinematics of ``chain`` gives at any q: those fixed to the base (a
+    ``world`` above it too), and each movable joint's child link with the links fixed to it (the tip among
+    them). Made by ``UrdfModel.chain_links``; ``poses`` gives their poses. Lengths in metres."""
+
+    def __init__(self, chain: "KinematicChain", links: dict[str, ChainLink]) -> None:
+        self.chain = chain
+        self.links = links
+
+    def __contains__(self, link: object) -> bool:
+        return link in self.links
+
+    @property
+    def names(self) -> list[str]:
+        """Every link placed, sorted."""
+        return sorted(self.links)
+
+    def poses(self, q: np.ndarray, links: Iterable[str], frame: Optional[str] = None) -> np.ndarray:
+        """T_frame_link (n, 4, 4) of each of ``links`` at q (dof,) (rad or m, chain order), in the frame of
+        link ``frame`` (default: the chain's base). KeyError for a link that is not placed."""
+        links = list(links)
+        T_base_joint = self.chain.frames(q)[0]  # (dof, 4, 4): each joint's frame after its motion
+
+        def T_base(link: str) -> np.ndarray:
+            placed = self.links[link]
+            return placed.T_frame_link if placed.frame < 0 else T_base_joint[placed.frame] @ placed.T_frame_link
+
+        T_frame_base = np.eye(4) if frame is None else np.linalg.inv(T_base(frame))
+        return np.stack([T_frame_base @ T_base(link) for link in links]) if links else np.empty((0, 4, 4))
 
 
 class UrdfModel:
@@ -123,6 +162,15 @@ class UrdfModel:
                     frames[other] = frames[name] @ T_name_other
                     pending.append(other)
         return frames
+
+    def chain_links(self, chain: "KinematicChain") -> ChainLinks:
+        """The links of this URDF that forward kinematics of ``chain`` (made from this URDF) places: the
+        links fixed to its base, and each movable joint's child link with the links fixed to it."""
+        links = {name: ChainLink(-1, T) for name, T in self.attached_frames(chain.base_link).items()}
+        for i, joint_name in enumerate(chain.joint_names):
+            child = self.robot.joint_map[joint_name].child
+            links.update({name: ChainLink(i, T) for name, T in self.attached_frames(child).items()})
+        return ChainLinks(chain, links)
 
 
 def _read(urdf: UrdfSource) -> tuple[str, str]:

@@ -49,7 +49,10 @@ def _node(context):
             name="ik_neural",
             namespace=LaunchConfiguration("namespace"),
             parameters=[config, {name: value for name, value in overrides.items() if value}],
-            remappings=[("~/compute_ik", LaunchConfiguration("compute_ik_service"))],
+            remappings=[
+                ("~/compute_ik", LaunchConfiguration("compute_ik_service")),
+                ("~/compute_fk", LaunchConfiguration("compute_fk_service")),
+            ],
             output="screen",
         )
     ]
@@ -64,6 +67,10 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "compute_ik_service", default_value="~/compute_ik",
                 description="GetPositionIK service name (/compute_ik stands in for move_group's)",
+            ),
+            DeclareLaunchArgument(
+                "compute_fk_service", default_value="~/compute_fk",
+                description="GetPositionFK service name (/compute_fk stands in for move_group's)",
             ),
             *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in OVERRIDES.items()),
             OpaqueFunction(function=_node),

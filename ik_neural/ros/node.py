@@ -1,4 +1,5 @@
-"""The ROS 2 node ``ik_neural``: MoveIt's GetPositionIK on ``~/compute_ik``, goal poses in, joint commands out.
+"""The ROS 2 node ``ik_neural``: MoveIt's GetPositionIK on ``~/compute_ik`` and GetPositionFK on
+``~/compute_fk``, goal poses in, joint commands out.
 
 The node wires ROS to the rest: its parameters are ``NodeSettings`` (settings.py), a request becomes a
 problem or a refusal in request.py, the solver solves. Poses reach the solver as the tip link's pose in the
@@ -20,12 +21,12 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, TypeVar
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest
-from moveit_msgs.srv import GetPositionIK
+from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
@@ -33,16 +34,16 @@ from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.robots import models_dir
-from ik_neural.ros.messages import joint_state, joint_trajectory
+from ik_neural.ros.messages import joint_state, joint_trajectory, matrix_to_pose
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
-from ik_neural.ros.request import CurrentState, Problem, Refusal, RequestContext, problem_of
+from ik_neural.ros.request import CurrentState, Problem, Refusal, RequestContext, fk_problem_of, problem_of
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
 from ik_neural.urdf_model import UrdfModel
@@ -51,14 +52,15 @@ NODE_NAME = "ik_neural"
 SOURCE = "ik_neural"
 _ERROR_CODES_HAVE_MESSAGE = "message" in MoveItErrorCodes.get_fields_and_field_types()
 RCLError = _rclpy.RCLError
+Response = TypeVar("Response", GetPositionIK.Response, GetPositionFK.Response)
 
 
 class StartupError(RuntimeError):
     """The node cannot start; the message is one line naming the cause."""
 
 
-def _answer(response: GetPositionIK.Response, code: int, message: str) -> GetPositionIK.Response:
-    """The response with its error code, and its message and source where the type has them (moveit_msgs
+def _answer(response: Response, code: int, message: str) -> Response:
+    """The (IK or FK) response with its error code, and its message and source where the type has them (moveit_msgs
     from 2.4 on; Humble's has only the code)."""
     response.error_code.val = code
     if _ERROR_CODES_HAVE_MESSAGE:
@@ -141,6 +143,9 @@ class IKNode(Node):
         self.create_service(
             GetPositionIK, "~/compute_ik", self._compute_ik, qos_profile=SERVICE_QOS, callback_group=requests
         )
+        self.create_service(
+            GetPositionFK, "~/compute_fk", self._compute_fk, qos_profile=SERVICE_QOS, callback_group=requests
+        )
         self.create_subscription(JointState, "joint_states", self._on_joint_states, 10, callback_group=requests)
         # Goals one at a time, in arrival order; with a history of one, the next solved is the newest.
         goals = MutuallyExclusiveCallbackGroup()
@@ -220,7 +225,8 @@ class IKNode(Node):
         chain, settings = self.chain, self.settings
         mode = f"network {settings.model_path}" if self.solver.network is not None else "numerical only (no model)"
         return (
-            f"serving {self.resolve_service_name('~/compute_ik')} (moveit_msgs/srv/GetPositionIK) for group "
+            f"serving {self.resolve_service_name('~/compute_ik')} (moveit_msgs/srv/GetPositionIK) and "
+            f"{self.resolve_service_name('~/compute_fk')} (moveit_msgs/srv/GetPositionFK) for group "
             f"{settings.group_name!r}: {chain.base_link} -> {chain.tip_link}, {chain.dof} joints "
             f"{chain.joint_names}, {mode}; goals on {self.resolve_topic_name('~/goal_pose')} -> commands on "
             f"{self.resolve_topic_name('~/joint_commands')}"
@@ -254,6 +260,26 @@ class IKNode(Node):
             self.get_logger().warning(f"compute_ik: {note}")
         code = MoveItErrorCodes.SUCCESS if result.success else MoveItErrorCodes.NO_IK_SOLUTION
         return _answer(response, code, "; ".join((_describe(result), *problem.notes)))
+
+    def _compute_fk(self, request: GetPositionFK.Request, response: GetPositionFK.Response) -> GetPositionFK.Response:
+        try:
+            return self._serve_fk(request, response)
+        except Exception as error:
+            return _answer(GetPositionFK.Response(), MoveItErrorCodes.FAILURE, self._unexpected("compute_fk", error))
+
+    def _serve_fk(self, request: GetPositionFK.Request, response: GetPositionFK.Response) -> GetPositionFK.Response:
+        outcome = fk_problem_of(request, self._request_context)
+        if isinstance(outcome, Refusal):
+            self.get_logger().warning(f"compute_fk refused ({outcome.code}): {outcome.message}")
+            return _answer(response, outcome.code, outcome.message)
+        T_frame_links = self._request_context.chain_links.poses(outcome.q, outcome.links, outcome.frame)
+        stamp = self.get_clock().now().to_msg()
+        response.pose_stamped = [
+            PoseStamped(header=Header(frame_id=outcome.frame, stamp=stamp), pose=matrix_to_pose(T)) for T in T_frame_links
+        ]
+        response.fk_link_names = list(outcome.links)
+        placed = f"{len(outcome.links)} link{'s' if len(outcome.links) > 1 else ''}"
+        return _answer(response, MoveItErrorCodes.SUCCESS, f"{placed} placed in the frame of {outcome.frame!r}")
 
     @contextlib.contextmanager
     def _budget(self, problem: Problem) -> Iterator[Problem]:

@@ -1,6 +1,7 @@
 """The request logic, pure: a ``moveit_msgs/PositionIKRequest`` becomes a ``Problem`` for the solver (the
-tip's pose in the chain's base frame, seed, joint bounds, budget) or a ``Refusal`` (a MoveIt error code and
-a message naming the field).
+tip's pose in the chain's base frame, seed, joint bounds, budget), a ``GetPositionFK`` request an
+``FKProblem`` (the chain's joints, the links to place, the frame to place them in); either may instead be a
+``Refusal`` (a MoveIt error code and a message naming the field).
 
 No node and no DDS: messages are plain Python objects, so every refusal is unit-tested in milliseconds.
 Every value quoted back from a request goes through ``echo``/``echo_list`` (bounded); arrays longer than
@@ -12,10 +13,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Mapping, Sequence, Union
 
 import numpy as np
-from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest
+from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest, RobotState
+from moveit_msgs.srv import GetPositionFK
 from sensor_msgs.msg import JointState
 
 from ik_neural.chain import KinematicChain
@@ -23,7 +25,7 @@ from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds, JointBoundsError
 from ik_neural.ros.messages import duration_to_seconds, pose_to_matrix
 from ik_neural.ros.settings import NodeSettings
-from ik_neural.urdf_model import UrdfModel
+from ik_neural.urdf_model import ChainLinks, UrdfModel
 
 
 LARGEST_POSITION_M = float(np.finfo(np.float32).max)
@@ -33,11 +35,12 @@ LARGEST_POSITION_M = float(np.finfo(np.float32).max)
 @dataclass(frozen=True)
 class RequestContext:
     """What a request is checked against: the chain, the frames and links fixed to its base and tip, the
-    robot's joint names, the node's settings."""
+    links FK of the chain places, the robot's joint names, the node's settings."""
 
     chain: KinematicChain
     T_base_frame: Mapping[str, np.ndarray]  # a frame a pose may be given in -> its pose (4, 4) in the base frame
     T_link_tip: Mapping[str, np.ndarray]  # a link a request may place -> the tip's pose (4, 4) in that link's frame
+    chain_links: ChainLinks  # the links (and frames) forward kinematics of the chain places
     robot_joints: frozenset[str]  # every joint of the URDF (a full robot state names them all)
     settings: NodeSettings
 
@@ -48,6 +51,7 @@ class RequestContext:
             chain=chain,
             T_base_frame=model.attached_frames(chain.base_link),
             T_link_tip={link: np.linalg.inv(T) for link, T in model.attached_frames(chain.tip_link).items()},
+            chain_links=model.chain_links(chain),
             robot_joints=frozenset(model.joint_names),
             settings=settings,
         )
@@ -75,6 +79,15 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class FKProblem:
+    """A GetPositionFK request checked: ``context.chain_links.poses(q, links, frame)`` answers it."""
+
+    q: np.ndarray  # (dof,) the chain's joints in chain order, rad or m, finite
+    links: tuple[str, ...]  # the links to place, as requested (each one of context.chain_links)
+    frame: str  # the link whose frame the poses are expressed in (one of context.chain_links)
+
+
+@dataclass(frozen=True)
 class Refusal:
     """A request answered without solving: a MoveItErrorCodes value and a one-line message."""
 
@@ -98,7 +111,7 @@ def problem_of(ik: PositionIKRequest, context: RequestContext, current: CurrentS
 
 def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentState) -> Problem:
     chain, settings = context.chain, context.settings
-    _check_sizes(ik, settings.max_request_items)
+    _check_sizes(_ik_arrays(ik), settings.max_request_items)
     if ik.group_name not in ("", settings.group_name):
         raise _Refused(
             MoveItErrorCodes.INVALID_GROUP_NAME, f"group_name {echo(ik.group_name)}: this node serves {settings.group_name!r}"
@@ -140,23 +153,36 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
     return Problem(T_base_tip, seed, seed_known, _bounds(ik, context, notes), timeout_s, tuple(notes))
 
 
-def _check_sizes(ik: PositionIKRequest, cap: int) -> None:
-    """FAILURE for any array of the request longer than ``cap`` (before any work on its contents)."""
-    state, multi_dof, constraints = ik.robot_state.joint_state, ik.robot_state.multi_dof_joint_state, ik.constraints
-    arrays = {
-        "robot_state.joint_state.name": state.name, "robot_state.joint_state.position": state.position,
-        "robot_state.joint_state.velocity": state.velocity, "robot_state.joint_state.effort": state.effort,
-        "robot_state.multi_dof_joint_state.joint_names": multi_dof.joint_names,
-        "robot_state.multi_dof_joint_state.transforms": multi_dof.transforms,
-        "robot_state.multi_dof_joint_state.twist": multi_dof.twist,
-        "robot_state.multi_dof_joint_state.wrench": multi_dof.wrench,
-        "robot_state.attached_collision_objects": ik.robot_state.attached_collision_objects,
+def _ik_arrays(ik: PositionIKRequest) -> dict[str, Sequence]:
+    """Every array of an IK request, by field name."""
+    constraints = ik.constraints
+    return {
+        **_robot_state_arrays(ik.robot_state),
         "constraints.joint_constraints": constraints.joint_constraints,
         "constraints.position_constraints": constraints.position_constraints,
         "constraints.orientation_constraints": constraints.orientation_constraints,
         "constraints.visibility_constraints": constraints.visibility_constraints,
         "ik_link_names": ik.ik_link_names, "pose_stamped_vector": ik.pose_stamped_vector,
     }  # fmt: skip
+
+
+def _robot_state_arrays(robot_state: RobotState) -> dict[str, Sequence]:
+    """Every array of a moveit_msgs/RobotState, by field name (as the IK and FK requests hold it)."""
+    state, multi_dof = robot_state.joint_state, robot_state.multi_dof_joint_state
+    return {
+        "robot_state.joint_state.name": state.name, "robot_state.joint_state.position": state.position,
+        "robot_state.joint_state.velocity": state.velocity, "robot_state.joint_state.effort": state.effort,
+        "robot_state.multi_dof_joint_state.joint_names": multi_dof.joint_names,
+        "robot_state.multi_dof_joint_state.transforms": multi_dof.transforms,
+        "robot_state.multi_dof_joint_state.twist": multi_dof.twist,
+        "robot_state.multi_dof_joint_state.wrench": multi_dof.wrench,
+        "robot_state.attached_collision_objects": robot_state.attached_collision_objects,
+    }  # fmt: skip
+
+
+def _check_sizes(arrays: Mapping[str, Sequence], cap: int) -> None:
+    """FAILURE for any of a request's ``arrays`` (field name -> values) longer than ``cap``, before any work
+    on their contents."""
     for field_name, values in arrays.items():
         if len(values) > cap:
             raise _Refused(
@@ -208,6 +234,19 @@ def _timeout_s(ik: PositionIKRequest, settings: NodeSettings, notes: list[str]) 
 def _seed(state: JointState, context: RequestContext, current: CurrentState) -> tuple[np.ndarray, bool]:
     """(seed (dof,), known): the request's positions by joint name, the rest the current joint state (else
     mid-limits); known: whether any of it came from the request or joint_states."""
+    given = _chain_positions(state, context)
+    index = {name: j for j, name in enumerate(context.chain.joint_names)}
+    seed = current.q.copy()
+    for name, position in given.items():
+        seed[index[name]] = position
+    return seed, current.known or bool(given)
+
+
+def _chain_positions(state: JointState, context: RequestContext) -> dict[str, float]:
+    """The chain's joints that a request's robot_state.joint_state gives: name -> position (rad or m),
+    finite. INVALID_ROBOT_STATE for names and positions of different lengths, a name that is no joint of
+    the URDF, a repeated name, or a non-finite position of a chain joint; the robot's other joints (a
+    gripper's) are accepted and left out."""
     chain = context.chain
     if len(state.position) != len(state.name):
         raise _Refused(
@@ -227,15 +266,14 @@ def _seed(state: JointState, context: RequestContext, current: CurrentState) -> 
         raise _Refused(
             MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state.joint_state repeats joint names {echo_list(repeated)}"
         )
-    index = {name: j for j, name in enumerate(chain.joint_names)}
-    seed, known = current.q.copy(), current.known
+    chain_joints = set(chain.joint_names)
+    given: dict[str, float] = {}
     for name, position in zip(names, state.position):
-        if name in index:
+        if name in chain_joints:
             if not math.isfinite(position):
                 raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joint {name!r} is {position}")
-            seed[index[name]] = position
-            known = True
-    return seed, known
+            given[name] = position
+    return given
 
 
 def _bounds(ik: PositionIKRequest, context: RequestContext, notes: list[str]) -> JointBounds:
@@ -274,3 +312,48 @@ def _bounds(ik: PositionIKRequest, context: RequestContext, notes: list[str]) ->
     if outside:
         notes.append(f"joint constraints on joints outside the chain ignored: {echo_list(sorted(outside))}")
     return bounds
+
+
+def fk_problem_of(request: GetPositionFK.Request, context: RequestContext) -> Union[FKProblem, Refusal]:
+    """A GetPositionFK request as an FKProblem, or the Refusal that answers it. Never raises for any message.
+
+    As move_group's compute_fk: header.frame_id is the frame the poses are returned in (empty: the chain's
+    base; one leading '/' ignored), fk_link_names the links to place (none: INVALID_LINK_NAME). The
+    positions are robot_state.joint_state's alone (no joint_states fill-in): every chain joint must be given.
+    """
+    try:
+        return _fk_problem(request, context)
+    except _Refused as refused:
+        return refused.refusal
+
+
+def _fk_problem(request: GetPositionFK.Request, context: RequestContext) -> FKProblem:
+    chain, placed = context.chain, context.chain_links
+    _check_sizes({**_robot_state_arrays(request.robot_state), "fk_link_names": request.fk_link_names},
+                 context.settings.max_request_items)  # fmt: skip
+    if not request.fk_link_names:
+        raise _Refused(MoveItErrorCodes.INVALID_LINK_NAME, "fk_link_names is empty: no link to place")
+    unknown = sorted(set(request.fk_link_names) - set(placed.names))
+    if unknown:
+        raise _Refused(
+            MoveItErrorCodes.INVALID_LINK_NAME,
+            f"fk_link_names has links {echo_list(unknown)} that forward kinematics of the chain {chain.base_link!r} -> "
+            f"{chain.tip_link!r} does not place; it places {echo_list(placed.names)}",
+        )
+    frame = _frame(request.header.frame_id, chain.base_link)
+    if frame not in placed:
+        raise _Refused(
+            MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
+            f"header.frame_id {echo(request.header.frame_id)} is not a link forward kinematics of the chain places "
+            f"{echo_list(placed.names)}; this node has no TF listener",
+        )
+    given = _chain_positions(request.robot_state.joint_state, context)
+    missing = [name for name in chain.joint_names if name not in given]
+    if missing:
+        raise _Refused(
+            MoveItErrorCodes.INVALID_ROBOT_STATE,
+            f"robot_state.joint_state lacks the chain's joints {echo_list(missing)}; forward kinematics needs all "
+            f"of {echo_list(chain.joint_names)}",
+        )
+    q = np.array([given[name] for name in chain.joint_names], dtype=np.float64)
+    return FKProblem(q, tuple(request.fk_link_names), frame)

@@ -1,5 +1,5 @@
 """The ik_neural node over a real (loopback) ROS graph: GetPositionIK in one process and across processes,
-every error code, bad requests, abuse (a crash case, starvation, a burst of goals, Ctrl-C of a busy node),
+GetPositionFK, every error code, bad requests, abuse (a crash case, starvation, a burst of goals, Ctrl-C of a busy node),
 start-up refusals, goal poses to joint commands, and a load test.
 
 Every answer is judged by the independent reference (Pinocchio FK and limits, test/reference.py). Each node
@@ -7,10 +7,12 @@ gets a namespace of its own (pid and tag), so parallel test runs sharing a ROS d
 each other.
 """
 
+import importlib.util
 import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import ReferenceChain
+from reference import ReferenceChain, pose_errors
 from urdf_variants import (PANDA_URDF as PANDA_URDF_FILE, panda_urdf, with_continuous_joint, with_joint_origin,
                            with_world_frame)
 
@@ -72,13 +74,14 @@ class _Graph:
     def __init__(self, context, namespace, **overrides):
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
-        from moveit_msgs.srv import GetPositionIK
+        from moveit_msgs.srv import GetPositionFK, GetPositionIK
         from ik_neural.ros.node import IKNode
 
         self.namespace = namespace
         self.node = IKNode(context=context, namespace=namespace, parameter_overrides=_panda_parameters(**overrides))
         self.helper = Node('ik_test_helper', context=context, namespace=namespace)
         self.client = self.helper.create_client(GetPositionIK, f'{namespace}/ik_neural/compute_ik')
+        self.fk_client = self.helper.create_client(GetPositionFK, f'{namespace}/ik_neural/compute_fk')
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.helper)
@@ -86,12 +89,17 @@ class _Graph:
         self.thread.start()
         assert self.client.wait_for_service(timeout_sec=SECONDS_TO_DISCOVER), 'compute_ik not discovered'
 
-    def call(self, request):
+    def call(self, request, client=None):
         done = threading.Event()
-        future = self.client.call_async(request)
+        future = (client or self.client).call_async(request)
         future.add_done_callback(lambda _: done.set())
         assert done.wait(SECONDS_TO_ANSWER), 'no answer in time'
         return future.result()
+
+    def call_fk(self, request):
+        if not self.fk_client.service_is_ready():
+            assert self.fk_client.wait_for_service(timeout_sec=SECONDS_TO_DISCOVER), 'compute_fk not discovered'
+        return self.call(request, self.fk_client)
 
     def close(self):
         self.executor.shutdown()
@@ -283,6 +291,78 @@ def test_requests_are_served_in_parallel(graph, panda):
     assert done.wait(SECONDS_TO_ANSWER)
     assert time.perf_counter() - sent < 1.2
     assert [f.result().error_code.val for f in futures] == [MoveItErrorCodes.NO_IK_SOLUTION] * 4
+
+
+
+# ---------------------------------------------------------------------- forward kinematics
+
+
+def _fk_request(links, q=None, frame='', names=PANDA_JOINTS):
+    from moveit_msgs.srv import GetPositionFK
+
+    request = GetPositionFK.Request(fk_link_names=list(links))
+    request.header.frame_id = frame
+    if q is not None:
+        request.robot_state.joint_state.name = list(names)
+        request.robot_state.joint_state.position = [float(v) for v in q]
+    return request
+
+
+@pytest.mark.parametrize('frame, expected_frame', [('', 'panda_link0'), ('panda_link0', 'panda_link0'),
+                                                   ('world', 'world'), ('/world', 'world'),
+                                                   ('panda_link3', 'panda_link3')])
+def test_compute_fk_places_links_as_pinocchio_does_in_the_frame_asked(graph, panda, frame, expected_frame):
+    """compute_fk against the independent reference, to 1e-9 m and 1e-9 rad, in the base and in other frames."""
+    from moveit_msgs.msg import MoveItErrorCodes
+
+    urdf = _panda_description_with_world()
+    links = ['panda_link8', 'panda_link7', 'panda_link3', 'panda_link0', 'world']
+    references = {link: ReferenceChain(urdf, expected_frame, link, PANDA_JOINTS) for link in links}
+    q_all, _ = reachable_targets(panda, 5, seed=11)
+    for q in q_all:
+        # A full robot state as MoveIt sends it (the fixed panda_joint8 too), in its own order.
+        response = graph.call_fk(_fk_request(links, [0.0, *q[::-1]], frame, ['panda_joint8', *PANDA_JOINTS[::-1]]))
+        assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
+        assert _message(response) is None or response.error_code.source == 'ik_neural'
+        assert list(response.fk_link_names) == links and len(response.pose_stamped) == len(links)
+        for link, pose_stamped in zip(links, response.pose_stamped):
+            assert pose_stamped.header.frame_id == expected_frame and pose_stamped.header.stamp.sec > 0
+            position_m, rotation_rad = pose_errors(_matrix(pose_stamped.pose), references[link].forward(q))
+            assert position_m <= 1e-9 and rotation_rad <= 1e-9, (link, position_m, rotation_rad)
+
+
+def _matrix(pose):
+    from ik_neural.ros.messages import pose_to_matrix
+
+    return pose_to_matrix(pose)
+
+
+def test_bad_compute_fk_requests_get_their_error_code_and_the_node_keeps_serving(graph, panda, monkeypatch):
+    from moveit_msgs.msg import MoveItErrorCodes as C
+
+    q = panda.middle
+    cases = [
+        ('unknown link', _fk_request(['panda_link8', 'gripper'], q), C.INVALID_LINK_NAME),
+        ('no link', _fk_request([], q), C.INVALID_LINK_NAME),
+        ('missing joint', _fk_request(['panda_link8'], q[:6], names=PANDA_JOINTS[:6]), C.INVALID_ROBOT_STATE),
+        ('no robot state', _fk_request(['panda_link8']), C.INVALID_ROBOT_STATE),
+        ('unknown joint name', _fk_request(['panda_link8'], [*q, 0.0], names=[*PANDA_JOINTS, 'elbow']),
+         C.INVALID_ROBOT_STATE),
+        ('unknown frame', _fk_request(['panda_link8'], q, frame='camera_link'), C.FRAME_TRANSFORM_FAILURE),
+    ]
+    for what, request, code in cases:
+        response = graph.call_fk(request)
+        assert response.error_code.val == code, (what, response.error_code.val, _message(response))
+        assert list(response.pose_stamped) == [] and list(response.fk_link_names) == [], what
+        assert _message(response) is None or (_message(response) and response.error_code.source == 'ik_neural'), what
+        assert graph.call_fk(_fk_request(['panda_link8'], q)).error_code.val == C.SUCCESS, what
+    # An exception past the request logic: FAILURE with the reason, and the node serves on.
+    monkeypatch.setattr(graph.node._request_context.chain_links, 'poses', lambda *args: 1 / 0)
+    response = graph.call_fk(_fk_request(['panda_link8'], q))
+    assert response.error_code.val == C.FAILURE
+    assert _message(response) is None or _message(response).startswith('internal error: ZeroDivisionError')
+    monkeypatch.undo()
+    assert graph.call_fk(_fk_request(['panda_link8'], q)).error_code.val == C.SUCCESS
 
 
 # ---------------------------------------------------------------------- refusals
@@ -821,7 +901,8 @@ def test_launch_arguments_name_real_node_parameters():
         text = (ROOT / 'launch' / launch_file).read_text()
         # Remapped names are the node's own; parameter files are shipped ones.
         for remapped in re.findall(r'\("(~/\w+)", ', text):
-            assert remapped in ('~/compute_ik', '~/goal_pose', '~/joint_commands', '~/joint_trajectory'), remapped
+            assert remapped in ('~/compute_ik', '~/compute_fk', '~/goal_pose', '~/joint_commands',
+                                '~/joint_trajectory'), remapped
         assert 'config' in text and 'ik_node' in text
     assert (ROOT / 'config' / 'demo.rviz').is_file()
 
@@ -836,3 +917,55 @@ def test_launch_files_import_nothing_from_ik_neural():
         modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert modules and not {m for m in modules if m.split('.')[0] == 'ik_neural'}, (launch_file, modules)
         assert '__import__' not in (ROOT / 'launch' / launch_file).read_text() and 'importlib' not in modules
+
+
+def _launch_module(launch_file, monkeypatch):
+    """A launch file loaded as a module, with stand-ins for launch and launch_ros (not in the registry): its
+    own functions run as they are."""
+    import importlib.util
+    import types
+
+    class Stand_in:
+        def __init__(self, *args, **kwargs):
+            pass
+
+    for name, attributes in {
+        'launch': ['LaunchDescription'], 'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction'],
+        'launch.substitutions': ['LaunchConfiguration'], 'launch_ros': [], 'launch_ros.actions': ['Node'],
+    }.items():  # fmt: skip
+        module = types.ModuleType(name)
+        for attribute in attributes:
+            setattr(module, attribute, Stand_in)
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location(launch_file.replace('.', '_'), ROOT / 'launch' / launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_launch_files_refuse_an_unknown_robot_naming_the_shipped_ones(monkeypatch):
+    """robot:=nosuch: each launch file raises, naming every shipped robot (launch then exits 1; measured with
+    the real launch 3.7.1: '[ERROR] [launch]: Caught exception in launch ...: unknown robot 'nosuch': the shipped
+    robots are chain10_003, ...', exit status 1). The source tree stands for the share directory."""
+    from ik_neural.robots import list_robots
+
+    node_launch = _launch_module('ik_neural.launch.py', monkeypatch)
+    demo_launch = _launch_module('demo.launch.py', monkeypatch)
+    assert node_launch._robot_config(ROOT, 'panda') == str(ROOT / 'config' / 'panda.yaml')
+    assert demo_launch._robot(ROOT, 'panda')['tip_link'] == 'panda_link8'
+    for refuse in (lambda: node_launch._robot_config(ROOT, 'nosuch'), lambda: demo_launch._robot(ROOT, 'nosuch')):
+        with pytest.raises(RuntimeError, match=r"unknown robot 'nosuch': the shipped robots are ") as refused:
+            refuse()
+        assert str(refused.value).split('are ')[1].startswith(', '.join(list_robots())), refused.value
+
+
+@pytest.mark.skipif(not shutil.which('ros2') or importlib.util.find_spec('launch_ros') is None,
+                    reason='no ros2 launch here (no launch package in the registry)')
+def test_ros2_launch_of_an_unknown_robot_fails_naming_the_shipped_ones():
+    """Where ROS 2 is installed (colcon test): the real `ros2 launch`, its exit status and message."""
+    from ik_neural.robots import list_robots
+
+    result = subprocess.run(['ros2', 'launch', 'ik_neural', 'ik_neural.launch.py', 'robot:=nosuch'],
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert f"the shipped robots are {', '.join(list_robots())}" in result.stdout + result.stderr

@@ -1,5 +1,6 @@
-"""The ROS side of the environment: moveit_msgs' GetPositionIK is importable, is the same type as MoveIt's
-(same RIHS01 type hash), and travels between rclpy nodes over loopback, in one process and across two.
+"""The ROS side of the environment: moveit_msgs' GetPositionIK and GetPositionFK are importable and are the
+same types as MoveIt's (same RIHS01 type hashes), and GetPositionIK travels between rclpy nodes over loopback,
+in one process and across two.
 """
 
 import json
@@ -9,6 +10,8 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
 
 # RIHS01 hash of moveit_msgs/srv/GetPositionIK as the real moveit_msgs 2.6.0 defines it. Measured by
 # building the unmodified moveit_msgs 2.6.0 sources (with object_recognition_msgs 2.0.0 and octomap_msgs
@@ -20,6 +23,25 @@ MOVEIT_MSGS_2_6_GET_POSITION_IK_HASH = 'RIHS01_054ed6f6f71a09b01b5246c5d80beb4da
 # From the same file: the hashes of the request and response messages, which DDS discovery carries.
 MOVEIT_MSGS_2_6_REQUEST_HASH = 'RIHS01_2fc6ac96ee9a8523466c443f06e7c76c47bd3e6b8698edc517ea82cf0b56e747'
 MOVEIT_MSGS_2_6_RESPONSE_HASH = 'RIHS01_e80acd352080518d3498cc09f4dd84e0303e31128237de11d4019c8a5937b19f'
+
+# RIHS01 hashes of moveit_msgs/srv/GetPositionFK, its request and its response, as moveit_msgs 2.6.0
+# defines them. A RIHS01 hash depends only on the interface definitions, so these were measured without a
+# full build: the unmodified 2.6.0 srv/GetPositionFK.srv and every moveit_msgs type it uses (git show
+# 2.6.0:..., with object_recognition_msgs 2.0.0's ObjectType.msg) converted to .idl by rosidl_adapter, then
+# rosidl_generator_type_description.generate_type_hash over them, against the type descriptions of this
+# environment's std_msgs, geometry_msgs, sensor_msgs, shape_msgs, trajectory_msgs, builtin_interfaces and
+# service_msgs (the Kilted wheels). The same procedure gives exactly the three GetPositionIK hashes above,
+# which came from the full colcon build.
+MOVEIT_MSGS_2_6_GET_POSITION_FK_HASH = 'RIHS01_2f16ec361a135d84b85a29385abeb9eeb025e39c09038bd6b2826645edc7edad'
+MOVEIT_MSGS_2_6_FK_REQUEST_HASH = 'RIHS01_03282430a957ca7dd7e8a84b4f13225c39c467ec79efb77d9554e7b8d4cd6055'
+MOVEIT_MSGS_2_6_FK_RESPONSE_HASH = 'RIHS01_a1b88541679d04b392399fb4633adb55afaea22d3d5c38c79ad65f7cae6f4f2c'
+
+# service -> (its hash, its request's, its response's), moveit_msgs 2.6.0.
+MOVEIT_MSGS_2_6_HASHES = {
+    'GetPositionIK': (MOVEIT_MSGS_2_6_GET_POSITION_IK_HASH, MOVEIT_MSGS_2_6_REQUEST_HASH, MOVEIT_MSGS_2_6_RESPONSE_HASH),
+    'GetPositionFK': (MOVEIT_MSGS_2_6_GET_POSITION_FK_HASH, MOVEIT_MSGS_2_6_FK_REQUEST_HASH,
+                      MOVEIT_MSGS_2_6_FK_RESPONSE_HASH),
+}
 
 SECONDS_TO_DISCOVER = 30.0
 SECONDS_TO_ANSWER = 30.0
@@ -92,18 +114,30 @@ def test_get_position_ik_imports_with_moveit_2_6_fields():
     assert (MoveItErrorCodes.NO_IK_SOLUTION, MoveItErrorCodes.INVALID_GROUP_NAME) == (-31, -15)
 
 
-def test_get_position_ik_type_hash_is_moveit_2_6():
+@pytest.mark.parametrize('service', sorted(MOVEIT_MSGS_2_6_HASHES))
+def test_type_hashes_are_moveit_2_6(service):
     share = _moveit_msgs_share()
-    description = json.loads((share / 'srv' / 'GetPositionIK.json').read_text())
+    description = json.loads((share / 'srv' / f'{service}.json').read_text())
     hashes = {entry['type_name']: entry['hash_string'] for entry in description['type_hashes']}
-    installed = hashes['moveit_msgs/srv/GetPositionIK']
+    installed = hashes[f'moveit_msgs/srv/{service}']
     if _expect_moveit_2_6(share):
-        assert installed == MOVEIT_MSGS_2_6_GET_POSITION_IK_HASH
-        assert hashes['moveit_msgs/srv/GetPositionIK_Request'] == MOVEIT_MSGS_2_6_REQUEST_HASH
-        assert hashes['moveit_msgs/srv/GetPositionIK_Response'] == MOVEIT_MSGS_2_6_RESPONSE_HASH
+        expected = MOVEIT_MSGS_2_6_HASHES[service]
+        assert (installed, hashes[f'moveit_msgs/srv/{service}_Request'],
+                hashes[f'moveit_msgs/srv/{service}_Response']) == expected
     else:
         # Another real moveit_msgs release: a different type by design; it only has to be a type hash.
         assert installed.startswith('RIHS01_')
+
+
+def test_get_position_fk_imports_with_moveit_2_6_fields():
+    from moveit_msgs.srv import GetPositionFK
+
+    request_fields = GetPositionFK.Request.get_fields_and_field_types()
+    assert request_fields == {'header': 'std_msgs/Header', 'fk_link_names': 'sequence<string>',
+                              'robot_state': 'moveit_msgs/RobotState'}
+    response_fields = GetPositionFK.Response.get_fields_and_field_types()
+    assert response_fields == {'pose_stamped': 'sequence<geometry_msgs/PoseStamped>', 'fk_link_names': 'sequence<string>',
+                               'error_code': 'moveit_msgs/MoveItErrorCodes'}
 
 
 def test_round_trip_in_one_process(rclpy_context):

@@ -58,6 +58,32 @@ def test_fk_matches_pinocchio(third_party):
     assert rotation_rad.max() <= 1e-5
 
 
+
+def test_chain_links_place_every_link_fk_gives_as_pinocchio_does(third_party):
+    """UrdfModel.chain_links: each link fixed to the base or to a chain joint's child, in the base and in
+    another link's frame, against Pinocchio's FK of that link (to 1e-9 m); links beyond other joints left out."""
+    from ik_neural.urdf_model import UrdfModel
+
+    path, chain = third_party
+    model = UrdfModel.parse(path)
+    links = model.chain_links(chain)
+    path_links = {model.robot.joint_map[name].child for name in chain.joint_names}
+    assert {chain.base_link, chain.tip_link} | path_links <= set(links.names)
+    # A link below a joint outside the chain (but the base, PR2's torso) moves without the chain's q: not placed.
+    outside = [j for j in model.robot.joints if j.type != "fixed" and j.name not in chain.joint_names]
+    assert not ({j.child for j in outside} - {chain.base_link}) & set(links.names)
+    names, q = links.names, random_q(chain, 5, seed=3)
+    frame = sorted(path_links)[len(path_links) // 2]
+    for base in (chain.base_link, frame):
+        T = np.stack([links.poses(q_k, names, frame=None if base == chain.base_link else base) for q_k in q])
+        T_ref = np.stack([pinocchio_fk(path, base, name, chain.joint_names, q) for name in names], axis=1)
+        position_m, rotation_rad = pose_errors(T, T_ref)
+        assert position_m.max() < 1e-9 and rotation_rad.max() < 1e-9, (base, names)
+    with pytest.raises(KeyError):
+        links.poses(chain.middle, ["no_such_link"])
+    assert links.poses(chain.middle, []).shape == (0, 4, 4)
+
+
 def finite_difference_jacobian(chain: KinematicChain, q: np.ndarray, step: float = 1e-6) -> np.ndarray:
     """Central differences of FK: linear rows from dp/dq, angular rows from dR/dq · Rᵀ = skew(ω)."""
     J = np.empty((6, chain.dof))

@@ -1,5 +1,6 @@
 """The request logic without a ROS graph: every refusal of the README's request table, the abuse cases of
-issue 11, and a property-based fuzz (hypothesis) of request → problem or refusal → solver.
+issue 11, a property-based fuzz (hypothesis) of request → problem or refusal → solver, and GetPositionFK
+requests → FK problem or refusal, answered against Pinocchio.
 
 Messages are plain Python objects here (no rclpy.init, no node). The chain is the Panda with a 'world'
 frame above its base turned 45 degrees about z; the fuzz's also has a continuous first joint.
@@ -18,6 +19,7 @@ from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
 from hypothesis import HealthCheck, given, settings, strategies as st
 from moveit_msgs.msg import (Constraints, JointConstraint, MoveItErrorCodes as C, PositionConstraint, PositionIKRequest,
                               RobotState)
+from moveit_msgs.srv import GetPositionFK
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 
@@ -25,7 +27,8 @@ from reference import ReferenceChain
 from urdf_variants import panda_urdf, with_continuous_joint, with_world_frame
 
 from ik_neural.ros.messages import matrix_to_pose, seconds_to_duration
-from ik_neural.ros.request import CurrentState, Problem, Refusal, RequestContext, problem_of
+from ik_neural.ros.request import (CurrentState, FKProblem, Problem, Refusal, RequestContext, fk_problem_of,
+                                   problem_of)
 from ik_neural.ros.settings import NodeSettings
 from ik_neural.solver import IKSolver
 from ik_neural.urdf_model import UrdfModel
@@ -369,3 +372,66 @@ def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(
                                    lower=outcome.bounds.lower, upper=outcome.bounds.upper, seed_first=outcome.seed_known)
     assert result.q.shape == (chain.dof,)
 
+
+
+# ---------------------------------------------------------------------- forward kinematics (GetPositionFK)
+
+PANDA_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
+
+
+def _fk_request(links, q=None, frame="", names=None):
+    request = GetPositionFK.Request(fk_link_names=list(links))
+    request.header.frame_id = frame
+    if q is not None:
+        names = PANDA_JOINTS if names is None else names
+        request.robot_state.joint_state = JointState(name=list(names), position=[float(v) for v in q])
+    return request
+
+
+@pytest.mark.parametrize("frame, expected_frame", [
+    ("", "panda_link0"), ("panda_link0", "panda_link0"), ("world", "world"), ("/world", "world"),
+    ("panda_link3", "panda_link3"), ("panda_link8", "panda_link8"),
+])
+def test_fk_places_the_chains_links_in_the_frame_asked_as_pinocchio_does(urdf, context, frame, expected_frame):
+    links = ["panda_link8", "panda_link7", "panda_link2", "panda_link0", "world", "panda_link8"]
+    q = context.chain.middle + np.linspace(-0.4, 0.4, 7)
+    # A full robot state as MoveIt sends it: the robot's other joints (the fixed panda_joint8) too, any order.
+    problem = fk_problem_of(_fk_request(links, [*q[::-1], 0.0], frame, [*PANDA_JOINTS[::-1], "panda_joint8"]), context)
+    assert isinstance(problem, FKProblem), problem
+    assert problem.links == tuple(links) and problem.frame == expected_frame
+    np.testing.assert_array_equal(problem.q, q)
+    T = context.chain_links.poses(problem.q, problem.links, problem.frame)
+    for link, T_link in zip(links, T):
+        T_ref = ReferenceChain(urdf, expected_frame, link, PANDA_JOINTS).forward(q)
+        assert np.abs(T_link - T_ref).max() < 1e-9, link
+
+
+@pytest.mark.parametrize("request_, code, expected", [
+    (_fk_request([], np.zeros(7)), C.INVALID_LINK_NAME, "fk_link_names is empty"),
+    (_fk_request(["panda_link8", "gripper"], np.zeros(7)), C.INVALID_LINK_NAME, "links ['gripper']"),
+    (_fk_request(["panda_link8"], np.zeros(7), frame="camera_link"), C.FRAME_TRANSFORM_FAILURE, "'camera_link'"),
+    (_fk_request(["panda_link8"], np.zeros(7), frame="//world"), C.FRAME_TRANSFORM_FAILURE, "no TF listener"),
+    (_fk_request(["panda_link8"]), C.INVALID_ROBOT_STATE, "lacks the chain's joints ['panda_joint1'"),
+    (_fk_request(["panda_link8"], np.zeros(6), names=PANDA_JOINTS[:6]), C.INVALID_ROBOT_STATE,
+     "lacks the chain's joints ['panda_joint7']"),
+    (_fk_request(["panda_link8"], np.zeros(8), names=[*PANDA_JOINTS, "elbow"]), C.INVALID_ROBOT_STATE,
+     "unknown joints ['elbow']"),
+    (_fk_request(["panda_link8"], [*np.zeros(6), math.nan]), C.INVALID_ROBOT_STATE, "'panda_joint7' is nan"),
+    (_fk_request(["panda_link8"], np.zeros(7), names=[*PANDA_JOINTS[:6], "panda_joint1"]), C.INVALID_ROBOT_STATE,
+     "repeats joint names ['panda_joint1']"),
+    (_fk_request(["x"] * (SETTINGS.max_request_items + 1), np.zeros(7)), C.FAILURE,
+     f"fk_link_names has {SETTINGS.max_request_items + 1} entries"),
+])  # fmt: skip
+def test_bad_fk_requests_are_refused_with_their_code(context, request_, code, expected):
+    assert expected in _refusal(fk_problem_of(request_, context), code)
+
+
+def test_fk_names_and_positions_of_different_lengths_and_long_names_are_refused_short(context):
+    request = _fk_request(["panda_link8"], np.zeros(7))
+    request.robot_state.joint_state.position = [0.0] * 6
+    assert "7 names but 6 positions" in _refusal(fk_problem_of(request, context), C.INVALID_ROBOT_STATE)
+    message = _refusal(fk_problem_of(_fk_request(["l" * 100_000], np.zeros(7)), context), C.INVALID_LINK_NAME)
+    assert "(1 items)" in message  # and under MAX_MESSAGE (_refusal)
+    message = _refusal(fk_problem_of(_fk_request(["panda_link8"], np.zeros(7), frame="f" * 100_000), context),
+                       C.FRAME_TRANSFORM_FAILURE)
+    assert "100002 characters" in message
