@@ -25,7 +25,8 @@ import numba
 from numba.core import event
 from numba.core.caching import UserProvidedCacheLocator
 
-KERNELS_DIR = Path(__file__).resolve().parent
+# As numba names it (os.path.abspath, symlinks kept): its cache folder hashes this path.
+KERNELS_DIR = Path(os.path.abspath(__file__)).parent
 PREBUILT_DIR = KERNELS_DIR / "prebuilt"
 COMPILE_ALL_S = 45
 """Measured: compiling every kernel the node warms up, 2 cores (2026-12-01)."""
