@@ -212,3 +212,72 @@ def test_panda_fingerprint_unchanged_by_the_hand():
     assert robot.network is not None  # loading checks the network's fingerprint against the chain
     assert robot.chain.base_link == "panda_link0" and robot.chain.tip_link == "panda_link8"
     assert math.isclose(robot.chain.forward(np.zeros(7))[2, 3], 0.333 + 0.316 + 0.384 - 0.107, abs_tol=1e-9)
+
+
+# ---------------------------------------------------------------- the solver's collision_free
+
+
+class PinocchioJudge:
+    """Self-collision of the shipped Panda by Pinocchio + coal on the same URDF (its own parser and
+    placement), over the pairs ``checker`` checks; the fingers at Pinocchio's neutral (0)."""
+
+    def __init__(self, urdf_path: Path, enabled_pairs) -> None:
+        import pinocchio
+
+        self.pin = pinocchio
+        self.model = pinocchio.buildModelFromUrdf(str(urdf_path))
+        self.geom = pinocchio.buildGeomFromUrdf(self.model, str(urdf_path), pinocchio.GeometryType.COLLISION)
+        enabled = {frozenset(pair) for pair in enabled_pairs}
+        objects = self.geom.geometryObjects
+        for i in range(len(objects)):
+            for j in range(i + 1, len(objects)):
+                links = frozenset((self.model.frames[objects[i].parentFrame].name, self.model.frames[objects[j].parentFrame].name))
+                if links in enabled:
+                    self.geom.addCollisionPair(pinocchio.CollisionPair(i, j))
+        self.data, self.geom_data = self.model.createData(), pinocchio.GeometryData(self.geom)
+        self.arm = [self.model.joints[self.model.getJointId(f"panda_joint{k}")].idx_q for k in range(1, 8)]
+
+    def collides(self, q: np.ndarray) -> bool:
+        q_pin = self.pin.neutral(self.model)
+        q_pin[self.arm] = q
+        return bool(self.pin.computeCollisions(self.model, self.data, self.geom, self.geom_data, q_pin, False))
+
+
+def test_checker_agrees_with_pinocchio_on_the_panda():
+    robot, model = _panda_model()
+    checker = CollisionChecker.from_urdf(model, robot.chain, samples=2000, cache=False, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0})
+    judge = PinocchioJudge(robot.urdf_path, checker.enabled_pairs)
+    Q = robot.chain.bounds.sample(np.random.default_rng(3), 300)
+    ours = np.array([checker.in_collision(q) for q in Q])
+    theirs = np.array([judge.collides(q) for q in Q])
+    assert 0 < ours.sum() < len(Q)
+    assert (ours == theirs).all(), np.flatnonzero(ours != theirs)
+
+
+def test_solve_rejects_colliding_candidates():
+    """Targets whose seed is a colliding solution: with collision_free the answer is collision-free (by
+    Pinocchio) and right (by Pinocchio's FK), or a failure; without it, the colliding seed comes back."""
+    from ik_neural.solver import IKSolver
+    from reference import ReferenceChain
+
+    robot, model = _panda_model()
+    positions = {"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}
+    checker = CollisionChecker.from_urdf(model, robot.chain, samples=2000, cache=False, positions=positions)
+    judge = PinocchioJudge(robot.urdf_path, checker.enabled_pairs)
+    reference = ReferenceChain(robot.urdf_path, "panda_link0", "panda_link8", robot.chain.joint_names)
+    solver = IKSolver(robot.chain, network=robot.network)
+    rng = np.random.default_rng(7)
+    colliding = [q for q in robot.chain.bounds.sample(rng, 400) if judge.collides(q)][:20]
+    assert len(colliding) == 20
+    solved = 0
+    for q_col in colliding:
+        T = robot.chain.forward(q_col)
+        plain = solver.solve(T, seed=q_col, seed_first=True, timeout_s=0.5)
+        assert plain.success and np.allclose(plain.q, q_col)  # the colliding seed is itself the answer
+        result = solver.solve(T, seed=q_col, seed_first=True, timeout_s=0.5, collision_free=checker.free)
+        if result.success:
+            solved += 1
+            assert not judge.collides(result.q)
+            position_error, rotation_error = reference.errors(result.q, T)
+            assert position_error < 1e-5 and rotation_error < 1e-5
+    assert solved >= 10
