@@ -683,7 +683,7 @@ def test_a_burst_of_goals_ends_with_the_last_goals_command(graph, panda, referen
 @pytest.mark.parametrize('overrides, expected', [
     ({'model_path': UR5E_MODEL, 'base_link': 'panda_link0', 'tip_link': 'panda_link8'},
      r'trained for chain fingerprint \w+ .* has fingerprint \w+'),
-    ({'tip_link': 'panda_hand'}, r"tip_link 'panda_hand' is not a link"),
+    ({'tip_link': 'panda_gripper'}, r"tip_link 'panda_gripper' is not a link"),
     ({'urdf_path': '/nonexistent/robot.urdf'}, r"cannot read URDF file '/nonexistent/robot.urdf'"),
     ({'robot_description': '<robot name="broken"><link name="a"/><joint'}, r'malformed URDF XML'),
     ({'urdf_path': ''}, r'no robot description'),
