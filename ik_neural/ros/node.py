@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator, Optional, TypeVar
 
+import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest
@@ -37,6 +38,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 
+from ik_neural.collision import CollisionChecker
 from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
@@ -119,7 +121,10 @@ class IKNode(Node):
             model = UrdfModel.parse(urdf)
             self.chain = model.chain(base_link, tip_link)
             network = load_network(resolve_path(settings.model_path), self.chain) if settings.model_path else None
-            self._request_context = RequestContext.of_model(model, self.chain, settings)
+            self.collision = self._collision_checker(model)
+            self._request_context = RequestContext.of_model(
+                model, self.chain, settings, collision_checking=self.collision is not None
+            )
             self.solver = IKSolver(self.chain, network=network)
             # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
             with compiling_notice(self.get_logger().info):
@@ -155,6 +160,20 @@ class IKNode(Node):
             self.create_publisher(JointTrajectory, "~/joint_trajectory", 10) if settings.publish_trajectory else None
         )
         self.get_logger().info(self.summary())
+
+    def _collision_checker(self, model: UrdfModel) -> Optional[CollisionChecker]:
+        """The self-collision checker of requests with avoid_collisions (policy 'check'): None where the
+        policy is another or the chain's links have no collision geometry."""
+        settings = self.settings
+        if settings.avoid_collisions_policy != "check" or not model.collisions():
+            return None
+        checker = CollisionChecker.from_urdf(
+            model, self.chain, srdf=settings.robot_description_semantic or None, resolve=resolve_path
+        )
+        if not checker.link_names:
+            return None
+        checker.in_collision(self.chain.middle)  # the first call's imports and allocations, outside any budget
+        return checker
 
     def stop(self) -> None:
         """End every solve in flight at its next step; later solves end at once (the node is stopping)."""
@@ -224,6 +243,12 @@ class IKNode(Node):
         """What the node serves, in one line."""
         chain, settings = self.chain, self.settings
         mode = f"network {settings.model_path}" if self.solver.network is not None else "numerical only (no model)"
+        if self.collision is not None:
+            checker = self.collision
+            mode += (
+                f"; avoid_collisions checks self-collision of {len(checker.link_names)} links, "
+                f"{len(checker.enabled_pairs)} pairs (disabled pairs: {checker.disabled_source})"
+            )
         return (
             f"serving {self.resolve_service_name('~/compute_ik')} (moveit_msgs/srv/GetPositionIK) and "
             f"{self.resolve_service_name('~/compute_fk')} (moveit_msgs/srv/GetPositionFK) for group "
@@ -259,7 +284,8 @@ class IKNode(Node):
         for note in problem.notes:
             self.get_logger().warning(f"compute_ik: {note}")
         code = MoveItErrorCodes.SUCCESS if result.success else MoveItErrorCodes.NO_IK_SOLUTION
-        return _answer(response, code, "; ".join((_describe(result), *problem.notes)))
+        checked = ("free of self-collision (checked)",) if problem.avoid_collisions and result.success else ()
+        return _answer(response, code, "; ".join((_describe(result), *checked, *problem.notes)))
 
     def _compute_fk(self, request: GetPositionFK.Request, response: GetPositionFK.Response) -> GetPositionFK.Response:
         try:
@@ -306,12 +332,20 @@ class IKNode(Node):
         # The chain's own bounds unless the request narrowed them (then the solver narrows the chain's
         # by the same windows again: narrowing is idempotent).
         narrowed = problem.bounds is not self.chain.bounds
+        collision_free = None
+        if problem.avoid_collisions:
+            checker = self.collision
+            positions = {name: value for name, value in problem.other_positions.items() if name in checker.other_joints}
+
+            def collision_free(q: np.ndarray) -> bool:
+                return not checker.in_collision(q, positions or None)
+
         return self.solver.solve(
             problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,
             position_tolerance_m=settings.position_tolerance_m,
             orientation_tolerance_rad=None if settings.position_only_ik else settings.orientation_tolerance_rad,
             lower=problem.bounds.lower if narrowed else None, upper=problem.bounds.upper if narrowed else None,
-            seed_first=settings.seed_first and problem.seed_known, stop=self._stop,
+            seed_first=settings.seed_first and problem.seed_known, stop=self._stop, collision_free=collision_free,
         )  # fmt: skip
 
     def _current_state(self) -> CurrentState:

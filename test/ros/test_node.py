@@ -411,7 +411,6 @@ def _bad_requests(panda):
             JointConstraint(joint_name='panda_joint4', position=1.0, tolerance_above=0.1, tolerance_below=0.1)]}),
          C.INVALID_GOAL_CONSTRAINTS),
         ('negative timeout', request(set={'timeout.sec': -1}), C.FAILURE),
-        ('collision checking asked for', request(set={'avoid_collisions': True}), C.COLLISION_CHECKING_UNAVAILABLE),
         ('unreachable pose', request(set={'pose_stamped.pose': _pose(far)}), C.NO_IK_SOLUTION),
     ]
 
@@ -969,3 +968,66 @@ def test_ros2_launch_of_an_unknown_robot_fails_naming_the_shipped_ones():
                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode != 0, result.stdout + result.stderr
     assert f"the shipped robots are {', '.join(list_robots())}" in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------- avoid_collisions (policy 'check')
+
+
+def _pymoveit2_request(T, start):
+    """What pymoveit2's MoveIt2.compute_ik sends: avoid_collisions true, timeout zero, the base frame, the
+    start state (every joint, fingers too) as the seed, the group's name."""
+    request = _request(T, frame='panda_link0', seed=start, timeout_s=0.0)
+    request.ik_request.avoid_collisions = True
+    return request
+
+
+def test_avoid_collisions_as_pymoveit2_sends_it_gets_collision_free_answers(graph, panda, reference):
+    from moveit_msgs.msg import MoveItErrorCodes as C
+    from ik_neural.robots import load_robot
+    from reference import PinocchioCollisionJudge
+
+    checker = graph.node.collision
+    assert checker is not None and 'self-collision' in graph.node.summary()
+    judge = PinocchioCollisionJudge(load_robot('panda').urdf_path, checker.enabled_pairs, panda.joint_names)
+    rng = np.random.default_rng(11)
+    free = [q for q in panda.bounds.sample(rng, 200) if not judge.collides(q)][:20]
+    colliding = [q for q in panda.bounds.sample(rng, 200) if judge.collides(q)][:10]
+    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), 'panda_finger_joint1': 0.0, 'panda_finger_joint2': 0.0}
+    successes = 0
+    for q in free:
+        response = graph.call(_pymoveit2_request(panda.forward(q), start))
+        if response.error_code.val == 1:
+            successes += 1
+            solution = _solution(response, panda)
+            _assert_reaches(reference, solution, panda.forward(q))
+            assert not judge.collides(solution)
+            assert _message(response) is None or 'free of self-collision' in _message(response)
+        else:
+            assert response.error_code.val == -31
+    assert successes >= 18
+    # Seeded with a colliding solution of the very pose: a collision-free other one, or NO_IK_SOLUTION.
+    for q in colliding:
+        seed = {**start, **dict(zip(panda.joint_names, q.tolist()))}
+        response = graph.call(_pymoveit2_request(panda.forward(q), seed))
+        assert response.error_code.val in (1, -31)
+        if response.error_code.val == 1:
+            solution = _solution(response, panda)
+            _assert_reaches(reference, solution, panda.forward(q))
+            assert not judge.collides(solution)
+    # Names in no URDF joint are still refused; the fingers (URDF joints outside the chain) are not.
+    response = graph.call(_pymoveit2_request(panda.forward(panda.middle), {**start, 'nosuch_joint': 0.0}))
+    assert response.error_code.val == C.INVALID_ROBOT_STATE
+
+
+def test_avoid_collisions_refuse_policy(module_context, panda):
+    from moveit_msgs.msg import MoveItErrorCodes as C
+
+    graph = _Graph(module_context, _namespace('refuse'), avoid_collisions_policy='refuse', model_path='',
+                   base_link='panda_link0', tip_link='panda_link8', default_timeout_s=1.0)
+    try:
+        assert graph.node.collision is None
+        start = dict(zip(panda.joint_names, panda.middle.tolist()))
+        response = graph.call(_pymoveit2_request(panda.forward(panda.middle), start))
+        assert response.error_code.val == C.COLLISION_CHECKING_UNAVAILABLE and 'refuse' in (_message(response) or 'refuse')
+    finally:
+        graph.close()

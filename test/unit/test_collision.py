@@ -15,7 +15,7 @@ from ik_neural.collision import CollisionChecker, cache_path
 from ik_neural.geometry import rpy_to_matrix
 from ik_neural.robots import load_robot
 from ik_neural.urdf_model import BOX, SPHERE, Geometry, UrdfModel
-from reference import example_robot_urdf
+from reference import PinocchioCollisionJudge, example_robot_urdf
 
 pytestmark = pytest.mark.unit
 
@@ -217,36 +217,10 @@ def test_panda_fingerprint_unchanged_by_the_hand():
 # ---------------------------------------------------------------- the solver's collision_free
 
 
-class PinocchioJudge:
-    """Self-collision of the shipped Panda by Pinocchio + coal on the same URDF (its own parser and
-    placement), over the pairs ``checker`` checks; the fingers at Pinocchio's neutral (0)."""
-
-    def __init__(self, urdf_path: Path, enabled_pairs) -> None:
-        import pinocchio
-
-        self.pin = pinocchio
-        self.model = pinocchio.buildModelFromUrdf(str(urdf_path))
-        self.geom = pinocchio.buildGeomFromUrdf(self.model, str(urdf_path), pinocchio.GeometryType.COLLISION)
-        enabled = {frozenset(pair) for pair in enabled_pairs}
-        objects = self.geom.geometryObjects
-        for i in range(len(objects)):
-            for j in range(i + 1, len(objects)):
-                links = frozenset((self.model.frames[objects[i].parentFrame].name, self.model.frames[objects[j].parentFrame].name))
-                if links in enabled:
-                    self.geom.addCollisionPair(pinocchio.CollisionPair(i, j))
-        self.data, self.geom_data = self.model.createData(), pinocchio.GeometryData(self.geom)
-        self.arm = [self.model.joints[self.model.getJointId(f"panda_joint{k}")].idx_q for k in range(1, 8)]
-
-    def collides(self, q: np.ndarray) -> bool:
-        q_pin = self.pin.neutral(self.model)
-        q_pin[self.arm] = q
-        return bool(self.pin.computeCollisions(self.model, self.data, self.geom, self.geom_data, q_pin, False))
-
-
 def test_checker_agrees_with_pinocchio_on_the_panda():
     robot, model = _panda_model()
     checker = CollisionChecker.from_urdf(model, robot.chain, samples=2000, cache=False, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0})
-    judge = PinocchioJudge(robot.urdf_path, checker.enabled_pairs)
+    judge = PinocchioCollisionJudge(robot.urdf_path, checker.enabled_pairs, robot.chain.joint_names)
     Q = robot.chain.bounds.sample(np.random.default_rng(3), 300)
     ours = np.array([checker.in_collision(q) for q in Q])
     theirs = np.array([judge.collides(q) for q in Q])
@@ -263,7 +237,7 @@ def test_solve_rejects_colliding_candidates():
     robot, model = _panda_model()
     positions = {"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}
     checker = CollisionChecker.from_urdf(model, robot.chain, samples=2000, cache=False, positions=positions)
-    judge = PinocchioJudge(robot.urdf_path, checker.enabled_pairs)
+    judge = PinocchioCollisionJudge(robot.urdf_path, checker.enabled_pairs, robot.chain.joint_names)
     reference = ReferenceChain(robot.urdf_path, "panda_link0", "panda_link8", robot.chain.joint_names)
     solver = IKSolver(robot.chain, network=robot.network)
     rng = np.random.default_rng(7)

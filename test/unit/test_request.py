@@ -219,13 +219,26 @@ def test_arrays_over_max_request_items_are_failure_before_any_other_check(contex
     assert f"{path} has {SETTINGS.max_request_items + 1} entries" in message and "max_request_items" in message
 
 
-def test_avoid_collisions_is_refused_or_noted_by_policy(urdf):
-    refusing = _context(urdf)
-    ik = _request(T=_T_mid(refusing), avoid_collisions=True)
+def test_avoid_collisions_is_checked_refused_or_noted_by_policy(urdf):
+    ik = _request(T=_T_mid(_context(urdf)), avoid_collisions=True)
+    # 'check' (the default) where the node has no collision checker: the robot has no collision geometry.
+    unchecked = _context(urdf)
+    message = _refusal(problem_of(ik, unchecked, _unknown_state(unchecked)), C.COLLISION_CHECKING_UNAVAILABLE)
+    assert "no collision geometry" in message
+    model = UrdfModel.parse(urdf)
+    checking = RequestContext.of_model(model, model.chain("panda_link0", "panda_link8"), SETTINGS, collision_checking=True)
+    ik.robot_state.joint_state = JointState(name=["panda_joint1", "panda_finger_joint1"], position=[0.1, 0.03])
+    problem = problem_of(ik, checking, _unknown_state(checking))
+    assert isinstance(problem, Problem) and problem.avoid_collisions and problem.notes == ()
+    assert problem.other_positions == {"panda_finger_joint1": 0.03} and problem.seed[0] == 0.1
+    ik.robot_state.joint_state = JointState(name=["panda_finger_joint1"], position=[math.nan])
+    assert "panda_finger_joint1" in _refusal(problem_of(ik, checking, _unknown_state(checking)), C.INVALID_ROBOT_STATE)
+    ik.robot_state.joint_state = JointState()
+    refusing = _context(urdf, NodeSettings(group_name="panda_arm", avoid_collisions_policy="refuse"))
     _refusal(problem_of(ik, refusing, _unknown_state(refusing)), C.COLLISION_CHECKING_UNAVAILABLE)
     ignoring = _context(urdf, NodeSettings(group_name="panda_arm", avoid_collisions_policy="ignore"))
     problem = problem_of(ik, ignoring, _unknown_state(ignoring))
-    assert isinstance(problem, Problem) and "collisions NOT checked" in problem.notes[0]
+    assert isinstance(problem, Problem) and not problem.avoid_collisions and "collisions NOT checked" in problem.notes[0]
 
 
 # ---------------------------------------------------------------------- problems
