@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional, TypeVar
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest
+from moveit_msgs.msg import CollisionObject, MoveItErrorCodes, PositionIKRequest
 from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -43,7 +43,9 @@ from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.robots import models_dir
-from ik_neural.ros.messages import joint_state, joint_trajectory, matrix_to_pose
+from ik_neural.ros.messages import (
+    collision_object_shapes, joint_state, joint_trajectory, matrix_to_pose, object_pose_to_matrix,
+)
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
 from ik_neural.ros.request import CurrentState, Problem, Refusal, RequestContext, fk_problem_of, problem_of
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
@@ -152,6 +154,13 @@ class IKNode(Node):
             GetPositionFK, "~/compute_fk", self._compute_fk, qos_profile=SERVICE_QOS, callback_group=requests
         )
         self.create_subscription(JointState, "joint_states", self._on_joint_states, 10, callback_group=requests)
+        # The world, as move_group hears it: objects by id, each (T_base_object, [(Geometry, T_object_shape)]).
+        self._world_objects: dict[str, tuple[np.ndarray, list]] = {}
+        self._world_lock = threading.Lock()
+        if self.collision is not None:
+            self.create_subscription(
+                CollisionObject, "collision_object", self._on_collision_object, 100, callback_group=requests
+            )
         # Goals one at a time, in arrival order; with a history of one, the next solved is the newest.
         goals = MutuallyExclusiveCallbackGroup()
         self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=goals)
@@ -362,6 +371,47 @@ class IKNode(Node):
                         self._current_known = True
         except Exception as error:
             self._unexpected("joint_states", error)
+
+    def _on_collision_object(self, msg: CollisionObject) -> None:
+        """ADD (replace), REMOVE (an empty id: all), APPEND (shapes added to the object) or MOVE (a new pose)
+        a world object; its frame must be the base or a frame fixed to it (there is no TF listener)."""
+        try:
+            frame = msg.header.frame_id[1:] if msg.header.frame_id.startswith("/") else msg.header.frame_id
+            T_base_frame = self._request_context.T_base_frame.get(frame or self.chain.base_link)
+            if T_base_frame is None:
+                raise ValueError(
+                    f"collision object {echo(msg.id)}: frame {echo(msg.header.frame_id)} is not the base "
+                    f"{self.chain.base_link!r} or a frame fixed to it; this node has no TF listener"
+                )
+            with self._world_lock:
+                objects = self._world_objects
+                if msg.operation == CollisionObject.REMOVE:
+                    if msg.id:
+                        objects.pop(msg.id, None)
+                        self.collision.remove_object(msg.id)
+                    else:
+                        objects.clear()
+                        self.collision.clear()
+                    return
+                if msg.operation == CollisionObject.MOVE:
+                    if msg.id not in objects:
+                        raise ValueError(f"MOVE of collision object {echo(msg.id)}, which was never added")
+                    T_base_object, shapes = T_base_frame @ object_pose_to_matrix(msg.pose), objects[msg.id][1]
+                elif msg.operation in (CollisionObject.ADD, CollisionObject.APPEND):
+                    T_frame_object, shapes = collision_object_shapes(msg)
+                    T_base_object = T_base_frame @ T_frame_object
+                    if msg.operation == CollisionObject.APPEND and msg.id in objects:
+                        T_base_old, old = objects[msg.id]
+                        T_old_new = np.linalg.inv(T_base_old) @ T_base_object
+                        T_base_object, shapes = T_base_old, old + [(g, T_old_new @ T) for g, T in shapes]
+                else:
+                    raise ValueError(f"collision object {echo(msg.id)}: unknown operation {msg.operation}")
+                self.collision.add_object(msg.id, [(g, T_base_object @ T) for g, T in shapes])
+                objects[msg.id] = (T_base_object, shapes)
+        except ValueError as error:
+            self.get_logger().warning(f"collision_object ignored: {error}")
+        except Exception as error:  # a subscription callback's exception would end the process
+            self._unexpected("collision_object", error)
 
     def _on_goal(self, msg: PoseStamped) -> None:
         """Solve a goal pose from the current joint state; publish the solution as a joint command."""

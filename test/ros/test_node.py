@@ -1031,3 +1031,67 @@ def test_avoid_collisions_refuse_policy(module_context, panda):
         assert response.error_code.val == C.COLLISION_CHECKING_UNAVAILABLE and 'refuse' in (_message(response) or 'refuse')
     finally:
         graph.close()
+
+
+def _collision_box(object_id, center, size, operation='ADD', frame='panda_link0'):
+    """A moveit_msgs/CollisionObject as pymoveit2's add_collision_box publishes it: one box primitive at
+    its pose, the object's own pose left default. ``operation``: the constant's name (the field is a byte,
+    bytes in Python)."""
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+    from geometry_msgs.msg import Pose
+
+    msg = CollisionObject(id=object_id, operation=getattr(CollisionObject, operation))
+    msg.header.frame_id = frame
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in center)
+    pose.orientation.w = 1.0
+    msg.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[float(v) for v in size])]
+    msg.primitive_poses = [pose]
+    return msg
+
+
+def _publish_until(graph, msg, done, timeout_s=10.0):
+    from moveit_msgs.msg import CollisionObject
+
+    publisher = graph.helper.create_publisher(CollisionObject, f'{graph.namespace}/collision_object', 10)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < deadline:
+            publisher.publish(msg)
+            time.sleep(0.05)
+        assert done(), 'the node did not take the collision object'
+    finally:
+        graph.helper.destroy_publisher(publisher)
+
+
+def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(graph, panda, reference):
+    """A box around the flange's target position: every solution puts the hand there, so with the box
+    published the answer is NO_IK_SOLUTION; REMOVE makes the pose solvable again."""
+    checker = graph.node.collision
+    q = panda.middle + 0.3
+    assert not checker.in_collision(q)
+    T = panda.forward(q)
+    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), 'panda_finger_joint1': 0.0}
+    box = _collision_box('box', T[:3, 3], [0.1, 0.1, 0.1])
+    _publish_until(graph, box, lambda: checker.object_names == ['box'])
+    try:
+        response = graph.call(_pymoveit2_request(T, start))
+        assert response.error_code.val == -31
+        # The same request not asking for collision checking is solved (through the box).
+        unchecked = _pymoveit2_request(T, start)
+        unchecked.ik_request.avoid_collisions = False
+        assert graph.call(unchecked).error_code.val == 1
+        # MOVE it away (1 m up): the pose is solvable, and the answer is clear of the box.
+        moved = _collision_box('box', [0.0, 0.0, 0.0], [0.1, 0.1, 0.1], operation='MOVE')
+        moved.pose.position.z, moved.pose.orientation.w = 1.0, 1.0
+        moved.primitives, moved.primitive_poses = [], []
+        _publish_until(graph, moved, lambda: abs(checker._world.centers[0][2] - (T[2, 3] + 1.0)) < 1e-9)
+        response = graph.call(_pymoveit2_request(T, start))
+        assert response.error_code.val == 1
+        _assert_reaches(reference, _solution(response, panda), T)
+    finally:
+        _publish_until(graph, _collision_box('box', [0, 0, 0], [0.1, 0.1, 0.1], operation='REMOVE'), lambda: checker.object_names == [])
+    response = graph.call(_pymoveit2_request(T, start))
+    assert response.error_code.val == 1
+    _assert_reaches(reference, _solution(response, panda), T)

@@ -448,3 +448,27 @@ def test_fk_names_and_positions_of_different_lengths_and_long_names_are_refused_
     message = _refusal(fk_problem_of(_fk_request(["panda_link8"], np.zeros(7), frame="f" * 100_000), context),
                        C.FRAME_TRANSFORM_FAILURE)
     assert "100002 characters" in message
+
+
+def test_collision_object_primitives_become_geometries_in_the_objects_frame():
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import Mesh, SolidPrimitive
+    from ik_neural.ros.messages import collision_object_shapes
+
+    pose = Pose(position=Point(x=0.1, y=0.2, z=0.3), orientation=Quaternion(w=1.0))
+    msg = CollisionObject(id="thing", pose=Pose(orientation=Quaternion(x=0.0, y=0.0, z=0.0, w=0.0)))
+    msg.primitives = [SolidPrimitive(type=SolidPrimitive.CYLINDER, dimensions=[0.5, 0.1]),
+                      SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[1.0, 2.0, 3.0])]
+    msg.primitive_poses = [pose, Pose()]
+    T_frame_object, shapes = collision_object_shapes(msg)
+    np.testing.assert_array_equal(T_frame_object, np.eye(4))  # an all-zero quaternion: identity, as MoveIt
+    (cylinder, T_cylinder), (box, _) = shapes
+    assert (cylinder.kind, cylinder.size, box.kind, box.size) == ("cylinder", (0.1, 0.5), "box", (1.0, 2.0, 3.0))
+    np.testing.assert_allclose(T_cylinder[:3, 3], [0.1, 0.2, 0.3])
+    msg.meshes = [Mesh()]
+    with pytest.raises(ValueError, match="thing.*meshes"):
+        collision_object_shapes(msg)
+    msg.meshes = []
+    msg.primitives[1].dimensions = [1.0]
+    with pytest.raises(ValueError, match=r"primitives\[1\]"):
+        collision_object_shapes(msg)
