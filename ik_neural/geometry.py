@@ -95,6 +95,12 @@ def rot_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+def axis_rotation(axis: Sequence[float], angle: float) -> np.ndarray:
+    """3x3 rotation by ``angle`` (rad) about the unit vector ``axis`` (Rodrigues)."""
+    K = skew(np.asarray(axis, dtype=np.float64))
+    return np.eye(3) + math.sin(angle) * K + (1.0 - math.cos(angle)) * (K @ K)
+
+
 def skew(v: np.ndarray) -> np.ndarray:
     """The 3x3 matrix [v]× with [v]× u = v × u."""
     return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -166,6 +166,13 @@ def _closest_converged(converged: np.ndarray, distance: np.ndarray, target: np.n
     return converged & (distance == closest[target])
 
 
+def _accepted(converged: np.ndarray, Q: np.ndarray, collision_free: Optional[Callable[[np.ndarray], bool]]) -> np.ndarray:
+    """The converged rows (R,) of Q (R, dof) that ``collision_free`` accepts (all of them without one)."""
+    if collision_free is None:
+        return converged
+    return np.array([bool(c) and bool(collision_free(q)) for c, q in zip(converged, Q)])
+
+
 class IKSolver:
     """Inverse kinematics for one chain. Seeds in order: the network's guess (when a network is given),
     the caller's seed (default mid-limits), then random restarts; each refined by DLS.
@@ -219,6 +226,7 @@ class IKSolver:
         upper: Optional[np.ndarray] = None,
         seed_first: bool = False,
         stop: Optional[threading.Event] = None,
+        collision_free: Optional[Callable[[np.ndarray], bool]] = None,
     ) -> IKResult:
         """Solve one pose T_target (4, 4) (tip in base frame): from the network's guess, then ``seed``
         (dof,), default mid-limits, then random seeds. ``seed_first`` tries ``seed`` before the network's
@@ -228,6 +236,10 @@ class IKSolver:
         joint bounds for this call (``JointBounds.narrow``). ``stop``, once set, ends the call as its time
         budget would. Never raises for an unreachable target: it returns ``success=False`` with the best
         configuration found within ``timeout_s``.
+
+        ``collision_free`` (e.g. ``CollisionChecker.free``), when given, is asked about each converged
+        candidate q (dof,) only (no cost per iteration): a candidate it rejects is dropped as if its seed were
+        exhausted, and the search goes on with the next seed within the budget; success means it accepted q.
         """
         start = time.perf_counter()
         T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
@@ -250,7 +262,7 @@ class IKSolver:
         guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
         for seeds, patience in self._first_seeds(guesses, q_seed, seed_first):
             if len(seeds) > 1:
-                rows = self._rows_round(T_target, seeds, q_seed, bounds, step, patience, out_of_time)
+                rows = self._rows_round(T_target, seeds, q_seed, bounds, step, patience, out_of_time, collision_free)
                 iterations += rows[-1]
                 if rows[0] or rows[2] < best_error:
                     success, best_q, best_error, best_position, best_orientation = rows[:5]
@@ -262,10 +274,13 @@ class IKSolver:
             while True:
                 q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
                 iterations += 1
-                if converged or error < best_error:
+                accepted = converged and (collision_free is None or collision_free(q))
+                if accepted or (not converged and error < best_error):
                     best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
-                if converged:
+                if accepted:
                     success = True
+                    break
+                if converged:  # rejected by collision_free: this seed is done
                     break
                 errors.append(error)
                 earlier = errors[-1 - patience.window] if len(errors) > patience.window else math.inf
@@ -292,10 +307,13 @@ class IKSolver:
                 )
                 iterations += 1
                 if converged.any():
-                    i = int(np.flatnonzero(_closest_converged(converged, bounds.distance(Q, q_seed), np.zeros(k, int), 1))[0])
-                    best_q, best_position, best_orientation = Q[i].copy(), position_error[i], orientation_error[i]
-                    success = True
-                    break
+                    accepted = _accepted(converged, Q, collision_free)
+                    if accepted.any():
+                        i = int(np.flatnonzero(_closest_converged(accepted, bounds.distance(Q, q_seed), np.zeros(k, int), 1))[0])
+                        best_q, best_position, best_orientation = Q[i].copy(), position_error[i], orientation_error[i]
+                        success = True
+                        break
+                    error = np.where(converged, math.inf, error)  # rejected: never the best, replaced below
                 i = int(np.argmin(error))
                 if error[i] < best_error:
                     best_q, best_error = Q[i].copy(), error[i]
@@ -304,7 +322,7 @@ class IKSolver:
                     history = histories[i]
                     history.append(error_i)
                     earlier = history[-1 - patience.window] if len(history) > patience.window else math.inf
-                    if patience.exhausted(len(history), error_i, earlier):
+                    if patience.exhausted(len(history), error_i, earlier) or error_i == math.inf:
                         Q_next[i], histories[i] = bounds.sample(rng, 1)[0], []
                         restarts += 1
                 Q = Q_next
@@ -447,7 +465,7 @@ class IKSolver:
 
     def _rows_round(
         self, T_target: np.ndarray, Q: np.ndarray, q_seed: np.ndarray, bounds: JointBounds, step: tuple,
-        patience: Patience, out_of_time,
+        patience: Patience, out_of_time, collision_free: Optional[Callable[[np.ndarray], bool]] = None,
     ) -> tuple[bool, np.ndarray, float, float, float, int]:  # fmt: skip
         """Refine the seeds Q (R, dof) for one target side by side, each dropped once ``patience`` is
         exhausted, until one converges, all are dropped or time is out: (success, q (the converged row
@@ -462,8 +480,11 @@ class IKSolver:
             )
             steps += 1
             if converged.any():
-                i = int(np.flatnonzero(_closest_converged(converged, bounds.distance(Q, q_seed), np.zeros(len(Q), int), 1))[0])
-                return True, Q[i].copy(), error[i], position_error[i], orientation_error[i], steps
+                accepted = _accepted(converged, Q, collision_free)
+                if accepted.any():
+                    i = int(np.flatnonzero(_closest_converged(accepted, bounds.distance(Q, q_seed), np.zeros(len(Q), int), 1))[0])
+                    return True, Q[i].copy(), error[i], position_error[i], orientation_error[i], steps
+                error = np.where(converged, math.inf, error)  # rejected rows: never the best, dropped below
             i = int(np.argmin(error))
             if error[i] < best[2]:
                 best = (False, Q[i].copy(), error[i], position_error[i], orientation_error[i])
@@ -472,7 +493,7 @@ class IKSolver:
                 history = histories[i]
                 history.append(error_i)
                 earlier = history[-1 - patience.window] if len(history) > patience.window else math.inf
-                if not patience.exhausted(len(history), error_i, earlier):
+                if not patience.exhausted(len(history), error_i, earlier) and error_i != math.inf:
                     alive.append(i)
             if out_of_time():
                 break

@@ -1,7 +1,9 @@
-"""A URDF's kinematic tree, parsed once: the chains, rigidly attached frames and joint names it yields.
+"""A URDF's kinematic tree, parsed once: the chains, rigidly attached frames and joint names it yields,
+and its links' ``<collision>`` geometry.
 
-Only link names and joints are read (visuals, collisions, transmissions and gazebo tags are dropped
-before ``urdf_parser_py`` sees them, so a dialect it does not know cannot fail the chain). Every joint's
+For the tree only link names and joints are read (visuals, collisions, transmissions and gazebo tags are
+dropped before ``urdf_parser_py`` sees them, so a dialect it does not know cannot fail the chain); the
+``<collision>`` elements are read from the XML by ``collisions()``, only when asked for. Every joint's
 origin and axis must be finite. Lengths in metres, angles in radians.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional, Union
 from xml.etree import ElementTree
 
@@ -17,7 +20,7 @@ import numpy as np
 from urdf_parser_py.urdf import URDF
 from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
 
-from ik_neural.geometry import rpy_to_matrix, transform
+from ik_neural.geometry import axis_rotation, rpy_to_matrix, transform
 
 if TYPE_CHECKING:
     from ik_neural.chain import KinematicChain
@@ -28,6 +31,44 @@ REVOLUTE = "revolute"
 CONTINUOUS = "continuous"
 PRISMATIC = "prismatic"
 MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
+
+BOX, SPHERE, CYLINDER, CAPSULE, CONE, MESH = "box", "sphere", "cylinder", "capsule", "cone", "mesh"
+PRIMITIVES = (BOX, SPHERE, CYLINDER, CAPSULE, CONE)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A solid in its own frame, as URDF's ``<geometry>`` (and shape_msgs) describe them; metres.
+
+    ``size``: box (x, y, z) edge lengths, centred; sphere (radius,); cylinder, capsule and cone
+    (radius, length), centred, the axis along z (a capsule's length is that of its cylinder part, the
+    hemispheres' centres ``length`` apart); mesh (x, y, z) scale of the file ``filename`` (a path or a
+    ``package://`` URI, as the URDF wrote it).
+    """
+
+    kind: str
+    size: tuple[float, ...]
+    filename: str = ""
+
+    def __post_init__(self) -> None:
+        counts = {BOX: 3, SPHERE: 1, CYLINDER: 2, CAPSULE: 2, CONE: 2, MESH: 3}
+        if self.kind not in counts:
+            raise ValueError(f"geometry kind {self.kind!r} is not one of {sorted(counts)}")
+        if len(self.size) != counts[self.kind]:
+            raise ValueError(f"{self.kind} takes {counts[self.kind]} numbers, got {list(self.size)}")
+        if not all(math.isfinite(v) and v >= 0 for v in self.size):
+            raise ValueError(f"{self.kind} size {list(self.size)} must be finite and >= 0")
+        if self.kind == MESH and not self.filename:
+            raise ValueError("a mesh geometry needs a filename")
+
+
+@dataclass(frozen=True, eq=False)
+class CollisionElement:
+    """One ``<collision>`` of a URDF link: its geometry at ``T_link_geometry`` (4, 4) in the link's frame."""
+
+    link: str
+    geometry: Geometry
+    T_link_geometry: np.ndarray
 
 
 class ChainLink(NamedTuple):
@@ -73,9 +114,10 @@ class UrdfModel:
     """A parsed URDF. ``UrdfModel.parse(urdf)`` with a file path or an XML string; ValueError, naming where
     it came from, for an unreadable or malformed one."""
 
-    def __init__(self, robot: URDF, origin: str) -> None:
+    def __init__(self, robot: URDF, origin: str, xml: str = "") -> None:
         self.robot = robot
         self.origin = origin  # where it came from, for error messages
+        self.xml = xml  # the full text, for what the kinematic tree leaves out (collisions())
         self.name: str = robot.name
         self.link_names: frozenset[str] = frozenset(link.name for link in robot.links)
         self.joint_names: list[str] = [joint.name for joint in robot.joints]  # every joint, in file order
@@ -90,7 +132,38 @@ class UrdfModel:
             robot = URDF.from_xml_string(kinematic)
         except (URDFParseError, ValueError, AttributeError) as exc:
             raise ValueError(f"malformed URDF ({origin}): {exc}") from exc
-        return cls(robot, origin)
+        return cls(robot, origin, xml)
+
+    def collisions(self) -> list[CollisionElement]:
+        """Every ``<collision>`` element of every link, in file order. ValueError naming the link for a
+        geometry that is missing, unknown or has bad dimensions."""
+        root = ElementTree.fromstring(self.xml) if self.xml else ElementTree.Element("robot")
+        elements = []
+        for link in root.iter("link"):
+            name = link.get("name", "")
+            for collision in link.findall("collision"):
+                try:
+                    geometry = _geometry(collision.find("geometry"))
+                    T = _origin_element(collision.find("origin"))
+                except ValueError as exc:
+                    raise ValueError(f"URDF ({self.origin}): link {name!r}: <collision>: {exc}") from None
+                elements.append(CollisionElement(name, geometry, T))
+        return elements
+
+    def joint_transform(self, joint_name: str, position: float) -> np.ndarray:
+        """T_parent_child (4, 4) of URDF joint ``joint_name`` at ``position`` (rad or m; ignored for fixed
+        joints; floating and planar joints are taken at their origin)."""
+        joint = self.robot.joint_map[joint_name]
+        T = _origin(joint.origin)
+        if joint.type in (REVOLUTE, CONTINUOUS):
+            T = T @ transform(axis_rotation(_unit_axis(joint), position))
+        elif joint.type == PRISMATIC:
+            T = T @ transform(p=_unit_axis(joint) * position)
+        return T
+
+    def joint_limits(self, joint_name: str) -> tuple[float, float]:
+        """(lower, upper) of a movable URDF joint (continuous: -pi, pi); ValueError if it has none."""
+        return _joint_limits(self.robot.joint_map[joint_name])
 
     def check_link(self, role: str, link: str) -> None:
         """ValueError naming ``role`` unless ``link`` is a link of the URDF."""
@@ -201,6 +274,42 @@ def _kinematic_elements(xml: str, origin: str) -> str:
         elif element.tag == "joint":
             kinematic.append(element)
     return ElementTree.tostring(kinematic, encoding="unicode")
+
+
+def _numbers(element, attribute: str, count: int, default: Optional[str] = None) -> tuple[float, ...]:
+    text = element.get(attribute, default)
+    if text is None:
+        raise ValueError(f"<{element.tag}> has no {attribute}=")
+    try:
+        values = tuple(float(v) for v in text.split())
+    except ValueError:
+        raise ValueError(f"<{element.tag} {attribute}={text!r}> is not {count} numbers") from None
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"<{element.tag} {attribute}={text!r}> is not {count} finite numbers")
+    return values
+
+
+def _geometry(element) -> Geometry:
+    """The ``Geometry`` of a URDF ``<geometry>`` element."""
+    if element is None or len(element) == 0:
+        raise ValueError("no <geometry> shape")
+    shape = element[0]
+    if shape.tag == BOX:
+        return Geometry(BOX, _numbers(shape, "size", 3))
+    if shape.tag == SPHERE:
+        return Geometry(SPHERE, _numbers(shape, "radius", 1))
+    if shape.tag in (CYLINDER, CAPSULE):
+        return Geometry(shape.tag, _numbers(shape, "radius", 1) + _numbers(shape, "length", 1))
+    if shape.tag == MESH:
+        return Geometry(MESH, _numbers(shape, "scale", 3, "1 1 1"), shape.get("filename", ""))
+    raise ValueError(f"unknown geometry <{shape.tag}> (supported: box, sphere, cylinder, capsule, mesh)")
+
+
+def _origin_element(element) -> np.ndarray:
+    """T (4, 4) of a URDF ``<origin xyz= rpy=>`` element (None: identity)."""
+    if element is None:
+        return np.eye(4)
+    return transform(rpy_to_matrix(_numbers(element, "rpy", 3, "0 0 0")), _numbers(element, "xyz", 3, "0 0 0"))
 
 
 def _check_finite(joint, origin: str) -> None:

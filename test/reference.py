@@ -137,3 +137,27 @@ def dls_step(chain: ReferenceChain, q: np.ndarray, T_target: np.ndarray, reach_m
         q_try = q + delta + damped(J * ~over, e - J @ delta)
     q_next = np.where(bounded, np.clip(q_try, lower, upper), np.mod(q_try + np.pi, 2 * np.pi) - np.pi)
     return q_next, converged, position_error, orientation_error, float(np.linalg.norm(e))
+
+
+class PinocchioCollisionJudge:
+    """Self-collision by Pinocchio + coal on a URDF's collision geometry (Pinocchio's own parser and
+    placement), over the link pairs ``enabled_pairs`` only; the arm's ``joint_names`` set from q, every
+    other joint at Pinocchio's neutral (0)."""
+
+    def __init__(self, urdf_path: Path | str, enabled_pairs, joint_names) -> None:
+        self.model = pinocchio.buildModelFromUrdf(str(urdf_path))
+        self.geom = pinocchio.buildGeomFromUrdf(self.model, str(urdf_path), pinocchio.GeometryType.COLLISION)
+        enabled = {frozenset(pair) for pair in enabled_pairs}
+        objects = self.geom.geometryObjects
+        for i in range(len(objects)):
+            for j in range(i + 1, len(objects)):
+                links = frozenset((self.model.frames[objects[i].parentFrame].name, self.model.frames[objects[j].parentFrame].name))
+                if links in enabled:
+                    self.geom.addCollisionPair(pinocchio.CollisionPair(i, j))
+        self.data, self.geom_data = self.model.createData(), pinocchio.GeometryData(self.geom)
+        self.arm = [self.model.joints[self.model.getJointId(name)].idx_q for name in joint_names]
+
+    def collides(self, q: np.ndarray) -> bool:
+        q_pin = pinocchio.neutral(self.model)
+        q_pin[self.arm] = q
+        return bool(pinocchio.computeCollisions(self.model, self.data, self.geom, self.geom_data, q_pin, False))

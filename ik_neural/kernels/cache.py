@@ -40,12 +40,18 @@ def cache_key() -> str:
     return digest.hexdigest()[:16]
 
 
+def user_cache_dir() -> Path:
+    """The package's per-user cache folder: ``$XDG_CACHE_HOME/ik_neural`` (default ``~/.cache/ik_neural``);
+    the numba kernels and the collision checker's disabled pairs live below it."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "ik_neural"
+
+
 def cache_dir() -> Path:
     """The per-user folder numba keeps these kernels in (see the module docstring)."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return Path(os.environ["NUMBA_CACHE_DIR"]) / f"ik_neural-{cache_key()}"
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "ik_neural" / "numba" / cache_key()
+    return user_cache_dir() / "numba" / cache_key()
 
 
 def kernel_files(folder: Path) -> Path:

@@ -11,11 +11,14 @@ from typing import Sequence
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Pose
+from moveit_msgs.msg import CollisionObject
+from shape_msgs.msg import SolidPrimitive
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ik_neural.geometry import matrix_to_quaternion, quaternion_to_matrix
+from ik_neural.urdf_model import BOX, CONE, CYLINDER, SPHERE, Geometry
 
 # A pose's quaternion must have norm 1 within this (it is then normalised). Wider than float32 rounding
 # of a unit quaternion, far narrower than any quaternion that was never meant to be a rotation.
@@ -41,6 +44,49 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
     T[:3, :3] = quaternion_to_matrix(*(quaternion / norm))
     T[:3, 3] = position
     return T
+
+
+def object_pose_to_matrix(pose: Pose) -> np.ndarray:
+    """``pose_to_matrix``, but an all-zero quaternion is the identity rotation (as MoveIt reads a
+    CollisionObject's poses)."""
+    o = pose.orientation
+    if o.x == 0.0 and o.y == 0.0 and o.z == 0.0 and o.w == 0.0:
+        pose = Pose(position=pose.position)
+    return pose_to_matrix(pose)
+
+
+def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tuple[Geometry, np.ndarray]]]:
+    """(T_frame_object (4, 4), [(Geometry, T_object_shape (4, 4))]) of a moveit_msgs/CollisionObject: its
+    ``pose`` in ``header.frame_id`` and its primitives (box, sphere, cylinder, cone) at their poses relative
+    to it; metres. ValueError naming the field for bad dimensions or poses, and for meshes and planes, which
+    are not supported."""
+    if msg.meshes or msg.planes:
+        raise ValueError(f"collision object {msg.id!r}: meshes and planes are not supported (only primitives)")
+    if len(msg.primitive_poses) != len(msg.primitives):
+        raise ValueError(
+            f"collision object {msg.id!r}: {len(msg.primitives)} primitives but {len(msg.primitive_poses)} primitive_poses"
+        )
+    try:
+        T_frame_object = object_pose_to_matrix(msg.pose)
+    except ValueError as error:
+        raise ValueError(f"collision object {msg.id!r}: {error}") from None
+    shapes = []
+    for k, (primitive, pose) in enumerate(zip(msg.primitives, msg.primitive_poses)):
+        d = [float(v) for v in primitive.dimensions]
+        try:
+            # shape_msgs/SolidPrimitive: box [x, y, z]; sphere [radius]; cylinder and cone [height, radius].
+            if primitive.type == SolidPrimitive.BOX and len(d) == 3:
+                geometry = Geometry(BOX, tuple(d))
+            elif primitive.type == SolidPrimitive.SPHERE and len(d) >= 1:
+                geometry = Geometry(SPHERE, (d[0],))
+            elif primitive.type in (SolidPrimitive.CYLINDER, SolidPrimitive.CONE) and len(d) == 2:
+                geometry = Geometry(CYLINDER if primitive.type == SolidPrimitive.CYLINDER else CONE, (d[1], d[0]))
+            else:
+                raise ValueError(f"type {primitive.type} with dimensions {d} is not a box, sphere, cylinder or cone")
+            shapes.append((geometry, object_pose_to_matrix(pose)))
+        except ValueError as error:
+            raise ValueError(f"collision object {msg.id!r}: primitives[{k}]: {error}") from None
+    return T_frame_object, shapes
 
 
 def matrix_to_pose(T: np.ndarray) -> Pose:

@@ -23,9 +23,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator, Optional, TypeVar
 
+import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest
+from moveit_msgs.msg import CollisionObject, MoveItErrorCodes, PositionIKRequest
 from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -37,11 +38,14 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 
+from ik_neural.collision import CollisionChecker
 from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.robots import models_dir
-from ik_neural.ros.messages import joint_state, joint_trajectory, matrix_to_pose
+from ik_neural.ros.messages import (
+    collision_object_shapes, joint_state, joint_trajectory, matrix_to_pose, object_pose_to_matrix,
+)
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
 from ik_neural.ros.request import CurrentState, Problem, Refusal, RequestContext, fk_problem_of, problem_of
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
@@ -119,7 +123,10 @@ class IKNode(Node):
             model = UrdfModel.parse(urdf)
             self.chain = model.chain(base_link, tip_link)
             network = load_network(resolve_path(settings.model_path), self.chain) if settings.model_path else None
-            self._request_context = RequestContext.of_model(model, self.chain, settings)
+            self.collision = self._collision_checker(model)
+            self._request_context = RequestContext.of_model(
+                model, self.chain, settings, collision_checking=self.collision is not None
+            )
             self.solver = IKSolver(self.chain, network=network)
             # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
             with compiling_notice(self.get_logger().info):
@@ -147,6 +154,13 @@ class IKNode(Node):
             GetPositionFK, "~/compute_fk", self._compute_fk, qos_profile=SERVICE_QOS, callback_group=requests
         )
         self.create_subscription(JointState, "joint_states", self._on_joint_states, 10, callback_group=requests)
+        # The world, as move_group hears it: objects by id, each (T_base_object, [(Geometry, T_object_shape)]).
+        self._world_objects: dict[str, tuple[np.ndarray, list]] = {}
+        self._world_lock = threading.Lock()
+        if self.collision is not None:
+            self.create_subscription(
+                CollisionObject, "collision_object", self._on_collision_object, 100, callback_group=requests
+            )
         # Goals one at a time, in arrival order; with a history of one, the next solved is the newest.
         goals = MutuallyExclusiveCallbackGroup()
         self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=goals)
@@ -155,6 +169,20 @@ class IKNode(Node):
             self.create_publisher(JointTrajectory, "~/joint_trajectory", 10) if settings.publish_trajectory else None
         )
         self.get_logger().info(self.summary())
+
+    def _collision_checker(self, model: UrdfModel) -> Optional[CollisionChecker]:
+        """The self-collision checker of requests with avoid_collisions (policy 'check'): None where the
+        policy is another or the chain's links have no collision geometry."""
+        settings = self.settings
+        if settings.avoid_collisions_policy != "check" or not model.collisions():
+            return None
+        checker = CollisionChecker.from_urdf(
+            model, self.chain, srdf=settings.robot_description_semantic or None, resolve=resolve_path
+        )
+        if not checker.link_names:
+            return None
+        checker.in_collision(self.chain.middle)  # the first call's imports and allocations, outside any budget
+        return checker
 
     def stop(self) -> None:
         """End every solve in flight at its next step; later solves end at once (the node is stopping)."""
@@ -224,6 +252,12 @@ class IKNode(Node):
         """What the node serves, in one line."""
         chain, settings = self.chain, self.settings
         mode = f"network {settings.model_path}" if self.solver.network is not None else "numerical only (no model)"
+        if self.collision is not None:
+            checker = self.collision
+            mode += (
+                f"; avoid_collisions checks self-collision of {len(checker.link_names)} links, "
+                f"{len(checker.enabled_pairs)} pairs (disabled pairs: {checker.disabled_source})"
+            )
         return (
             f"serving {self.resolve_service_name('~/compute_ik')} (moveit_msgs/srv/GetPositionIK) and "
             f"{self.resolve_service_name('~/compute_fk')} (moveit_msgs/srv/GetPositionFK) for group "
@@ -259,7 +293,8 @@ class IKNode(Node):
         for note in problem.notes:
             self.get_logger().warning(f"compute_ik: {note}")
         code = MoveItErrorCodes.SUCCESS if result.success else MoveItErrorCodes.NO_IK_SOLUTION
-        return _answer(response, code, "; ".join((_describe(result), *problem.notes)))
+        checked = ("free of self-collision (checked)",) if problem.avoid_collisions and result.success else ()
+        return _answer(response, code, "; ".join((_describe(result), *checked, *problem.notes)))
 
     def _compute_fk(self, request: GetPositionFK.Request, response: GetPositionFK.Response) -> GetPositionFK.Response:
         try:
@@ -306,12 +341,20 @@ class IKNode(Node):
         # The chain's own bounds unless the request narrowed them (then the solver narrows the chain's
         # by the same windows again: narrowing is idempotent).
         narrowed = problem.bounds is not self.chain.bounds
+        collision_free = None
+        if problem.avoid_collisions:
+            checker = self.collision
+            positions = {name: value for name, value in problem.other_positions.items() if name in checker.other_joints}
+
+            def collision_free(q: np.ndarray) -> bool:
+                return not checker.in_collision(q, positions or None)
+
         return self.solver.solve(
             problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,
             position_tolerance_m=settings.position_tolerance_m,
             orientation_tolerance_rad=None if settings.position_only_ik else settings.orientation_tolerance_rad,
             lower=problem.bounds.lower if narrowed else None, upper=problem.bounds.upper if narrowed else None,
-            seed_first=settings.seed_first and problem.seed_known, stop=self._stop,
+            seed_first=settings.seed_first and problem.seed_known, stop=self._stop, collision_free=collision_free,
         )  # fmt: skip
 
     def _current_state(self) -> CurrentState:
@@ -328,6 +371,47 @@ class IKNode(Node):
                         self._current_known = True
         except Exception as error:
             self._unexpected("joint_states", error)
+
+    def _on_collision_object(self, msg: CollisionObject) -> None:
+        """ADD (replace), REMOVE (an empty id: all), APPEND (shapes added to the object) or MOVE (a new pose)
+        a world object; its frame must be the base or a frame fixed to it (there is no TF listener)."""
+        try:
+            frame = msg.header.frame_id[1:] if msg.header.frame_id.startswith("/") else msg.header.frame_id
+            T_base_frame = self._request_context.T_base_frame.get(frame or self.chain.base_link)
+            if T_base_frame is None:
+                raise ValueError(
+                    f"collision object {echo(msg.id)}: frame {echo(msg.header.frame_id)} is not the base "
+                    f"{self.chain.base_link!r} or a frame fixed to it; this node has no TF listener"
+                )
+            with self._world_lock:
+                objects = self._world_objects
+                if msg.operation == CollisionObject.REMOVE:
+                    if msg.id:
+                        objects.pop(msg.id, None)
+                        self.collision.remove_object(msg.id)
+                    else:
+                        objects.clear()
+                        self.collision.clear()
+                    return
+                if msg.operation == CollisionObject.MOVE:
+                    if msg.id not in objects:
+                        raise ValueError(f"MOVE of collision object {echo(msg.id)}, which was never added")
+                    T_base_object, shapes = T_base_frame @ object_pose_to_matrix(msg.pose), objects[msg.id][1]
+                elif msg.operation in (CollisionObject.ADD, CollisionObject.APPEND):
+                    T_frame_object, shapes = collision_object_shapes(msg)
+                    T_base_object = T_base_frame @ T_frame_object
+                    if msg.operation == CollisionObject.APPEND and msg.id in objects:
+                        T_base_old, old = objects[msg.id]
+                        T_old_new = np.linalg.inv(T_base_old) @ T_base_object
+                        T_base_object, shapes = T_base_old, old + [(g, T_old_new @ T) for g, T in shapes]
+                else:
+                    raise ValueError(f"collision object {echo(msg.id)}: unknown operation {msg.operation}")
+                self.collision.add_object(msg.id, [(g, T_base_object @ T) for g, T in shapes])
+                objects[msg.id] = (T_base_object, shapes)
+        except ValueError as error:
+            self.get_logger().warning(f"collision_object ignored: {error}")
+        except Exception as error:  # a subscription callback's exception would end the process
+            self._unexpected("collision_object", error)
 
     def _on_goal(self, msg: PoseStamped) -> None:
         """Solve a goal pose from the current joint state; publish the solution as a joint command."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Sequence, Union
 
@@ -43,9 +44,12 @@ class RequestContext:
     chain_links: ChainLinks  # the links (and frames) forward kinematics of the chain places
     robot_joints: frozenset[str]  # every joint of the URDF (a full robot state names them all)
     settings: NodeSettings
+    collision_checking: bool = False  # the node has a collision checker (the robot has collision geometry)
 
     @classmethod
-    def of_model(cls, model: UrdfModel, chain: KinematicChain, settings: NodeSettings) -> "RequestContext":
+    def of_model(
+        cls, model: UrdfModel, chain: KinematicChain, settings: NodeSettings, collision_checking: bool = False
+    ) -> "RequestContext":
         """The context of ``chain``, taken from ``model``, the parsed URDF it came from."""
         return cls(
             chain=chain,
@@ -54,6 +58,7 @@ class RequestContext:
             chain_links=model.chain_links(chain),
             robot_joints=frozenset(model.joint_names),
             settings=settings,
+            collision_checking=collision_checking,
         )
 
 
@@ -76,6 +81,9 @@ class Problem:
     bounds: JointBounds  # the chain's, narrowed by the request's joint constraints
     timeout_s: float  # the solve budget, 0 < timeout_s <= max_timeout_s
     notes: tuple[str, ...]  # what the answer's message and the log must say besides the result
+    avoid_collisions: bool = False  # the answer must be collision-free (checked by the node's checker)
+    other_positions: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Positions (rad or m, finite) of the robot's joints outside the chain (a gripper's) the request gave."""
 
 
 @dataclass(frozen=True)
@@ -117,14 +125,24 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
             MoveItErrorCodes.INVALID_GROUP_NAME, f"group_name {echo(ik.group_name)}: this node serves {settings.group_name!r}"
         )
     notes: list[str] = []
+    check_collisions = False
     if ik.avoid_collisions:
-        if settings.avoid_collisions_policy == "refuse":
+        policy = settings.avoid_collisions_policy
+        if policy == "check" and not context.collision_checking:
             raise _Refused(
                 MoveItErrorCodes.COLLISION_CHECKING_UNAVAILABLE,
-                "avoid_collisions is true, but this node has no planning scene to check collisions against "
+                "avoid_collisions is true, but this robot's URDF has no collision geometry to check "
                 "(send avoid_collisions=false, or set avoid_collisions_policy to 'ignore')",
             )
-        notes.append("collisions NOT checked: this node has no planning scene")
+        if policy == "refuse":
+            raise _Refused(
+                MoveItErrorCodes.COLLISION_CHECKING_UNAVAILABLE,
+                "avoid_collisions is true, but this node's avoid_collisions_policy is 'refuse' "
+                "(send avoid_collisions=false, or set avoid_collisions_policy to 'check' or 'ignore')",
+            )
+        if policy == "ignore":
+            notes.append("collisions NOT checked (avoid_collisions_policy 'ignore')")
+        check_collisions = policy == "check"
     link, pose_stamped = _link_and_pose(ik, context)
     try:
         T_frame_link = pose_to_matrix(pose_stamped.pose)
@@ -149,8 +167,14 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
             f"(±{LARGEST_POSITION_M:.3g} m) once expressed in the base frame {chain.base_link!r}",
         )
     timeout_s = _timeout_s(ik, settings, notes)
-    seed, seed_known = _seed(ik.robot_state.joint_state, context, current)
-    return Problem(T_base_tip, seed, seed_known, _bounds(ik, context, notes), timeout_s, tuple(notes))
+    seed, seed_known, others = _seed(ik.robot_state.joint_state, context, current)
+    if check_collisions:
+        bad = sorted(name for name, position in others.items() if not math.isfinite(position))
+        if bad:
+            raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joints {echo_list(bad)} are not finite")
+    return Problem(
+        T_base_tip, seed, seed_known, _bounds(ik, context, notes), timeout_s, tuple(notes), check_collisions, others
+    )
 
 
 def _ik_arrays(ik: PositionIKRequest) -> dict[str, Sequence]:
@@ -231,22 +255,25 @@ def _timeout_s(ik: PositionIKRequest, settings: NodeSettings, notes: list[str]) 
     return timeout_s or settings.default_timeout_s
 
 
-def _seed(state: JointState, context: RequestContext, current: CurrentState) -> tuple[np.ndarray, bool]:
-    """(seed (dof,), known): the request's positions by joint name, the rest the current joint state (else
-    mid-limits); known: whether any of it came from the request or joint_states."""
-    given = _chain_positions(state, context)
+def _seed(
+    state: JointState, context: RequestContext, current: CurrentState
+) -> tuple[np.ndarray, bool, dict[str, float]]:
+    """(seed (dof,), known, others): the request's positions by joint name, the rest the current joint state
+    (else mid-limits); known: whether any of it came from the request or joint_states; others: the positions
+    it gives of the robot's joints outside the chain."""
+    given, others = _chain_positions(state, context)
     index = {name: j for j, name in enumerate(context.chain.joint_names)}
     seed = current.q.copy()
     for name, position in given.items():
         seed[index[name]] = position
-    return seed, current.known or bool(given)
+    return seed, current.known or bool(given), others
 
 
-def _chain_positions(state: JointState, context: RequestContext) -> dict[str, float]:
-    """The chain's joints that a request's robot_state.joint_state gives: name -> position (rad or m),
-    finite. INVALID_ROBOT_STATE for names and positions of different lengths, a name that is no joint of
-    the URDF, a repeated name, or a non-finite position of a chain joint; the robot's other joints (a
-    gripper's) are accepted and left out."""
+def _chain_positions(state: JointState, context: RequestContext) -> tuple[dict[str, float], dict[str, float]]:
+    """The joints that a request's robot_state.joint_state gives: (the chain's, finite; the robot's other
+    joints (a gripper's), as given), each name -> position (rad or m). INVALID_ROBOT_STATE for names and
+    positions of different lengths, a name that is no joint of the URDF, a repeated name, or a non-finite
+    position of a chain joint."""
     chain = context.chain
     if len(state.position) != len(state.name):
         raise _Refused(
@@ -268,12 +295,15 @@ def _chain_positions(state: JointState, context: RequestContext) -> dict[str, fl
         )
     chain_joints = set(chain.joint_names)
     given: dict[str, float] = {}
+    others: dict[str, float] = {}
     for name, position in zip(names, state.position):
         if name in chain_joints:
             if not math.isfinite(position):
                 raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joint {name!r} is {position}")
             given[name] = position
-    return given
+        else:
+            others[name] = float(position)
+    return given, others
 
 
 def _bounds(ik: PositionIKRequest, context: RequestContext, notes: list[str]) -> JointBounds:
@@ -347,7 +377,7 @@ def _fk_problem(request: GetPositionFK.Request, context: RequestContext) -> FKPr
             f"header.frame_id {echo(request.header.frame_id)} is not a link forward kinematics of the chain places "
             f"{echo_list(placed.names)}; this node has no TF listener",
         )
-    given = _chain_positions(request.robot_state.joint_state, context)
+    given = _chain_positions(request.robot_state.joint_state, context)[0]
     missing = [name for name in chain.joint_names if name not in given]
     if missing:
         raise _Refused(

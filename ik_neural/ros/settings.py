@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional
 
-AVOID_COLLISIONS_POLICIES = ("refuse", "ignore")
+AVOID_COLLISIONS_POLICIES = ("check", "refuse", "ignore")
 
 Check = Callable[[Any], Optional[str]]
 """A value check: None when the value is fine, else what it must be ("a positive number")."""
@@ -88,10 +88,16 @@ class NodeSettings:
         False, "Solve for the position alone; the orientation of the pose is ignored (as MoveIt's KDL plugin's)."
     )
     avoid_collisions_policy: str = _setting(
-        "refuse",
-        "Requests with avoid_collisions=true: 'refuse' (COLLISION_CHECKING_UNAVAILABLE) or 'ignore' "
-        "(solve without a collision check; the response message says so). This node has no planning scene.",
+        "check",
+        "Requests with avoid_collisions=true: 'check' (SUCCESS only for a solution free of self-collision, by the "
+        "URDF's collision geometry; COLLISION_CHECKING_UNAVAILABLE for a robot without any), 'refuse' "
+        "(COLLISION_CHECKING_UNAVAILABLE) or 'ignore' (solve without a collision check; the response message says so).",
         _one_of(*AVOID_COLLISIONS_POLICIES),
+    )
+    robot_description_semantic: str = _setting(
+        "",
+        "SRDF XML (as MoveIt's parameter of that name): its disable_collisions pairs are not checked. Empty: the "
+        "pairs are computed as MoveIt Setup Assistant does, once per URDF, and cached.",
     )
     publish_trajectory: bool = _setting(False, "Also publish goal solutions on ~/joint_trajectory (a ros2_control trajectory).")
     trajectory_time_from_start_s: float = _setting(2.0, "time_from_start of the published trajectory point, s.", _positive)

@@ -411,7 +411,6 @@ def _bad_requests(panda):
             JointConstraint(joint_name='panda_joint4', position=1.0, tolerance_above=0.1, tolerance_below=0.1)]}),
          C.INVALID_GOAL_CONSTRAINTS),
         ('negative timeout', request(set={'timeout.sec': -1}), C.FAILURE),
-        ('collision checking asked for', request(set={'avoid_collisions': True}), C.COLLISION_CHECKING_UNAVAILABLE),
         ('unreachable pose', request(set={'pose_stamped.pose': _pose(far)}), C.NO_IK_SOLUTION),
     ]
 
@@ -683,7 +682,7 @@ def test_a_burst_of_goals_ends_with_the_last_goals_command(graph, panda, referen
 @pytest.mark.parametrize('overrides, expected', [
     ({'model_path': UR5E_MODEL, 'base_link': 'panda_link0', 'tip_link': 'panda_link8'},
      r'trained for chain fingerprint \w+ .* has fingerprint \w+'),
-    ({'tip_link': 'panda_hand'}, r"tip_link 'panda_hand' is not a link"),
+    ({'tip_link': 'panda_gripper'}, r"tip_link 'panda_gripper' is not a link"),
     ({'urdf_path': '/nonexistent/robot.urdf'}, r"cannot read URDF file '/nonexistent/robot.urdf'"),
     ({'robot_description': '<robot name="broken"><link name="a"/><joint'}, r'malformed URDF XML'),
     ({'urdf_path': ''}, r'no robot description'),
@@ -969,3 +968,130 @@ def test_ros2_launch_of_an_unknown_robot_fails_naming_the_shipped_ones():
                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode != 0, result.stdout + result.stderr
     assert f"the shipped robots are {', '.join(list_robots())}" in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------- avoid_collisions (policy 'check')
+
+
+def _pymoveit2_request(T, start):
+    """What pymoveit2's MoveIt2.compute_ik sends: avoid_collisions true, timeout zero, the base frame, the
+    start state (every joint, fingers too) as the seed, the group's name."""
+    request = _request(T, frame='panda_link0', seed=start, timeout_s=0.0)
+    request.ik_request.avoid_collisions = True
+    return request
+
+
+def test_avoid_collisions_as_pymoveit2_sends_it_gets_collision_free_answers(graph, panda, reference):
+    from moveit_msgs.msg import MoveItErrorCodes as C
+    from ik_neural.robots import load_robot
+    from reference import PinocchioCollisionJudge
+
+    checker = graph.node.collision
+    assert checker is not None and 'self-collision' in graph.node.summary()
+    judge = PinocchioCollisionJudge(load_robot('panda').urdf_path, checker.enabled_pairs, panda.joint_names)
+    rng = np.random.default_rng(11)
+    free = [q for q in panda.bounds.sample(rng, 200) if not judge.collides(q)][:20]
+    colliding = [q for q in panda.bounds.sample(rng, 200) if judge.collides(q)][:10]
+    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), 'panda_finger_joint1': 0.0, 'panda_finger_joint2': 0.0}
+    successes = 0
+    for q in free:
+        response = graph.call(_pymoveit2_request(panda.forward(q), start))
+        if response.error_code.val == 1:
+            successes += 1
+            solution = _solution(response, panda)
+            _assert_reaches(reference, solution, panda.forward(q))
+            assert not judge.collides(solution)
+            assert _message(response) is None or 'free of self-collision' in _message(response)
+        else:
+            assert response.error_code.val == -31
+    assert successes >= 18
+    # Seeded with a colliding solution of the very pose: a collision-free other one, or NO_IK_SOLUTION.
+    for q in colliding:
+        seed = {**start, **dict(zip(panda.joint_names, q.tolist()))}
+        response = graph.call(_pymoveit2_request(panda.forward(q), seed))
+        assert response.error_code.val in (1, -31)
+        if response.error_code.val == 1:
+            solution = _solution(response, panda)
+            _assert_reaches(reference, solution, panda.forward(q))
+            assert not judge.collides(solution)
+    # Names in no URDF joint are still refused; the fingers (URDF joints outside the chain) are not.
+    response = graph.call(_pymoveit2_request(panda.forward(panda.middle), {**start, 'nosuch_joint': 0.0}))
+    assert response.error_code.val == C.INVALID_ROBOT_STATE
+
+
+def test_avoid_collisions_refuse_policy(module_context, panda):
+    from moveit_msgs.msg import MoveItErrorCodes as C
+
+    graph = _Graph(module_context, _namespace('refuse'), avoid_collisions_policy='refuse', model_path='',
+                   base_link='panda_link0', tip_link='panda_link8', default_timeout_s=1.0)
+    try:
+        assert graph.node.collision is None
+        start = dict(zip(panda.joint_names, panda.middle.tolist()))
+        response = graph.call(_pymoveit2_request(panda.forward(panda.middle), start))
+        assert response.error_code.val == C.COLLISION_CHECKING_UNAVAILABLE and 'refuse' in (_message(response) or 'refuse')
+    finally:
+        graph.close()
+
+
+def _collision_box(object_id, center, size, operation='ADD', frame='panda_link0'):
+    """A moveit_msgs/CollisionObject as pymoveit2's add_collision_box publishes it: one box primitive at
+    its pose, the object's own pose left default. ``operation``: the constant's name (the field is a byte,
+    bytes in Python)."""
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+    from geometry_msgs.msg import Pose
+
+    msg = CollisionObject(id=object_id, operation=getattr(CollisionObject, operation))
+    msg.header.frame_id = frame
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in center)
+    pose.orientation.w = 1.0
+    msg.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[float(v) for v in size])]
+    msg.primitive_poses = [pose]
+    return msg
+
+
+def _publish_until(graph, msg, done, timeout_s=10.0):
+    from moveit_msgs.msg import CollisionObject
+
+    publisher = graph.helper.create_publisher(CollisionObject, f'{graph.namespace}/collision_object', 10)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < deadline:
+            publisher.publish(msg)
+            time.sleep(0.05)
+        assert done(), 'the node did not take the collision object'
+    finally:
+        graph.helper.destroy_publisher(publisher)
+
+
+def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(graph, panda, reference):
+    """A box around the flange's target position: every solution puts the hand there, so with the box
+    published the answer is NO_IK_SOLUTION; REMOVE makes the pose solvable again."""
+    checker = graph.node.collision
+    q = panda.middle + 0.3
+    assert not checker.in_collision(q)
+    T = panda.forward(q)
+    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), 'panda_finger_joint1': 0.0}
+    box = _collision_box('box', T[:3, 3], [0.1, 0.1, 0.1])
+    _publish_until(graph, box, lambda: checker.object_names == ['box'])
+    try:
+        response = graph.call(_pymoveit2_request(T, start))
+        assert response.error_code.val == -31
+        # The same request not asking for collision checking is solved (through the box).
+        unchecked = _pymoveit2_request(T, start)
+        unchecked.ik_request.avoid_collisions = False
+        assert graph.call(unchecked).error_code.val == 1
+        # MOVE it away (1 m up): the pose is solvable, and the answer is clear of the box.
+        moved = _collision_box('box', [0.0, 0.0, 0.0], [0.1, 0.1, 0.1], operation='MOVE')
+        moved.pose.position.z, moved.pose.orientation.w = 1.0, 1.0
+        moved.primitives, moved.primitive_poses = [], []
+        _publish_until(graph, moved, lambda: abs(checker._world.centers[0][2] - (T[2, 3] + 1.0)) < 1e-9)
+        response = graph.call(_pymoveit2_request(T, start))
+        assert response.error_code.val == 1
+        _assert_reaches(reference, _solution(response, panda), T)
+    finally:
+        _publish_until(graph, _collision_box('box', [0, 0, 0], [0.1, 0.1, 0.1], operation='REMOVE'), lambda: checker.object_names == [])
+    response = graph.call(_pymoveit2_request(T, start))
+    assert response.error_code.val == 1
+    _assert_reaches(reference, _solution(response, panda), T)

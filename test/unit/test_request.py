@@ -219,13 +219,26 @@ def test_arrays_over_max_request_items_are_failure_before_any_other_check(contex
     assert f"{path} has {SETTINGS.max_request_items + 1} entries" in message and "max_request_items" in message
 
 
-def test_avoid_collisions_is_refused_or_noted_by_policy(urdf):
-    refusing = _context(urdf)
-    ik = _request(T=_T_mid(refusing), avoid_collisions=True)
+def test_avoid_collisions_is_checked_refused_or_noted_by_policy(urdf):
+    ik = _request(T=_T_mid(_context(urdf)), avoid_collisions=True)
+    # 'check' (the default) where the node has no collision checker: the robot has no collision geometry.
+    unchecked = _context(urdf)
+    message = _refusal(problem_of(ik, unchecked, _unknown_state(unchecked)), C.COLLISION_CHECKING_UNAVAILABLE)
+    assert "no collision geometry" in message
+    model = UrdfModel.parse(urdf)
+    checking = RequestContext.of_model(model, model.chain("panda_link0", "panda_link8"), SETTINGS, collision_checking=True)
+    ik.robot_state.joint_state = JointState(name=["panda_joint1", "panda_finger_joint1"], position=[0.1, 0.03])
+    problem = problem_of(ik, checking, _unknown_state(checking))
+    assert isinstance(problem, Problem) and problem.avoid_collisions and problem.notes == ()
+    assert problem.other_positions == {"panda_finger_joint1": 0.03} and problem.seed[0] == 0.1
+    ik.robot_state.joint_state = JointState(name=["panda_finger_joint1"], position=[math.nan])
+    assert "panda_finger_joint1" in _refusal(problem_of(ik, checking, _unknown_state(checking)), C.INVALID_ROBOT_STATE)
+    ik.robot_state.joint_state = JointState()
+    refusing = _context(urdf, NodeSettings(group_name="panda_arm", avoid_collisions_policy="refuse"))
     _refusal(problem_of(ik, refusing, _unknown_state(refusing)), C.COLLISION_CHECKING_UNAVAILABLE)
     ignoring = _context(urdf, NodeSettings(group_name="panda_arm", avoid_collisions_policy="ignore"))
     problem = problem_of(ik, ignoring, _unknown_state(ignoring))
-    assert isinstance(problem, Problem) and "collisions NOT checked" in problem.notes[0]
+    assert isinstance(problem, Problem) and not problem.avoid_collisions and "collisions NOT checked" in problem.notes[0]
 
 
 # ---------------------------------------------------------------------- problems
@@ -435,3 +448,27 @@ def test_fk_names_and_positions_of_different_lengths_and_long_names_are_refused_
     message = _refusal(fk_problem_of(_fk_request(["panda_link8"], np.zeros(7), frame="f" * 100_000), context),
                        C.FRAME_TRANSFORM_FAILURE)
     assert "100002 characters" in message
+
+
+def test_collision_object_primitives_become_geometries_in_the_objects_frame():
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import Mesh, SolidPrimitive
+    from ik_neural.ros.messages import collision_object_shapes
+
+    pose = Pose(position=Point(x=0.1, y=0.2, z=0.3), orientation=Quaternion(w=1.0))
+    msg = CollisionObject(id="thing", pose=Pose(orientation=Quaternion(x=0.0, y=0.0, z=0.0, w=0.0)))
+    msg.primitives = [SolidPrimitive(type=SolidPrimitive.CYLINDER, dimensions=[0.5, 0.1]),
+                      SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[1.0, 2.0, 3.0])]
+    msg.primitive_poses = [pose, Pose()]
+    T_frame_object, shapes = collision_object_shapes(msg)
+    np.testing.assert_array_equal(T_frame_object, np.eye(4))  # an all-zero quaternion: identity, as MoveIt
+    (cylinder, T_cylinder), (box, _) = shapes
+    assert (cylinder.kind, cylinder.size, box.kind, box.size) == ("cylinder", (0.1, 0.5), "box", (1.0, 2.0, 3.0))
+    np.testing.assert_allclose(T_cylinder[:3, 3], [0.1, 0.2, 0.3])
+    msg.meshes = [Mesh()]
+    with pytest.raises(ValueError, match="thing.*meshes"):
+        collision_object_shapes(msg)
+    msg.meshes = []
+    msg.primitives[1].dimensions = [1.0]
+    with pytest.raises(ValueError, match=r"primitives\[1\]"):
+        collision_object_shapes(msg)

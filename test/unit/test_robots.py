@@ -148,8 +148,11 @@ def test_urdf_chain_matches_pinocchio(name):
     robot = load_robot(name)
     chain = robot.chain
     model = pinocchio.buildModelFromUrdf(str(robot.urdf_path))
-    # Every movable joint of the URDF is on the chain (the shipped URDFs hold one arm, nothing else).
-    assert model.nq == chain.dof
+    # Every movable joint of the URDF is on the chain (the shipped URDFs hold one arm), but the Panda
+    # hand's two finger joints, below the chain's tip.
+    fingers = ["panda_finger_joint1", "panda_finger_joint2"] if name == "panda" else []
+    assert model.nq == chain.dof + len(fingers)
+    assert [model.names[i] for i in range(1, model.njoints) if model.names[i] not in chain.joint_names] == fingers
     idx_q = [model.joints[model.getJointId(joint)].idx_q for joint in chain.joint_names]
     assert sorted(idx_q) == list(range(chain.dof))
     np.testing.assert_array_equal(model.lowerPositionLimit[idx_q], chain.lower)
