@@ -33,7 +33,7 @@ class InstallWithKernels(install):
         command = [sys.executable, "-m", f"{PACKAGE}.commands.prebuild_kernels", str(out),
                    str(panda / "panda.urdf"), str(panda / "ik_network.pt")]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(lib), os.environ.get("PYTHONPATH")]))}
-        print("compiling the numba kernels into the install (about 45 s on 2 cores)", flush=True)
+        print(f"compiling the numba kernels into {out}", flush=True)  # how long: kernels.cache.COMPILE_ALL_S
         result = subprocess.run(command, cwd=lib, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"warning: kernels not prebuilt, they compile on first use:\n{result.stderr.strip()}", flush=True)
