@@ -50,7 +50,9 @@ from ik_neural.chain import KinematicChain
 from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.cache import user_cache_dir
-from ik_neural.urdf_model import BOX, CAPSULE, CONE, CYLINDER, MESH, SPHERE, CONTINUOUS, MOVABLE_JOINT_TYPES, Geometry, UrdfModel
+from ik_neural.urdf_model import (
+    BOX, CAPSULE, CONE, CYLINDER, MESH, SPHERE, CONTINUOUS, MOVABLE_JOINT_TYPES, Geometry, Shape, TriangleMesh, UrdfModel,
+)
 
 Pair = frozenset  # of two link names
 MeshResolver = Callable[[str], Path]
@@ -64,40 +66,6 @@ Setup Assistant's default)."""
 _CACHE_FORMAT = 1
 
 ADJACENT, SRDF, GIVEN, DEFAULT, ALWAYS, NEVER = "adjacent", "srdf", "given", "default", "always", "never"
-
-
-@dataclass(frozen=True, eq=False)
-class TriangleMesh:
-    """A triangle mesh given in memory (shape_msgs/Mesh): ``vertices`` (V, 3) m in the shape's frame,
-    ``triangles`` (T, 3) indices into them. ValueError naming the field for no triangle, an index out of
-    range, a vertex that is not finite, or arrays of other shapes."""
-
-    vertices: np.ndarray
-    triangles: np.ndarray
-
-    def __post_init__(self) -> None:
-        vertices = np.asarray(self.vertices, dtype=np.float64)
-        triangles = np.asarray(self.triangles)
-        if vertices.ndim != 2 or vertices.shape[1] != 3:
-            raise ValueError(f"vertices must be (V, 3), got shape {vertices.shape}")
-        if triangles.size == 0:
-            raise ValueError("triangles is empty: a mesh needs at least one triangle")
-        if triangles.ndim != 2 or triangles.shape[1] != 3 or not np.issubdtype(triangles.dtype, np.integer):
-            raise ValueError(f"triangles must be (T, 3) vertex indices, got shape {triangles.shape} of {triangles.dtype}")
-        bad = np.flatnonzero(~np.isfinite(vertices).all(axis=1))
-        if len(bad):
-            raise ValueError(f"vertices[{bad[0]}] = {vertices[bad[0]].tolist()} is not finite")
-        out = np.flatnonzero(((triangles < 0) | (triangles >= len(vertices))).any(axis=1))
-        if len(out):
-            raise ValueError(
-                f"triangles[{out[0]}] = {triangles[out[0]].tolist()} indexes past the {len(vertices)} vertices"
-            )
-        object.__setattr__(self, "vertices", vertices)
-        object.__setattr__(self, "triangles", triangles.astype(np.int64))
-
-
-Shape = Union[Geometry, TriangleMesh]
-"""A solid in its own frame: URDF-style geometry, or a mesh given in memory."""
 
 
 def coal_geometry(geometry: Shape, resolve: Optional[MeshResolver] = None, where: str = "") -> coal.CollisionGeometry:

@@ -64,7 +64,7 @@ def _panda_parameters(**overrides):
     from rclpy.parameter import Parameter
 
     values = {'urdf_path': PANDA_URDF, 'model_path': PANDA_MODEL, 'group_name': 'panda_arm',
-              'robot_description_timeout_s': 0.0, **overrides}
+              'robot_description_timeout_s': 0.0, 'robot_description_semantic_timeout_s': 0.0, **overrides}
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
@@ -722,7 +722,8 @@ def _start_node(namespace, *ros_args):
     """ik_node in its own process (and process group) with config/panda.yaml."""
     return subprocess.Popen(
         [sys.executable, '-m', 'ik_neural.ros.node', '--ros-args', '--params-file', str(ROOT / 'config' / 'panda.yaml'),
-         '-r', f'__ns:={namespace}', '-p', 'robot_description_timeout_s:=0.0', *ros_args],
+         '-r', f'__ns:={namespace}', '-p', 'robot_description_timeout_s:=0.0',
+         '-p', 'robot_description_semantic_timeout_s:=0.0', *ros_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -861,7 +862,8 @@ def test_every_shipped_robot_has_a_complete_config_and_the_node_starts_from_it(m
         assert set(parameters) <= set(defaults()) and len(parameters) <= 10, path.name
         assert 'README.md' in text.split('/**:')[0], path.name  # the header points to the parameter table
         node = IKNode(context=module_context, namespace=_namespace(f'config_{path.stem}'),
-                      cli_args=['--ros-args', '--params-file', str(path), '-p', 'robot_description_timeout_s:=0.0'])
+                      cli_args=['--ros-args', '--params-file', str(path), '-p', 'robot_description_timeout_s:=0.0',
+                                '-p', 'robot_description_semantic_timeout_s:=0.0'])
         try:
             robot = load_robot(path.stem)
             assert node.chain.fingerprint == robot.chain.fingerprint, path.name
