@@ -398,7 +398,8 @@ class IKNode(Node):
 
     def _on_collision_object(self, msg: CollisionObject) -> None:
         """ADD (replace), REMOVE (an empty id: all), APPEND (shapes added to the object) or MOVE (a new pose)
-        a world object; its frame must be the base or a frame fixed to it (there is no TF listener)."""
+        a world object of primitives and meshes; its frame must be the base or a frame fixed to it (there is
+        no TF listener)."""
         try:
             frame = msg.header.frame_id[1:] if msg.header.frame_id.startswith("/") else msg.header.frame_id
             T_base_frame = self._request_context.T_base_frame.get(frame or self.chain.base_link)

@@ -1097,3 +1097,93 @@ def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(g
     response = graph.call(_pymoveit2_request(T, start))
     assert response.error_code.val == 1
     _assert_reaches(reference, _solution(response, panda), T)
+
+
+def _cube_mesh(edge):
+    """A closed shape_msgs/Mesh cube of edge ``edge`` centred at its origin (8 vertices, 12 triangles)."""
+    from geometry_msgs.msg import Point
+    from shape_msgs.msg import Mesh, MeshTriangle
+
+    h = edge / 2
+    vertices = [Point(x=x, y=y, z=z) for x in (-h, h) for y in (-h, h) for z in (-h, h)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    triangles = [MeshTriangle(vertex_indices=list(t)) for a, b, c, d in faces for t in ((a, b, c), (a, c, d))]
+    return Mesh(vertices=vertices, triangles=triangles)
+
+
+def _held(object_id, T_frame_object, frame='', link='panda_hand', touch_links=(), mesh_edge=None, radius=0.03):
+    """A moveit_msgs/AttachedCollisionObject held by ``link``: a sphere of ``radius`` (or a mesh cube of
+    ``mesh_edge``) at the object's pose ``T_frame_object`` in ``frame``."""
+    from moveit_msgs.msg import AttachedCollisionObject, CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+
+    msg = CollisionObject(id=object_id, operation=CollisionObject.ADD, pose=_pose(T_frame_object))
+    msg.header.frame_id = frame
+    if mesh_edge is None:
+        msg.primitives, msg.primitive_poses = [SolidPrimitive(type=SolidPrimitive.SPHERE, dimensions=[radius])], [_pose(np.eye(4))]
+    else:
+        msg.meshes, msg.mesh_poses = [_cube_mesh(mesh_edge)], [_pose(np.eye(4))]
+    return AttachedCollisionObject(link_name=link, object=msg, touch_links=list(touch_links))
+
+
+def test_attached_objects_move_with_the_hand_and_world_meshes_are_obstacles(graph, panda, reference):
+    """A pose of the flange fixes where the hand is in every solution. A world box 0.35 m ahead of the hand
+    (along its z) is clear of the robot, so the pose is solved; a tool held by the hand that reaches the
+    box makes it NO_IK_SOLUTION, whether given in the hand's frame, as a mesh, or in the base frame at the
+    robot state's pose; a ball between the fingers collides with them unless they are its touch links; an
+    attached object on a link the chain does not place is refused; a world mesh cube at the flange
+    target is an obstacle as a box is."""
+    from moveit_msgs.msg import MoveItErrorCodes as C
+
+    checker = graph.node.collision
+    q = panda.middle + 0.3
+    T = panda.forward(q)
+    T_link8_hand = ReferenceChain(PANDA_URDF_FILE, 'panda_link8', 'panda_hand', PANDA_JOINTS).forward(np.zeros(7))
+    T_base_hand = T @ T_link8_hand
+    ahead = np.eye(4)
+    ahead[2, 3] = 0.35
+    box = _collision_box('ahead', (T_base_hand @ ahead)[:3, 3], [0.06, 0.06, 0.06])
+    _publish_until(graph, box, lambda: checker.object_names == ['ahead'])
+    start = {**dict(zip(panda.joint_names, q.tolist())), 'panda_finger_joint1': 0.02, 'panda_finger_joint2': 0.02}
+
+    def ask(*held):
+        request = _pymoveit2_request(T, start)
+        request.ik_request.robot_state.attached_collision_objects = list(held)
+        return graph.call(request)
+
+    try:
+        response = ask()
+        assert response.error_code.val == C.SUCCESS, _message(response)
+        _assert_reaches(reference, _solution(response, panda), T)
+        tool_at = np.eye(4)
+        tool_at[2, 3] = 0.3
+        for held in (_held('tool', tool_at, radius=0.04), _held('tool', tool_at, frame='panda_hand', mesh_edge=0.08),
+                     _held('tool', T_base_hand @ tool_at, frame='panda_link0', radius=0.04)):
+            assert ask(held).error_code.val == C.NO_IK_SOLUTION, held.object.header.frame_id
+        tool_short = np.eye(4)
+        tool_short[2, 3] = 0.2  # 0.15 m short of the box: solved
+        response = ask(_held('tool', tool_short, radius=0.04))
+        assert response.error_code.val == C.SUCCESS, _message(response)
+        between = np.eye(4)
+        between[2, 3] = 0.1
+        assert ask(_held('ball', between)).error_code.val == C.NO_IK_SOLUTION
+        fingers = ['panda_leftfinger', 'panda_rightfinger']
+        assert ask(_held('ball', between, touch_links=fingers)).error_code.val == C.SUCCESS
+        refused = ask(_held('ball', between, link='nosuch'))
+        assert refused.error_code.val == C.INVALID_ROBOT_STATE
+        assert _message(refused) is None or "link 'nosuch' is not placed" in _message(refused)
+        unknown_frame = ask(_held('ball', between, frame='camera'))
+        assert unknown_frame.error_code.val == C.FRAME_TRANSFORM_FAILURE, _message(unknown_frame)
+    finally:
+        _publish_until(graph, _collision_box('ahead', [0, 0, 0], [1, 1, 1], operation='REMOVE'), lambda: checker.object_names == [])
+    from moveit_msgs.msg import CollisionObject
+
+    cube = CollisionObject(id='mesh_cube', operation=CollisionObject.ADD, pose=_pose(np.eye(4)))
+    cube.header.frame_id = 'panda_link0'
+    cube.meshes, cube.mesh_poses = [_cube_mesh(0.1)], [_pose(T)]
+    _publish_until(graph, cube, lambda: checker.object_names == ['mesh_cube'])
+    try:
+        assert ask().error_code.val == C.NO_IK_SOLUTION
+    finally:
+        _publish_until(graph, _collision_box('mesh_cube', [0, 0, 0], [1, 1, 1], operation='REMOVE'), lambda: checker.object_names == [])
+    assert ask().error_code.val == C.SUCCESS
