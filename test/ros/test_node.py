@@ -1187,3 +1187,52 @@ def test_attached_objects_move_with_the_hand_and_world_meshes_are_obstacles(grap
     finally:
         _publish_until(graph, _collision_box('mesh_cube', [0, 0, 0], [1, 1, 1], operation='REMOVE'), lambda: checker.object_names == [])
     assert ask().error_code.val == C.SUCCESS
+
+
+def _srdf(link1, link2):
+    return (f'<robot name="panda"><disable_collisions link1="{link1}" link2="{link2}" reason="Never"/></robot>')
+
+
+def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_context, tmp_path):
+    """Each source in turn, the start-up line naming it; without any, the computed (cached) pairs."""
+    from rclpy.node import Node
+    from std_msgs.msg import String
+    from ik_neural.ros.node import IKNode, StartupError
+    from ik_neural.ros.qos import DESCRIPTION_QOS
+
+    srdf_file = tmp_path / 'panda.srdf'
+    srdf_file.write_text(_srdf('panda_link0', 'panda_link6'))
+    namespace = _namespace('srdf')
+    publisher_node = Node('move_group', context=module_context, namespace=namespace)
+    publisher = publisher_node.create_publisher(String, 'robot_description_semantic', DESCRIPTION_QOS)
+    publisher.publish(String(data=_srdf('panda_link0', 'panda_link5')))
+    numerical = {'model_path': '', 'base_link': 'panda_link0', 'tip_link': 'panda_link8'}
+
+    def started(**overrides):
+        node = IKNode(context=module_context, namespace=namespace,
+                      parameter_overrides=_panda_parameters(**numerical, **overrides))
+        try:
+            return node.collision, node.summary()
+        finally:
+            node.destroy_node()
+
+    try:
+        cases = [
+            (dict(robot_description_semantic=_srdf('panda_link0', 'panda_link7'), srdf_path=str(srdf_file),
+                  robot_description_semantic_timeout_s=20.0), 'panda_link7', 'the SRDF of parameter robot_description_semantic'),
+            (dict(srdf_path=str(srdf_file), robot_description_semantic_timeout_s=20.0), 'panda_link6',
+             f"the SRDF of srdf_path '{srdf_file}'"),
+            (dict(robot_description_semantic_timeout_s=20.0), 'panda_link5', 'the SRDF of topic robot_description_semantic'),
+        ]
+        for overrides, link, source in cases:
+            checker, summary = started(**overrides)
+            assert checker.disabled_source == 'srdf' and f'(disabled pairs: {source})' in summary, summary
+            assert frozenset(('panda_link0', link)) in checker.disabled_pairs
+            others = {'panda_link5', 'panda_link6', 'panda_link7'} - {link}
+            assert not any(frozenset(('panda_link0', other)) in checker.disabled_pairs for other in others)
+        checker, summary = started()  # the topic is not waited for (timeout 0): computed pairs
+        assert checker.disabled_source in ('computed', 'cache') and f'(disabled pairs: {checker.disabled_source})' in summary
+        with pytest.raises(StartupError, match=r"cannot read SRDF file '/nonexistent/panda.srdf'"):
+            started(srdf_path='/nonexistent/panda.srdf')
+    finally:
+        publisher_node.destroy_node()
