@@ -71,14 +71,16 @@ def _panda_parameters(**overrides):
 class _Graph:
     """An ik_neural node and a client node in one process, spun by a multi-threaded executor."""
 
-    def __init__(self, context, namespace, **overrides):
+    def __init__(self, context, namespace, cli_args=None, **overrides):
+        """The node's parameters: ``cli_args`` (e.g. a params file) when given, else the Panda's and ``overrides``."""
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
         from moveit_msgs.srv import GetPositionFK, GetPositionIK
         from ik_neural.ros.node import IKNode
 
         self.namespace = namespace
-        self.node = IKNode(context=context, namespace=namespace, parameter_overrides=_panda_parameters(**overrides))
+        parameters = {'cli_args': cli_args} if cli_args else {'parameter_overrides': _panda_parameters(**overrides)}
+        self.node = IKNode(context=context, namespace=namespace, **parameters)
         self.helper = Node('ik_test_helper', context=context, namespace=namespace)
         self.client = self.helper.create_client(GetPositionIK, f'{namespace}/ik_neural/compute_ik')
         self.fk_client = self.helper.create_client(GetPositionFK, f'{namespace}/ik_neural/compute_fk')
@@ -1236,3 +1238,54 @@ def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_
             started(srdf_path='/nonexistent/panda.srdf')
     finally:
         publisher_node.destroy_node()
+
+
+def _srv_kinematics_plugin_request(T, seed):
+    """What MoveIt 2's srv_kinematics_plugin sends (searchPositionIK, /work/shared/real-clients.md):
+    avoid_collisions true, the group's name, the whole robot state of MoveIt's model at the seed (every
+    variable in model order: the arm's joints, then both finger joints at their default 0; no velocities),
+    the pose in the parent link of the group's first link (panda_link0) for the tip frame panda_link8, the
+    timeout left zero (its timeout argument is ignored)."""
+    from moveit_msgs.srv import GetPositionIK
+
+    request = GetPositionIK.Request()
+    ik = request.ik_request
+    ik.group_name, ik.avoid_collisions = 'panda_arm', True
+    ik.robot_state.joint_state.name = [*PANDA_JOINTS, 'panda_finger_joint1', 'panda_finger_joint2']
+    ik.robot_state.joint_state.position = [*map(float, seed), 0.0, 0.0]
+    ik.pose_stamped.header.frame_id = 'panda_link0'
+    ik.pose_stamped.pose = _pose(T)
+    ik.ik_link_name = 'panda_link8'
+    return request
+
+
+def test_srv_kinematics_plugin_requests_to_the_default_node_get_right_collision_free_answers(module_context, panda,
+                                                                                             reference):
+    """The node as config/panda.yaml starts it (every other parameter its default: the network, 50 ms budget,
+    collisions checked), asked as srv_kinematics_plugin asks, seeded with another free configuration (MoveIt's
+    current state): answers SUCCESS or NO_IK_SOLUTION only; every SUCCESS right by Pinocchio's FK and free by
+    Pinocchio + coal on the URDF's geometry; most targets solved within the default budget."""
+    from moveit_msgs.msg import MoveItErrorCodes as C
+    from reference import PinocchioCollisionJudge
+
+    graph = _Graph(module_context, _namespace('srv_kinematics'),
+                   cli_args=['--ros-args', '--params-file', str(ROOT / 'config' / 'panda.yaml'),
+                             '-p', 'robot_description_timeout_s:=0.0', '-p', 'robot_description_semantic_timeout_s:=0.0'])
+    try:
+        assert graph.node.settings.default_timeout_s == 0.05 and graph.node.solver.network is not None
+        judge = PinocchioCollisionJudge(load_robot('panda').urdf_path, graph.node.collision.enabled_pairs, panda.joint_names)
+        rng = np.random.default_rng(21)
+        free = [q for q in panda.bounds.sample(rng, 400) if not judge.collides(q)][:31]
+        solved = 0
+        for seed, q in zip(free, free[1:]):
+            T = panda.forward(q)
+            response = graph.call(_srv_kinematics_plugin_request(T, seed))
+            assert response.error_code.val in (C.SUCCESS, C.NO_IK_SOLUTION), _message(response)
+            if response.error_code.val == C.SUCCESS:
+                solved += 1
+                solution = _solution(response, panda)
+                _assert_reaches(reference, solution, T)
+                assert not judge.collides(solution), solution
+        assert solved >= 24, solved  # of 30
+    finally:
+        graph.close()
