@@ -18,11 +18,11 @@ Attached objects (``AttachedBody``, made by ``CollisionChecker.attached_body``):
 checker places, moving with it, given per call (``in_collision(q, attached=...)``), as MoveIt's robot
 state carries them. Each is checked against the robot's links other than its own link and its
 ``touch_links``, against the world objects (except one of its own name: an attached object is no longer
-in the world) and against objects attached to other links.
+in the world) and against objects attached to other links (as MoveIt's FCL checker does).
 
-Shapes: ``Geometry`` (URDF's primitives and mesh files) and ``TriangleMesh`` (vertices and triangles given
-in memory, as shape_msgs/Mesh). A mesh is its surface (coal's BVH of its triangles, as MoveIt's FCL): a
-solid wholly inside a closed mesh does not touch it.
+Shapes: ``Geometry`` (URDF's primitives and mesh files), ``TriangleMesh`` (vertices and triangles given
+in memory, as shape_msgs/Mesh) and ``Plane`` (infinite, two-sided). A mesh is its surface (coal's BVH of
+its triangles, as MoveIt's FCL): a solid wholly inside a closed mesh does not touch it.
 
 A check first rejects pairs whose bounding spheres are apart (numpy, all pairs at once), then asks coal
 about the rest. ``in_collision`` and ``colliding_pairs`` may be called from several threads at once; world
@@ -51,7 +51,7 @@ from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.cache import user_cache_dir
 from ik_neural.urdf_model import (
-    BOX, CAPSULE, CONE, CYLINDER, MESH, SPHERE, CONTINUOUS, MOVABLE_JOINT_TYPES, Geometry, Shape, TriangleMesh, UrdfModel,
+    BOX, CAPSULE, CONE, CYLINDER, MESH, SPHERE, CONTINUOUS, MOVABLE_JOINT_TYPES, Geometry, Plane, Shape, TriangleMesh, UrdfModel,
 )
 
 Pair = frozenset  # of two link names
@@ -71,6 +71,8 @@ ADJACENT, SRDF, GIVEN, DEFAULT, ALWAYS, NEVER = "adjacent", "srdf", "given", "de
 def coal_geometry(geometry: Shape, resolve: Optional[MeshResolver] = None, where: str = "") -> coal.CollisionGeometry:
     """The coal solid of a ``Shape`` (mesh files loaded from the file ``resolve`` gives; a ``TriangleMesh``
     as an OBBRSS BVH). ValueError naming ``where`` and the file for a mesh that cannot be found or loaded."""
+    if isinstance(geometry, Plane):
+        return coal.Plane(np.array(geometry.normal, dtype=np.float64), float(geometry.offset))
     if isinstance(geometry, TriangleMesh):
         bvh = coal.BVHModelOBBRSS()
         bvh.beginModel(len(geometry.triangles), len(geometry.vertices))
@@ -122,7 +124,10 @@ class _Solid:
     @classmethod
     def of(cls, geometry: coal.CollisionGeometry) -> "_Solid":
         geometry.computeLocalAABB()
-        return cls(geometry, np.array(geometry.aabb_center, dtype=np.float64), float(geometry.aabb_radius))
+        center, radius = np.array(geometry.aabb_center, dtype=np.float64), float(geometry.aabb_radius)
+        if not (np.isfinite(center).all() and math.isfinite(radius)):  # a plane: never rejected by its sphere
+            center, radius = np.zeros(3), math.inf
+        return cls(geometry, center, radius)
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,9 +179,9 @@ class AttachedBody:
     robot_mask: np.ndarray
 
     def may_meet(self, other: "AttachedBody") -> bool:
-        """Whether this body is checked against ``other``: they hang from different links, neither of them a
-        touch link of the other."""
-        return self.link != other.link and self.link not in other.touch_links and other.link not in self.touch_links
+        """Whether this body is checked against ``other``: they hang from different links (touch links
+        concern robot links only, as in MoveIt)."""
+        return self.link != other.link
 
 
 class CollisionChecker:

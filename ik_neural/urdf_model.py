@@ -92,8 +92,24 @@ class TriangleMesh:
         object.__setattr__(self, "triangles", triangles.astype(np.int64))
 
 
-Shape = Union[Geometry, TriangleMesh]
-"""A solid in its own frame: URDF-style geometry, or a mesh given in memory."""
+@dataclass(frozen=True)
+class Plane:
+    """An infinite plane, two-sided (a solid touches it where it crosses it, on either side): the points x
+    of the shape's frame with ``normal`` · x = ``offset`` (m), as coal's and FCL's Plane. ValueError for a
+    normal that is zero or not finite, or an offset that is not finite."""
+
+    normal: tuple[float, float, float]
+    offset: float
+
+    def __post_init__(self) -> None:
+        if len(self.normal) != 3 or not all(math.isfinite(v) for v in self.normal) or not any(self.normal):
+            raise ValueError(f"plane normal {list(self.normal)} must be 3 finite numbers, not all 0")
+        if not math.isfinite(self.offset):
+            raise ValueError(f"plane offset {self.offset} is not finite")
+
+
+Shape = Union[Geometry, TriangleMesh, Plane]
+"""A solid in its own frame: URDF-style geometry, a mesh given in memory, or a plane."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,7 +19,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ik_neural.echo import echo
 from ik_neural.geometry import matrix_to_quaternion, quaternion_to_matrix
-from ik_neural.urdf_model import BOX, CONE, CYLINDER, SPHERE, Geometry, Shape, TriangleMesh
+from ik_neural.urdf_model import BOX, CONE, CYLINDER, SPHERE, Geometry, Plane, Shape, TriangleMesh
 
 # A pose's quaternion must have norm 1 within this (it is then normalised). Wider than float32 rounding
 # of a unit quaternion, far narrower than any quaternion that was never meant to be a rotation.
@@ -58,13 +58,13 @@ def object_pose_to_matrix(pose: Pose) -> np.ndarray:
 
 def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tuple[Shape, np.ndarray]]]:
     """(T_frame_object (4, 4), [(Shape, T_object_shape (4, 4))]) of a moveit_msgs/CollisionObject: its
-    ``pose`` in ``header.frame_id``, its primitives (box, sphere, cylinder, cone) and meshes (shape_msgs/Mesh,
-    as ``TriangleMesh``) at their poses relative to it; metres. ValueError naming the object and the field
-    for bad dimensions, poses or meshes, and for planes, which are not supported."""
+    ``pose`` in ``header.frame_id``, its primitives (box, sphere, cylinder, cone), meshes (shape_msgs/Mesh,
+    as ``TriangleMesh``) and planes at their poses relative to it; metres. A shape_msgs/Plane's coef
+    (a, b, c, d) becomes ``Plane((a, b, c), d)``, the plane (a, b, c) · x = d, as MoveIt hands the
+    coefficients to FCL's Plane (the message's comment writes a·x + b·y + c·z + d = 0: the same plane
+    when d = 0). ValueError naming the object and the field for bad dimensions, poses, meshes or planes."""
     name = echo(msg.id)
-    if msg.planes:
-        raise ValueError(f"collision object {name}: planes are not supported (primitives and meshes are)")
-    for shapes, poses in (("primitives", "primitive_poses"), ("meshes", "mesh_poses")):
+    for shapes, poses in (("primitives", "primitive_poses"), ("meshes", "mesh_poses"), ("planes", "plane_poses")):
         if len(getattr(msg, poses)) != len(getattr(msg, shapes)):
             raise ValueError(
                 f"collision object {name}: {len(getattr(msg, shapes))} {shapes} but {len(getattr(msg, poses))} {poses}"
@@ -96,6 +96,12 @@ def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tupl
             shapes.append((TriangleMesh(vertices, triangles), object_pose_to_matrix(pose)))
         except ValueError as error:
             raise ValueError(f"collision object {name}: meshes[{k}].{error}") from None
+    for k, (plane, pose) in enumerate(zip(msg.planes, msg.plane_poses)):
+        a, b, c, d = (float(v) for v in plane.coef)
+        try:
+            shapes.append((Plane((a, b, c), d), object_pose_to_matrix(pose)))
+        except ValueError as error:
+            raise ValueError(f"collision object {name}: planes[{k}]: {error}") from None
     return T_frame_object, shapes
 
 

@@ -206,6 +206,7 @@ def _attached(
         msg, field_name = attached.object, f"robot_state.attached_collision_objects[{n}]"
         _check_sizes({
             f"{field_name}.object.primitives": msg.primitives, f"{field_name}.object.meshes": msg.meshes,
+            f"{field_name}.object.planes": msg.planes,
             f"{field_name}.touch_links": attached.touch_links,
             **{f"{field_name}.object.meshes[{k}].{part}": getattr(mesh, part)
                for k, mesh in enumerate(msg.meshes) for part in ("vertices", "triangles")},

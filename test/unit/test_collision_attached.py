@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ik_neural.collision import CollisionChecker, TriangleMesh
-from ik_neural.urdf_model import BOX, SPHERE, Geometry, UrdfModel
+from ik_neural.urdf_model import BOX, SPHERE, Geometry, Plane, UrdfModel
 
 pytestmark = pytest.mark.unit
 
@@ -113,14 +113,35 @@ def test_a_body_held_by_a_finger_follows_the_finger_joint(checker):
         checker.clear()
 
 
-def test_bodies_held_by_different_links_meet_unless_a_touch_link_allows_it(checker):
+def test_bodies_held_by_different_links_meet_and_touch_links_concern_robot_links_only(checker):
+    """As MoveIt's FCL checker: objects held by one link never meet; by different links they do, whatever
+    their touch links name."""
     on_tool = checker.attached_body("a", "tool", [(Geometry(SPHERE, (0.3,)), _at(z=-0.25))], touch_links=["slider"])
-    on_finger = checker.attached_body("b", "finger", [(Geometry(SPHERE, (0.3,)), np.eye(4))], touch_links=["slider"])
+    on_finger = checker.attached_body("b", "finger", [(Geometry(SPHERE, (0.3,)), np.eye(4))], touch_links=["slider", "tool"])
     assert checker.colliding_pairs(_q(2.0), attached=[on_tool, on_finger]) == [("a", "b")]
     also_on_tool = checker.attached_body("c", "tool", [(Geometry(SPHERE, (0.3,)), _at(z=-0.25))], touch_links=["slider"])
     assert checker.colliding_pairs(_q(2.0), attached=[on_tool, also_on_tool]) == []
-    allowed = checker.attached_body("b", "finger", [(Geometry(SPHERE, (0.3,)), np.eye(4))], touch_links=["slider", "tool"])
-    assert checker.colliding_pairs(_q(2.0), attached=[on_tool, allowed]) == []
+
+
+def test_a_plane_is_two_sided_and_unbounded(checker):
+    """The plane z = 0.3 (normal (0, 0, 2), offset 0.6: normalised as coal does), far along x too: the
+    0.3 m sphere held 0.5 m below the tool (at z 0) crosses it; lifted 0.7 m it is above it, apart; the
+    object's pose moves the plane with it."""
+    checker.add_object("plane", [(Plane((0.0, 0.0, 2.0), 0.6), _at(x=100.0))])
+    try:
+        held = checker.attached_body("held", "tool", [(Geometry(SPHERE, (0.3,)), _at(z=-0.5))], touch_links=["slider"])
+        assert checker.colliding_pairs(_q(2.0), attached=[held]) == [("held", "plane")]
+        above = checker.attached_body("held", "tool", [(Geometry(SPHERE, (0.3,)), _at(z=0.2))])
+        assert not checker.in_collision(_q(2.0), attached=[above])  # centre z 0.7, bottom 0.4 > 0.3
+        assert not checker.in_collision(_q(-0.5))  # the robot (cube top 0.05, base 0.1) stays below it
+        checker.add_object("plane", [(Plane((0.0, 0.0, 1.0), 0.3), _at(z=-0.3))])  # now z = 0: through the robot
+        assert ("slider", "plane") in checker.colliding_pairs(_q(-0.5)) and ("base", "plane") in checker.colliding_pairs(_q(-0.5))
+    finally:
+        checker.clear()
+    for normal, offset, message in [((0.0, 0.0, 0.0), 0.0, "not all 0"), ((0.0, np.nan, 1.0), 0.0, "finite"),
+                                    ((0.0, 0.0, 1.0), np.inf, "offset inf is not finite")]:
+        with pytest.raises(ValueError, match=message):
+            Plane(normal, offset)
 
 
 def test_a_link_the_chain_does_not_place_is_refused_by_name(checker):

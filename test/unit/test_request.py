@@ -454,7 +454,7 @@ def test_fk_names_and_positions_of_different_lengths_and_long_names_are_refused_
 
 def test_collision_object_primitives_become_geometries_in_the_objects_frame():
     from moveit_msgs.msg import CollisionObject
-    from shape_msgs.msg import Mesh, SolidPrimitive
+    from shape_msgs.msg import Mesh, Plane as ShapePlane, SolidPrimitive
     from ik_neural.ros.messages import collision_object_shapes
 
     pose = Pose(position=Point(x=0.1, y=0.2, z=0.3), orientation=Quaternion(w=1.0))
@@ -468,9 +468,21 @@ def test_collision_object_primitives_become_geometries_in_the_objects_frame():
     assert (cylinder.kind, cylinder.size, box.kind, box.size) == ("cylinder", (0.1, 0.5), "box", (1.0, 2.0, 3.0))
     np.testing.assert_allclose(T_cylinder[:3, 3], [0.1, 0.2, 0.3])
     msg.meshes = [Mesh()]
-    with pytest.raises(ValueError, match="thing.*meshes"):
+    with pytest.raises(ValueError, match=r"'thing': 1 meshes but 0 mesh_poses"):
         collision_object_shapes(msg)
-    msg.meshes = []
+    msg.mesh_poses = [Pose()]
+    with pytest.raises(ValueError, match=r"'thing': meshes\[0\].triangles is empty"):
+        collision_object_shapes(msg)
+    msg.meshes, msg.mesh_poses = [], []
+    # A plane's coefficients go to Plane as MoveIt hands them to FCL: (a, b, c) . x = d.
+    msg.planes, msg.plane_poses = [ShapePlane(coef=[0.0, 0.0, 2.0, 1.0])], [pose]
+    (_, _), (_, _), (plane, T_plane) = collision_object_shapes(msg)[1]
+    assert (plane.normal, plane.offset) == ((0.0, 0.0, 2.0), 1.0)
+    np.testing.assert_allclose(T_plane[:3, 3], [0.1, 0.2, 0.3])
+    msg.planes = [ShapePlane(coef=[0.0, 0.0, 0.0, 1.0])]
+    with pytest.raises(ValueError, match=r"'thing': planes\[0\]: plane normal \[0.0, 0.0, 0.0\]"):
+        collision_object_shapes(msg)
+    msg.planes, msg.plane_poses = [], []
     msg.primitives[1].dimensions = [1.0]
     with pytest.raises(ValueError, match=r"primitives\[1\]"):
         collision_object_shapes(msg)
