@@ -367,11 +367,10 @@ class IKNode(Node):
         narrowed = problem.bounds is not self.chain.bounds
         collision_free = None
         if problem.avoid_collisions:
-            checker = self.collision
-            positions = {name: value for name, value in problem.other_positions.items() if name in checker.other_joints}
+            checker, positions = self.collision, problem.other_positions or None
 
             def collision_free(q: np.ndarray) -> bool:
-                return not checker.in_collision(q, positions or None, problem.attached)
+                return not checker.in_collision(q, positions, problem.attached)
 
         return self.solver.solve(
             problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,

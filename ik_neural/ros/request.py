@@ -90,7 +90,8 @@ class Problem:
     notes: tuple[str, ...]  # what the answer's message and the log must say besides the result
     avoid_collisions: bool = False  # the answer must be collision-free (checked by the node's checker)
     other_positions: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    """Positions (rad or m, finite) of the robot's joints outside the chain (a gripper's) the request gave."""
+    """Positions (rad or m) of the robot's joints outside the chain (a gripper's) the request gave; with
+    avoid_collisions checked, those of the checker's held joints (``other_joints``), finite."""
     attached: tuple[AttachedBody, ...] = ()
     """robot_state.attached_collision_objects, for the node's checker (only with avoid_collisions)."""
 
@@ -182,6 +183,7 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
         bad = sorted(name for name, position in others.items() if not math.isfinite(position))
         if bad:
             raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joints {echo_list(bad)} are not finite")
+        others = {name: value for name, value in others.items() if name in context.collision.other_joints}
         attached = _attached(ik.robot_state.attached_collision_objects, context, seed, others)
     return Problem(
         T_base_tip, seed, seed_known, _bounds(ik, context, notes), timeout_s, tuple(notes), check_collisions, others,
@@ -195,12 +197,11 @@ def _attached(
     """The robot state's attached objects as the checker's bodies. Each object's pose is in its
     header.frame_id: empty or link_name, relative to that link; another link the checker places (the base, a
     world frame fixed to it, a chain or finger link) is placed as MoveIt does, at the robot state's
-    configuration (the seed ``q`` and the request's other joint positions ``others``), and the object then
+    configuration (the seed ``q`` and the request's held joint positions ``others``), and the object then
     stays where it is relative to its link. Only ADD objects: a robot state holds objects, it does not edit
     them. INVALID_ROBOT_STATE for a link the checker does not place, another operation or a bad shape;
     FRAME_TRANSFORM_FAILURE for a frame it does not place; FAILURE for arrays beyond max_request_items."""
     checker = context.collision
-    positions = {name: value for name, value in others.items() if name in checker.other_joints}
     bodies = []
     for n, attached in enumerate(objects):
         msg, field_name = attached.object, f"robot_state.attached_collision_objects[{n}]"
@@ -213,7 +214,7 @@ def _attached(
         }, context.settings.max_request_items)  # fmt: skip
         link, where = attached.link_name, f"{field_name} (object {echo(msg.id)})"
         try:
-            T_base_link = checker.link_pose(q, link, positions)
+            T_base_link = checker.link_pose(q, link, others)
         except ValueError as error:
             raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{where}: link_name: {error}") from None
         if msg.operation != CollisionObject.ADD:
@@ -227,7 +228,7 @@ def _attached(
             raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{field_name}: {error}") from None
         frame = _frame(msg.header.frame_id, link)
         try:
-            T_link_frame = np.eye(4) if frame == link else np.linalg.inv(T_base_link) @ checker.link_pose(q, frame, positions)
+            T_link_frame = np.eye(4) if frame == link else np.linalg.inv(T_base_link) @ checker.link_pose(q, frame, others)
         except ValueError as error:
             raise _Refused(
                 MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
