@@ -462,12 +462,12 @@ class CollisionChecker:
                 if first_only:
                     return found
         world = self._world
-        held = {body.name for body in attached}
+        held_names = {body.name for body in attached}
         if len(world.names):
             d = centers[:, None, :] - world.centers[None]
             reach = self._radius[:, None] + world.radii[None]
             for i, s in np.argwhere((d * d).sum(-1) <= reach * reach).tolist():
-                if world.names[s] in held:
+                if world.names[s] in held_names:
                     continue
                 if collide(self._solids[i], placed(i), world.solids[s], world.transforms[s]):
                     found.append((self._links[i], world.names[s]))
@@ -496,12 +496,12 @@ class CollisionChecker:
             if len(world.names):
                 d = world.centers - c
                 for s in np.flatnonzero((d * d).sum(-1) <= (world.radii + solid.radius) ** 2).tolist():
-                    if world.names[s] not in held and collide(solid, T_a, world.solids[s], world.transforms[s]):
+                    if world.names[s] not in held_names and collide(solid, T_a, world.solids[s], world.transforms[s]):
                         found.append((body.name, world.names[s]))
                         if first_only:
                             return found
             for other, other_solid, T_b, c_b in held_bodies[n + 1:]:
-                if other is body or not body.may_meet(other):
+                if not body.may_meet(other):
                     continue
                 d = c_b - c
                 if d @ d <= (solid.radius + other_solid.radius) ** 2 and collide(solid, T_a, other_solid, T_b):
