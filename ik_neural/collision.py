@@ -14,9 +14,20 @@ or in none of ``samples`` random configurations (seeded). That takes about a sec
 under the per-user cache (``~/.cache/ik_neural/collision/<key>.json``), keyed by the URDF's text, the chain,
 the held positions and the sampling, so the next construction reads it.
 
+Attached objects (``AttachedBody``, made by ``CollisionChecker.attached_body``): shapes held by a link the
+checker places, moving with it, given per call (``in_collision(q, attached=...)``), as MoveIt's robot
+state carries them. Each is checked against the robot's links other than its own link and its
+``touch_links``, against the world objects (except one of its own name: an attached object is no longer
+in the world) and against objects attached to other links (as MoveIt's FCL checker does).
+
+Shapes: ``Geometry`` (URDF's primitives and mesh files), ``TriangleMesh`` (vertices and triangles given
+in memory, as shape_msgs/Mesh) and ``Plane`` (infinite, two-sided). A mesh is its surface (coal's BVH of
+its triangles, as MoveIt's FCL): a solid wholly inside a closed mesh does not touch it.
+
 A check first rejects pairs whose bounding spheres are apart (numpy, all pairs at once), then asks coal
 about the rest. ``in_collision`` and ``colliding_pairs`` may be called from several threads at once; world
-objects are replaced as a whole (``add_object``/``remove_object``/``clear``), never changed in place.
+objects are replaced as a whole (``add_object``/``remove_object``/``clear``), never changed in place, and
+attached bodies are immutable values owned by the caller.
 """
 
 from __future__ import annotations
@@ -36,9 +47,12 @@ import coal
 import numpy as np
 
 from ik_neural.chain import KinematicChain
+from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.cache import user_cache_dir
-from ik_neural.urdf_model import BOX, CAPSULE, CONE, CYLINDER, MESH, SPHERE, CONTINUOUS, MOVABLE_JOINT_TYPES, Geometry, UrdfModel
+from ik_neural.urdf_model import (
+    BOX, CAPSULE, CONE, CYLINDER, MESH, SPHERE, CONTINUOUS, MOVABLE_JOINT_TYPES, Geometry, Plane, Shape, TriangleMesh, UrdfModel,
+)
 
 Pair = frozenset  # of two link names
 MeshResolver = Callable[[str], Path]
@@ -54,9 +68,18 @@ _CACHE_FORMAT = 1
 ADJACENT, SRDF, GIVEN, DEFAULT, ALWAYS, NEVER = "adjacent", "srdf", "given", "default", "always", "never"
 
 
-def coal_geometry(geometry: Geometry, resolve: Optional[MeshResolver] = None, where: str = "") -> coal.CollisionGeometry:
-    """The coal solid of a ``Geometry`` (meshes loaded from the file ``resolve`` gives). ValueError naming
-    ``where`` and the file for a mesh that cannot be found or loaded."""
+def coal_geometry(geometry: Shape, resolve: Optional[MeshResolver] = None, where: str = "") -> coal.CollisionGeometry:
+    """The coal solid of a ``Shape`` (mesh files loaded from the file ``resolve`` gives; a ``TriangleMesh``
+    as an OBBRSS BVH). ValueError naming ``where`` and the file for a mesh that cannot be found or loaded."""
+    if isinstance(geometry, Plane):
+        return coal.Plane(np.array(geometry.normal, dtype=np.float64), float(geometry.offset))
+    if isinstance(geometry, TriangleMesh):
+        bvh = coal.BVHModelOBBRSS()
+        bvh.beginModel(len(geometry.triangles), len(geometry.vertices))
+        bvh.addVertices(geometry.vertices)
+        bvh.addTriangles(geometry.triangles)
+        bvh.endModel()
+        return bvh
     r = geometry.size
     if geometry.kind == BOX:
         return coal.Box(*r)
@@ -101,7 +124,10 @@ class _Solid:
     @classmethod
     def of(cls, geometry: coal.CollisionGeometry) -> "_Solid":
         geometry.computeLocalAABB()
-        return cls(geometry, np.array(geometry.aabb_center, dtype=np.float64), float(geometry.aabb_radius))
+        center, radius = np.array(geometry.aabb_center, dtype=np.float64), float(geometry.aabb_radius)
+        if not (np.isfinite(center).all() and math.isfinite(radius)):  # a plane: never rejected by its sphere
+            center, radius = np.zeros(3), math.inf
+        return cls(geometry, center, radius)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +151,37 @@ class _World:
         radii = np.array([s.radius for s in solids])
         transforms = tuple(coal.Transform3s(T[:3, :3].copy(), T[:3, 3].copy()) for T in poses)
         return cls(names, solids, poses, centers, radii, transforms)
+
+
+def _solids(shapes: Sequence[tuple[Shape, np.ndarray]], resolve: Optional[MeshResolver], where: str) -> list:
+    """[(_Solid, T (4, 4))] of shapes at poses; ValueError naming ``where`` for a pose that is not a finite
+    (4, 4) transform."""
+    solids = []
+    for geometry, T in shapes:
+        T = np.array(T, dtype=np.float64)
+        if T.shape != (4, 4) or not np.isfinite(T).all():
+            raise ValueError(f"{where}: a shape's pose must be a finite (4, 4) transform")
+        solids.append((_Solid.of(coal_geometry(geometry, resolve, where)), T))
+    return solids
+
+
+@dataclass(frozen=True, eq=False)
+class AttachedBody:
+    """An object held by robot link ``link``, made by ``CollisionChecker.attached_body`` (for that checker
+    only): its solids at T_link_solid (K, 4, 4) in the link's frame, the links it may touch, and which of
+    the checker's bodies (B,) it is checked against (those of links other than ``link`` and ``touch_links``)."""
+
+    name: str
+    link: str
+    solids: tuple[_Solid, ...]
+    T_link_solid: np.ndarray
+    touch_links: frozenset[str]
+    robot_mask: np.ndarray
+
+    def may_meet(self, other: "AttachedBody") -> bool:
+        """Whether this body is checked against ``other``: they hang from different links (touch links
+        concern robot links only, as in MoveIt)."""
+        return self.link != other.link
 
 
 class CollisionChecker:
@@ -248,30 +305,41 @@ class CollisionChecker:
     def _anchor(self, positions: Mapping[str, float]) -> tuple[list, np.ndarray]:
         """Per body: the chain frame it is rigid in (0 the base, i + 1 joint i's; None: not placed) and
         T_frame_solid (B, 4, 4), the other joints at ``positions``."""
-        robot = self.model.robot
         frames, transforms = [], []
         memo: dict[str, tuple] = {}
-
-        def anchor(link: str):
-            if link in memo:
-                return memo[link]
-            if link in self._placed.links:
-                placed = self._placed.links[link]
-                result = (placed.frame + 1, placed.T_frame_link)
-            elif link in robot.parent_map:
-                joint, parent = robot.parent_map[link]
-                frame, T = anchor(parent)
-                result = (None, None) if frame is None else (frame, T @ self.model.joint_transform(joint, positions.get(joint, 0.0)))
-            else:
-                result = (None, None)
-            memo[link] = result
-            return result
-
         for link, T_link_solid in zip(self._links, self._T_link_solid):
-            frame, T = anchor(link)
+            frame, T = self._link_anchor(link, positions, memo)
             frames.append(frame)
             transforms.append(np.eye(4) if T is None else T @ T_link_solid)
         return frames, np.array(transforms).reshape(-1, 4, 4)
+
+    def _link_anchor(self, link: str, positions: Mapping[str, float], memo: dict) -> tuple:
+        """(the chain frame ``link`` is rigid in, T_frame_link (4, 4)), or (None, None) for a link the
+        chain does not place; the other joints at ``positions``; ``memo`` keeps the links seen."""
+        if link in memo:
+            return memo[link]
+        robot = self.model.robot
+        if link in self._placed.links:
+            placed = self._placed.links[link]
+            result = (placed.frame + 1, placed.T_frame_link)
+        elif link in robot.parent_map:
+            joint, parent = robot.parent_map[link]
+            frame, T = self._link_anchor(parent, positions, memo)
+            result = (None, None) if frame is None else (frame, T @ self.model.joint_transform(joint, positions.get(joint, 0.0)))
+        else:
+            result = (None, None)
+        memo[link] = result
+        return result
+
+    def places(self, link: str) -> bool:
+        """Whether ``link`` is placed by the chain's joints (and the held ones): a link of the chain, one
+        fixed to it or to the base, or one below them through other joints (fingers)."""
+        return self._link_anchor(link, self.positions, {})[0] is not None
+
+    @property
+    def placed_links(self) -> list[str]:
+        """Every link ``places``, sorted."""
+        return sorted(link for link in self.model.link_names if self.places(link))
 
     def _adjacent_pairs(self) -> set[Pair]:
         """Each link with geometry and the nearest link with geometry above it in the URDF tree."""
@@ -317,31 +385,59 @@ class CollisionChecker:
 
     # ------------------------------------------------------------------ queries
 
-    def in_collision(self, q: np.ndarray, positions: Optional[Mapping[str, float]] = None) -> bool:
-        """Whether q (dof,) collides with itself (enabled pairs) or with a world object. ``positions`` of
-        joints outside the chain, for this call (default: the checker's ``positions``)."""
-        return bool(self._collisions(q, positions, first_only=True))
+    def in_collision(
+        self, q: np.ndarray, positions: Optional[Mapping[str, float]] = None, attached: Sequence["AttachedBody"] = ()
+    ) -> bool:
+        """Whether q (dof,) collides with itself (enabled pairs) or with a world object, or an ``attached``
+        body (``attached_body``) with the robot, the world or another attached body. ``positions`` of joints
+        outside the chain, for this call (default: the checker's ``positions``)."""
+        return bool(self._collisions(q, positions, attached, first_only=True))
 
-    def colliding_pairs(self, q: np.ndarray, positions: Optional[Mapping[str, float]] = None) -> list[tuple[str, str]]:
-        """The colliding (link, link) pairs of q (dof,) (each sorted), then (link, world object name)."""
-        return sorted(set(self._collisions(q, positions, first_only=False)))
+    def colliding_pairs(
+        self, q: np.ndarray, positions: Optional[Mapping[str, float]] = None, attached: Sequence["AttachedBody"] = ()
+    ) -> list[tuple[str, str]]:
+        """The colliding (link, link) pairs of q (dof,) (each sorted), (link, world object name), and for
+        attached bodies (attached name, link, world object or other attached name)."""
+        return sorted(set(self._collisions(q, positions, attached, first_only=False)))
 
     def free(self, q: np.ndarray) -> bool:
         """``not in_collision(q)``: the acceptance test ``IKSolver.solve(collision_free=...)`` takes."""
-        return not self._collisions(q, None, first_only=True)
+        return not self._collisions(q, None, (), first_only=True)
 
     def body_poses(self, q: np.ndarray, positions: Optional[Mapping[str, float]] = None) -> np.ndarray:
         """T_base_solid (B, 4, 4) of every body at q (dof,)."""
+        return self._body_poses(self._joint_frames(q), positions)
+
+    def link_pose(self, q: np.ndarray, link: str, positions: Optional[Mapping[str, float]] = None) -> np.ndarray:
+        """T_base_link (4, 4) of a link the checker places (``places``) at q (dof,), the other joints at
+        ``positions`` (default: the checker's). ValueError for any other link."""
+        full = self.positions if positions is None else self._full_positions(positions)
+        frame, T_frame_link = self._link_anchor(link, full, {})
+        if frame is None:
+            raise ValueError(self._not_placed(link))
+        return self._joint_frames(q)[frame] @ T_frame_link
+
+    def _not_placed(self, link: str) -> str:
+        return (
+            f"link {echo(link)} is not placed by the chain {self.chain.base_link!r} -> {self.chain.tip_link!r} "
+            f"(links placed: {echo_list(self.placed_links)})"
+        )
+
+    def _joint_frames(self, q: np.ndarray) -> np.ndarray:
+        """(dof + 1, 4, 4): the base's frame (identity), then each joint's frame at q, in the base frame."""
         frames = self.chain.frames(np.asarray(q, dtype=np.float64))[0]
-        F = np.concatenate([np.eye(4)[None], frames])
+        return np.concatenate([np.eye(4)[None], frames])
+
+    def _body_poses(self, F: np.ndarray, positions: Optional[Mapping[str, float]]) -> np.ndarray:
         if positions is None:
             T_frame_solid = self._T_frame_solid
         else:
             T_frame_solid = self._anchor(self._full_positions(positions))[1]
         return F[self._frame] @ T_frame_solid
 
-    def _collisions(self, q, positions, first_only: bool) -> list[tuple[str, str]]:
-        T = self.body_poses(q, positions)
+    def _collisions(self, q, positions, attached: Sequence["AttachedBody"], first_only: bool) -> list[tuple[str, str]]:
+        F = self._joint_frames(q)
+        T = self._body_poses(F, positions)
         R, p = T[:, :3, :3], T[:, :3, 3]
         centers = (R @ self._center[..., None])[..., 0] + p
         found: list[tuple[str, str]] = []
@@ -353,39 +449,99 @@ class CollisionChecker:
                 transforms[i] = coal.Transform3s(R[i], p[i])
             return transforms[i]
 
+        def collide(a: _Solid, T_a: coal.Transform3s, b: _Solid, T_b: coal.Transform3s) -> bool:
+            return coal.collide(a.geometry, T_a, b.geometry, T_b, request, coal.CollisionResult())
+
         I, J = self._I, self._J
         d = centers[I] - centers[J]
         reach = self._radius[I] + self._radius[J]
         for k in np.flatnonzero((d * d).sum(-1) <= reach * reach).tolist():
             i, j = int(I[k]), int(J[k])
-            if coal.collide(self._solids[i].geometry, placed(i), self._solids[j].geometry, placed(j), request, coal.CollisionResult()):
+            if collide(self._solids[i], placed(i), self._solids[j], placed(j)):
                 found.append(tuple(sorted((self._links[i], self._links[j]))))
                 if first_only:
                     return found
         world = self._world
+        held_names = {body.name for body in attached}
         if len(world.names):
             d = centers[:, None, :] - world.centers[None]
             reach = self._radius[:, None] + world.radii[None]
             for i, s in np.argwhere((d * d).sum(-1) <= reach * reach).tolist():
-                if coal.collide(self._solids[i].geometry, placed(i), world.solids[s].geometry, world.transforms[s], request, coal.CollisionResult()):
+                if world.names[s] in held_names:
+                    continue
+                if collide(self._solids[i], placed(i), world.solids[s], world.transforms[s]):
                     found.append((self._links[i], world.names[s]))
+                    if first_only:
+                        return found
+        if not attached:
+            return found
+        # Attached bodies: placed with their links, then against the robot, the world and each other.
+        full = self.positions if positions is None else self._full_positions(positions)
+        memo: dict[str, tuple] = {}
+        held_bodies = []  # (body, solid, transform, centre (3,)) of every attached solid
+        for body in attached:
+            frame, T_frame_link = self._link_anchor(body.link, full, memo)
+            for solid, T_link_solid in zip(body.solids, body.T_link_solid):
+                T_base = F[frame] @ T_frame_link @ T_link_solid
+                R_a, p_a = T_base[:3, :3], T_base[:3, 3]
+                held_bodies.append((body, solid, coal.Transform3s(R_a, p_a), R_a @ solid.center + p_a))
+        for n, (body, solid, T_a, c) in enumerate(held_bodies):
+            d = centers - c
+            near = ((d * d).sum(-1) <= (self._radius + solid.radius) ** 2) & body.robot_mask
+            for i in np.flatnonzero(near).tolist():
+                if collide(solid, T_a, self._solids[i], placed(i)):
+                    found.append((body.name, self._links[i]))
+                    if first_only:
+                        return found
+            if len(world.names):
+                d = world.centers - c
+                for s in np.flatnonzero((d * d).sum(-1) <= (world.radii + solid.radius) ** 2).tolist():
+                    if world.names[s] not in held_names and collide(solid, T_a, world.solids[s], world.transforms[s]):
+                        found.append((body.name, world.names[s]))
+                        if first_only:
+                            return found
+            for other, other_solid, T_b, c_b in held_bodies[n + 1:]:
+                if not body.may_meet(other):
+                    continue
+                d = c_b - c
+                if d @ d <= (solid.radius + other_solid.radius) ** 2 and collide(solid, T_a, other_solid, T_b):
+                    found.append(tuple(sorted((body.name, other.name))))
                     if first_only:
                         return found
         return found
 
+    # ------------------------------------------------------------------ attached objects
+
+    def attached_body(
+        self,
+        name: str,
+        link: str,
+        shapes: Sequence[tuple[Shape, np.ndarray]],
+        touch_links: Iterable[str] = (),
+        resolve: Optional[MeshResolver] = None,
+    ) -> "AttachedBody":
+        """Object ``name`` held by ``link`` (one the checker ``places``): its shapes, each at T_link_shape
+        (4, 4) in the link's frame; ``touch_links``: links it may touch besides ``link`` (any names, as
+        MoveIt's). ValueError naming the object for another link, a pose that is not finite, or a bad mesh."""
+        if not self.places(link):
+            raise ValueError(f"attached object {echo(name)}: {self._not_placed(link)}")
+        solids = _solids(shapes, resolve, f"attached object {echo(name)}")
+        touch = frozenset(touch_links)
+        excluded = touch | {link}
+        return AttachedBody(
+            name=name, link=link, solids=tuple(solid for solid, _ in solids),
+            T_link_solid=np.array([T for _, T in solids]).reshape(-1, 4, 4), touch_links=touch,
+            robot_mask=np.array([body_link not in excluded for body_link in self._links], dtype=bool),
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ world objects
 
     def add_object(
-        self, name: str, shapes: Sequence[tuple[Geometry, np.ndarray]], resolve: Optional[MeshResolver] = None
+        self, name: str, shapes: Sequence[tuple[Shape, np.ndarray]], resolve: Optional[MeshResolver] = None
     ) -> None:
-        """Add world object ``name`` (replacing one of that name): its shapes, each a ``Geometry`` at
+        """Add world object ``name`` (replacing one of that name): its shapes, each a ``Shape`` at
         T_base_shape (4, 4) in the chain's base frame. ValueError for a pose that is not finite."""
-        solids = []
-        for geometry, T in shapes:
-            T = np.array(T, dtype=np.float64)
-            if T.shape != (4, 4) or not np.isfinite(T).all():
-                raise ValueError(f"world object {name!r}: a shape's pose must be a finite (4, 4) transform")
-            solids.append((_Solid.of(coal_geometry(geometry, resolve, f"world object {name!r}")), T))
+        solids = _solids(shapes, resolve, f"world object {echo(name)}")
         with self._lock:
             self._objects[name] = solids
             self._world = _World.of(self._objects)

@@ -63,6 +63,56 @@ class Geometry:
 
 
 @dataclass(frozen=True, eq=False)
+class TriangleMesh:
+    """A triangle mesh given in memory (shape_msgs/Mesh): ``vertices`` (V, 3) m in the shape's frame,
+    ``triangles`` (T, 3) indices into them. ValueError naming the field for no triangle, an index out of
+    range, a vertex that is not finite, or arrays of other shapes."""
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+
+    def __post_init__(self) -> None:
+        vertices = np.asarray(self.vertices, dtype=np.float64)
+        triangles = np.asarray(self.triangles)
+        if vertices.ndim != 2 or vertices.shape[1] != 3:
+            raise ValueError(f"vertices must be (V, 3), got shape {vertices.shape}")
+        if triangles.size == 0:
+            raise ValueError("triangles is empty: a mesh needs at least one triangle")
+        if triangles.ndim != 2 or triangles.shape[1] != 3 or not np.issubdtype(triangles.dtype, np.integer):
+            raise ValueError(f"triangles must be (T, 3) vertex indices, got shape {triangles.shape} of {triangles.dtype}")
+        bad = np.flatnonzero(~np.isfinite(vertices).all(axis=1))
+        if len(bad):
+            raise ValueError(f"vertices[{bad[0]}] = {vertices[bad[0]].tolist()} is not finite")
+        out = np.flatnonzero(((triangles < 0) | (triangles >= len(vertices))).any(axis=1))
+        if len(out):
+            raise ValueError(
+                f"triangles[{out[0]}] = {triangles[out[0]].tolist()} indexes past the {len(vertices)} vertices"
+            )
+        object.__setattr__(self, "vertices", vertices)
+        object.__setattr__(self, "triangles", triangles.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class Plane:
+    """An infinite plane, two-sided (a solid touches it where it crosses it, on either side): the points x
+    of the shape's frame with ``normal`` · x = ``offset`` (m), as coal's and FCL's Plane. ValueError for a
+    normal that is zero or not finite, or an offset that is not finite."""
+
+    normal: tuple[float, float, float]
+    offset: float
+
+    def __post_init__(self) -> None:
+        if len(self.normal) != 3 or not all(math.isfinite(v) for v in self.normal) or not any(self.normal):
+            raise ValueError(f"plane normal {list(self.normal)} must be 3 finite numbers, not all 0")
+        if not math.isfinite(self.offset):
+            raise ValueError(f"plane offset {self.offset} is not finite")
+
+
+Shape = Union[Geometry, TriangleMesh, Plane]
+"""A solid in its own frame: URDF-style geometry, a mesh given in memory, or a plane."""
+
+
+@dataclass(frozen=True, eq=False)
 class CollisionElement:
     """One ``<collision>`` of a URDF link: its geometry at ``T_link_geometry`` (4, 4) in the link's frame."""
 

@@ -17,8 +17,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from ik_neural.echo import echo
 from ik_neural.geometry import matrix_to_quaternion, quaternion_to_matrix
-from ik_neural.urdf_model import BOX, CONE, CYLINDER, SPHERE, Geometry
+from ik_neural.urdf_model import BOX, CONE, CYLINDER, SPHERE, Geometry, Plane, Shape, TriangleMesh
 
 # A pose's quaternion must have norm 1 within this (it is then normalised). Wider than float32 rounding
 # of a unit quaternion, far narrower than any quaternion that was never meant to be a rotation.
@@ -55,21 +56,23 @@ def object_pose_to_matrix(pose: Pose) -> np.ndarray:
     return pose_to_matrix(pose)
 
 
-def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tuple[Geometry, np.ndarray]]]:
-    """(T_frame_object (4, 4), [(Geometry, T_object_shape (4, 4))]) of a moveit_msgs/CollisionObject: its
-    ``pose`` in ``header.frame_id`` and its primitives (box, sphere, cylinder, cone) at their poses relative
-    to it; metres. ValueError naming the field for bad dimensions or poses, and for meshes and planes, which
-    are not supported."""
-    if msg.meshes or msg.planes:
-        raise ValueError(f"collision object {msg.id!r}: meshes and planes are not supported (only primitives)")
-    if len(msg.primitive_poses) != len(msg.primitives):
-        raise ValueError(
-            f"collision object {msg.id!r}: {len(msg.primitives)} primitives but {len(msg.primitive_poses)} primitive_poses"
-        )
+def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tuple[Shape, np.ndarray]]]:
+    """(T_frame_object (4, 4), [(Shape, T_object_shape (4, 4))]) of a moveit_msgs/CollisionObject: its
+    ``pose`` in ``header.frame_id``, its primitives (box, sphere, cylinder, cone), meshes (shape_msgs/Mesh,
+    as ``TriangleMesh``) and planes at their poses relative to it; metres. A shape_msgs/Plane's coef
+    (a, b, c, d) becomes ``Plane((a, b, c), d)``, the plane (a, b, c) · x = d, as MoveIt hands the
+    coefficients to FCL's Plane (the message's comment writes a·x + b·y + c·z + d = 0: the same plane
+    when d = 0). ValueError naming the object and the field for bad dimensions, poses, meshes or planes."""
+    name = echo(msg.id)
+    for shapes, poses in (("primitives", "primitive_poses"), ("meshes", "mesh_poses"), ("planes", "plane_poses")):
+        if len(getattr(msg, poses)) != len(getattr(msg, shapes)):
+            raise ValueError(
+                f"collision object {name}: {len(getattr(msg, shapes))} {shapes} but {len(getattr(msg, poses))} {poses}"
+            )
     try:
         T_frame_object = object_pose_to_matrix(msg.pose)
     except ValueError as error:
-        raise ValueError(f"collision object {msg.id!r}: {error}") from None
+        raise ValueError(f"collision object {name}: {error}") from None
     shapes = []
     for k, (primitive, pose) in enumerate(zip(msg.primitives, msg.primitive_poses)):
         d = [float(v) for v in primitive.dimensions]
@@ -85,7 +88,20 @@ def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tupl
                 raise ValueError(f"type {primitive.type} with dimensions {d} is not a box, sphere, cylinder or cone")
             shapes.append((geometry, object_pose_to_matrix(pose)))
         except ValueError as error:
-            raise ValueError(f"collision object {msg.id!r}: primitives[{k}]: {error}") from None
+            raise ValueError(f"collision object {name}: primitives[{k}]: {error}") from None
+    for k, (mesh, pose) in enumerate(zip(msg.meshes, msg.mesh_poses)):
+        try:
+            vertices = np.array([[p.x, p.y, p.z] for p in mesh.vertices], dtype=np.float64).reshape(-1, 3)
+            triangles = np.array([t.vertex_indices for t in mesh.triangles], dtype=np.int64).reshape(-1, 3)
+            shapes.append((TriangleMesh(vertices, triangles), object_pose_to_matrix(pose)))
+        except ValueError as error:
+            raise ValueError(f"collision object {name}: meshes[{k}].{error}") from None
+    for k, (plane, pose) in enumerate(zip(msg.planes, msg.plane_poses)):
+        a, b, c, d = (float(v) for v in plane.coef)
+        try:
+            shapes.append((Plane((a, b, c), d), object_pose_to_matrix(pose)))
+        except ValueError as error:
+            raise ValueError(f"collision object {name}: planes[{k}]: {error}") from None
     return T_frame_object, shapes
 
 

@@ -113,7 +113,7 @@ class IKNode(Node):
     def _start(self) -> None:
         self.settings = self._declare_settings()
         settings = self.settings
-        urdf, urdf_origin = self._robot_description()
+        urdf, urdf_origin, srdf, self._srdf_origin = self._descriptions()
         try:
             metadata = read_network_metadata(resolve_path(settings.model_path)) if settings.model_path else {}
             base_link = settings.base_link or metadata.get("base_link", "")
@@ -123,10 +123,8 @@ class IKNode(Node):
             model = UrdfModel.parse(urdf)
             self.chain = model.chain(base_link, tip_link)
             network = load_network(resolve_path(settings.model_path), self.chain) if settings.model_path else None
-            self.collision = self._collision_checker(model)
-            self._request_context = RequestContext.of_model(
-                model, self.chain, settings, collision_checking=self.collision is not None
-            )
+            self.collision = self._collision_checker(model, srdf)
+            self._request_context = RequestContext.of_model(model, self.chain, settings, collision=self.collision)
             self.solver = IKSolver(self.chain, network=network)
             # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
             with compiling_notice(self.get_logger().info):
@@ -170,15 +168,13 @@ class IKNode(Node):
         )
         self.get_logger().info(self.summary())
 
-    def _collision_checker(self, model: UrdfModel) -> Optional[CollisionChecker]:
-        """The self-collision checker of requests with avoid_collisions (policy 'check'): None where the
-        policy is another or the chain's links have no collision geometry."""
-        settings = self.settings
-        if settings.avoid_collisions_policy != "check" or not model.collisions():
+    def _collision_checker(self, model: UrdfModel, srdf: Optional[str]) -> Optional[CollisionChecker]:
+        """The self-collision checker of requests with avoid_collisions (policy 'check'), its disabled pairs
+        from ``srdf`` (XML or a file path; None: computed): None where the policy is another or the chain's
+        links have no collision geometry."""
+        if self.settings.avoid_collisions_policy != "check" or not model.collisions():
             return None
-        checker = CollisionChecker.from_urdf(
-            model, self.chain, srdf=settings.robot_description_semantic or None, resolve=resolve_path
-        )
+        checker = CollisionChecker.from_urdf(model, self.chain, srdf=srdf, resolve=resolve_path)
         if not checker.link_names:
             return None
         checker.in_collision(self.chain.middle)  # the first call's imports and allocations, outside any budget
@@ -213,40 +209,67 @@ class IKNode(Node):
         except SettingsError as error:
             raise StartupError(str(error)) from None
 
-    def _robot_description(self) -> tuple[str, str]:
-        """(URDF XML or file path, where it came from): the parameter, else the topic, else urdf_path."""
+    def _descriptions(self) -> tuple[str, str, Optional[str], str]:
+        """(URDF XML or file path, where it came from, SRDF XML or file path or None, where it came from).
+        The URDF: the parameter, else the topic, else urdf_path. The SRDF (for collision checking): the
+        parameter, else srdf_path, else the topic, else None (computed pairs). Both topics are waited for at once."""
         settings = self.settings
+        waits = {}
+        if not settings.robot_description and settings.robot_description_timeout_s > 0:
+            waits["robot_description"] = settings.robot_description_timeout_s
+        srdf_topic = (settings.avoid_collisions_policy == "check" and not settings.robot_description_semantic
+                      and not settings.srdf_path and settings.robot_description_semantic_timeout_s > 0)  # fmt: skip
+        if srdf_topic:
+            waits["robot_description_semantic"] = settings.robot_description_semantic_timeout_s
+        published = self._wait_for_latched(waits)
         if settings.robot_description:
-            return settings.robot_description, "parameter robot_description"
-        timeout_s = settings.robot_description_timeout_s
-        published = self._wait_for_description(timeout_s) if timeout_s > 0 else ""
-        if published:
-            return published, "topic robot_description"
-        if settings.urdf_path:
+            urdf = settings.robot_description, "parameter robot_description"
+        elif "robot_description" in published:
+            urdf = published["robot_description"], "topic robot_description"
+        elif settings.urdf_path:
             path = resolve_path(settings.urdf_path)
-            return str(path), f"urdf_path {echo(str(path))}"
-        raise StartupError(
-            f"no robot description: parameter robot_description and urdf_path are empty and nothing was "
-            f"published on {self.resolve_topic_name('robot_description')} within {timeout_s} s"
-        )
+            urdf = str(path), f"urdf_path {echo(str(path))}"
+        else:
+            raise StartupError(
+                f"no robot description: parameter robot_description and urdf_path are empty and nothing was published "
+                f"on {self.resolve_topic_name('robot_description')} within {settings.robot_description_timeout_s} s"
+            )
+        if settings.robot_description_semantic:
+            srdf = settings.robot_description_semantic, "parameter robot_description_semantic"
+        elif settings.srdf_path:
+            path = resolve_path(settings.srdf_path)
+            srdf = str(path), f"srdf_path {echo(str(path))}"
+        elif "robot_description_semantic" in published:
+            srdf = published["robot_description_semantic"], "topic robot_description_semantic"
+        else:
+            srdf = None, ""
+        return (*urdf, *srdf)
 
-    def _wait_for_description(self, timeout_s: float) -> str:
-        """The URDF latched on the robot_description topic (transient local, as robot_state_publisher), or ''."""
-        received: list[str] = []
-        subscription = self.create_subscription(
-            String, "robot_description", lambda msg: received.append(msg.data), DESCRIPTION_QOS
-        )
+    def _wait_for_latched(self, waits: dict[str, float]) -> dict[str, str]:
+        """topic -> the string latched on it (transient local, as robot_state_publisher and move_group publish
+        descriptions), for each topic of ``waits`` (topic -> longest wait, s) heard within its wait."""
+        received: dict[str, str] = {}
+        if not waits:
+            return received
+        subscriptions = [
+            self.create_subscription(String, topic, lambda msg, topic=topic: received.setdefault(topic, msg.data), DESCRIPTION_QOS)
+            for topic in waits
+        ]  # fmt: skip
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(self)
-        deadline = time.monotonic() + timeout_s
+        start = time.monotonic()
         try:
-            while not received and time.monotonic() < deadline:
-                executor.spin_once(timeout_sec=min(0.1, max(deadline - time.monotonic(), 0.0)))
+            while True:
+                left = [start + wait - time.monotonic() for topic, wait in waits.items() if topic not in received]
+                if not left or max(left) <= 0:
+                    break
+                executor.spin_once(timeout_sec=min(0.1, max(left)))
         finally:
             executor.remove_node(self)
             executor.shutdown()
-            self.destroy_subscription(subscription)
-        return received[0] if received else ""
+            for subscription in subscriptions:
+                self.destroy_subscription(subscription)
+        return {topic: data for topic, data in received.items() if data}
 
     def summary(self) -> str:
         """What the node serves, in one line."""
@@ -254,9 +277,10 @@ class IKNode(Node):
         mode = f"network {settings.model_path}" if self.solver.network is not None else "numerical only (no model)"
         if self.collision is not None:
             checker = self.collision
+            pairs = f"the SRDF of {self._srdf_origin}" if checker.disabled_source == "srdf" else checker.disabled_source
             mode += (
                 f"; avoid_collisions checks self-collision of {len(checker.link_names)} links, "
-                f"{len(checker.enabled_pairs)} pairs (disabled pairs: {checker.disabled_source})"
+                f"{len(checker.enabled_pairs)} pairs (disabled pairs: {pairs})"
             )
         return (
             f"serving {self.resolve_service_name('~/compute_ik')} (moveit_msgs/srv/GetPositionIK) and "
@@ -343,11 +367,10 @@ class IKNode(Node):
         narrowed = problem.bounds is not self.chain.bounds
         collision_free = None
         if problem.avoid_collisions:
-            checker = self.collision
-            positions = {name: value for name, value in problem.other_positions.items() if name in checker.other_joints}
+            checker, positions = self.collision, problem.other_positions or None
 
             def collision_free(q: np.ndarray) -> bool:
-                return not checker.in_collision(q, positions or None)
+                return not checker.in_collision(q, positions, problem.attached)
 
         return self.solver.solve(
             problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,
@@ -374,7 +397,8 @@ class IKNode(Node):
 
     def _on_collision_object(self, msg: CollisionObject) -> None:
         """ADD (replace), REMOVE (an empty id: all), APPEND (shapes added to the object) or MOVE (a new pose)
-        a world object; its frame must be the base or a frame fixed to it (there is no TF listener)."""
+        a world object of primitives and meshes; its frame must be the base or a frame fixed to it (there is
+        no TF listener)."""
         try:
             frame = msg.header.frame_id[1:] if msg.header.frame_id.startswith("/") else msg.header.frame_id
             T_base_frame = self._request_context.T_base_frame.get(frame or self.chain.base_link)

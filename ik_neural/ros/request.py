@@ -14,17 +14,18 @@ import math
 from collections import Counter
 import dataclasses
 from dataclasses import dataclass
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
-from moveit_msgs.msg import MoveItErrorCodes, PositionIKRequest, RobotState
+from moveit_msgs.msg import AttachedCollisionObject, CollisionObject, MoveItErrorCodes, PositionIKRequest, RobotState
 from moveit_msgs.srv import GetPositionFK
 from sensor_msgs.msg import JointState
 
 from ik_neural.chain import KinematicChain
+from ik_neural.collision import AttachedBody, CollisionChecker
 from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds, JointBoundsError
-from ik_neural.ros.messages import duration_to_seconds, pose_to_matrix
+from ik_neural.ros.messages import collision_object_shapes, duration_to_seconds, pose_to_matrix
 from ik_neural.ros.settings import NodeSettings
 from ik_neural.urdf_model import ChainLinks, UrdfModel
 
@@ -44,11 +45,17 @@ class RequestContext:
     chain_links: ChainLinks  # the links (and frames) forward kinematics of the chain places
     robot_joints: frozenset[str]  # every joint of the URDF (a full robot state names them all)
     settings: NodeSettings
-    collision_checking: bool = False  # the node has a collision checker (the robot has collision geometry)
+    collision: Optional[CollisionChecker] = None  # the node's checker (None: the robot has no collision geometry)
+
+    @property
+    def collision_checking(self) -> bool:
+        """Whether avoid_collisions can be checked: the node has a collision checker."""
+        return self.collision is not None
 
     @classmethod
     def of_model(
-        cls, model: UrdfModel, chain: KinematicChain, settings: NodeSettings, collision_checking: bool = False
+        cls, model: UrdfModel, chain: KinematicChain, settings: NodeSettings,
+        collision: Optional[CollisionChecker] = None,
     ) -> "RequestContext":
         """The context of ``chain``, taken from ``model``, the parsed URDF it came from."""
         return cls(
@@ -58,7 +65,7 @@ class RequestContext:
             chain_links=model.chain_links(chain),
             robot_joints=frozenset(model.joint_names),
             settings=settings,
-            collision_checking=collision_checking,
+            collision=collision,
         )
 
 
@@ -83,7 +90,10 @@ class Problem:
     notes: tuple[str, ...]  # what the answer's message and the log must say besides the result
     avoid_collisions: bool = False  # the answer must be collision-free (checked by the node's checker)
     other_positions: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    """Positions (rad or m, finite) of the robot's joints outside the chain (a gripper's) the request gave."""
+    """Positions (rad or m) of the robot's joints outside the chain (a gripper's) the request gave; with
+    avoid_collisions checked, those of the checker's held joints (``other_joints``), finite."""
+    attached: tuple[AttachedBody, ...] = ()
+    """robot_state.attached_collision_objects, for the node's checker (only with avoid_collisions)."""
 
 
 @dataclass(frozen=True)
@@ -168,13 +178,70 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
         )
     timeout_s = _timeout_s(ik, settings, notes)
     seed, seed_known, others = _seed(ik.robot_state.joint_state, context, current)
+    attached: tuple[AttachedBody, ...] = ()
     if check_collisions:
         bad = sorted(name for name, position in others.items() if not math.isfinite(position))
         if bad:
             raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joints {echo_list(bad)} are not finite")
+        others = {name: value for name, value in others.items() if name in context.collision.other_joints}
+        attached = _attached(ik.robot_state.attached_collision_objects, context, seed, others)
     return Problem(
-        T_base_tip, seed, seed_known, _bounds(ik, context, notes), timeout_s, tuple(notes), check_collisions, others
+        T_base_tip, seed, seed_known, _bounds(ik, context, notes), timeout_s, tuple(notes), check_collisions, others,
+        attached,
     )
+
+
+def _attached(
+    objects: Sequence[AttachedCollisionObject], context: RequestContext, q: np.ndarray, others: Mapping[str, float]
+) -> tuple[AttachedBody, ...]:
+    """The robot state's attached objects as the checker's bodies. Each object's pose is in its
+    header.frame_id: empty or link_name, relative to that link; another link the checker places (the base, a
+    world frame fixed to it, a chain or finger link) is placed as MoveIt does, at the robot state's
+    configuration (the seed ``q`` and the request's held joint positions ``others``), and the object then
+    stays where it is relative to its link. Only ADD objects: a robot state holds objects, it does not edit
+    them. INVALID_ROBOT_STATE for a link the checker does not place, another operation or a bad shape;
+    FRAME_TRANSFORM_FAILURE for a frame it does not place; FAILURE for arrays beyond max_request_items."""
+    checker = context.collision
+    bodies = []
+    for n, attached in enumerate(objects):
+        msg, field_name = attached.object, f"robot_state.attached_collision_objects[{n}]"
+        _check_sizes({
+            f"{field_name}.object.primitives": msg.primitives, f"{field_name}.object.meshes": msg.meshes,
+            f"{field_name}.object.planes": msg.planes,
+            f"{field_name}.touch_links": attached.touch_links,
+            **{f"{field_name}.object.meshes[{k}].{part}": getattr(mesh, part)
+               for k, mesh in enumerate(msg.meshes) for part in ("vertices", "triangles")},
+        }, context.settings.max_request_items)  # fmt: skip
+        link, where = attached.link_name, f"{field_name} (object {echo(msg.id)})"
+        try:
+            T_base_link = checker.link_pose(q, link, others)
+        except ValueError as error:
+            raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{where}: link_name: {error}") from None
+        if msg.operation != CollisionObject.ADD:
+            raise _Refused(
+                MoveItErrorCodes.INVALID_ROBOT_STATE,
+                f"{where}: object.operation {msg.operation!r} is not ADD; a robot state holds whole objects",
+            )
+        try:
+            T_frame_object, shapes = collision_object_shapes(msg)
+        except ValueError as error:
+            raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{field_name}: {error}") from None
+        frame = _frame(msg.header.frame_id, link)
+        try:
+            T_link_frame = np.eye(4) if frame == link else np.linalg.inv(T_base_link) @ checker.link_pose(q, frame, others)
+        except ValueError as error:
+            raise _Refused(
+                MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
+                f"{where}: object.header.frame_id: {error}; this node has no TF listener",
+            ) from None
+        T_link_object = T_link_frame @ T_frame_object
+        try:
+            bodies.append(checker.attached_body(
+                msg.id, link, [(shape, T_link_object @ T) for shape, T in shapes], touch_links=attached.touch_links
+            ))  # fmt: skip
+        except ValueError as error:  # a pose that overflowed once composed
+            raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{field_name}: {error}") from None
+    return tuple(bodies)
 
 
 def _ik_arrays(ik: PositionIKRequest) -> dict[str, Sequence]:

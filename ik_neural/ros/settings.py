@@ -96,8 +96,20 @@ class NodeSettings:
     )
     robot_description_semantic: str = _setting(
         "",
-        "SRDF XML (as MoveIt's parameter of that name): its disable_collisions pairs are not checked. Empty: the "
-        "pairs are computed as MoveIt Setup Assistant does, once per URDF, and cached.",
+        "SRDF XML (as MoveIt's parameter of that name): its disable_collisions pairs are not checked. Empty: the file "
+        "srdf_path, then the robot_description_semantic topic, then the pairs computed as MoveIt Setup Assistant does, "
+        "once per URDF, and cached.",
+    )
+    srdf_path: str = _setting(
+        "", "SRDF file, used when robot_description_semantic is empty. package:// URIs work. Empty: the "
+        "robot_description_semantic topic, then computed pairs.",
+    )
+    robot_description_semantic_timeout_s: float = _setting(
+        1.0,
+        "How long to wait for the robot_description_semantic topic (latched, as move_group publishes it) when "
+        "robot_description_semantic and srdf_path are empty and avoid_collisions_policy is 'check', s; waited for "
+        "together with the robot_description topic. 0: not waited for (computed pairs).",
+        _non_negative,
     )
     publish_trajectory: bool = _setting(False, "Also publish goal solutions on ~/joint_trajectory (a ros2_control trajectory).")
     trajectory_time_from_start_s: float = _setting(2.0, "time_from_start of the published trajectory point, s.", _positive)

@@ -64,21 +64,23 @@ def _panda_parameters(**overrides):
     from rclpy.parameter import Parameter
 
     values = {'urdf_path': PANDA_URDF, 'model_path': PANDA_MODEL, 'group_name': 'panda_arm',
-              'robot_description_timeout_s': 0.0, **overrides}
+              'robot_description_timeout_s': 0.0, 'robot_description_semantic_timeout_s': 0.0, **overrides}
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
 class _Graph:
     """An ik_neural node and a client node in one process, spun by a multi-threaded executor."""
 
-    def __init__(self, context, namespace, **overrides):
+    def __init__(self, context, namespace, cli_args=None, **overrides):
+        """The node's parameters: ``cli_args`` (e.g. a params file) when given, else the Panda's and ``overrides``."""
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
         from moveit_msgs.srv import GetPositionFK, GetPositionIK
         from ik_neural.ros.node import IKNode
 
         self.namespace = namespace
-        self.node = IKNode(context=context, namespace=namespace, parameter_overrides=_panda_parameters(**overrides))
+        parameters = {'cli_args': cli_args} if cli_args else {'parameter_overrides': _panda_parameters(**overrides)}
+        self.node = IKNode(context=context, namespace=namespace, **parameters)
         self.helper = Node('ik_test_helper', context=context, namespace=namespace)
         self.client = self.helper.create_client(GetPositionIK, f'{namespace}/ik_neural/compute_ik')
         self.fk_client = self.helper.create_client(GetPositionFK, f'{namespace}/ik_neural/compute_fk')
@@ -722,7 +724,8 @@ def _start_node(namespace, *ros_args):
     """ik_node in its own process (and process group) with config/panda.yaml."""
     return subprocess.Popen(
         [sys.executable, '-m', 'ik_neural.ros.node', '--ros-args', '--params-file', str(ROOT / 'config' / 'panda.yaml'),
-         '-r', f'__ns:={namespace}', '-p', 'robot_description_timeout_s:=0.0', *ros_args],
+         '-r', f'__ns:={namespace}', '-p', 'robot_description_timeout_s:=0.0',
+         '-p', 'robot_description_semantic_timeout_s:=0.0', *ros_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -861,7 +864,8 @@ def test_every_shipped_robot_has_a_complete_config_and_the_node_starts_from_it(m
         assert set(parameters) <= set(defaults()) and len(parameters) <= 10, path.name
         assert 'README.md' in text.split('/**:')[0], path.name  # the header points to the parameter table
         node = IKNode(context=module_context, namespace=_namespace(f'config_{path.stem}'),
-                      cli_args=['--ros-args', '--params-file', str(path), '-p', 'robot_description_timeout_s:=0.0'])
+                      cli_args=['--ros-args', '--params-file', str(path), '-p', 'robot_description_timeout_s:=0.0',
+                                '-p', 'robot_description_semantic_timeout_s:=0.0'])
         try:
             robot = load_robot(path.stem)
             assert node.chain.fingerprint == robot.chain.fingerprint, path.name
@@ -1095,3 +1099,193 @@ def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(g
     response = graph.call(_pymoveit2_request(T, start))
     assert response.error_code.val == 1
     _assert_reaches(reference, _solution(response, panda), T)
+
+
+def _cube_mesh(edge):
+    """A closed shape_msgs/Mesh cube of edge ``edge`` centred at its origin (8 vertices, 12 triangles)."""
+    from geometry_msgs.msg import Point
+    from shape_msgs.msg import Mesh, MeshTriangle
+
+    h = edge / 2
+    vertices = [Point(x=x, y=y, z=z) for x in (-h, h) for y in (-h, h) for z in (-h, h)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    triangles = [MeshTriangle(vertex_indices=list(t)) for a, b, c, d in faces for t in ((a, b, c), (a, c, d))]
+    return Mesh(vertices=vertices, triangles=triangles)
+
+
+def _held(object_id, T_frame_object, frame='', link='panda_hand', touch_links=(), mesh_edge=None, radius=0.03):
+    """A moveit_msgs/AttachedCollisionObject held by ``link``: a sphere of ``radius`` (or a mesh cube of
+    ``mesh_edge``) at the object's pose ``T_frame_object`` in ``frame``."""
+    from moveit_msgs.msg import AttachedCollisionObject, CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+
+    msg = CollisionObject(id=object_id, operation=CollisionObject.ADD, pose=_pose(T_frame_object))
+    msg.header.frame_id = frame
+    if mesh_edge is None:
+        msg.primitives, msg.primitive_poses = [SolidPrimitive(type=SolidPrimitive.SPHERE, dimensions=[radius])], [_pose(np.eye(4))]
+    else:
+        msg.meshes, msg.mesh_poses = [_cube_mesh(mesh_edge)], [_pose(np.eye(4))]
+    return AttachedCollisionObject(link_name=link, object=msg, touch_links=list(touch_links))
+
+
+def test_attached_objects_move_with_the_hand_and_world_meshes_are_obstacles(graph, panda, reference):
+    """A pose of the flange fixes where the hand is in every solution. A world box 0.35 m ahead of the hand
+    (along its z) is clear of the robot, so the pose is solved; a tool held by the hand that reaches the
+    box makes it NO_IK_SOLUTION, whether given in the hand's frame, as a mesh, or in the base frame at the
+    robot state's pose; a ball between the fingers collides with them unless they are its touch links; an
+    attached object on a link the chain does not place is refused; a world mesh cube at the flange
+    target is an obstacle as a box is."""
+    from moveit_msgs.msg import MoveItErrorCodes as C
+
+    checker = graph.node.collision
+    q = panda.middle + 0.3
+    T = panda.forward(q)
+    T_link8_hand = ReferenceChain(PANDA_URDF_FILE, 'panda_link8', 'panda_hand', PANDA_JOINTS).forward(np.zeros(7))
+    T_base_hand = T @ T_link8_hand
+    ahead = np.eye(4)
+    ahead[2, 3] = 0.35
+    box = _collision_box('ahead', (T_base_hand @ ahead)[:3, 3], [0.06, 0.06, 0.06])
+    _publish_until(graph, box, lambda: checker.object_names == ['ahead'])
+    start = {**dict(zip(panda.joint_names, q.tolist())), 'panda_finger_joint1': 0.02, 'panda_finger_joint2': 0.02}
+
+    def ask(*held):
+        request = _pymoveit2_request(T, start)
+        request.ik_request.robot_state.attached_collision_objects = list(held)
+        return graph.call(request)
+
+    try:
+        response = ask()
+        assert response.error_code.val == C.SUCCESS, _message(response)
+        _assert_reaches(reference, _solution(response, panda), T)
+        tool_at = np.eye(4)
+        tool_at[2, 3] = 0.3
+        for held in (_held('tool', tool_at, radius=0.04), _held('tool', tool_at, frame='panda_hand', mesh_edge=0.08),
+                     _held('tool', T_base_hand @ tool_at, frame='panda_link0', radius=0.04)):
+            assert ask(held).error_code.val == C.NO_IK_SOLUTION, held.object.header.frame_id
+        tool_short = np.eye(4)
+        tool_short[2, 3] = 0.2  # 0.15 m short of the box: solved
+        response = ask(_held('tool', tool_short, radius=0.04))
+        assert response.error_code.val == C.SUCCESS, _message(response)
+        between = np.eye(4)
+        between[2, 3] = 0.1
+        assert ask(_held('ball', between)).error_code.val == C.NO_IK_SOLUTION
+        fingers = ['panda_leftfinger', 'panda_rightfinger']
+        assert ask(_held('ball', between, touch_links=fingers)).error_code.val == C.SUCCESS
+        refused = ask(_held('ball', between, link='nosuch'))
+        assert refused.error_code.val == C.INVALID_ROBOT_STATE
+        assert _message(refused) is None or "link 'nosuch' is not placed" in _message(refused)
+        unknown_frame = ask(_held('ball', between, frame='camera'))
+        assert unknown_frame.error_code.val == C.FRAME_TRANSFORM_FAILURE, _message(unknown_frame)
+    finally:
+        _publish_until(graph, _collision_box('ahead', [0, 0, 0], [1, 1, 1], operation='REMOVE'), lambda: checker.object_names == [])
+    from moveit_msgs.msg import CollisionObject
+
+    cube = CollisionObject(id='mesh_cube', operation=CollisionObject.ADD, pose=_pose(np.eye(4)))
+    cube.header.frame_id = 'panda_link0'
+    cube.meshes, cube.mesh_poses = [_cube_mesh(0.1)], [_pose(T)]
+    _publish_until(graph, cube, lambda: checker.object_names == ['mesh_cube'])
+    try:
+        assert ask().error_code.val == C.NO_IK_SOLUTION
+    finally:
+        _publish_until(graph, _collision_box('mesh_cube', [0, 0, 0], [1, 1, 1], operation='REMOVE'), lambda: checker.object_names == [])
+    assert ask().error_code.val == C.SUCCESS
+
+
+def _srdf(link1, link2):
+    return (f'<robot name="panda"><disable_collisions link1="{link1}" link2="{link2}" reason="Never"/></robot>')
+
+
+def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_context, tmp_path):
+    """Each source in turn, the start-up line naming it; without any, the computed (cached) pairs."""
+    from rclpy.node import Node
+    from std_msgs.msg import String
+    from ik_neural.ros.node import IKNode, StartupError
+    from ik_neural.ros.qos import DESCRIPTION_QOS
+
+    srdf_file = tmp_path / 'panda.srdf'
+    srdf_file.write_text(_srdf('panda_link0', 'panda_link6'))
+    namespace = _namespace('srdf')
+    publisher_node = Node('move_group', context=module_context, namespace=namespace)
+    publisher = publisher_node.create_publisher(String, 'robot_description_semantic', DESCRIPTION_QOS)
+    publisher.publish(String(data=_srdf('panda_link0', 'panda_link5')))
+    numerical = {'model_path': '', 'base_link': 'panda_link0', 'tip_link': 'panda_link8'}
+
+    def started(**overrides):
+        node = IKNode(context=module_context, namespace=namespace,
+                      parameter_overrides=_panda_parameters(**numerical, **overrides))
+        try:
+            return node.collision, node.summary()
+        finally:
+            node.destroy_node()
+
+    try:
+        cases = [
+            (dict(robot_description_semantic=_srdf('panda_link0', 'panda_link7'), srdf_path=str(srdf_file),
+                  robot_description_semantic_timeout_s=20.0), 'panda_link7', 'the SRDF of parameter robot_description_semantic'),
+            (dict(srdf_path=str(srdf_file), robot_description_semantic_timeout_s=20.0), 'panda_link6',
+             f"the SRDF of srdf_path '{srdf_file}'"),
+            (dict(robot_description_semantic_timeout_s=20.0), 'panda_link5', 'the SRDF of topic robot_description_semantic'),
+        ]
+        for overrides, link, source in cases:
+            checker, summary = started(**overrides)
+            assert checker.disabled_source == 'srdf' and f'(disabled pairs: {source})' in summary, summary
+            assert frozenset(('panda_link0', link)) in checker.disabled_pairs
+            others = {'panda_link5', 'panda_link6', 'panda_link7'} - {link}
+            assert not any(frozenset(('panda_link0', other)) in checker.disabled_pairs for other in others)
+        checker, summary = started()  # the topic is not waited for (timeout 0): computed pairs
+        assert checker.disabled_source in ('computed', 'cache') and f'(disabled pairs: {checker.disabled_source})' in summary
+        with pytest.raises(StartupError, match=r"cannot read SRDF file '/nonexistent/panda.srdf'"):
+            started(srdf_path='/nonexistent/panda.srdf')
+    finally:
+        publisher_node.destroy_node()
+
+
+def _srv_kinematics_plugin_request(T, seed):
+    """What MoveIt 2's srv_kinematics_plugin sends (searchPositionIK, /work/shared/real-clients.md):
+    avoid_collisions true, the group's name, the whole robot state of MoveIt's model at the seed (every
+    variable in model order: the arm's joints, then both finger joints at their default 0; no velocities),
+    the pose in the parent link of the group's first link (panda_link0) for the tip frame panda_link8, the
+    timeout left zero (its timeout argument is ignored)."""
+    from moveit_msgs.srv import GetPositionIK
+
+    request = GetPositionIK.Request()
+    ik = request.ik_request
+    ik.group_name, ik.avoid_collisions = 'panda_arm', True
+    ik.robot_state.joint_state.name = [*PANDA_JOINTS, 'panda_finger_joint1', 'panda_finger_joint2']
+    ik.robot_state.joint_state.position = [*map(float, seed), 0.0, 0.0]
+    ik.pose_stamped.header.frame_id = 'panda_link0'
+    ik.pose_stamped.pose = _pose(T)
+    ik.ik_link_name = 'panda_link8'
+    return request
+
+
+def test_srv_kinematics_plugin_requests_to_the_default_node_get_right_collision_free_answers(module_context, panda,
+                                                                                             reference):
+    """The node as config/panda.yaml starts it (every other parameter its default: the network, 50 ms budget,
+    collisions checked), asked as srv_kinematics_plugin asks, seeded with another free configuration (MoveIt's
+    current state): answers SUCCESS or NO_IK_SOLUTION only; every SUCCESS right by Pinocchio's FK and free by
+    Pinocchio + coal on the URDF's geometry; most targets solved within the default budget."""
+    from moveit_msgs.msg import MoveItErrorCodes as C
+    from reference import PinocchioCollisionJudge
+
+    graph = _Graph(module_context, _namespace('srv_kinematics'),
+                   cli_args=['--ros-args', '--params-file', str(ROOT / 'config' / 'panda.yaml'),
+                             '-p', 'robot_description_timeout_s:=0.0', '-p', 'robot_description_semantic_timeout_s:=0.0'])
+    try:
+        assert graph.node.settings.default_timeout_s == 0.05 and graph.node.solver.network is not None
+        judge = PinocchioCollisionJudge(load_robot('panda').urdf_path, graph.node.collision.enabled_pairs, panda.joint_names)
+        rng = np.random.default_rng(21)
+        free = [q for q in panda.bounds.sample(rng, 400) if not judge.collides(q)][:31]
+        solved = 0
+        for seed, q in zip(free, free[1:]):
+            T = panda.forward(q)
+            response = graph.call(_srv_kinematics_plugin_request(T, seed))
+            assert response.error_code.val in (C.SUCCESS, C.NO_IK_SOLUTION), _message(response)
+            if response.error_code.val == C.SUCCESS:
+                solved += 1
+                solution = _solution(response, panda)
+                _assert_reaches(reference, solution, T)
+                assert not judge.collides(solution), solution
+        assert solved >= 24, solved  # of 30
+    finally:
+        graph.close()

@@ -26,6 +26,7 @@ from std_msgs.msg import Header
 from reference import ReferenceChain
 from urdf_variants import panda_urdf, with_continuous_joint, with_world_frame
 
+from ik_neural.collision import CollisionChecker
 from ik_neural.ros.messages import matrix_to_pose, seconds_to_duration
 from ik_neural.ros.request import (CurrentState, FKProblem, Problem, Refusal, RequestContext, fk_problem_of,
                                    problem_of)
@@ -226,7 +227,8 @@ def test_avoid_collisions_is_checked_refused_or_noted_by_policy(urdf):
     message = _refusal(problem_of(ik, unchecked, _unknown_state(unchecked)), C.COLLISION_CHECKING_UNAVAILABLE)
     assert "no collision geometry" in message
     model = UrdfModel.parse(urdf)
-    checking = RequestContext.of_model(model, model.chain("panda_link0", "panda_link8"), SETTINGS, collision_checking=True)
+    chain = model.chain("panda_link0", "panda_link8")
+    checking = RequestContext.of_model(model, chain, SETTINGS, collision=CollisionChecker.from_urdf(model, chain, disabled_pairs=[]))
     ik.robot_state.joint_state = JointState(name=["panda_joint1", "panda_finger_joint1"], position=[0.1, 0.03])
     problem = problem_of(ik, checking, _unknown_state(checking))
     assert isinstance(problem, Problem) and problem.avoid_collisions and problem.notes == ()
@@ -452,7 +454,7 @@ def test_fk_names_and_positions_of_different_lengths_and_long_names_are_refused_
 
 def test_collision_object_primitives_become_geometries_in_the_objects_frame():
     from moveit_msgs.msg import CollisionObject
-    from shape_msgs.msg import Mesh, SolidPrimitive
+    from shape_msgs.msg import Mesh, Plane as ShapePlane, SolidPrimitive
     from ik_neural.ros.messages import collision_object_shapes
 
     pose = Pose(position=Point(x=0.1, y=0.2, z=0.3), orientation=Quaternion(w=1.0))
@@ -466,9 +468,116 @@ def test_collision_object_primitives_become_geometries_in_the_objects_frame():
     assert (cylinder.kind, cylinder.size, box.kind, box.size) == ("cylinder", (0.1, 0.5), "box", (1.0, 2.0, 3.0))
     np.testing.assert_allclose(T_cylinder[:3, 3], [0.1, 0.2, 0.3])
     msg.meshes = [Mesh()]
-    with pytest.raises(ValueError, match="thing.*meshes"):
+    with pytest.raises(ValueError, match=r"'thing': 1 meshes but 0 mesh_poses"):
         collision_object_shapes(msg)
-    msg.meshes = []
+    msg.mesh_poses = [Pose()]
+    with pytest.raises(ValueError, match=r"'thing': meshes\[0\].triangles is empty"):
+        collision_object_shapes(msg)
+    msg.meshes, msg.mesh_poses = [], []
+    # A plane's coefficients go to Plane as MoveIt hands them to FCL: (a, b, c) . x = d.
+    msg.planes, msg.plane_poses = [ShapePlane(coef=[0.0, 0.0, 2.0, 1.0])], [pose]
+    (_, _), (_, _), (plane, T_plane) = collision_object_shapes(msg)[1]
+    assert (plane.normal, plane.offset) == ((0.0, 0.0, 2.0), 1.0)
+    np.testing.assert_allclose(T_plane[:3, 3], [0.1, 0.2, 0.3])
+    msg.planes = [ShapePlane(coef=[0.0, 0.0, 0.0, 1.0])]
+    with pytest.raises(ValueError, match=r"'thing': planes\[0\]: plane normal \[0.0, 0.0, 0.0\]"):
+        collision_object_shapes(msg)
+    msg.planes, msg.plane_poses = [], []
     msg.primitives[1].dimensions = [1.0]
     with pytest.raises(ValueError, match=r"primitives\[1\]"):
         collision_object_shapes(msg)
+
+
+# ---------------------------------------------------------------------- attached collision objects
+
+
+def _attached_object(link="panda_hand", frame="", T=None, touch_links=(), mesh=None, object_id="tool"):
+    """A moveit_msgs/AttachedCollisionObject: a sphere r 0.03 (or ``mesh``: (vertices, triangles)) at
+    ``T`` (the object's pose) in ``frame``."""
+    from moveit_msgs.msg import AttachedCollisionObject, CollisionObject
+    from shape_msgs.msg import Mesh, MeshTriangle, SolidPrimitive
+
+    msg = CollisionObject(id=object_id)
+    msg.header.frame_id = frame
+    msg.pose = matrix_to_pose(np.eye(4) if T is None else T)
+    if mesh is None:
+        msg.primitives = [SolidPrimitive(type=SolidPrimitive.SPHERE, dimensions=[0.03])]
+        msg.primitive_poses = [matrix_to_pose(np.eye(4))]
+    else:
+        vertices, triangles = mesh
+        msg.meshes = [Mesh(vertices=[Point(x=float(x), y=float(y), z=float(z)) for x, y, z in vertices],
+                           triangles=[MeshTriangle(vertex_indices=list(t)) for t in triangles])]
+        msg.mesh_poses = [matrix_to_pose(np.eye(4))]
+    return AttachedCollisionObject(link_name=link, object=msg, touch_links=list(touch_links))
+
+
+@pytest.fixture(scope="module")
+def checking(urdf):
+    model = UrdfModel.parse(urdf)
+    chain = model.chain("panda_link0", "panda_link8")
+    return RequestContext.of_model(model, chain, SETTINGS, collision=CollisionChecker.from_urdf(model, chain, disabled_pairs=[]))
+
+
+def _with_attached(context, *objects, q=None, fingers=0.02):
+    ik = _request(T=_T_mid(context), avoid_collisions=True)
+    q = context.chain.middle if q is None else q
+    ik.robot_state.joint_state = JointState(name=[*context.chain.joint_names, "panda_finger_joint1"],
+                                            position=[*map(float, q), fingers])
+    ik.robot_state.attached_collision_objects = list(objects)
+    return ik
+
+
+def test_attached_objects_become_bodies_on_their_links_in_the_link_frame_or_at_the_robot_states_pose(urdf, checking):
+    """Frame empty or the link: the pose is relative to the link. Another placed frame (the base, the world
+    above it, a finger): placed at the robot state's configuration, judged by Pinocchio's FK."""
+    chain = checking.chain
+    q = chain.middle + 0.2
+    T_offset = np.eye(4)
+    T_offset[:3, 3] = [0.0, 0.0, 0.1]
+    for frame in ("", "panda_hand", "/panda_hand"):
+        problem = problem_of(_with_attached(checking, _attached_object(frame=frame, T=T_offset, touch_links=["panda_leftfinger"]), q=q),
+                             checking, _unknown_state(checking))
+        assert isinstance(problem, Problem), problem
+        (body,) = problem.attached
+        assert (body.name, body.link, body.touch_links) == ("tool", "panda_hand", frozenset({"panda_leftfinger"}))
+        np.testing.assert_allclose(body.T_link_solid[0], T_offset, atol=1e-12)
+    joints = [*chain.joint_names, "panda_finger_joint1"]
+    for frame in ("panda_link0", "world", "panda_link3", "panda_leftfinger"):
+        T_frame_object = np.eye(4)
+        T_frame_object[:3, 3] = [0.3, -0.1, 0.5]
+        problem = problem_of(_with_attached(checking, _attached_object(frame=frame, T=T_frame_object), q=q, fingers=0.02),
+                             checking, _unknown_state(checking))
+        assert isinstance(problem, Problem), (frame, problem)
+        T_hand_frame = ReferenceChain(urdf, "panda_hand", frame, joints).forward(np.array([*q, 0.02]))
+        np.testing.assert_allclose(problem.attached[0].T_link_solid[0], T_hand_frame @ T_frame_object, atol=1e-9)
+    # Without avoid_collisions the attached objects are not looked at (nothing is checked).
+    unchecked = _with_attached(checking, _attached_object(link="nosuch"))
+    unchecked.avoid_collisions = False
+    assert isinstance(problem_of(unchecked, checking, _unknown_state(checking)), Problem)
+
+
+def test_bad_attached_objects_are_refused_naming_the_object_and_field(checking):
+    from moveit_msgs.msg import CollisionObject
+
+    square = ([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], [[0, 1, 2], [1, 3, 2]])
+    removed = _attached_object()
+    removed.object.operation = CollisionObject.REMOVE
+    cases = [
+        (_attached_object(link="nosuch"), C.INVALID_ROBOT_STATE, r"attached_collision_objects\[1\] \(object 'tool'\): link_name: link 'nosuch' is not placed"),
+        (_attached_object(link="world_x"), C.INVALID_ROBOT_STATE, r"link_name: link 'world_x'"),
+        (_attached_object(frame="camera"), C.FRAME_TRANSFORM_FAILURE, r"object.header.frame_id: link 'camera' is not placed"),
+        (removed, C.INVALID_ROBOT_STATE, r"object.operation b'\\x01' is not ADD"),
+        (_attached_object(mesh=(square[0], [[0, 1, 4]])), C.INVALID_ROBOT_STATE,
+         r"collision object 'tool': meshes\[0\].triangles\[0\] = \[0, 1, 4\] indexes past the 4 vertices"),
+        (_attached_object(mesh=(square[0], [])), C.INVALID_ROBOT_STATE, r"meshes\[0\].triangles is empty"),
+        (_attached_object(mesh=([[0, 0, 0], [1, math.nan, 0], [0, 1, 0]], [[0, 1, 2]])), C.INVALID_ROBOT_STATE,
+         r"meshes\[0\].vertices\[1\] = \[1.0, nan, 0.0\] is not finite"),
+        (_attached_object(mesh=([[0, 0, 0]] * (SETTINGS.max_request_items + 1), [[0, 0, 0]])), C.FAILURE,
+         r"attached_collision_objects\[1\].object.meshes\[0\].vertices has 51 entries"),
+    ]
+    for attached, code, pattern in cases:  # each after a good one: the message names the bad one's index
+        message = _refusal(problem_of(_with_attached(checking, _attached_object(object_id="fine"), attached), checking,
+                                      _unknown_state(checking)), code)
+        assert re.search(pattern, message), (pattern, message)
+    problem = problem_of(_with_attached(checking, _attached_object(mesh=square)), checking, _unknown_state(checking))
+    assert isinstance(problem, Problem) and len(problem.attached[0].solids) == 1
