@@ -1,5 +1,5 @@
 """Independent references for the tests: Pinocchio FK, a plain-numpy pose error and DLS step, the
-example-robot-data URDFs. Nothing here imports ik_neural: answers are judged by code that is not under test."""
+example-robot-data URDFs, collision judges on their meshes. Nothing here imports ik_neural: answers are judged by code that is not under test."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib.metadata
 from pathlib import Path
 
 import numpy as np
+import coal
 import pinocchio
 
 
@@ -161,3 +162,64 @@ class PinocchioCollisionJudge:
         q_pin = pinocchio.neutral(self.model)
         q_pin[self.arm] = q
         return bool(pinocchio.computeCollisions(self.model, self.data, self.geom, self.geom_data, q_pin, False))
+
+
+class PandaMeshJudge:
+    """Self-collision and box collision of the Panda on example-robot-data's collision meshes (Pinocchio
+    places them): every pair of links that are not adjacent in the tree and do not touch at the
+    middle configuration (fingers closed); ``hits_box``: any link against a box (size (3,) m at centre (3,)
+    in the base frame), when one is given."""
+
+    def __init__(self, joint_names, q_middle, box_center_m=None, box_size_m=None) -> None:
+        urdf = str(example_robot_urdf("panda_description/urdf/panda.urdf"))
+        share = str(example_robot_urdf("")).rsplit("/example-robot-data/", 1)[0]
+        self.model = pinocchio.buildModelFromUrdf(urdf)
+        self.geom = pinocchio.buildGeomFromUrdf(self.model, urdf, pinocchio.GeometryType.COLLISION, package_dirs=[share])
+        self.arm = [self.model.joints[self.model.getJointId(name)].idx_q for name in joint_names]
+        self.box_center_m, self.box_size_m = box_center_m, box_size_m
+        objects = self.geom.geometryObjects
+        link = [self.model.frames[o.parentFrame].name for o in objects]
+        parent = {self.model.frames[f].name: self.model.frames[self.model.frames[f].parentFrame].name
+                  for f in range(len(self.model.frames))}  # fmt: skip
+        with_geometry = set(link)
+
+        def geometry_parent(name):  # the nearest link with geometry above it
+            while name in parent and parent[name] != name:
+                name = parent[name]
+                if name in with_geometry:
+                    return name
+            return None
+
+        candidates = [(i, j) for i in range(len(objects)) for j in range(i + 1, len(objects))
+                      if link[i] != link[j] and geometry_parent(link[i]) != link[j] and geometry_parent(link[j]) != link[i]]  # fmt: skip
+        for i, j in candidates:
+            self.geom.addCollisionPair(pinocchio.CollisionPair(i, j))
+        data = pinocchio.GeometryData(self.geom)
+        q = self._q(q_middle)
+        pinocchio.computeCollisions(self.model, self.model.createData(), self.geom, data, q, False)
+        touching = {k for k in range(len(candidates)) if data.collisionResults[k].isCollision()}
+        self.geom.removeAllCollisionPairs()
+        for k, (i, j) in enumerate(candidates):
+            if k not in touching:
+                self.geom.addCollisionPair(pinocchio.CollisionPair(i, j))
+        self.pairs = len(candidates) - len(touching)
+        self.data, self.geom_data = self.model.createData(), pinocchio.GeometryData(self.geom)
+
+    def _q(self, q):
+        q_pin = pinocchio.neutral(self.model)
+        q_pin[self.arm] = q
+        return q_pin
+
+    def self_collides(self, q) -> bool:
+        return bool(pinocchio.computeCollisions(self.model, self.data, self.geom, self.geom_data, self._q(q), True))
+
+    def hits_box(self, q) -> bool:
+        pinocchio.updateGeometryPlacements(self.model, self.data, self.geom, self.geom_data, self._q(q))
+        box = coal.Box(*self.box_size_m)
+        T_box = coal.Transform3s(np.eye(3), np.array(self.box_center_m, dtype=np.float64))
+        for k, obj in enumerate(self.geom.geometryObjects):
+            M = self.geom_data.oMg[k]
+            if coal.collide(obj.geometry, coal.Transform3s(M.rotation, M.translation), box, T_box,
+                            coal.CollisionRequest(), coal.CollisionResult()):  # fmt: skip
+                return True
+        return False

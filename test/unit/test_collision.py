@@ -255,3 +255,20 @@ def test_solve_rejects_colliding_candidates():
             position_error, rotation_error = reference.errors(result.q, T)
             assert position_error < 1e-5 and rotation_error < 1e-5
     assert solved >= 10
+
+
+def test_panda_primitives_flag_every_mesh_collision_and_few_free_configurations():
+    """On 400 random configurations judged on example-robot-data's meshes (every non-adjacent pair): each
+    mesh collision is flagged by the shipped checker (its disabled pairs hide none), and of the mesh-free
+    ones it flags few (the wrist's flat-ended primitives: about one in ten; round capsules flagged 35-47 %)."""
+    from reference import PandaMeshJudge
+
+    robot, model = _panda_model()
+    checker = CollisionChecker.from_urdf(model, robot.chain, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0})
+    judge = PandaMeshJudge(robot.chain.joint_names, robot.chain.middle)
+    Q = robot.chain.bounds.sample(np.random.default_rng(5), 400)
+    mesh = np.array([judge.self_collides(q) for q in Q])
+    ours = np.array([checker.in_collision(q) for q in Q])
+    assert 0.05 < mesh.mean() < 0.5
+    assert ours[mesh].all(), np.flatnonzero(mesh & ~ours)
+    assert ours[~mesh].mean() < 0.2, ours[~mesh].mean()
