@@ -46,6 +46,8 @@ def _arguments(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="one target pose of the tip in the base frame (m; quaternion x y z w) instead of random ones")
     parser.add_argument("--group", default="", help="group_name of the requests (default: empty, accepted by the node)")
     parser.add_argument("--timeout-ms", type=float, default=0.0, help="the requests' timeout, ms (0: the node's default)")
+    parser.add_argument("--avoid-collisions", action="store_true",
+                        help="send avoid_collisions = true (as pymoveit2 and MoveIt do): SUCCESS only collision-free")
     parser.add_argument("--random-seed", type=int, default=0, help="seed of the random targets (default %(default)s)")
     parser.add_argument("--position-tolerance-m", type=float, default=1e-5, help="check of SUCCESS answers (default %(default)s)")
     parser.add_argument("--orientation-tolerance-rad", type=float, default=1e-5, help="check of SUCCESS answers (default %(default)s)")
@@ -72,7 +74,7 @@ def _targets(chain: KinematicChain, args: argparse.Namespace) -> np.ndarray:
 def _request(chain: KinematicChain, T: np.ndarray, args: argparse.Namespace) -> GetPositionIK.Request:
     request = GetPositionIK.Request()
     ik = request.ik_request
-    ik.group_name = args.group
+    ik.group_name, ik.avoid_collisions = args.group, args.avoid_collisions
     ik.pose_stamped.header.frame_id = chain.base_link
     ik.pose_stamped.pose = matrix_to_pose(T)
     ik.timeout = seconds_to_duration(args.timeout_ms / 1e3)

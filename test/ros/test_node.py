@@ -769,6 +769,26 @@ def _client(namespace, count, seed, json_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def test_ik_client_avoid_collisions_gets_checked_answers(tmp_path):
+    """ik_client --avoid-collisions against the node as config/panda.yaml starts it: every answer is
+    SUCCESS (right by the client's FK check) or NO_IK_SOLUTION, most SUCCESS, from a node that checks."""
+    namespace = _namespace('client_collisions')
+    node = _start_node(namespace)
+    try:
+        client = subprocess.Popen(
+            [sys.executable, '-m', 'ik_neural.ros.client', '--service', f'{namespace}/ik_neural/compute_ik',
+             '--robot', 'panda', '--count', '30', '--group', 'panda_arm', '--avoid-collisions', '--json',
+             str(tmp_path / 'out.json'), '--wait-s', str(SECONDS_TO_DISCOVER)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        out, _ = client.communicate(timeout=300)
+    finally:
+        node_output = _stop(node)
+    summary = json.loads((tmp_path / 'out.json').read_text())
+    assert client.returncode == 0 and (summary['answered'], summary['wrong']) == (30, 0), out
+    assert set(summary['codes']) <= {'SUCCESS', 'NO_IK_SOLUTION'} and summary['codes'].get('SUCCESS', 0) >= 20, summary
+    assert 'avoid_collisions checks self-collision' in node_output, node_output
+
+
 def _rss_kib(pid):
     status = Path(f'/proc/{pid}/status').read_text()
     return int(re.search(r'VmRSS:\s+(\d+) kB', status).group(1))
