@@ -26,7 +26,7 @@ import numpy as np
 
 from ik_neural.geometry import matrix_to_rpy, rot_x, rot_z, skew, transform
 from ik_neural.joint_bounds import JointBounds
-from ik_neural.kernels.kinematics import ChainArrays, fk_jacobian
+from ik_neural.kernels.kinematics import ChainArrays, fk_jacobian, joint_frames
 from ik_neural.urdf_model import CONTINUOUS, MOVABLE_JOINT_TYPES, PRISMATIC, REVOLUTE, UrdfModel, UrdfSource
 
 # Digits kept when hashing numbers into the fingerprint: far below any physical tolerance, far
@@ -290,8 +290,12 @@ class KinematicChain:
 
     def frames(self, q):
         """Every joint's frame after its motion (..., dof, 4, 4) and the tip pose (..., 4, 4), in the base
-        frame: q (..., dof). Vectorised numpy or torch (differentiable); the obstacle loss uses the origins."""
-        return self._frames(self._check_q(q))
+        frame: q (..., dof). Vectorised numpy or torch (differentiable); the obstacle loss uses the origins,
+        the collision checker the frames of one pose (compiled)."""
+        q = self._check_q(q)
+        if _is_one_float64_pose(q):
+            return joint_frames(q, self.arrays)
+        return self._frames(q)
 
     def _frames(self, q):
         c = self._constants(q)

@@ -36,6 +36,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         IKSolver(chain).warm_up()
         for q in (chain.middle, chain.middle.copy()):  # numba compiles read-only and writable arrays apart
             chain.forward_and_jacobian(q)
+            chain.frames(q)  # the collision checker's placement of its bodies
         target = out / cache_key()
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(kernel_files(cache_dir()), target)

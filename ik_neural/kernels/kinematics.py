@@ -38,6 +38,32 @@ def fk_jacobian(q, chain_fields):
 
 
 @njit(cache=True, nogil=True)
+def joint_frames(q, chain_fields):
+    """Every joint's frame after its motion (n, 4, 4) and T_base_tip (4, 4), in the base frame, at q (n,):
+    what ``KinematicChain.frames`` gives, for one pose (the collision checker places its bodies by them)."""
+    chain = ChainArrays(*chain_fields)
+    n = q.shape[0]
+    frames = np.zeros((n, 4, 4))
+    R = np.eye(3)
+    t = np.zeros(3)
+    local = np.empty((3, 3))
+    for i in range(n):
+        s, one_minus_c = math.sin(q[i]), 1.0 - math.cos(q[i])
+        for r in range(3):
+            for c in range(3):
+                local[r, c] = chain.R0[i, r, c] + s * chain.R0K[i, r, c] + one_minus_c * chain.R0K2[i, r, c]
+        t = add_rotated(t, R, chain.t0[i] + q[i] * chain.slide[i])
+        R = mat3(R, local)
+        frames[i, :3, :3] = R
+        frames[i, :3, 3] = t
+        frames[i, 3, 3] = 1.0
+    T = np.eye(4)
+    T[:3, :3] = mat3(R, chain.T_last_tip[:3, :3])
+    T[:3, 3] = add_rotated(t, R, chain.T_last_tip[:3, 3])
+    return frames, T
+
+
+@njit(cache=True, nogil=True)
 def chain_fk_jacobian(q, chain):
     """``fk_jacobian`` for kernels holding the ``ChainArrays`` themselves."""
     n = q.shape[0]

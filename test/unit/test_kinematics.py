@@ -58,6 +58,20 @@ def test_fk_matches_pinocchio(third_party):
     assert rotation_rad.max() <= 1e-5
 
 
+def test_frames_of_one_pose_compiled_match_the_vectorised_ones_and_pinocchio(third_party):
+    """chain.frames of one float64 pose (the compiled kernel the collision checker uses) against the
+    vectorised numpy frames of a batch, and its tip against Pinocchio's FK."""
+    path, chain = third_party
+    q = random_q(chain, 50, seed=4)
+    frames_batch, tip_batch = chain.frames(q)
+    T_ref = pinocchio_fk(path, chain.base_link, chain.tip_link, chain.joint_names, q)
+    for k, q_k in enumerate(q):
+        frames, tip = chain.frames(q_k)
+        assert frames.shape == (chain.dof, 4, 4)
+        assert np.abs(frames - frames_batch[k]).max() < 1e-12
+        position_m, rotation_rad = pose_errors(tip, T_ref[k])
+        assert position_m < 1e-9 and rotation_rad < 1e-9
+
 
 def test_chain_links_place_every_link_fk_gives_as_pinocchio_does(third_party):
     """UrdfModel.chain_links: each link fixed to the base or to a chain joint's child, in the base and in
