@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional, TypeVar
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from moveit_msgs.msg import CollisionObject, MoveItErrorCodes, PositionIKRequest
+from moveit_msgs.msg import AttachedCollisionObject, CollisionObject, MoveItErrorCodes, PositionIKRequest
 from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -38,7 +38,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from ik_neural.collision import CollisionChecker
+from ik_neural.collision import AttachedBody, CollisionChecker
 from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
@@ -47,7 +47,9 @@ from ik_neural.ros.messages import (
     collision_object_shapes, joint_state, joint_trajectory, matrix_to_pose, object_pose_to_matrix,
 )
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
-from ik_neural.ros.request import CurrentState, Problem, Refusal, RequestContext, fk_problem_of, problem_of
+from ik_neural.ros.request import (
+    CurrentState, HeldObject, Problem, Refusal, RequestContext, fk_problem_of, held_object_of, problem_of,
+)
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
 from ik_neural.urdf_model import UrdfModel
@@ -155,10 +157,17 @@ class IKNode(Node):
         # The world, as move_group hears it: objects by id, each (T_base_object, [(Geometry, T_object_shape)]).
         self._world_objects: dict[str, tuple[np.ndarray, list]] = {}
         self._world_lock = threading.Lock()
+        # Objects the robot holds, as move_group hears them on attached_collision_object: by id, each with its
+        # checker body (an immutable value, replaced as a whole), checked in every avoid_collisions request.
+        self._held: dict[str, tuple[HeldObject, AttachedBody]] = {}
         if self.collision is not None:
             self.create_subscription(
                 CollisionObject, "collision_object", self._on_collision_object, 100, callback_group=requests
             )
+            self.create_subscription(
+                AttachedCollisionObject, "attached_collision_object", self._on_attached_collision_object, 100,
+                callback_group=requests,
+            )  # fmt: skip
         # Goals one at a time, in arrival order; with a history of one, the next solved is the newest.
         goals = MutuallyExclusiveCallbackGroup()
         self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=goals)
@@ -369,8 +378,14 @@ class IKNode(Node):
         if problem.avoid_collisions:
             checker, positions = self.collision, problem.other_positions or None
 
+            # The request's robot state's objects, then those held by attached_collision_object (not named there).
+            named = {body.name for body in problem.attached}
+            with self._world_lock:
+                held = [body for name, (_, body) in self._held.items() if name not in named]
+            attached = (*problem.attached, *held)
+
             def collision_free(q: np.ndarray) -> bool:
-                return not checker.in_collision(q, positions, problem.attached)
+                return not checker.in_collision(q, positions, attached)
 
         return self.solver.solve(
             problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,
@@ -436,6 +451,63 @@ class IKNode(Node):
             self.get_logger().warning(f"collision_object ignored: {error}")
         except Exception as error:  # a subscription callback's exception would end the process
             self._unexpected("collision_object", error)
+
+    def _on_attached_collision_object(self, msg: AttachedCollisionObject) -> None:
+        """As move_group: ADD with shapes holds a new object on link_name; ADD without shapes takes world object
+        object.id off the world onto link_name where it is now (pymoveit2's attach_collision_object); REMOVE
+        puts object.id (empty: every object of link_name, or every object) back into the world where it is
+        now. "Now" is the current joint state (joint_states; mid-limits for joints never heard)."""
+        try:
+            current = self._current_state()
+            checker, object_id = self.collision, msg.object.id
+            with self._world_lock:
+                if msg.object.operation == CollisionObject.REMOVE:
+                    names = [object_id] if object_id else [
+                        name for name, (held, _) in self._held.items() if msg.link_name in ("", held.link)
+                    ]
+                    for name in names:
+                        held, _ = self._held.pop(name, (None, None))
+                        if held is None:
+                            raise ValueError(f"attached object {echo(name)} is not held")
+                        T_base_object = checker.link_pose(current.q, held.link) @ held.T_link_object
+                        checker.add_object(name, [(g, T_base_object @ T) for g, T in held.shapes])
+                        self._world_objects[name] = (T_base_object, held.shapes)
+                    return
+                if msg.object.operation != CollisionObject.ADD:
+                    raise ValueError(
+                        f"attached object {echo(object_id)}: operation {msg.object.operation!r} is not ADD or REMOVE"
+                    )
+                has_shapes = msg.object.primitives or msg.object.meshes or msg.object.planes
+                if has_shapes:
+                    outcome = held_object_of(msg, self._request_context, current)
+                    if isinstance(outcome, Refusal):
+                        raise ValueError(outcome.message)
+                    held = outcome
+                else:
+                    if object_id not in self._world_objects:
+                        raise ValueError(
+                            f"attached object {echo(object_id)} has no shapes and no world object has that id"
+                        )
+                    if not checker.places(msg.link_name):
+                        raise ValueError(
+                            f"attached object {echo(object_id)}: link_name {echo(msg.link_name)} is not a link this "
+                            f"node places"
+                        )
+                    if len(msg.touch_links) > self.settings.max_request_items:
+                        raise ValueError(
+                            f"attached object {echo(object_id)}: {len(msg.touch_links)} touch_links, more than "
+                            f"max_request_items ({self.settings.max_request_items})"
+                        )
+                    T_base_object, shapes = self._world_objects[object_id]
+                    T_link_object = np.linalg.inv(checker.link_pose(current.q, msg.link_name)) @ T_base_object
+                    held = HeldObject(object_id, msg.link_name, T_link_object, shapes, tuple(msg.touch_links))
+                self._held[object_id] = (held, held.body(checker))
+                self._world_objects.pop(object_id, None)  # an attached object is no longer in the world
+                checker.remove_object(object_id)
+        except ValueError as error:
+            self.get_logger().warning(f"attached_collision_object ignored: {error}")
+        except Exception as error:  # a subscription callback's exception would end the process
+            self._unexpected("attached_collision_object", error)
 
     def _on_goal(self, msg: PoseStamped) -> None:
         """Solve a goal pose from the current joint state; publish the solution as a joint command."""

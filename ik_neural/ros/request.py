@@ -191,57 +191,91 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
     )
 
 
+@dataclass(frozen=True)
+class HeldObject:
+    """An object held by robot link ``link``: its shapes [(Shape, T_object_shape)] at T_link_object (4, 4)
+    in the link's frame, and the links it may touch besides ``link``."""
+
+    name: str
+    link: str
+    T_link_object: np.ndarray
+    shapes: list
+    touch_links: tuple[str, ...]
+
+    def body(self, checker: CollisionChecker) -> AttachedBody:
+        """The checker's body of this object. ValueError for a pose that overflowed once composed."""
+        shapes = [(shape, self.T_link_object @ T) for shape, T in self.shapes]
+        return checker.attached_body(self.name, self.link, shapes, touch_links=self.touch_links)
+
+
+def held_object_of(msg: AttachedCollisionObject, context: RequestContext, current: CurrentState) -> Union[HeldObject, Refusal]:
+    """An attached_collision_object message's ADD (with its shapes) as a HeldObject, placed as a robot
+    state's attached object is (``_held``) at the current joint state, the other joints at the checker's
+    positions; or the Refusal that says why not. Never raises for any message."""
+    try:
+        return _held(msg, "attached_collision_object", context, current.q, context.collision.positions)
+    except _Refused as refused:
+        return refused.refusal
+
+
 def _attached(
     objects: Sequence[AttachedCollisionObject], context: RequestContext, q: np.ndarray, others: Mapping[str, float]
 ) -> tuple[AttachedBody, ...]:
-    """The robot state's attached objects as the checker's bodies. Each object's pose is in its
-    header.frame_id: empty or link_name, relative to that link; another link the checker places (the base, a
-    world frame fixed to it, a chain or finger link) is placed as MoveIt does, at the robot state's
-    configuration (the seed ``q`` and the request's held joint positions ``others``), and the object then
-    stays where it is relative to its link. Only ADD objects: a robot state holds objects, it does not edit
-    them. INVALID_ROBOT_STATE for a link the checker does not place, another operation or a bad shape;
-    FRAME_TRANSFORM_FAILURE for a frame it does not place; FAILURE for arrays beyond max_request_items."""
-    checker = context.collision
+    """The robot state's attached objects as the checker's bodies (``_held``, at the seed ``q`` and the
+    request's held joint positions ``others``). Only ADD objects: a robot state holds objects, it does not
+    edit them."""
     bodies = []
     for n, attached in enumerate(objects):
-        msg, field_name = attached.object, f"robot_state.attached_collision_objects[{n}]"
-        _check_sizes({
-            f"{field_name}.object.primitives": msg.primitives, f"{field_name}.object.meshes": msg.meshes,
-            f"{field_name}.object.planes": msg.planes,
-            f"{field_name}.touch_links": attached.touch_links,
-            **{f"{field_name}.object.meshes[{k}].{part}": getattr(mesh, part)
-               for k, mesh in enumerate(msg.meshes) for part in ("vertices", "triangles")},
-        }, context.settings.max_request_items)  # fmt: skip
-        link, where = attached.link_name, f"{field_name} (object {echo(msg.id)})"
-        try:
-            T_base_link = checker.link_pose(q, link, others)
-        except ValueError as error:
-            raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{where}: link_name: {error}") from None
-        if msg.operation != CollisionObject.ADD:
+        field_name = f"robot_state.attached_collision_objects[{n}]"
+        if attached.object.operation != CollisionObject.ADD:
             raise _Refused(
                 MoveItErrorCodes.INVALID_ROBOT_STATE,
-                f"{where}: object.operation {msg.operation!r} is not ADD; a robot state holds whole objects",
+                f"{field_name} (object {echo(attached.object.id)}): object.operation {attached.object.operation!r} "
+                "is not ADD; a robot state holds whole objects",
             )
+        held = _held(attached, field_name, context, q, others)
         try:
-            T_frame_object, shapes = collision_object_shapes(msg)
-        except ValueError as error:
-            raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{field_name}: {error}") from None
-        frame = _frame(msg.header.frame_id, link)
-        try:
-            T_link_frame = np.eye(4) if frame == link else np.linalg.inv(T_base_link) @ checker.link_pose(q, frame, others)
-        except ValueError as error:
-            raise _Refused(
-                MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
-                f"{where}: object.header.frame_id: {error}; this node has no TF listener",
-            ) from None
-        T_link_object = T_link_frame @ T_frame_object
-        try:
-            bodies.append(checker.attached_body(
-                msg.id, link, [(shape, T_link_object @ T) for shape, T in shapes], touch_links=attached.touch_links
-            ))  # fmt: skip
+            bodies.append(held.body(context.collision))
         except ValueError as error:  # a pose that overflowed once composed
             raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{field_name}: {error}") from None
     return tuple(bodies)
+
+
+def _held(
+    attached: AttachedCollisionObject, field_name: str, context: RequestContext, q: np.ndarray, others: Mapping[str, float]
+) -> HeldObject:
+    """One attached object. Its pose is in its header.frame_id: empty or link_name, relative to that link;
+    another link the checker places (the base, a world frame fixed to it, a chain or finger link) is placed
+    as MoveIt does, at the configuration q (dof,) with the other joints at ``others``, and the object then
+    stays where it is relative to its link. INVALID_ROBOT_STATE for a link the checker does not place or a
+    bad shape; FRAME_TRANSFORM_FAILURE for a frame it does not place; FAILURE for arrays beyond
+    max_request_items."""
+    checker, msg = context.collision, attached.object
+    _check_sizes({
+        f"{field_name}.object.primitives": msg.primitives, f"{field_name}.object.meshes": msg.meshes,
+        f"{field_name}.object.planes": msg.planes,
+        f"{field_name}.touch_links": attached.touch_links,
+        **{f"{field_name}.object.meshes[{k}].{part}": getattr(mesh, part)
+           for k, mesh in enumerate(msg.meshes) for part in ("vertices", "triangles")},
+    }, context.settings.max_request_items)  # fmt: skip
+    link, where = attached.link_name, f"{field_name} (object {echo(msg.id)})"
+    try:
+        T_base_link = checker.link_pose(q, link, others)
+    except ValueError as error:
+        raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{where}: link_name: {error}") from None
+    try:
+        T_frame_object, shapes = collision_object_shapes(msg)
+    except ValueError as error:
+        raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"{field_name}: {error}") from None
+    frame = _frame(msg.header.frame_id, link)
+    try:
+        T_link_frame = np.eye(4) if frame == link else np.linalg.inv(T_base_link) @ checker.link_pose(q, frame, others)
+    except ValueError as error:
+        raise _Refused(
+            MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
+            f"{where}: object.header.frame_id: {error}; this node has no TF listener",
+        ) from None
+    return HeldObject(msg.id, link, T_link_frame @ T_frame_object, shapes, tuple(attached.touch_links))
 
 
 def _ik_arrays(ik: PositionIKRequest) -> dict[str, Sequence]:

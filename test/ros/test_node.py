@@ -1075,16 +1075,14 @@ def _collision_box(object_id, center, size, operation='ADD', frame='panda_link0'
     return msg
 
 
-def _publish_until(graph, msg, done, timeout_s=10.0):
-    from moveit_msgs.msg import CollisionObject
-
-    publisher = graph.helper.create_publisher(CollisionObject, f'{graph.namespace}/collision_object', 10)
+def _publish_until(graph, msg, done, timeout_s=10.0, topic='collision_object'):
+    publisher = graph.helper.create_publisher(type(msg), f'{graph.namespace}/{topic}', 10)
     try:
         deadline = time.monotonic() + timeout_s
         while not done() and time.monotonic() < deadline:
             publisher.publish(msg)
             time.sleep(0.05)
-        assert done(), 'the node did not take the collision object'
+        assert done(), f'the node did not take the {topic} message'
     finally:
         graph.helper.destroy_publisher(publisher)
 
@@ -1309,3 +1307,66 @@ def test_srv_kinematics_plugin_requests_to_the_default_node_get_right_collision_
         assert solved >= 24, solved  # of 30
     finally:
         graph.close()
+
+
+def _attached_sphere(object_id, link, radius_m=None, operation='ADD'):
+    """A moveit_msgs/AttachedCollisionObject as pymoveit2 publishes it on attached_collision_object: with a
+    sphere in the link's frame (radius given), or none (attach_collision_object: take the world object)."""
+    from moveit_msgs.msg import AttachedCollisionObject, CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+    from geometry_msgs.msg import Pose
+
+    msg = AttachedCollisionObject(link_name=link)
+    msg.object = CollisionObject(id=object_id, operation=getattr(CollisionObject, operation))
+    msg.object.header.frame_id = link
+    if radius_m is not None:
+        pose = Pose()
+        pose.orientation.w = 1.0
+        msg.object.primitives = [SolidPrimitive(type=SolidPrimitive.SPHERE, dimensions=[radius_m])]
+        msg.object.primitive_poses = [pose]
+    return msg
+
+
+def test_attached_collision_object_holds_detaches_and_takes_world_objects(graph, panda, reference):
+    """attached_collision_object as move_group hears it. A 0.3 m sphere held by the hand meets panda_link7 in
+    every configuration: nothing is solvable. REMOVE puts it in the world where the hand is now (mid-limits,
+    no joint_states heard): the middle pose is blocked, a pose with the hand 0.6 m away is solved. ADD
+    without shapes (pymoveit2's attach_collision_object) takes it off the world onto the hand again."""
+    from moveit_msgs.msg import MoveItErrorCodes as C
+    from moveit_msgs.msg import CollisionObject
+    from ik_neural.robots import load_robot
+    from reference import PinocchioCollisionJudge
+
+    checker = graph.node.collision
+    judge = PinocchioCollisionJudge(load_robot('panda').urdf_path, checker.enabled_pairs, panda.joint_names)
+    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), 'panda_finger_joint1': 0.0, 'panda_finger_joint2': 0.0}
+    T_mid = panda.forward(panda.middle)
+    hand_mid = T_mid[:3, 3]
+    rng = np.random.default_rng(4)
+    q_far = next(q for q in panda.bounds.sample(rng, 2000)
+                 if np.linalg.norm(panda.forward(q)[:3, 3] - hand_mid) > 0.6 and not judge.collides(q))
+    T_far = panda.forward(q_far)
+    code = lambda T: graph.call(_pymoveit2_request(T, start)).error_code.val
+    assert code(T_mid) == C.SUCCESS and code(T_far) == C.SUCCESS
+
+    _publish_until(graph, _attached_sphere('ball', 'panda_hand', 0.3), lambda: code(T_mid) == C.NO_IK_SOLUTION,
+                   topic='attached_collision_object')
+    assert code(T_far) == C.NO_IK_SOLUTION
+    try:
+        _publish_until(graph, _attached_sphere('ball', 'panda_hand', operation='REMOVE'), lambda: code(T_far) == C.SUCCESS,
+                       topic='attached_collision_object')
+        assert code(T_mid) == C.NO_IK_SOLUTION and checker.object_names == ['ball']  # now a world object
+        response = graph.call(_pymoveit2_request(T_far, start))
+        solution = _solution(response, panda)
+        _assert_reaches(reference, solution, T_far)
+        assert not judge.collides(solution)
+
+        _publish_until(graph, _attached_sphere('ball', 'panda_hand'), lambda: code(T_far) == C.NO_IK_SOLUTION,
+                       topic='attached_collision_object')
+        assert checker.object_names == []  # held again, no longer in the world
+    finally:
+        _publish_until(graph, _attached_sphere('', '', operation='REMOVE'), lambda: checker.object_names == ['ball'],
+                       topic='attached_collision_object')
+        remove = CollisionObject(id='ball', operation=CollisionObject.REMOVE)
+        _publish_until(graph, remove, lambda: checker.object_names == [])
+    assert code(T_mid) == C.SUCCESS
