@@ -59,22 +59,26 @@ def object_pose_to_matrix(pose: Pose) -> np.ndarray:
 def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tuple[Shape, np.ndarray]]]:
     """(T_frame_object (4, 4), [(Shape, T_object_shape (4, 4))]) of a moveit_msgs/CollisionObject: its
     ``pose`` in ``header.frame_id``, its primitives (box, sphere, cylinder, cone), meshes (shape_msgs/Mesh,
-    as ``TriangleMesh``) and planes at their poses relative to it; metres. A shape_msgs/Plane's coef
+    as ``TriangleMesh``) and planes at their poses relative to it (identity for shapes beyond the poses
+    given, as MoveIt); metres. A shape_msgs/Plane's coef
     (a, b, c, d) becomes ``Plane((a, b, c), d)``, the plane (a, b, c) · x = d, as MoveIt hands the
     coefficients to FCL's Plane (the message's comment writes a·x + b·y + c·z + d = 0: the same plane
     when d = 0). ValueError naming the object and the field for bad dimensions, poses, meshes or planes."""
     name = echo(msg.id)
+    shape_poses = {}
     for shapes, poses in (("primitives", "primitive_poses"), ("meshes", "mesh_poses"), ("planes", "plane_poses")):
-        if len(getattr(msg, poses)) != len(getattr(msg, shapes)):
-            raise ValueError(
-                f"collision object {name}: {len(getattr(msg, shapes))} {shapes} but {len(getattr(msg, poses))} {poses}"
-            )
+        given, count = list(getattr(msg, poses)), len(getattr(msg, shapes))
+        if len(given) > count:
+            raise ValueError(f"collision object {name}: {count} {shapes} but {len(given)} {poses}")
+        # Fewer poses than shapes: the rest at the object's pose, as MoveIt assumes (pymoveit2's add_collision_box
+        # sends its box with no primitive_poses at all).
+        shape_poses[shapes] = given + [Pose()] * (count - len(given))
     try:
         T_frame_object = object_pose_to_matrix(msg.pose)
     except ValueError as error:
         raise ValueError(f"collision object {name}: {error}") from None
     shapes = []
-    for k, (primitive, pose) in enumerate(zip(msg.primitives, msg.primitive_poses)):
+    for k, (primitive, pose) in enumerate(zip(msg.primitives, shape_poses["primitives"])):
         d = [float(v) for v in primitive.dimensions]
         try:
             # shape_msgs/SolidPrimitive: box [x, y, z]; sphere [radius]; cylinder and cone [height, radius].
@@ -89,14 +93,14 @@ def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tupl
             shapes.append((geometry, object_pose_to_matrix(pose)))
         except ValueError as error:
             raise ValueError(f"collision object {name}: primitives[{k}]: {error}") from None
-    for k, (mesh, pose) in enumerate(zip(msg.meshes, msg.mesh_poses)):
+    for k, (mesh, pose) in enumerate(zip(msg.meshes, shape_poses["meshes"])):
         try:
             vertices = np.array([[p.x, p.y, p.z] for p in mesh.vertices], dtype=np.float64).reshape(-1, 3)
             triangles = np.array([t.vertex_indices for t in mesh.triangles], dtype=np.int64).reshape(-1, 3)
             shapes.append((TriangleMesh(vertices, triangles), object_pose_to_matrix(pose)))
         except ValueError as error:
             raise ValueError(f"collision object {name}: meshes[{k}].{error}") from None
-    for k, (plane, pose) in enumerate(zip(msg.planes, msg.plane_poses)):
+    for k, (plane, pose) in enumerate(zip(msg.planes, shape_poses["planes"])):
         a, b, c, d = (float(v) for v in plane.coef)
         try:
             shapes.append((Plane((a, b, c), d), object_pose_to_matrix(pose)))

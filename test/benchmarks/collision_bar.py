@@ -106,8 +106,8 @@ def main() -> None:
         pose = Pose()
         pose.position.x, pose.position.y, pose.position.z = BOX_CENTER_M
         pose.orientation.w = 1.0
+        box.pose = pose  # as pymoveit2 5.0.0's add_collision_box: the object's pose, no primitive_poses
         box.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=list(BOX_SIZE_M))]
-        box.primitive_poses = [pose]
         # Published until the node has it: a pose whose tip is inside the box then has no answer.
         inside = lambda q: (np.abs(chain.forward(q)[:3, 3] - BOX_CENTER_M) < np.array(BOX_SIZE_M) / 2).all()
         T_inside = chain.forward(next(q for q in chain.bounds.sample(rng, 20000) if inside(q)))

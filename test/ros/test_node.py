@@ -1058,9 +1058,9 @@ def test_avoid_collisions_refuse_policy(module_context, panda):
 
 
 def _collision_box(object_id, center, size, operation='ADD', frame='panda_link0'):
-    """A moveit_msgs/CollisionObject as pymoveit2's add_collision_box publishes it: one box primitive at
-    its pose, the object's own pose left default. ``operation``: the constant's name (the field is a byte,
-    bytes in Python)."""
+    """A moveit_msgs/CollisionObject as pymoveit2 5.0.0's add_collision_box publishes it: the box's pose in
+    the object's ``pose``, one box primitive, no primitive_poses. ``operation``: the constant's name (the
+    field is a byte, bytes in Python)."""
     from moveit_msgs.msg import CollisionObject
     from shape_msgs.msg import SolidPrimitive
     from geometry_msgs.msg import Pose
@@ -1070,8 +1070,8 @@ def _collision_box(object_id, center, size, operation='ADD', frame='panda_link0'
     pose = Pose()
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in center)
     pose.orientation.w = 1.0
+    msg.pose = pose
     msg.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[float(v) for v in size])]
-    msg.primitive_poses = [pose]
     return msg
 
 
@@ -1105,9 +1105,8 @@ def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(g
         unchecked.ik_request.avoid_collisions = False
         assert graph.call(unchecked).error_code.val == 1
         # MOVE it away (1 m up): the pose is solvable, and the answer is clear of the box.
-        moved = _collision_box('box', [0.0, 0.0, 0.0], [0.1, 0.1, 0.1], operation='MOVE')
-        moved.pose.position.z, moved.pose.orientation.w = 1.0, 1.0
-        moved.primitives, moved.primitive_poses = [], []
+        moved = _collision_box('box', T[:3, 3] + [0.0, 0.0, 1.0], [0.1, 0.1, 0.1], operation='MOVE')
+        moved.primitives = []  # MOVE: a new pose for the object, no shapes
         _publish_until(graph, moved, lambda: abs(checker._world.centers[0][2] - (T[2, 3] + 1.0)) < 1e-9)
         response = graph.call(_pymoveit2_request(T, start))
         assert response.error_code.val == 1

@@ -452,6 +452,20 @@ def test_fk_names_and_positions_of_different_lengths_and_long_names_are_refused_
     assert "100002 characters" in message
 
 
+def test_a_collision_object_as_pymoveit2_sends_it_has_its_box_at_the_objects_pose():
+    """pymoveit2's add_collision_box: the box's pose in the object's ``pose``, no primitive_poses."""
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+    from ik_neural.ros.messages import collision_object_shapes
+
+    pose = Pose(position=Point(x=0.5, y=0.0, z=0.3), orientation=Quaternion(w=1.0))
+    msg = CollisionObject(id="box", pose=pose, primitives=[SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[0.2, 0.4, 0.2])])
+    T_frame_object, [(box, T_object_box)] = collision_object_shapes(msg)
+    np.testing.assert_allclose(T_frame_object[:3, 3], [0.5, 0.0, 0.3])
+    np.testing.assert_array_equal(T_object_box, np.eye(4))
+    assert (box.kind, box.size) == ("box", (0.2, 0.4, 0.2))
+
+
 def test_collision_object_primitives_become_geometries_in_the_objects_frame():
     from moveit_msgs.msg import CollisionObject
     from shape_msgs.msg import Mesh, Plane as ShapePlane, SolidPrimitive
@@ -467,10 +481,10 @@ def test_collision_object_primitives_become_geometries_in_the_objects_frame():
     (cylinder, T_cylinder), (box, _) = shapes
     assert (cylinder.kind, cylinder.size, box.kind, box.size) == ("cylinder", (0.1, 0.5), "box", (1.0, 2.0, 3.0))
     np.testing.assert_allclose(T_cylinder[:3, 3], [0.1, 0.2, 0.3])
-    msg.meshes = [Mesh()]
-    with pytest.raises(ValueError, match=r"'thing': 1 meshes but 0 mesh_poses"):
+    msg.meshes, msg.mesh_poses = [Mesh()], [Pose(), Pose()]
+    with pytest.raises(ValueError, match=r"'thing': 1 meshes but 2 mesh_poses"):
         collision_object_shapes(msg)
-    msg.mesh_poses = [Pose()]
+    msg.mesh_poses = []  # a shape without its pose is at the object's pose, as MoveIt assumes
     with pytest.raises(ValueError, match=r"'thing': meshes\[0\].triangles is empty"):
         collision_object_shapes(msg)
     msg.meshes, msg.mesh_poses = [], []
