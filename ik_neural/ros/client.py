@@ -103,6 +103,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not client.wait_for_service(timeout_sec=args.wait_s):
             print(f"ik_client: no service {args.service} after {args.wait_s} s (is ik_node running?)", file=sys.stderr)
             return 1
+        if not _reply_path_ready(node, client, _request(chain, targets[0], args), args.wait_s):
+            print(f"ik_client: {args.service} never answered within {args.wait_s} s", file=sys.stderr)
+            return 1
         gc.freeze()  # start-up's objects (torch among them): no 0.1 s collections inside the timed requests
         summary = _run(node, client, chain, targets, args)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -117,6 +120,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 0 if summary["wrong"] == 0 and summary["lost"] == 0 else 1
+
+
+def _reply_path_ready(node: Node, client, request: GetPositionIK.Request, wait_s: float) -> bool:
+    """Send ``request`` until one answer comes back (not counted, not timed), for up to ``wait_s``. The
+    service shows up as available once its request path is matched; the reply path to this new client
+    can match later, and a request answered before it does is lost (seen under load with Fast DDS)."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            future = client.call_async(request)
+            executor.spin_until_future_complete(future, timeout_sec=min(1.0, max(deadline - time.monotonic(), 0.01)))
+            if not rclpy.ok():
+                raise ExternalShutdownException()
+            if future.done():
+                return True
+            client.remove_pending_request(future)
+        return False
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
 
 
 def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: argparse.Namespace) -> dict:
