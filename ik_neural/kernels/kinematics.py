@@ -37,6 +37,27 @@ def fk_jacobian(q, chain_fields):
     return chain_fk_jacobian(q, ChainArrays(*chain_fields))
 
 
+@njit(cache=True, nogil=True, inline="always")  # inlined into both loops: one definition, no call per joint
+def _next_frame(R, t, local, q_i, i, chain):
+    """Joint i's frame (R (3, 3), t (3,)) after its motion q_i, from the frame before it (R, t); ``local``
+    (3, 3) is scratch space."""
+    s, one_minus_c = math.sin(q_i), 1.0 - math.cos(q_i)
+    for r in range(3):
+        for c in range(3):
+            local[r, c] = chain.R0[i, r, c] + s * chain.R0K[i, r, c] + one_minus_c * chain.R0K2[i, r, c]
+    t = add_rotated(t, R, chain.t0[i] + q_i * chain.slide[i])
+    return mat3(R, local), t
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tip(R, t, chain):
+    """T_base_tip (4, 4) from the last joint's frame (R, t)."""
+    T = np.eye(4)
+    T[:3, :3] = mat3(R, chain.T_last_tip[:3, :3])
+    T[:3, 3] = add_rotated(t, R, chain.T_last_tip[:3, 3])
+    return T
+
+
 @njit(cache=True, nogil=True)
 def joint_frames(q, chain_fields):
     """Every joint's frame after its motion (n, 4, 4) and T_base_tip (4, 4), in the base frame, at q (n,):
@@ -48,19 +69,11 @@ def joint_frames(q, chain_fields):
     t = np.zeros(3)
     local = np.empty((3, 3))
     for i in range(n):
-        s, one_minus_c = math.sin(q[i]), 1.0 - math.cos(q[i])
-        for r in range(3):
-            for c in range(3):
-                local[r, c] = chain.R0[i, r, c] + s * chain.R0K[i, r, c] + one_minus_c * chain.R0K2[i, r, c]
-        t = add_rotated(t, R, chain.t0[i] + q[i] * chain.slide[i])
-        R = mat3(R, local)
+        R, t = _next_frame(R, t, local, q[i], i, chain)
         frames[i, :3, :3] = R
         frames[i, :3, 3] = t
         frames[i, 3, 3] = 1.0
-    T = np.eye(4)
-    T[:3, :3] = mat3(R, chain.T_last_tip[:3, :3])
-    T[:3, 3] = add_rotated(t, R, chain.T_last_tip[:3, 3])
-    return frames, T
+    return frames, _tip(R, t, chain)
 
 
 @njit(cache=True, nogil=True)
@@ -73,19 +86,12 @@ def chain_fk_jacobian(q, chain):
     origin = np.empty((n, 3))
     local = np.empty((3, 3))
     for i in range(n):
-        s, one_minus_c = math.sin(q[i]), 1.0 - math.cos(q[i])
-        for r in range(3):
-            for c in range(3):
-                local[r, c] = chain.R0[i, r, c] + s * chain.R0K[i, r, c] + one_minus_c * chain.R0K2[i, r, c]
-        t = add_rotated(t, R, chain.t0[i] + q[i] * chain.slide[i])
-        R = mat3(R, local)
+        R, t = _next_frame(R, t, local, q[i], i, chain)
         # The joint's axis and origin in the base frame (its own motion moves neither).
         for r in range(3):
             z[i, r] = R[r, 0] * chain.axis[i, 0] + R[r, 1] * chain.axis[i, 1] + R[r, 2] * chain.axis[i, 2]
             origin[i, r] = t[r]
-    T = np.eye(4)
-    T[:3, :3] = mat3(R, chain.T_last_tip[:3, :3])
-    T[:3, 3] = add_rotated(t, R, chain.T_last_tip[:3, 3])
+    T = _tip(R, t, chain)
     J = np.zeros((6, n))
     for i in range(n):
         if chain.prismatic[i]:
