@@ -163,6 +163,11 @@ class PinocchioCollisionJudge:
         q_pin[self.arm] = q
         return bool(pinocchio.computeCollisions(self.model, self.data, self.geom, self.geom_data, q_pin, False))
 
+    def verdicts(self, in_collision, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``in_collision(q)``, this judge's) per configuration of Q (N, dof): the checker under test
+        against this reference."""
+        return np.array([in_collision(q) for q in Q]), np.array([self.collides(q) for q in Q])
+
 
 class PandaMeshJudge:
     """Self-collision and box collision of the Panda on example-robot-data's collision meshes (Pinocchio

@@ -222,8 +222,7 @@ def test_checker_agrees_with_pinocchio_on_the_panda():
     checker = CollisionChecker.from_urdf(model, robot.chain, samples=2000, cache=False, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0})
     judge = PinocchioCollisionJudge(robot.urdf_path, checker.enabled_pairs, robot.chain.joint_names)
     Q = robot.chain.bounds.sample(np.random.default_rng(3), 300)
-    ours = np.array([checker.in_collision(q) for q in Q])
-    theirs = np.array([judge.collides(q) for q in Q])
+    ours, theirs = judge.verdicts(checker.in_collision, Q)
     assert 0 < ours.sum() < len(Q)
     assert (ours == theirs).all(), np.flatnonzero(ours != theirs)
 
