@@ -181,7 +181,9 @@ class PandaMeshJudge:
         self.model = pinocchio.buildModelFromUrdf(urdf)
         self.geom = pinocchio.buildGeomFromUrdf(self.model, urdf, pinocchio.GeometryType.COLLISION, package_dirs=[share])
         self.arm = [self.model.joints[self.model.getJointId(name)].idx_q for name in joint_names]
-        self.box_center_m, self.box_size_m = box_center_m, box_size_m
+        self.box = None if box_size_m is None else (
+            coal.Box(*box_size_m), coal.Transform3s(np.eye(3), np.array(box_center_m, dtype=np.float64))
+        )
         objects = self.geom.geometryObjects
         link = [self.model.frames[o.parentFrame].name for o in objects]
         parent = {self.model.frames[f].name: self.model.frames[self.model.frames[f].parentFrame].name
@@ -220,8 +222,7 @@ class PandaMeshJudge:
 
     def hits_box(self, q) -> bool:
         pinocchio.updateGeometryPlacements(self.model, self.data, self.geom, self.geom_data, self._q(q))
-        box = coal.Box(*self.box_size_m)
-        T_box = coal.Transform3s(np.eye(3), np.array(self.box_center_m, dtype=np.float64))
+        box, T_box = self.box
         for k, obj in enumerate(self.geom.geometryObjects):
             M = self.geom_data.oMg[k]
             if coal.collide(obj.geometry, coal.Transform3s(M.rotation, M.translation), box, T_box,
