@@ -31,7 +31,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ik_neural.chain import KinematicChain
-from ik_neural.kernels.mlp import decode_rows, features, mlp_forward, mlp_forward_rows, pack_layers
+from ik_neural.kernels.mlp import decode_rows, features, guesses_of_pose, mlp_forward, mlp_forward_rows, pack_layers
 
 FORMAT_VERSION = 3
 """Version 2 added ``architecture.heads`` (K guesses per pose), version 3 the weights entry. Files of
@@ -168,6 +168,10 @@ class IKNetwork:
             with torch.inference_mode():
                 q = self.module.guesses(T) if self.heads > 1 else self.module(T)[:, None]
             return q.reshape(shape[:-2] + q.shape[1:])
+        if shape == (4, 4):  # one pose (the solver's hot path): one compiled call
+            T = np.ascontiguousarray(T_target, dtype=np.float64)
+            w = self.weights
+            return guesses_of_pose(T, w.inverse_reach, w.position_only, self._params, self._sizes, self.heads, *self._decoding)
         T = np.ascontiguousarray(T_target, dtype=np.float64).reshape(-1, 4, 4)
         raw = self._raw(features(T, self.weights.inverse_reach, self.weights.position_only))
         q = decode_rows(raw.reshape(len(T) * self.heads, -1), *self._decoding)

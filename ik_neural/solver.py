@@ -24,7 +24,7 @@ import numpy as np
 from ik_neural.chain import KinematicChain
 from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
-from ik_neural.kernels.geometry import rigidity_errors
+from ik_neural.kernels.geometry import all_rigid, rigidity_errors
 
 if TYPE_CHECKING:
     from ik_neural.network import IKNetwork
@@ -613,6 +613,8 @@ class IKSolver:
         if T.shape[-2:] != (4, 4) or T.ndim != (3 if batched else 2):
             raise ValueError(f"{name} has shape {T.shape}; expected {expected}")
         T = np.ascontiguousarray(T)
+        if all_rigid(T if batched else T[None], _RIGIDITY_TOLERANCE):
+            return T
         finite, orthonormality, det, bottom = rigidity_errors(T if batched else T[None])
         where = lambda bad: f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""  # noqa: E731
         if not finite.all():

@@ -86,3 +86,12 @@ def rigidity_errors(T):
         for c in range(4):
             bottom[k] = max(bottom[k], abs(T[k, 3, c] - (1.0 if c == 3 else 0.0)))
     return finite, orthonormality, det, bottom
+
+
+@njit(cache=True, nogil=True)
+def all_rigid(T, tolerance):
+    """Whether every pose of T (N, 4, 4) is a rigid transform by ``rigidity_errors``: finite, max |RᵀR - I|
+    within ``tolerance``, det R >= 0 and the bottom row exactly (0 0 0 1). One call for the usual case;
+    the caller asks ``rigidity_errors`` what is wrong only when it is not."""
+    finite, orthonormality, det, bottom = rigidity_errors(T)
+    return finite.all() and (orthonormality <= tolerance).all() and (det >= 0).all() and (bottom <= 0).all()

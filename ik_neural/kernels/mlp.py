@@ -104,3 +104,13 @@ def decode_rows(raw, n_linear, centre, half_range, periodic_lower, order):
         for k in range(dof):
             q[r, k] = grouped[order[k]]
     return q
+
+
+@njit(cache=True, nogil=True)
+def guesses_of_pose(T, inverse_reach, position_only, params, sizes, heads, n_linear, centre, half_range,
+                    periodic_lower, order):  # fmt: skip
+    """The K = ``heads`` guesses (K, dof) float64 for one pose T (4, 4): ``features``, ``mlp_forward`` and
+    ``decode_rows`` in one call (a call from Python costs about a µs; the one-pose guess made three)."""
+    x = features(T.reshape((1, 4, 4)), inverse_reach, position_only)
+    raw = mlp_forward(x[0], params, sizes)
+    return decode_rows(raw.reshape((heads, -1)), n_linear, centre, half_range, periodic_lower, order)

@@ -84,3 +84,6 @@ def test_rigidity_check_measures_what_it_says():
     assert orthonormality[0] < 1e-12 and orthonormality[1] == pytest.approx(1.01**2 - 1, rel=1e-9)
     assert det[0] == pytest.approx(1.0) and det[1] == pytest.approx(1.01**3)
     assert bottom.tolist()[:3] == [0.0, 0.0, 0.5]
+    # The one-call verdict the solver asks first agrees pose by pose.
+    assert [bool(kernels.all_rigid(T[i : i + 1], 1e-6)) for i in range(4)] == [True, False, False, False]
+    assert kernels.all_rigid(T[:1].repeat(5, axis=0), 1e-6) and not kernels.all_rigid(T, 1e-6)
