@@ -258,7 +258,7 @@ class IKSolver:
         success, iterations, restarts = False, 0, 0
 
         # The first seeds: a single one alone with the least overhead a step (most targets converge from
-        # the first); a multi-head network's K guesses as a round of K rows, each dropped when exhausted.
+        # the first); a multi-head network's other K - 1 guesses as a round of rows, each dropped when exhausted.
         guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
         for seeds, patience in self._first_seeds(guesses, q_seed, seed_first):
             if len(seeds) > 1:
@@ -348,8 +348,8 @@ class IKSolver:
         (dof,) (default mid-limits): no two closer than ``min_distance_rad`` in their largest joint
         difference (continuous joints the short way round; rad, or m for a prismatic joint).
 
-        Rows of ``restart_batch_size`` seeds are refined side by side: the caller's seed and the network's
-        guess first, then random seeds; a row that converges (FK within both tolerances, within the bounds)
+        Rows of ``restart_batch_size`` (or more) seeds are refined side by side: the caller's seed and the
+        network's K guesses first, then random seeds; a row that converges (FK within both tolerances, within the bounds)
         is kept when it is far enough from those found, and replaced by a new random seed either way. The
         call ends with ``count`` solutions, or at ``timeout_s`` with those found so far. ``lower``/``upper``
         and ``stop`` as for ``solve``.
@@ -366,12 +366,15 @@ class IKSolver:
         deadline = start + timeout_s
         step = self._step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
         rng = np.random.default_rng(self.settings.random_seed)
-        guess = None if self.network is None else bounds.project(self.network.predict(T_target))
-        # The caller's seed first: its solution is the nearest one, the first a caller wants.
-        first = self._first_seeds(guess, q_seed, seed_first=True)
+        guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
+        # The caller's seed first: its solution is the nearest one, the first a caller wants; then every
+        # head's guess (K heads propose different branches: different solutions).
+        stages = self._first_seeds(guesses, q_seed, seed_first=True)
+        first = np.vstack([q for q, _ in stages])
+        patience = [p for q, p in stages for _ in q]
         k = max(self.settings.restart_batch_size, len(first))
-        Q = np.vstack([q for q, _ in first] + [bounds.sample(rng, k - len(first))])
-        patience = [p for _, p in first] + [self._seed_patience] * (k - len(first))
+        Q = np.vstack([first, bounds.sample(rng, k - len(first))])
+        patience += [self._seed_patience] * (k - len(first))
         histories: list[list[float]] = [[] for _ in range(k)]
         T_rows = np.repeat(T_target[None], k, axis=0)
         found_q, found_position, found_orientation = np.empty((0, self.chain.dof)), [], []
@@ -454,13 +457,19 @@ class IKSolver:
     def _first_seeds(
         self, guesses: Optional[np.ndarray], q_seed: np.ndarray, seed_first: bool
     ) -> list[tuple[np.ndarray, Patience]]:
-        """The seeds refined before random ones, in order, each with its patience: the network's K
-        guesses side by side (when there is a network) and the caller's seed; ``seed_first`` puts the
-        caller's seed first. Per target a stage of rows: arrays (rows, dof) for one target, (N, rows, dof)
-        for N; ``guesses`` (K, dof) or (N, K, dof), ``q_seed`` (dof,) or (N, dof)."""
+        """The seeds refined before random ones, in order, each with its patience: the network's first
+        guess, its other K - 1 guesses side by side (a K-head network), and the caller's seed;
+        ``seed_first`` puts the caller's seed first. Per target a stage of rows: arrays (rows, dof) for one
+        target, (N, rows, dof) for N; ``guesses`` (K, dof) or (N, K, dof), ``q_seed`` (dof,) or (N, dof)."""
         seeds = [(q_seed[..., None, :], self._seed_patience)]
         if guesses is not None:
-            seeds.insert(len(seeds) if seed_first else 0, (guesses, self._network_patience))
+            # Head 0 alone first (a single row has the least overhead a step, and most targets converge
+            # from it), then the other heads side by side: they cost only where head 0 stalled.
+            network = [(guesses[..., :1, :], self._network_patience)]
+            if guesses.shape[-2] > 1:
+                network.append((guesses[..., 1:, :], self._network_patience))
+            at = len(seeds) if seed_first else 0
+            seeds[at:at] = network
         return seeds
 
     def _rows_round(
@@ -580,7 +589,7 @@ class IKSolver:
                 if len(new):
                     answers.restarts += np.bincount(new, minlength=n)
                     widened.append((random_stage, new, bounds.sample(rng, len(new))))
-                # A stage of several rows per target (the K guesses, after the caller's seed) adds the rest.
+                # A stage of several rows per target (a K-head network's other guesses) adds the rest.
                 for s, new_target, new_Q in widened:
                     new_Q = new_Q.reshape(-1, Q.shape[1])
                     target = np.concatenate([target, np.repeat(new_target, len(new_Q) // len(new_target))])

@@ -92,7 +92,7 @@ def test_a_four_head_network_trains_loads_and_seeds_the_solver(tmp_path):
     reference = ReferenceChain(robot.urdf_path, chain.base_link, chain.tip_link, chain.joint_names)
     position_error = np.stack([reference.errors(guesses[:, k], T)[0] for k in range(4)], axis=1)
     assert np.median(position_error.min(1)) < 0.8 * np.median(position_error[:, 0]), np.median(position_error, 0)
-    # The solver refines the four guesses side by side first; every answer checked by the reference FK.
+    # The solver refines head 0's guess, then the other three side by side; every answer checked by the reference FK.
     solver = IKSolver(chain, network=net)
     batch = solver.solve_batch(T[:100], timeout_s=10.0, position_tolerance_m=1e-6, orientation_tolerance_rad=1e-6)
     one = [solver.solve(t, timeout_s=0.5, position_tolerance_m=1e-6, orientation_tolerance_rad=1e-6) for t in T[:100]]
