@@ -210,7 +210,7 @@ class IKSolver:
         k = self.settings.restart_batch_size
         dls_step_rows_serial(
             np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), chain.arrays,
-            self._step_settings(1e-5, 1e-5, chain.bounds),
+            self.step_settings(1e-5, 1e-5, chain.bounds),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ one pose
@@ -247,7 +247,7 @@ class IKSolver:
         bounds = self._bounds(lower, upper)
         q_seed = bounds.project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False))
         deadline = start + timeout_s
-        step = self._step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
+        step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
         arrays = self.chain.arrays
 
         def out_of_time() -> bool:
@@ -364,7 +364,7 @@ class IKSolver:
         bounds = self._bounds(lower, upper)
         q_seed = bounds.project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False))
         deadline = start + timeout_s
-        step = self._step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
+        step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
         rng = np.random.default_rng(self.settings.random_seed)
         guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
         # The caller's seed first: its solution is the nearest one, the first a caller wants; then every
@@ -445,7 +445,7 @@ class IKSolver:
         answers = _Answers.empty(q_seed)
         self._refine(
             T_targets, self._first_seeds(guesses, q_seed, seed_first), q_seed, answers, bounds,
-            self._step_settings(position_tolerance_m, orientation_tolerance_rad, bounds), start + timeout_s, stop,
+            self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds), start + timeout_s, stop,
         )  # fmt: skip
         return BatchResult(
             answers.q, answers.success, answers.position_error_m, answers.orientation_error_rad,
@@ -606,10 +606,11 @@ class IKSolver:
             return self.chain.bounds
         return self.chain.bounds.narrow_arrays(lower, upper)
 
-    def _step_settings(
+    def step_settings(
         self, position_tolerance_m: float, orientation_tolerance_rad: Optional[float], bounds: JointBounds
     ) -> tuple:
-        """The call's ``StepSettings``, as the plain tuple the kernels take."""
+        """A call's ``StepSettings`` within ``bounds``, as the plain tuple the kernels take (``ik_bench`` times
+        one step with it)."""
         return tuple(StepSettings(
             position_only=orientation_tolerance_rad is None, position_tolerance_m=float(position_tolerance_m),
             orientation_tolerance_rad=float(orientation_tolerance_rad or 0.0), damping=self.settings.damping,

@@ -16,6 +16,7 @@ import torch
 from ik_neural.bench.protocol import RANDOM_SEEDS_STREAM, TOLERANCE_PAIRS, SolverRun, seed_configurations, successes
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import network_errors, summary
+from ik_neural.kernels.dls import dls_step
 from ik_neural.network import IKNetwork
 from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
@@ -181,6 +182,22 @@ def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarr
         rows.append([label, *(f"{f[f'{k}_{s}']:.2f}" for k in ("position_error_mm", "orientation_error_deg")
                               for s in ("median", "mean", "p95"))])  # fmt: skip
     return headers, rows
+
+
+def trade_line(solver: IKSolver, T_targets: np.ndarray, tolerances: tuple[float, float]) -> str:
+    """What the hybrid's network costs against what it saves: one pose's guesses (all K heads) and one DLS
+    step (one row, from the guess), each the best of 5 means of 200 calls, in µs."""
+    chain, network = solver.chain, solver.network
+    T = T_targets[0]
+    q = chain.bounds.project(network.predict(T))
+    step = solver.step_settings(*tolerances, chain.bounds)
+    guess_s = _best_time_s(lambda: network.predict_all(T), 5, 200)
+    step_s = _best_time_s(lambda: dls_step(q, T, chain.arrays, step), 5, 200)
+    return (
+        f"trade: one pose's network guess ({network.heads} head{'s' if network.heads > 1 else ''}) costs "
+        f"{guess_s * 1e6:.1f} µs, one DLS step {step_s * 1e6:.1f} µs: a guess pays when it saves "
+        f"{guess_s / step_s:.1f} steps or more"
+    )
 
 
 def batch_table(

@@ -103,6 +103,8 @@ def _run_ik(args: argparse.Namespace) -> None:
     if network is not None:
         print()
         print(tables.format_table(*tables.network_table(network, chain, T_targets)))
+        print()
+        print(tables.trade_line(solver, T_targets, tolerances))
     if args.batch_sizes:
         print()
         print(

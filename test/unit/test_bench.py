@@ -65,6 +65,10 @@ def test_bench_ik_prints_the_protocol_table(capsys):
     # The shipped network alone, on the same targets.
     assert network[0][0] == "network alone" and network[1][0].endswith("models/ur5e/ik_network.pt")
     assert all(float(v) > 0.0 for v in network[1][1:])
+    # What a guess costs against a step, so the trade shows in every run.
+    trade = re.search(r"network guess \(1 head\) costs ([\d.]+) µs, one DLS step ([\d.]+) µs: .* ([\d.]+) steps", out)
+    assert trade and float(trade[1]) > 0 and float(trade[2]) > 0
+    assert float(trade[3]) == pytest.approx(float(trade[1]) / float(trade[2]), rel=0.05, abs=0.06)
 
     assert batched[0] == BATCH_COLUMNS
     assert [row[0] for row in batched[1:]] == ["16"]
