@@ -114,14 +114,14 @@ class JointBounds:
     def project(self, q: np.ndarray) -> np.ndarray:
         """The nearest point of the bounds to q (..., dof): continuous joints wrapped, then bounded joints clamped."""
         q = np.asarray(q, dtype=np.float64)
-        if self._all_bounded_revolute:  # most arms: a clamp alone (two ufuncs, not seven: the solver's hot path)
+        if self._none_continuous:  # most arms: a clamp alone (two ufuncs, not seven: the solver's hot path)
             return np.minimum(np.maximum(q, self.lower), self.upper)
         turned = self.wrap(q)
         return np.where(self.bounded, np.clip(turned, self.lower, self.upper), turned)
 
     @cached_property
-    def _all_bounded_revolute(self) -> bool:
-        """No joint is continuous: wrapping is the identity and every joint is clamped."""
+    def _none_continuous(self) -> bool:
+        """No joint is continuous (revolute or prismatic only): wrapping is the identity and every joint is clamped."""
         return not self.continuous.any()
 
     def contains(self, q: np.ndarray, tolerance: float = 0.0) -> np.ndarray:

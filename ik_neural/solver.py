@@ -623,9 +623,10 @@ class IKSolver:
         if T.shape[-2:] != (4, 4) or T.ndim != (3 if batched else 2):
             raise ValueError(f"{name} has shape {T.shape}; expected {expected}")
         T = np.ascontiguousarray(T)
-        if all_rigid(T if batched else T[None], _RIGIDITY_TOLERANCE):
+        poses = T if batched else T[None]
+        if all_rigid(poses, _RIGIDITY_TOLERANCE):
             return T
-        finite, orthonormality, det, bottom = rigidity_errors(T if batched else T[None])
+        finite, orthonormality, det, bottom = rigidity_errors(poses)
         where = lambda bad: f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""  # noqa: E731
         if not finite.all():
             raise ValueError(f"{name} has non-finite values (NaN or inf){where(~finite)}")
