@@ -23,7 +23,7 @@ import numpy as np
 
 from ik_neural.chain import KinematicChain
 from ik_neural.joint_bounds import JointBounds
-from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
+from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial, error_norms_rows
 from ik_neural.kernels.geometry import all_rigid, rigidity_errors
 
 if TYPE_CHECKING:
@@ -201,17 +201,16 @@ class IKSolver:
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel a call may reach, so that none compiles inside
         a call's time budget: the one-pose step, the serial rows of restarts, the parallel rows of a batch,
-        and a network's one-pose and few-poses forward passes."""
+        the error of a K-head network's guesses, and a network's one-pose and few-poses forward passes."""
         chain = self.chain
         T_mid = chain.forward(chain.middle)
         self.solve(T_mid, timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], 2, axis=0), timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
         k = self.settings.restart_batch_size
-        dls_step_rows_serial(
-            np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), chain.arrays,
-            self.step_settings(1e-5, 1e-5, chain.bounds),
-        )  # fmt: skip
+        Q, T_rows, step = np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), self.step_settings(1e-5, 1e-5, chain.bounds)
+        dls_step_rows_serial(Q, T_rows, chain.arrays, step)
+        error_norms_rows(Q, T_rows, chain.arrays, step)
 
     # ------------------------------------------------------------------ one pose
 
@@ -257,18 +256,10 @@ class IKSolver:
         best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
         success, iterations, restarts = False, 0, 0
 
-        # The first seeds: a single one alone with the least overhead a step (most targets converge from
-        # the first); a multi-head network's other K - 1 guesses as a round of rows, each dropped when exhausted.
-        guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
+        # The first seeds, one at a time (a single row has the least overhead a step, and most targets
+        # converge from the first): the network's guesses, closest first, and the caller's seed.
+        guesses = self._guesses(T_target, bounds, step)
         for seeds, patience in self._first_seeds(guesses, q_seed, seed_first):
-            if len(seeds) > 1:
-                rows = self._rows_round(T_target, seeds, q_seed, bounds, step, patience, out_of_time, collision_free)
-                iterations += rows[-1]
-                if rows[0] or rows[2] < best_error:
-                    success, best_q, best_error, best_position, best_orientation = rows[:5]
-                if success or out_of_time():
-                    break
-                continue
             q = seeds[0]
             errors: list[float] = []
             while True:
@@ -366,7 +357,7 @@ class IKSolver:
         deadline = start + timeout_s
         step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
         rng = np.random.default_rng(self.settings.random_seed)
-        guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
+        guesses = self._guesses(T_target, bounds, step)
         # The caller's seed first: its solution is the nearest one, the first a caller wants; then every
         # head's guess (K heads propose different branches: different solutions).
         stages = self._first_seeds(guesses, q_seed, seed_first=True)
@@ -441,11 +432,11 @@ class IKSolver:
             if len(q_seed) != n:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
         q_seed = bounds.project(q_seed)
-        guesses = None if self.network is None else bounds.project(self.network.predict_all(T_targets))
+        step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
         answers = _Answers.empty(q_seed)
         self._refine(
-            T_targets, self._first_seeds(guesses, q_seed, seed_first), q_seed, answers, bounds,
-            self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds), start + timeout_s, stop,
+            T_targets, self._first_seeds(self._guesses(T_targets, bounds, step), q_seed, seed_first), q_seed,
+            answers, bounds, step, start + timeout_s, stop,
         )  # fmt: skip
         return BatchResult(
             answers.q, answers.success, answers.position_error_m, answers.orientation_error_rad,
@@ -454,60 +445,36 @@ class IKSolver:
 
     # ------------------------------------------------------------------ the search
 
+    def _guesses(self, T: np.ndarray, bounds: JointBounds, step: tuple) -> Optional[np.ndarray]:
+        """The network's K guesses within ``bounds`` for one pose T (4, 4): (K, dof), or for T (N, 4, 4):
+        (N, K, dof); None without a network. K > 1 guesses are ordered by their FK error (``step``'s
+        normalised norm), the closest first: it is the one most often in the basin of a solution."""
+        if self.network is None:
+            return None
+        guesses = bounds.project(self.network.predict_all(T))
+        k = guesses.shape[-2]
+        if k == 1:
+            return guesses
+        T_rows = np.repeat(T.reshape(-1, 4, 4), k, axis=0)
+        error = error_norms_rows(guesses.reshape(-1, self.chain.dof), T_rows, self.chain.arrays, step)
+        order = np.argsort(error.reshape(guesses.shape[:-1]), axis=-1, kind="stable")
+        return np.take_along_axis(guesses, order[..., None], axis=-2)
+
     def _first_seeds(
         self, guesses: Optional[np.ndarray], q_seed: np.ndarray, seed_first: bool
     ) -> list[tuple[np.ndarray, Patience]]:
-        """The seeds refined before random ones, in order, each with its patience: the network's first
-        guess, its other K - 1 guesses side by side (a K-head network), and the caller's seed;
-        ``seed_first`` puts the caller's seed first. Per target a stage of rows: arrays (rows, dof) for one
-        target, (N, rows, dof) for N; ``guesses`` (K, dof) or (N, K, dof), ``q_seed`` (dof,) or (N, dof)."""
+        """The seeds refined before random ones, in order, each with its patience: the network's guesses
+        one by one (``_guesses``' order) and the caller's seed; ``seed_first`` puts the caller's seed first.
+        Per target a stage of one row: arrays (1, dof) for one target, (N, 1, dof) for N; ``guesses``
+        (K, dof) or (N, K, dof), ``q_seed`` (dof,) or (N, dof)."""
         seeds = [(q_seed[..., None, :], self._seed_patience)]
         if guesses is not None:
-            # Head 0 alone first (a single row has the least overhead a step, and most targets converge
-            # from it), then the other heads side by side: they cost only where head 0 stalled.
-            network = [(guesses[..., :1, :], self._network_patience)]
-            if guesses.shape[-2] > 1:
-                network.append((guesses[..., 1:, :], self._network_patience))
+            # One at a time, not side by side: a row's step costs nearly as much as a call's overhead, and
+            # a guess in the wrong basin is given up within a few steps (``network_stagnation_window``).
+            network = [(guesses[..., k : k + 1, :], self._network_patience) for k in range(guesses.shape[-2])]
             at = len(seeds) if seed_first else 0
             seeds[at:at] = network
         return seeds
-
-    def _rows_round(
-        self, T_target: np.ndarray, Q: np.ndarray, q_seed: np.ndarray, bounds: JointBounds, step: tuple,
-        patience: Patience, out_of_time, collision_free: Optional[Callable[[np.ndarray], bool]] = None,
-    ) -> tuple[bool, np.ndarray, float, float, float, int]:  # fmt: skip
-        """Refine the seeds Q (R, dof) for one target side by side, each dropped once ``patience`` is
-        exhausted, until one converges, all are dropped or time is out: (success, q (the converged row
-        nearest ``q_seed``, else the lowest-error one), its error norm, position m, orientation rad, steps)."""
-        T_rows = np.repeat(T_target[None], len(Q), axis=0)
-        histories: list[list[float]] = [[] for _ in Q]
-        best = (False, Q[0], math.inf, math.inf, math.inf)
-        steps = 0
-        while len(Q):
-            Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
-                Q, T_rows[: len(Q)], self.chain.arrays, step
-            )
-            steps += 1
-            if converged.any():
-                accepted = _accepted(converged, Q, collision_free)
-                if accepted.any():
-                    i = int(np.flatnonzero(_closest_converged(accepted, bounds.distance(Q, q_seed), np.zeros(len(Q), int), 1))[0])
-                    return True, Q[i].copy(), error[i], position_error[i], orientation_error[i], steps
-                error = np.where(converged, math.inf, error)  # rejected rows: never the best, dropped below
-            i = int(np.argmin(error))
-            if error[i] < best[2]:
-                best = (False, Q[i].copy(), error[i], position_error[i], orientation_error[i])
-            alive = []
-            for i, error_i in enumerate(error.tolist()):  # Python floats: numpy scalars cost 10x here
-                history = histories[i]
-                history.append(error_i)
-                earlier = history[-1 - patience.window] if len(history) > patience.window else math.inf
-                if not patience.exhausted(len(history), error_i, earlier) and error_i != math.inf:
-                    alive.append(i)
-            if out_of_time():
-                break
-            Q, histories = Q_next[alive], [histories[i] for i in alive]
-        return (*best, steps)
 
     def _refine(
         self, T_targets: np.ndarray, first_seeds: Sequence[tuple[np.ndarray, Patience]], q_seed: np.ndarray,
