@@ -23,7 +23,7 @@ import numpy as np
 
 from ik_neural.chain import KinematicChain
 from ik_neural.joint_bounds import JointBounds
-from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial, error_norms_rows
+from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
 from ik_neural.kernels.geometry import all_rigid, rigidity_errors
 
 if TYPE_CHECKING:
@@ -201,16 +201,17 @@ class IKSolver:
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel a call may reach, so that none compiles inside
         a call's time budget: the one-pose step, the serial rows of restarts, the parallel rows of a batch,
-        the error of a K-head network's guesses, and a network's one-pose and few-poses forward passes."""
+        and a network's one-pose and few-poses forward passes."""
         chain = self.chain
         T_mid = chain.forward(chain.middle)
         self.solve(T_mid, timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], 2, axis=0), timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
         k = self.settings.restart_batch_size
-        Q, T_rows, step = np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), self.step_settings(1e-5, 1e-5, chain.bounds)
-        dls_step_rows_serial(Q, T_rows, chain.arrays, step)
-        error_norms_rows(Q, T_rows, chain.arrays, step)
+        dls_step_rows_serial(
+            np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), chain.arrays,
+            self.step_settings(1e-5, 1e-5, chain.bounds),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ one pose
 
@@ -257,8 +258,8 @@ class IKSolver:
         success, iterations, restarts = False, 0, 0
 
         # The first seeds, one at a time (a single row has the least overhead a step, and most targets
-        # converge from the first): the network's guesses, closest first, and the caller's seed.
-        guesses = self._guesses(T_target, bounds, step)
+        # converge from the first): the network's guesses and the caller's seed.
+        guesses = self._guesses(T_target, bounds)
         for seeds, patience in self._first_seeds(guesses, q_seed, seed_first):
             q = seeds[0]
             errors: list[float] = []
@@ -357,7 +358,7 @@ class IKSolver:
         deadline = start + timeout_s
         step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
         rng = np.random.default_rng(self.settings.random_seed)
-        guesses = self._guesses(T_target, bounds, step)
+        guesses = self._guesses(T_target, bounds)
         # The caller's seed first: its solution is the nearest one, the first a caller wants; then every
         # head's guess (K heads propose different branches: different solutions).
         stages = self._first_seeds(guesses, q_seed, seed_first=True)
@@ -432,11 +433,10 @@ class IKSolver:
             if len(q_seed) != n:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
         q_seed = bounds.project(q_seed)
-        step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
         answers = _Answers.empty(q_seed)
         self._refine(
-            T_targets, self._first_seeds(self._guesses(T_targets, bounds, step), q_seed, seed_first), q_seed,
-            answers, bounds, step, start + timeout_s, stop,
+            T_targets, self._first_seeds(self._guesses(T_targets, bounds), q_seed, seed_first), q_seed, answers,
+            bounds, self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds), start + timeout_s, stop,
         )  # fmt: skip
         return BatchResult(
             answers.q, answers.success, answers.position_error_m, answers.orientation_error_rad,
@@ -445,32 +445,22 @@ class IKSolver:
 
     # ------------------------------------------------------------------ the search
 
-    def _guesses(self, T: np.ndarray, bounds: JointBounds, step: tuple) -> Optional[np.ndarray]:
+    def _guesses(self, T: np.ndarray, bounds: JointBounds) -> Optional[np.ndarray]:
         """The network's K guesses within ``bounds`` for one pose T (4, 4): (K, dof), or for T (N, 4, 4):
-        (N, K, dof); None without a network. K > 1 guesses are ordered by their FK error (``step``'s
-        normalised norm), the closest first: it is the one most often in the basin of a solution."""
-        if self.network is None:
-            return None
-        guesses = bounds.project(self.network.predict_all(T))
-        k = guesses.shape[-2]
-        if k == 1:
-            return guesses
-        T_rows = np.repeat(T.reshape(-1, 4, 4), k, axis=0)
-        error = error_norms_rows(guesses.reshape(-1, self.chain.dof), T_rows, self.chain.arrays, step)
-        order = np.argsort(error.reshape(guesses.shape[:-1]), axis=-1, kind="stable")
-        return np.take_along_axis(guesses, order[..., None], axis=-2)
+        (N, K, dof), head 0 first; None without a network."""
+        return None if self.network is None else bounds.project(self.network.predict_all(T))
 
     def _first_seeds(
         self, guesses: Optional[np.ndarray], q_seed: np.ndarray, seed_first: bool
     ) -> list[tuple[np.ndarray, Patience]]:
-        """The seeds refined before random ones, in order, each with its patience: the network's guesses
-        one by one (``_guesses``' order) and the caller's seed; ``seed_first`` puts the caller's seed first.
-        Per target a stage of one row: arrays (1, dof) for one target, (N, 1, dof) for N; ``guesses``
+        """The seeds refined before random ones, in order, each with its patience, per target a stage of
+        one row: the network's K guesses one by one, head 0 first, and the caller's seed; ``seed_first``
+        puts the caller's seed first. Arrays (1, dof) for one target, (N, 1, dof) for N; ``guesses``
         (K, dof) or (N, K, dof), ``q_seed`` (dof,) or (N, dof)."""
         seeds = [(q_seed[..., None, :], self._seed_patience)]
         if guesses is not None:
-            # One at a time, not side by side: a row's step costs nearly as much as a call's overhead, and
-            # a guess in the wrong basin is given up within a few steps (``network_stagnation_window``).
+            # One at a time, not side by side: a row's step costs nearly what a call's overhead does, and a
+            # guess in the wrong basin is given up within a few steps (``network_stagnation_window``).
             network = [(guesses[..., k : k + 1, :], self._network_patience) for k in range(guesses.shape[-2])]
             at = len(seeds) if seed_first else 0
             seeds[at:at] = network

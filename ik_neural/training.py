@@ -69,10 +69,10 @@ class TrainingConfig:
     """Baseline: loss on the joint encodings of the sampled configurations instead of through FK."""
     output_encoding: str = "biternion"
     """"biternion": (sin, cos) for joints that turn a full circle, limit-scaled for the rest; "linear": all limit-scaled."""
-    width: int = 512
-    depth: int = 4
+    width: int = 128
+    depth: int = 3
     batch_norm: bool = False
-    heads: int = 1
+    heads: int = 4
     """Guesses per pose (K). K > 1 trains multiple-choice: every sample's loss is head 0's (the guess
     ``predict`` gives, trained as a single-head network is), plus the least of the K heads' losses (the
     other heads win where they beat head 0: other IK branches), plus ``head_mean_weight`` times their

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from ik_neural.kernels.geometry import pose_error
-from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian, chain_forward
+from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian
 
 
 class StepSettings(NamedTuple):
@@ -68,31 +68,6 @@ def _damped_solve(J, e, damping):
 
 
 @njit(cache=True, nogil=True)
-def _scaled_error(T_target, T, chain, step):
-    """The error of pose T against T_target, as the step minimises it: (e (6,) [dp / reach; omega], or
-    (3,) dp / reach alone when ``step.position_only``, position error m, orientation error rad)."""
-    dp, omega, position_error, orientation_error = pose_error(T_target, T)
-    e = np.empty(3 if step.position_only else 6)
-    for r in range(3):
-        e[r] = dp[r] / chain.reach_m
-        if not step.position_only:
-            e[3 + r] = omega[r]
-    return e, position_error, orientation_error
-
-
-@njit(cache=True, nogil=True)
-def error_norms_rows(Q, T_targets, chain_fields, step_fields):
-    """The normalised error norm (R,) of each row of Q (R, n) against its own target T_targets (R, 4, 4):
-    the one ``dls_step_rows`` reports, by FK alone (no Jacobian, no step)."""
-    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
-    norms = np.empty(Q.shape[0])
-    for r in range(Q.shape[0]):
-        e = _scaled_error(T_targets[r], chain_forward(Q[r], chain), chain, step)[0]
-        norms[r] = math.sqrt(np.sum(e * e))
-    return norms
-
-
-@njit(cache=True, nogil=True)
 def dls_step(q, T_target, chain_fields, step_fields):
     """One DLS step at q (n,) towards T_target (4, 4): (q_next, converged, position error m, orientation
     error rad, normalised error norm). The errors and ``converged`` are those of q itself, before the step.
@@ -108,13 +83,20 @@ def _dls_step(q, T_target, chain, step):
     leaves a bounded joint's limits is redone with that joint held at its limit (the rest re-solved).
     """
     T, J_full = chain_fk_jacobian(q, chain)
-    e, position_error, orientation_error = _scaled_error(T_target, T, chain, step)
+    dp, omega, position_error, orientation_error = pose_error(T_target, T)
     n = q.shape[0]
-    m = e.shape[0]
+    m = 3 if step.position_only else 6
+    e = np.empty(m)
     J = np.empty((m, n))
-    for r in range(m):
+    for r in range(3):
+        e[r] = dp[r] / chain.reach_m
         for k in range(n):
-            J[r, k] = J_full[r, k] / chain.reach_m if r < 3 else J_full[r, k]
+            J[r, k] = J_full[r, k] / chain.reach_m
+    if not step.position_only:
+        for r in range(3):
+            e[3 + r] = omega[r]
+            for k in range(n):
+                J[3 + r, k] = J_full[3 + r, k]
     converged = position_error <= step.position_tolerance_m and (
         step.position_only or orientation_error <= step.orientation_tolerance_rad
     )

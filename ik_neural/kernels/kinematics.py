@@ -77,17 +77,6 @@ def joint_frames(q, chain_fields):
 
 
 @njit(cache=True, nogil=True)
-def chain_forward(q, chain):
-    """T_base_tip (4, 4) at q (n,), without the Jacobian, for kernels holding the ``ChainArrays``."""
-    R = np.eye(3)
-    t = np.zeros(3)
-    local = np.empty((3, 3))
-    for i in range(q.shape[0]):
-        R, t = _next_frame(R, t, local, q[i], i, chain)
-    return _tip(R, t, chain)
-
-
-@njit(cache=True, nogil=True)
 def chain_fk_jacobian(q, chain):
     """``fk_jacobian`` for kernels holding the ``ChainArrays`` themselves."""
     n = q.shape[0]

@@ -196,10 +196,10 @@ def test_a_multi_head_file_gives_all_guesses_and_a_single_head_file_still_loads(
     assert one.shape == (3, 7)
     np.testing.assert_allclose(one, expected[0].double().numpy(), atol=2e-5)
     assert not np.allclose(one[0], one[1], atol=1e-3)  # three heads, three guesses
-    # The shipped networks were trained before heads: one head.
+    # The shipped Panda network has four heads (ik_train's default).
     shipped = load_robot("panda").network
-    assert shipped.metadata["format_version"] == FORMAT_VERSION and shipped.heads == 1
-    assert shipped.predict_all(T.double().numpy()).shape == (64, 1, 7)
+    assert shipped.metadata["format_version"] == FORMAT_VERSION and shipped.heads == 4
+    assert shipped.predict_all(T.double().numpy()).shape == (64, 4, 7)
     with pytest.raises(ValueError, match="at least one head, got heads=0"):
         _module(panda, heads=0)
 

@@ -92,14 +92,9 @@ def test_a_four_head_network_trains_loads_and_seeds_the_solver(tmp_path):
     reference = ReferenceChain(robot.urdf_path, chain.base_link, chain.tip_link, chain.joint_names)
     position_error = np.stack([reference.errors(guesses[:, k], T)[0] for k in range(4)], axis=1)
     assert np.median(position_error.min(1)) < 0.8 * np.median(position_error[:, 0]), np.median(position_error, 0)
-    # The solver refines the four guesses one by one, closest first; every answer checked by the reference FK.
+    # The solver refines the four guesses one by one, head 0 first; every answer checked by the reference FK.
     solver = IKSolver(chain, network=net)
     solver.warm_up()  # no kernel compiles inside a solve's 0.5 s
-    ordered = solver._guesses(T[:100], chain.bounds, solver.step_settings(1e-6, 1e-6, chain.bounds))
-    assert sorted(map(tuple, ordered[7])) == sorted(map(tuple, guesses[7]))  # the same guesses, reordered
-    reach_m = chain.reach_m
-    norms = np.stack([np.hypot(*reference.errors(ordered[:, k], T[:100])[:2] / np.array([[reach_m], [1.0]])) for k in range(4)], 1)
-    assert (np.diff(norms, axis=1) >= -1e-9).all()  # closest by FK first
     batch = solver.solve_batch(T[:100], timeout_s=10.0, position_tolerance_m=1e-6, orientation_tolerance_rad=1e-6)
     one = [solver.solve(t, timeout_s=0.5, position_tolerance_m=1e-6, orientation_tolerance_rad=1e-6) for t in T[:100]]
     for q in (batch.q, np.stack([r.q for r in one])):
