@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=DEFAULTS.depth, help="hidden layers")
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=DEFAULTS.batch_norm)
     p.add_argument("--heads", type=int, default=DEFAULTS.heads,
-                   help="guesses per pose (K > 1: trained multiple-choice, refined side by side by the solver)")  # fmt: skip
+                   help="guesses per pose (K > 1: trained multiple-choice, refined one at a time by the solver)")  # fmt: skip
     p.add_argument("--head-mean-weight", type=float, default=DEFAULTS.head_mean_weight,
                    help="with --heads > 1, weight of the mean of the heads' losses (so that no head starves)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
