@@ -257,8 +257,7 @@ class IKSolver:
         best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
         success, iterations, restarts = False, 0, 0
 
-        # The first seeds, one at a time (a single row has the least overhead a step, and most targets
-        # converge from the first): the network's guesses and the caller's seed.
+        # The first seeds, one row each (``_first_seeds``), then random restarts.
         guesses = self._guesses(T_target, bounds)
         for seeds, patience in self._first_seeds(guesses, q_seed, seed_first):
             q = seeds[0]
