@@ -84,12 +84,22 @@ class _Graph:
         self.helper = Node('ik_test_helper', context=context, namespace=namespace)
         self.client = self.helper.create_client(GetPositionIK, f'{namespace}/ik_neural/compute_ik')
         self.fk_client = self.helper.create_client(GetPositionFK, f'{namespace}/ik_neural/compute_fk')
+        self._publishers = {}
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.helper)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
         assert self.client.wait_for_service(timeout_sec=SECONDS_TO_DISCOVER), 'compute_ik not discovered'
+
+    def publisher(self, msg_type, topic):
+        """The helper's publisher of ``msg_type`` on ``<namespace>/<topic>``, made once and kept: destroying
+        one while the executor thread waits on the helper's entities can kill that thread (rclpy's
+        InvalidHandle, "destruction was requested"; seen once in make test), and every later call hangs."""
+        key = (msg_type, topic)
+        if key not in self._publishers:
+            self._publishers[key] = self.helper.create_publisher(msg_type, f'{self.namespace}/{topic}', 10)
+        return self._publishers[key]
 
     def call(self, request, client=None):
         done = threading.Event()
@@ -481,8 +491,8 @@ def test_goal_pose_is_solved_from_the_joint_state_and_published_as_commands(grap
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
 
-    joint_states = graph.helper.create_publisher(JointState, f'{graph.namespace}/joint_states', 10)
-    goals = graph.helper.create_publisher(PoseStamped, f'{graph.namespace}/ik_neural/goal_pose', 10)
+    joint_states = graph.publisher(JointState, 'joint_states')
+    goals = graph.publisher(PoseStamped, 'ik_neural/goal_pose')
     q_true, targets = reachable_targets(panda, 3, seed=6)
     rng = np.random.default_rng(7)
     deadline = time.monotonic() + SECONDS_TO_DISCOVER
@@ -623,7 +633,7 @@ def test_an_unexpected_error_is_answered_failure_and_the_node_keeps_serving(grap
                                           and len(_message(response)) < 1000)
     # A goal meets the same error: nothing is published, and the node lives on.
     published = len(commands['commands'])
-    goals = graph.helper.create_publisher(PoseStamped, f'{graph.namespace}/ik_neural/goal_pose', 10)
+    goals = graph.publisher(PoseStamped, 'ik_neural/goal_pose')
     _wait_for_subscriber(goals)
     goals.publish(_goal(T))
     time.sleep(1.0)
@@ -632,7 +642,6 @@ def test_an_unexpected_error_is_answered_failure_and_the_node_keeps_serving(grap
     response = graph.call(_request(T))
     assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
     _assert_reaches(reference, _solution(response, panda), T)
-    graph.helper.destroy_publisher(goals)
 
 
 def _goal(T, frame='panda_link0'):
@@ -655,7 +664,7 @@ def test_a_burst_of_goals_ends_with_the_last_goals_command(graph, panda, referen
     """30 goals at once: solved one at a time in order, stale ones dropped; the last command is the last goal's."""
     from geometry_msgs.msg import PoseStamped
 
-    goals = graph.helper.create_publisher(PoseStamped, f'{graph.namespace}/ik_neural/goal_pose', 10)
+    goals = graph.publisher(PoseStamped, 'ik_neural/goal_pose')
     _wait_for_subscriber(goals)
     _, targets = reachable_targets(panda, 30, seed=9)
     published = len(commands['commands'])
@@ -675,7 +684,6 @@ def test_a_burst_of_goals_ends_with_the_last_goals_command(graph, panda, referen
         errors = [reference.errors(q, T) for T in targets]
         reached.append(next(i for i, (p, r) in enumerate(errors) if p <= TOL and r <= TOL))
     assert reached == sorted(set(reached)) and reached[-1] == len(targets) - 1, reached
-    graph.helper.destroy_publisher(goals)
 
 
 # ---------------------------------------------------------------------- start-up
@@ -1076,15 +1084,12 @@ def _collision_box(object_id, center, size, operation='ADD', frame='panda_link0'
 
 
 def _publish_until(graph, msg, done, timeout_s=10.0, topic='collision_object'):
-    publisher = graph.helper.create_publisher(type(msg), f'{graph.namespace}/{topic}', 10)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not done() and time.monotonic() < deadline:
-            publisher.publish(msg)
-            time.sleep(0.05)
-        assert done(), f'the node did not take the {topic} message'
-    finally:
-        graph.helper.destroy_publisher(publisher)
+    publisher = graph.publisher(type(msg), topic)
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        publisher.publish(msg)
+        time.sleep(0.05)
+    assert done(), f'the node did not take the {topic} message'
 
 
 def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(graph, panda, reference):
