@@ -75,6 +75,17 @@ def dls_step(q, T_target, chain_fields, step_fields):
     return _dls_step(q, T_target, ChainArrays(*chain_fields), StepSettings(*step_fields))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _into_bounds(q, step):
+    """q (n,) moved, in place, to the nearest point of the bounds: bounded joints clamped, the others
+    wrapped to [-pi, pi)."""
+    for k in range(q.shape[0]):
+        if step.bounded[k]:
+            q[k] = min(max(q[k], step.lower[k]), step.upper[k])
+        else:
+            q[k] = (q[k] + math.pi) % (2 * math.pi) - math.pi
+
+
 @njit(cache=True, nogil=True)
 def _dls_step(q, T_target, chain, step):
     """``dls_step`` on the named tuples.
@@ -87,16 +98,14 @@ def _dls_step(q, T_target, chain, step):
     n = q.shape[0]
     m = 3 if step.position_only else 6
     e = np.empty(m)
-    J = np.empty((m, n))
     for r in range(3):
         e[r] = dp[r] / chain.reach_m
         for k in range(n):
-            J[r, k] = J_full[r, k] / chain.reach_m
+            J_full[r, k] /= chain.reach_m
     if not step.position_only:
         for r in range(3):
             e[3 + r] = omega[r]
-            for k in range(n):
-                J[3 + r, k] = J_full[3 + r, k]
+    J = J_full[:m]  # a view: the position rows alone when position_only
     converged = position_error <= step.position_tolerance_m and (
         step.position_only or orientation_error <= step.orientation_tolerance_rad
     )
@@ -104,20 +113,22 @@ def _dls_step(q, T_target, chain, step):
     for r in range(m):
         error_norm_sq += e[r] * e[r]
     lam = step.error_damping * error_norm_sq + step.damping
-    q_try = q + _damped_solve(J, e, lam)
+    q_next = _damped_solve(J, e, lam)  # dq, turned into q + dq in place below (no allocation per step)
+    for k in range(n):
+        q_next[k] += q[k]
 
     lower, upper, bounded = step.lower, step.upper, step.bounded
-    over = np.zeros(n, dtype=np.bool_)
     any_over = False
     for k in range(n):
-        if bounded[k] and (q_try[k] < lower[k] or q_try[k] > upper[k]):
-            over[k] = True
+        if bounded[k] and (q_next[k] < lower[k] or q_next[k] > upper[k]):
             any_over = True
     if any_over:
+        over = np.zeros(n, dtype=np.bool_)
         delta = np.zeros(n)
         for k in range(n):
-            if over[k]:
-                delta[k] = min(max(q_try[k], lower[k]), upper[k]) - q[k]
+            if bounded[k] and (q_next[k] < lower[k] or q_next[k] > upper[k]):
+                over[k] = True
+                delta[k] = min(max(q_next[k], lower[k]), upper[k]) - q[k]
         e_left = e.copy()
         for r in range(m):
             for k in range(n):
@@ -126,13 +137,10 @@ def _dls_step(q, T_target, chain, step):
         for k in range(n):
             if over[k]:
                 J_free[:, k] = 0.0
-        q_try = q + delta + _damped_solve(J_free, e_left, lam)
-    q_next = np.empty(n)
-    for k in range(n):
-        if bounded[k]:
-            q_next[k] = min(max(q_try[k], lower[k]), upper[k])
-        else:
-            q_next[k] = (q_try[k] + math.pi) % (2 * math.pi) - math.pi
+        q_next = _damped_solve(J_free, e_left, lam)
+        for k in range(n):
+            q_next[k] += q[k] + delta[k]
+    _into_bounds(q_next, step)
     return q_next, converged, position_error, orientation_error, math.sqrt(error_norm_sq)
 
 
@@ -170,3 +178,4 @@ def dls_step_rows_serial(Q, T_targets, chain_fields, step_fields):
     for r in range(Q.shape[0]):
         _step_row(r, Q, T_targets, out, chain, step)
     return out
+

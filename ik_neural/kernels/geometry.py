@@ -13,25 +13,6 @@ from ik_neural.geometry import NEAR_PI_SINE, SMALL_SINE
 
 
 @njit(cache=True, nogil=True)
-def mat3(A, B):
-    """The product A B of 3x3 matrices."""
-    C = np.empty((3, 3))
-    for r in range(3):
-        for c in range(3):
-            C[r, c] = A[r, 0] * B[0, c] + A[r, 1] * B[1, c] + A[r, 2] * B[2, c]
-    return C
-
-
-@njit(cache=True, nogil=True)
-def add_rotated(t, R, v):
-    """t + R v for 3-vectors t, v and a 3x3 R."""
-    out = np.empty(3)
-    for r in range(3):
-        out[r] = t[r] + R[r, 0] * v[0] + R[r, 1] * v[1] + R[r, 2] * v[2]
-    return out
-
-
-@njit(cache=True, nogil=True)
 def pose_error(T_target, T):
     """``geometry.pose_errors`` for one pose (4, 4): (position error vector (3,) m, rotation error vector
     (3,) rad, position error m, rotation angle rad)."""

@@ -8,7 +8,6 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ik_neural.kernels.geometry import add_rotated, mat3
 
 
 class ChainArrays(NamedTuple):
@@ -38,23 +37,35 @@ def fk_jacobian(q, chain_fields):
 
 
 @njit(cache=True, nogil=True, inline="always")  # inlined into both loops: one definition, no call per joint
-def _next_frame(R, t, local, q_i, i, chain):
-    """Joint i's frame (R (3, 3), t (3,)) after its motion q_i, from the frame before it (R, t); ``local``
-    (3, 3) is scratch space."""
+def _advance(R, t, scratch, q_i, i, chain):
+    """Move the frame (R (3, 3), t (3,)), in place, to joint i's frame after its motion q_i. ``scratch``
+    (2, 3, 3) holds the joint's local rotation and the product: no allocation per joint (each one costs
+    about as much as the arithmetic of a joint)."""
     s, one_minus_c = math.sin(q_i), 1.0 - math.cos(q_i)
+    local, product = scratch[0], scratch[1]
     for r in range(3):
         for c in range(3):
             local[r, c] = chain.R0[i, r, c] + s * chain.R0K[i, r, c] + one_minus_c * chain.R0K2[i, r, c]
-    t = add_rotated(t, R, chain.t0[i] + q_i * chain.slide[i])
-    return mat3(R, local), t
+    v0 = chain.t0[i, 0] + q_i * chain.slide[i, 0]
+    v1 = chain.t0[i, 1] + q_i * chain.slide[i, 1]
+    v2 = chain.t0[i, 2] + q_i * chain.slide[i, 2]
+    for r in range(3):
+        t[r] += R[r, 0] * v0 + R[r, 1] * v1 + R[r, 2] * v2
+        for c in range(3):
+            product[r, c] = R[r, 0] * local[0, c] + R[r, 1] * local[1, c] + R[r, 2] * local[2, c]
+    R[:, :] = product
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _tip(R, t, chain):
     """T_base_tip (4, 4) from the last joint's frame (R, t)."""
-    T = np.eye(4)
-    T[:3, :3] = mat3(R, chain.T_last_tip[:3, :3])
-    T[:3, 3] = add_rotated(t, R, chain.T_last_tip[:3, 3])
+    T = np.zeros((4, 4))
+    T[3, 3] = 1.0
+    L = chain.T_last_tip
+    for r in range(3):
+        T[r, 3] = t[r] + R[r, 0] * L[0, 3] + R[r, 1] * L[1, 3] + R[r, 2] * L[2, 3]
+        for c in range(3):
+            T[r, c] = R[r, 0] * L[0, c] + R[r, 1] * L[1, c] + R[r, 2] * L[2, c]
     return T
 
 
@@ -67,9 +78,9 @@ def joint_frames(q, chain_fields):
     frames = np.zeros((n, 4, 4))
     R = np.eye(3)
     t = np.zeros(3)
-    local = np.empty((3, 3))
+    scratch = np.empty((2, 3, 3))
     for i in range(n):
-        R, t = _next_frame(R, t, local, q[i], i, chain)
+        _advance(R, t, scratch, q[i], i, chain)
         frames[i, :3, :3] = R
         frames[i, :3, 3] = t
         frames[i, 3, 3] = 1.0
@@ -84,9 +95,9 @@ def chain_fk_jacobian(q, chain):
     t = np.zeros(3)
     z = np.empty((n, 3))
     origin = np.empty((n, 3))
-    local = np.empty((3, 3))
+    scratch = np.empty((2, 3, 3))
     for i in range(n):
-        R, t = _next_frame(R, t, local, q[i], i, chain)
+        _advance(R, t, scratch, q[i], i, chain)
         # The joint's axis and origin in the base frame (its own motion moves neither).
         for r in range(3):
             z[i, r] = R[r, 0] * chain.axis[i, 0] + R[r, 1] * chain.axis[i, 1] + R[r, 2] * chain.axis[i, 2]
