@@ -19,6 +19,7 @@ bounded joint, q = centre + half_range · o (clamped to [-1, 1]), and with the "
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from ik_neural.chain import KinematicChain
 from ik_neural.kernels.mlp import decode_rows, features, guesses_of_pose, mlp_forward, mlp_forward_rows, pack_layers
@@ -42,10 +44,17 @@ WEIGHTS_ENTRY = "ik_neural_weights.npz"
 OUTPUT_ENCODINGS = ("biternion", "linear")
 
 PathLike = Union[str, os.PathLike]
-# From this many poses numpy's (threaded BLAS) matrix products beat the compiled row-by-row forward pass;
-# below it BLAS threads cost more than the rows, and far more when other processes hold the cores
-# (measured: a batch of 8 for rrr_3dof took 40 ms under load, against 0.1 ms for the kernel).
+# From this many poses numpy's (BLAS) matrix products beat the compiled row-by-row forward pass (measured:
+# a batch of 8 for rrr_3dof took 40 ms with BLAS threads under load, against 0.1 ms for the kernel).
 _BLAS_MIN_ROWS = 64
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS thread pools. The network's products run on one thread: as fast here as on two,
+    and OpenBLAS's threads spin on after a product, which kept the cores from the DLS rows that follow
+    (Panda, 4096 targets: 30 000 hybrid solves/s with two BLAS threads, 44 500 with one)."""
+    return ThreadpoolController()
 
 
 def periodic_joints(chain: KinematicChain, output_encoding: str) -> np.ndarray:
@@ -185,10 +194,11 @@ class IKNetwork:
         if len(x) < _BLAS_MIN_ROWS:
             return mlp_forward_rows(x, self._params, self._sizes)
         last = len(self.weights.layers) - 1
-        for i, (W, b) in enumerate(self.weights.layers):
-            x = x @ W + b
-            if i < last:
-                x = x * (0.5 + 0.5 * np.tanh(0.5 * x))  # SiLU; sigmoid as tanh: no overflow for large |x|
+        with _blas().limit(limits=1, user_api="blas"):
+            for i, (W, b) in enumerate(self.weights.layers):
+                x = x @ W + b
+                if i < last:
+                    x = x * (0.5 + 0.5 * np.tanh(0.5 * x))  # SiLU; sigmoid as tanh: no overflow for large |x|
         return x
 
 
