@@ -1,4 +1,4 @@
-"""IK: damped least squares (Levenberg–Marquardt) from the network's guess, the caller's seed, then random
+"""IK: damped least squares (Levenberg–Marquardt) from the network's guesses, the caller's seed, then random
 restarts, with an FK check (design.md §7).
 
 Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. A target
@@ -6,7 +6,7 @@ counts as solved only when forward kinematics of the returned q meets both toler
 within its (narrowed) bounds (continuous joints over a full turn are wrapped to [-pi, pi)).
 
 ``solve`` serves one pose (tuned for latency: scalar bookkeeping), ``solve_batch`` many (tuned for
-throughput: rows of seeds in one kernel call). Both follow one seed schedule (``_first_seeds``, then random
+throughput: rows of seeds in one kernel call). Both follow one seed schedule (``_seed_order``, then random
 seeds; a seed is given up by ``Patience``) and one choice of answer (``_closest_converged``), and run the
 same compiled step (``kernels.dls``) in float64.
 """
@@ -17,13 +17,15 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from ik_neural.chain import KinematicChain
 from ik_neural.joint_bounds import JointBounds
-from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
+from ik_neural.kernels.dls import (
+    StepSettings, dls_step, dls_step_rows, dls_step_rows_serial, ranked_steps, ranked_steps_serial,
+)  # fmt: skip
 from ik_neural.kernels.geometry import all_rigid, rigidity_errors
 
 if TYPE_CHECKING:
@@ -32,12 +34,13 @@ if TYPE_CHECKING:
 # Beyond this the rotation block of a target is not a rotation (it is checked as ||RᵀR - I||, det R).
 _RIGIDITY_TOLERANCE = 1e-6
 # Below this many rows a step runs on one thread: waking a thread pool costs more than it saves, and far
-# more when other processes hold the cores (spinning threads then wait for a time slice).
-_PARALLEL_MIN_ROWS = 512
+# more when other processes hold the cores (spinning threads then wait for a time slice). Measured, Panda,
+# 4096 targets, 2 cores: hybrid 61 000 solves/s at 64 or 128, 58 600 at 256, 46 300 at 512.
+_PARALLEL_MIN_ROWS = 128
 # Rows kept busy when only a few hard targets are left (a batch's tail): a near-singular target may need
 # hundreds of random seeds, and a step's bookkeeping costs as much as a few hundred rows of arithmetic.
 # Measured on UR5e's hardest of 4096 targets: 1766 steps at 32 rows, 136 at 512 (1.8x the batch's rate).
-_TAIL_ROWS = _PARALLEL_MIN_ROWS
+_TAIL_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,33 @@ class Patience:
     def exhausted(self, age, error, error_window_ago):
         """Given up after ``age`` steps at ``error``; ``error_window_ago`` is inf before ``window`` steps."""
         return (age >= self.max_iterations) | (error > 0.5 * error_window_ago)
+
+
+# Where a first seed comes from (``IKSolver._seed_order``).
+_NETWORK, _CALLER_SEED = "the network's guesses", "the caller's seed"
+
+
+class _RankedGuesses:
+    """The network's K guesses for N targets, ranked per target when its schedule first reaches them: each
+    guess stepped once, side by side, and the results ordered lowest error first (``kernels.dls.ranked_steps``)."""
+
+    def __init__(self, guesses: np.ndarray, T_targets: np.ndarray, chain: KinematicChain, step: tuple) -> None:
+        self._guesses, self._T_targets, self._arrays, self._step = guesses, T_targets, chain.arrays, step
+        self.seeds = np.empty_like(guesses)  # (N, K, dof): the ranked guesses, rows of targets ranked so far
+        self._ranked = np.zeros(len(guesses), dtype=bool)
+
+    @property
+    def heads(self) -> int:
+        return self._guesses.shape[1]
+
+    def rank(self, targets: np.ndarray) -> np.ndarray:
+        """Rank the guesses of those of ``targets`` not ranked yet (one round of steps each); returns them."""
+        new = np.unique(targets[~self._ranked[targets]])
+        if len(new):
+            kernel = ranked_steps if len(new) * self.heads >= _PARALLEL_MIN_ROWS else ranked_steps_serial
+            self.seeds[new] = kernel(self._guesses[new], self._T_targets[new], self._arrays, self._step)
+            self._ranked[new] = True
+        return new
 
 
 @dataclass(frozen=True)
@@ -174,8 +204,11 @@ def _accepted(converged: np.ndarray, Q: np.ndarray, collision_free: Optional[Cal
 
 
 class IKSolver:
-    """Inverse kinematics for one chain. Seeds in order: the network's guess (when a network is given),
-    the caller's seed (default mid-limits), then random restarts; each refined by DLS.
+    """Inverse kinematics for one chain. Seeds in order: the network's K guesses (when a network is given),
+    the caller's seed (default mid-limits), then random restarts; each refined by DLS. The K guesses take
+    one step side by side (one round, one iteration), then go on one at a time from where that step left
+    them, the one whose guess was nearest the target first: a row of a round costs about half a one-row
+    call, and one guess is usually right.
 
     Thread-safe: a call keeps its state to itself, so concurrent calls give the answers serial ones would.
     Call ``warm_up()`` once before time-critical calls: it compiles (or loads from numba's cache) the kernels.
@@ -228,9 +261,10 @@ class IKSolver:
         stop: Optional[threading.Event] = None,
         collision_free: Optional[Callable[[np.ndarray], bool]] = None,
     ) -> IKResult:
-        """Solve one pose T_target (4, 4) (tip in base frame): from the network's guess, then ``seed``
-        (dof,), default mid-limits, then random seeds. ``seed_first`` tries ``seed`` before the network's
-        guess: the answer is then usually the solution nearest the seed, as a numerical solver's is.
+        """Solve one pose T_target (4, 4) (tip in base frame): from the network's ranked guesses, then
+        ``seed`` (dof,), default mid-limits, then random seeds. ``seed_first`` tries ``seed`` before the
+        network's guesses (which are then computed only if it fails): the answer is then usually the
+        solution nearest the seed, as a numerical solver's is.
 
         ``orientation_tolerance_rad=None`` solves for position only. ``lower``/``upper`` (dof,) narrow the
         joint bounds for this call (``JointBounds.narrow``). ``stop``, once set, ends the call as its time
@@ -257,10 +291,21 @@ class IKSolver:
         best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
         success, iterations, restarts = False, 0, 0
 
-        # The first seeds, one row each (``_first_seeds``), then random restarts.
-        guesses = self._guesses(T_target, bounds)
-        for seeds, patience in self._first_seeds(guesses, q_seed, seed_first):
-            q = seeds[0]
+        def first_seeds():
+            """The seeds refined before random ones, one row at a time (``_seed_order``); the network's
+            guesses are ranked (one round, counted as an iteration) only when the schedule reaches them."""
+            nonlocal iterations
+            for source in self._seed_order(seed_first):
+                if source is _CALLER_SEED:
+                    yield q_seed, self._seed_patience
+                else:
+                    ranked = ranked_steps_serial(self.network.predict_all(T_target)[None], T_target[None], arrays, step)
+                    iterations += 1
+                    for q in ranked[0]:
+                        yield q, self._network_patience
+
+        # The first seeds, then random restarts.
+        for q, patience in first_seeds():
             errors: list[float] = []
             while True:
                 q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
@@ -357,12 +402,11 @@ class IKSolver:
         deadline = start + timeout_s
         step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
         rng = np.random.default_rng(self.settings.random_seed)
-        guesses = self._guesses(T_target, bounds)
+        guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
         # The caller's seed first: its solution is the nearest one, the first a caller wants; then every
         # head's guess (K heads propose different branches: different solutions).
-        stages = self._first_seeds(guesses, q_seed, seed_first=True)
-        first = np.vstack([q for q, _ in stages])
-        patience = [p for q, p in stages for _ in q]
+        first = q_seed[None] if guesses is None else np.vstack([q_seed[None], guesses])
+        patience = [self._seed_patience] + [self._network_patience] * (len(first) - 1)
         k = max(self.settings.restart_batch_size, len(first))
         Q = np.vstack([first, bounds.sample(rng, k - len(first))])
         patience += [self._seed_patience] * (k - len(first))
@@ -433,10 +477,9 @@ class IKSolver:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
         q_seed = bounds.project(q_seed)
         answers = _Answers.empty(q_seed)
-        self._refine(
-            T_targets, self._first_seeds(self._guesses(T_targets, bounds), q_seed, seed_first), q_seed, answers,
-            bounds, self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds), start + timeout_s, stop,
-        )  # fmt: skip
+        step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
+        ranked = None if self.network is None else _RankedGuesses(self.network.predict_all(T_targets), T_targets, self.chain, step)
+        self._refine(T_targets, ranked, seed_first, q_seed, answers, bounds, step, start + timeout_s, stop)
         return BatchResult(
             answers.q, answers.success, answers.position_error_m, answers.orientation_error_rad,
             answers.iterations, answers.restarts, time.perf_counter() - start,
@@ -444,47 +487,48 @@ class IKSolver:
 
     # ------------------------------------------------------------------ the search
 
-    def _guesses(self, T: np.ndarray, bounds: JointBounds) -> Optional[np.ndarray]:
-        """The network's K guesses within ``bounds`` for one pose T (4, 4): (K, dof), or for T (N, 4, 4):
-        (N, K, dof), head 0 first; None without a network."""
-        return None if self.network is None else bounds.project(self.network.predict_all(T))
-
-    def _first_seeds(
-        self, guesses: Optional[np.ndarray], q_seed: np.ndarray, seed_first: bool
-    ) -> list[tuple[np.ndarray, Patience]]:
-        """The seeds refined before random ones, in order, each with its patience, per target a stage of
-        one row: the network's K guesses one by one, head 0 first, and the caller's seed; ``seed_first``
-        puts the caller's seed first. Arrays (1, dof) for one target, (N, 1, dof) for N; ``guesses``
-        (K, dof) or (N, K, dof), ``q_seed`` (dof,) or (N, dof)."""
-        seeds = [(q_seed[..., None, :], self._seed_patience)]
-        if guesses is not None:
-            # One at a time, not side by side: a row's step costs nearly what a call's overhead does, and a
-            # guess in the wrong basin is given up within a few steps (``network_stagnation_window``).
-            network = [(guesses[..., k : k + 1, :], self._network_patience) for k in range(guesses.shape[-2])]
-            at = len(seeds) if seed_first else 0
-            seeds[at:at] = network
-        return seeds
+    def _seed_order(self, seed_first: bool) -> tuple[object, ...]:
+        """Where the seeds refined before random ones come from, in order: the network's guesses (when there
+        is a network), then the caller's seed; ``seed_first`` puts the caller's seed first."""
+        if self.network is None:
+            return (_CALLER_SEED,)
+        return (_CALLER_SEED, _NETWORK) if seed_first else (_NETWORK, _CALLER_SEED)
 
     def _refine(
-        self, T_targets: np.ndarray, first_seeds: Sequence[tuple[np.ndarray, Patience]], q_seed: np.ndarray,
+        self, T_targets: np.ndarray, ranked: Optional["_RankedGuesses"], seed_first: bool, q_seed: np.ndarray,
         answers: _Answers, bounds: JointBounds, step: tuple, deadline: float,
         stop: Optional[threading.Event],
     ) -> None:  # fmt: skip
-        """Refine rows per target from its first seeds (a stage of rows each: ``_first_seeds``), then random
-        ones, until every target is solved or the deadline passes; answers (per target) are updated in
-        place. A target moves on to its next stage when the last of its rows of a stage is exhausted;
-        its other exhausted rows of that stage turn random."""
+        """Refine one row per target through its first seeds (``_seed_order``: the network's ranked guesses,
+        a stage each, and the caller's seed ``q_seed`` (N, dof)), each until its patience runs out, then
+        random ones, until every target is solved or the deadline passes; answers (per target) are
+        updated in place."""
         settings = self.settings
         n = len(T_targets)
+        # A stage: seeds (N, 1, dof) and their patience; the network's are views of ``ranked``'s buffer,
+        # filled per target when it enters the first of them (``enter``).
+        first_seeds: list[tuple[np.ndarray, Patience]] = []
+        network_stage = -1
+        for source in self._seed_order(seed_first):
+            if source is _CALLER_SEED:
+                first_seeds.append((q_seed[:, None, :], self._seed_patience))
+            else:
+                network_stage = len(first_seeds)
+                first_seeds += [(ranked.seeds[:, k : k + 1], self._network_patience) for k in range(ranked.heads)]
+
+        def enter(s: int, targets: np.ndarray) -> None:
+            """``targets`` enter stage s: rank their guesses first if s is the network's first stage."""
+            if s == network_stage:
+                answers.iterations[ranked.rank(targets)] += 1
         rng = np.random.default_rng(settings.random_seed)
         # A row's stage: the index of its first seed, or len(first_seeds) once on random seeds.
         patiences = [patience for _, patience in first_seeds] + [self._seed_patience]
         windows = np.array([p.window for p in patiences])
         max_iterations = np.array([p.max_iterations for p in patiences])
         random_stage = len(first_seeds)
-        first_width = first_seeds[0][0].shape[1]
-        target = np.repeat(np.arange(n), first_width)
-        Q = first_seeds[0][0].reshape(n * first_width, -1).copy()
+        target = np.arange(n)
+        enter(0, target)
+        Q = first_seeds[0][0][:, 0].copy()
         stage = np.zeros(len(target), dtype=int)
         age = np.zeros(len(target), dtype=int)
         history = np.full((int(windows.max()) + 1, len(target)), math.inf)  # errors of the last steps, newest last
@@ -516,21 +560,14 @@ class IKSolver:
             target, Q, age, history, exhausted = target[keep], Q_next[keep], age[keep], history[:, keep], exhausted[keep]
             stage = stage[keep]
             if exhausted.any():
-                # Of each target's exhausted rows of a first stage, one hands on to the next stage if no row
-                # of that stage is left; the rest turn random.
-                first = stage < random_stage
-                key = np.where(first, target * random_stage + stage, -1)
-                left = np.bincount(key[first & ~exhausted], minlength=n * random_stage)
-                candidates = np.flatnonzero(exhausted & first & (left[np.maximum(key, 0)] == 0))
-                hand_on = np.zeros(len(target), dtype=bool)
-                hand_on[candidates[np.unique(key[candidates], return_index=True)[1]]] = True
-                stage[exhausted] = np.where(hand_on[exhausted], stage[exhausted] + 1, random_stage)
-                widened = []
+                # A target has one row while on its first seeds: an exhausted one moves on to the next
+                # stage, the last to random seeds.
+                stage[exhausted] = np.minimum(stage[exhausted] + 1, random_stage)
                 for s, (seeds, _) in enumerate(first_seeds):
-                    rows = np.flatnonzero(hand_on & (stage == s))
-                    Q[rows] = seeds[target[rows], 0]
-                    if seeds.shape[1] > 1 and len(rows):
-                        widened.append((s, target[rows], seeds[target[rows], 1:]))
+                    rows = np.flatnonzero(exhausted & (stage == s))
+                    if len(rows):
+                        enter(s, target[rows])
+                        Q[rows] = seeds[target[rows], 0]
                 to_random = exhausted & (stage == random_stage)
                 Q[to_random] = bounds.sample(rng, int(to_random.sum()))
                 age[exhausted] = 0
@@ -538,21 +575,17 @@ class IKSolver:
                 answers.restarts += np.bincount(target[to_random], minlength=n)
                 # Hard targets are a batch's tail: give each stuck one more rows, the more the fewer are
                 # left, so that a step's fixed cost is spread over enough seeds.
-                stuck = np.unique(target[exhausted])
+                stuck = np.unique(target[to_random])
                 rows_each = max(settings.seeds_per_stuck_target, _TAIL_ROWS // len(np.unique(target)))
                 extra = np.maximum(rows_each - np.bincount(target, minlength=n)[stuck], 0)
                 new = np.repeat(stuck, extra)
                 if len(new):
                     answers.restarts += np.bincount(new, minlength=n)
-                    widened.append((random_stage, new, bounds.sample(rng, len(new))))
-                # A stage of several rows per target (a K-head network's other guesses) adds the rest.
-                for s, new_target, new_Q in widened:
-                    new_Q = new_Q.reshape(-1, Q.shape[1])
-                    target = np.concatenate([target, np.repeat(new_target, len(new_Q) // len(new_target))])
-                    Q = np.concatenate([Q, new_Q])
-                    stage = np.concatenate([stage, np.full(len(new_Q), s)])
-                    age = np.concatenate([age, np.zeros(len(new_Q), dtype=int)])
-                    history = np.concatenate([history, np.full((history.shape[0], len(new_Q)), math.inf)], axis=1)
+                    target = np.concatenate([target, new])
+                    Q = np.concatenate([Q, bounds.sample(rng, len(new))])
+                    stage = np.concatenate([stage, np.full(len(new), random_stage)])
+                    age = np.concatenate([age, np.zeros(len(new), dtype=int)])
+                    history = np.concatenate([history, np.full((history.shape[0], len(new)), math.inf)], axis=1)
 
     # ------------------------------------------------------------------ helpers
 

@@ -179,3 +179,42 @@ def dls_step_rows_serial(Q, T_targets, chain_fields, step_fields):
         _step_row(r, Q, T_targets, out, chain, step)
     return out
 
+
+@njit(cache=True, nogil=True)
+def _rank_target(i, G, T_targets, out, chain, step):
+    """Target i's guesses G[i] (K, n), anywhere: each stepped once (which puts it within the bounds),
+    written into out[i] lowest error first; a guess already within both tolerances is only moved into the
+    bounds, ahead of the rest (the next step confirms it)."""
+    k = G.shape[1]
+    error = np.empty(k)
+    stepped = np.empty_like(G[i])
+    for j in range(k):
+        stepped[j], converged, _, _, error[j] = _dls_step(G[i, j], T_targets[i], chain, step)
+        if converged:
+            stepped[j] = G[i, j]
+            _into_bounds(stepped[j], step)
+            error[j] = -1.0
+    order = np.argsort(error, kind="mergesort")  # stable: ties keep head order
+    for j in range(k):
+        out[i, j] = stepped[order[j]]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def ranked_steps(G, T_targets, chain_fields, step_fields):
+    """Each target's K guesses G (N, K, n) stepped once and ordered by their error, lowest first: (N, K, n);
+    T_targets (N, 4, 4); targets in parallel."""
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    out = np.empty_like(G)
+    for i in prange(G.shape[0]):
+        _rank_target(i, G, T_targets, out, chain, step)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def ranked_steps_serial(G, T_targets, chain_fields, step_fields):
+    """``ranked_steps`` on the calling thread."""
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    out = np.empty_like(G)
+    for i in range(G.shape[0]):
+        _rank_target(i, G, T_targets, out, chain, step)
+    return out

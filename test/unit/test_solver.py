@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from ik_neural import KinematicChain, list_robots, load_robot
-from ik_neural.kernels.dls import StepSettings, dls_step, dls_step_rows, dls_step_rows_serial
+from ik_neural.kernels.dls import (
+    StepSettings, dls_step, dls_step_rows, dls_step_rows_serial, ranked_steps, ranked_steps_serial,
+)  # fmt: skip
 from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
 import reference
@@ -225,6 +227,29 @@ def test_row_kernels_equal_the_single_step(solvers):
         for r in range(len(q)):
             for got, want in zip((rows[0][r], rows[1][r], rows[2][r], rows[3][r], rows[4][r]), expected[r]):
                 np.testing.assert_array_equal(got, want)
+
+
+def test_ranked_guesses_are_each_stepped_once_lowest_error_first(solvers):
+    """The network's first round: every guess stepped once, the results ordered by the error of the guess;
+    a guess already converged is kept, only moved into the bounds, ahead of the rest."""
+    solver = solvers("panda")
+    chain, step = solver.chain, step_settings(solver, TOL)
+    q_true, T = reachable_targets(chain, 300, seed=18)
+    q_true[:50, 0] = chain.upper[0]  # solutions at a limit ...
+    T[:50] = chain.forward(q_true[:50])
+    rng = np.random.default_rng(19)
+    G = chain.bounds.sample(rng, 300 * 3).reshape(300, 3, 7)
+    G[:100, 1] = q_true[:100]  # converged: kept
+    G[:50, 1, 0] += 1e-12  # ... guessed outside it by a rounding error: clamped
+    for kernel in (ranked_steps, ranked_steps_serial):
+        ranked = kernel(G, T, chain.arrays, step)
+        for i in range(300):
+            steps = [dls_step(g, T[i], chain.arrays, step) for g in G[i]]
+            keys = [-1.0 if converged else error for _, converged, _, _, error in steps]
+            want = [chain.bounds.project(G[i, j]) if steps[j][1] else steps[j][0] for j in np.argsort(keys, kind="stable")]
+            np.testing.assert_array_equal(ranked[i], np.array(want))
+        assert chain.bounds.contains(ranked.reshape(-1, 7)).all()
+        np.testing.assert_array_equal(ranked[:100, 0], chain.bounds.project(q_true[:100]))
 
 
 @pytest.mark.parametrize("robot", ["panda", "pr2_right_arm"])
