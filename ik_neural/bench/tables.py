@@ -200,32 +200,43 @@ def trade_line(solver: IKSolver, T_targets: np.ndarray, tolerances: tuple[float,
     )
 
 
-def batch_table(
-    solver: IKSolver,
+def batch_tables(
+    solvers: Sequence[tuple[str, IKSolver]],
     batch_sizes: Sequence[int],
     policy: str,
     given: Optional[Sequence[float]],
     random_seed: int,
     timeout_s: float,
     tolerances: tuple[float, float],
-) -> tuple[list, list]:
-    """Headers and one row per batch size B: ``solve_batch`` on B targets and seeds drawn as for the per-solve
-    table (budget B·timeout_s, one call after an untimed warm-up); solves/s = B / wall time of the call;
-    success judged by FK at the tightest pair."""
-    chain = solver.chain
+    calls: int,
+) -> list[tuple[str, list, list]]:
+    """Per solver, its name, headers and one row per batch size B: ``solve_batch`` on B targets and seeds drawn
+    as for the per-solve table (budget B·timeout_s, after an untimed warm-up); the solvers take turns, ``calls``
+    calls each per size, so their rows compare within this run; solves/s = B / median wall time; success judged
+    by FK at the tightest pair, on the last call."""
+    chain = solvers[0][1].chain
     tight = TOLERANCE_PAIRS[0]
     _, T_warm = reachable_targets(chain, 8, random_seed + 1)
-    solver.solve_batch(T_warm, seed_configurations(chain, policy, 8, random_seed + 1, given), 8 * timeout_s, *tolerances)
-    rows = []
+    seeds_warm = seed_configurations(chain, policy, 8, random_seed + 1, given)
+    for _, solver in solvers:
+        solver.solve_batch(T_warm, seeds_warm, 8 * timeout_s, *tolerances)
+    rows: list[list] = [[] for _ in solvers]
     for size in batch_sizes:
         _, T = reachable_targets(chain, size, random_seed)
         seeds = seed_configurations(chain, policy, size, random_seed, given)
-        start = time.perf_counter()
-        result = solver.solve_batch(T, seeds, size * timeout_s, *tolerances)
-        wall_s = time.perf_counter() - start
-        ok = successes(chain, T, result.q, [tight])[0].mean()
-        rows.append([str(size), f"{size / wall_s:.0f}", f"{wall_s:.3f}", _percent(ok)])
-    return ["batch", "solves/s", "wall s", tolerance_label(*tight)], rows
+        walls_s: list[list[float]] = [[] for _ in solvers]
+        ok = [0.0] * len(solvers)
+        for _ in range(calls):
+            for i, (_, solver) in enumerate(solvers):
+                start = time.perf_counter()
+                result = solver.solve_batch(T, seeds, size * timeout_s, *tolerances)
+                walls_s[i].append(time.perf_counter() - start)
+                ok[i] = successes(chain, T, result.q, [tight])[0].mean()
+        for i, wall in enumerate(walls_s):
+            wall_s = float(np.median(wall))
+            rows[i].append([str(size), f"{size / wall_s:.0f}", f"{wall_s:.3f}", _percent(ok[i])])
+    headers = ["batch", "solves/s", "wall s", tolerance_label(*tight)]
+    return [(name, headers, solver_rows) for (name, _), solver_rows in zip(solvers, rows)]
 
 
 def solutions_table(
