@@ -92,7 +92,9 @@ def run_interleaved(
     solvers: Sequence[tuple[str, SolveOne]], T_targets: np.ndarray, seeds: np.ndarray, warmup: int = 3
 ) -> list[SolverRun]:
     """Every solver on every target T_targets[i] from seeds[i], all solvers on one target before the next
-    target, so that the machine's drift hits them alike. Each call is timed on its own with perf_counter,
+    target, so that the machine's drift hits them alike; the order rotates by one solver per target, so
+    that none always runs right after the same other one (what a solver leaves behind, such as TRAC-IK's
+    second thread, would otherwise slow only the next). Each call is timed on its own with perf_counter,
     failures included.
 
     Beforehand every solver solves the first ``warmup`` targets once, untimed and not counted.
@@ -104,7 +106,8 @@ def run_interleaved(
     answers: dict[str, list[Answer]] = {name: [] for name, _ in solvers}
     times = {name: np.zeros(n) for name, _ in solvers}
     for i, (T, seed) in enumerate(zip(T_targets, seeds)):
-        for name, solve in solvers:
+        first = i % len(solvers)
+        for name, solve in [*solvers[first:], *solvers[:first]]:
             start = time.perf_counter()
             answer = solve(T, seed)
             times[name][i] = time.perf_counter() - start

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from ik_neural.bench.protocol import TOLERANCE_PAIRS, successes
+from ik_neural.bench.protocol import TOLERANCE_PAIRS, Answer, run_interleaved, successes
 from ik_neural.commands import bench
 from ik_neural.robots import load_robot
 from ik_neural.sampling import reachable_targets
@@ -76,6 +76,26 @@ def test_bench_ik_prints_the_protocol_table(capsys):
         assert batched[0] == BATCH_COLUMNS
         assert [row[0] for row in batched[1:]] == ["16"]
         assert float(batched[1][1]) > 0 and batched[1][3] == "100.0%"
+
+
+def test_interleaving_rotates_which_solver_goes_first():
+    chain = load_robot("rrr_3dof").chain
+    q, T = reachable_targets(chain, 6, seed=2)
+    calls: list[tuple[str, int]] = []
+
+    def solver(name):
+        def solve(T_target, seed):
+            calls.append((name, int(np.flatnonzero((T == T_target).all(axis=(1, 2)))[0])))
+            return Answer(q[calls[-1][1]], True)
+
+        return solve
+
+    runs = run_interleaved([("a", solver("a")), ("b", solver("b")), ("c", solver("c"))], T, q, warmup=0)
+    # Each target by all three before the next, the first of them a different solver each time.
+    assert [target for _, target in calls] == [i for i in range(6) for _ in range(3)]
+    assert [name for name, _ in calls] == list("abcbcacababcbcacab")
+    assert [run.name for run in runs] == ["a", "b", "c"]
+    np.testing.assert_array_equal(runs[1].q, q)  # answers stay with their targets
 
 
 def test_successes_are_judged_by_fk_and_limits():
