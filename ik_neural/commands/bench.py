@@ -74,16 +74,15 @@ def _run_ik(args: argparse.Namespace) -> None:
     chain = chosen.chain
     timeout_s = args.timeout_ms * 1e-3
     tolerances = (args.position_tolerance_m, args.orientation_tolerance_rad)
-    numerical = IKSolver(chain)
-    numerical.warm_up()  # no kernel compiles inside a timed call
-    solvers: list[tuple[str, SolveOne]] = []
-    solver = numerical
+    ours: list[tuple[str, IKSolver]] = []  # the hybrid first, where there is a network
     if network is not None:
-        solver = IKSolver(chain, network=network)
-        solver.warm_up()
-        solvers.append((HYBRID, ours_solve_one(solver, timeout_s, tolerances)))
+        ours.append((HYBRID, IKSolver(chain, network=network)))
     if network is None or not args.no_numerical:
-        solvers.append((NUMERICAL, ours_solve_one(numerical, timeout_s, tolerances)))
+        ours.append((NUMERICAL, IKSolver(chain)))
+    for _, ik in ours:
+        ik.warm_up()  # no kernel compiles inside a timed call
+    solver = ours[0][1]
+    solvers: list[tuple[str, SolveOne]] = [(name, ours_solve_one(ik, timeout_s, tolerances)) for name, ik in ours]
     tracik_line = "TRAC-IK: not run (--no-tracik)"
     if not args.no_tracik:
         tracik_rows, tracik_line = tracik_solvers(chain, chosen.urdf_path, timeout_s)
@@ -107,11 +106,8 @@ def _run_ik(args: argparse.Namespace) -> None:
         print()
         print(tables.trade_line(solver, T_targets, tolerances))
     if args.batch_sizes:
-        batched = [(HYBRID, solver)] if network is not None else []
-        if network is None or not args.no_numerical:
-            batched.append((NUMERICAL, numerical))
         tables_by_solver = tables.batch_tables(
-            batched, args.batch_sizes, policy, args.seed, args.random_seed, timeout_s, tolerances, BATCH_CALLS
+            ours, args.batch_sizes, policy, args.seed, args.random_seed, timeout_s, tolerances, BATCH_CALLS
         )
         for name, headers, rows in tables_by_solver:
             print()
