@@ -10,8 +10,9 @@ T_base_tip (N, 4, 4) -> q (N, dof) within the joint limits, so the file alone is
   the constants that decode its outputs (``NetworkWeights``): what ``IKNetwork`` runs, read with
   ``zipfile`` and numpy alone, so a node or solver that only predicts never imports torch (~220 MB).
 
-Encodings (design.md §6): the input is the tip position divided by the chain's reach (dimensionless),
-then, unless position-only, the first two columns of R (6 numbers); the output a limit-scaled value o per
+Encodings (design.md §6): the input (``INPUT_ENCODINGS``) is the tip position divided by the chain's reach
+(dimensionless), then, unless position-only, the three columns of R and the position in the tip frame
+(Rᵀ p / reach; files before format 4: the first two columns of R alone); the output a limit-scaled value o per
 bounded joint, q = centre + half_range · o (clamped to [-1, 1]), and with the "biternion" encoding a
 (sin, cos) pair per joint that turns a full circle, q = atan2 wrapped into the limits.
 """
@@ -35,13 +36,26 @@ from threadpoolctl import ThreadpoolController
 from ik_neural.chain import KinematicChain
 from ik_neural.kernels.mlp import decode_rows, features, guesses_of_pose, mlp_forward, mlp_forward_rows, pack_layers
 
-FORMAT_VERSION = 3
-"""Version 2 added ``architecture.heads`` (K guesses per pose), version 3 the weights entry. Files of
-versions 1 and 2 still load, through torch (``ik_neural.torch_network``) to fold their weights."""
-READ_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+"""Version 2 added ``architecture.heads`` (K guesses per pose), version 3 the weights entry, version 4 its
+``input_encoding``. Files of versions 1 and 2 still load, through torch (``ik_neural.torch_network``) to
+fold their weights."""
+READ_VERSIONS = (1, 2, 3, 4)
 METADATA_ENTRY = "ik_neural.json"
 WEIGHTS_ENTRY = "ik_neural_weights.npz"
 OUTPUT_ENCODINGS = ("biternion", "linear")
+INPUT_ENCODINGS = {"position": 3, "position+rotation6": 9, "position+rotation9+tip_frame_position": 15}
+"""Network inputs by name, and how many numbers each is (``kernels.mlp.features`` tells them apart by that
+count): position / reach; then columns x and y of R; or all three columns and Rᵀ p / reach, the position
+in the tip frame (with which the first layer can form any point fixed in the tip frame, such as a wrist
+centre: at equal training, Panda's first guess 37 mm median against 45 mm with the six columns)."""
+POSE_INPUT = "position+rotation9+tip_frame_position"
+"""What networks trained for the pose take since format 4 (earlier: "position+rotation6")."""
+
+
+def input_encoding_before_format_4(position_only: bool) -> str:
+    """The input of a file written before format 4, which recorded only whether it was position-only."""
+    return "position" if position_only else "position+rotation6"
 
 PathLike = Union[str, os.PathLike]
 # From this many poses numpy's (BLAS) matrix products beat the compiled row-by-row forward pass (measured:
@@ -74,7 +88,8 @@ class NetworkWeights:
     prismatic joints), head by head, as ``PoseToJoints.decode``."""
 
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]
-    position_only: bool
+    input_encoding: str
+    """A key of ``INPUT_ENCODINGS``."""
     inverse_reach: float
     """1 / the chain's reach, 1/m."""
     heads: int
@@ -93,7 +108,7 @@ class NetworkWeights:
         arrays.update({f"b{i}": b for i, (_, b) in enumerate(self.layers)})
         buffer = io.BytesIO()
         np.savez(
-            buffer, **arrays, position_only=np.bool_(self.position_only), inverse_reach=np.float64(self.inverse_reach),
+            buffer, **arrays, input_encoding=np.str_(self.input_encoding), inverse_reach=np.float64(self.inverse_reach),
             heads=np.int64(self.heads), n_linear=np.int64(self.n_linear), centre=self.centre,
             half_range=self.half_range, periodic_lower=self.periodic_lower, order=self.order,
         )  # fmt: skip
@@ -103,16 +118,25 @@ class NetworkWeights:
     def from_npz(cls, data: bytes) -> NetworkWeights:
         """Read a weights entry; KeyError or ValueError for a malformed one (no pickle is ever loaded)."""
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            if "input_encoding" in arrays.files:
+                input_encoding = str(arrays["input_encoding"])
+            else:
+                input_encoding = input_encoding_before_format_4(bool(arrays["position_only"]))
             n_layers = sum(1 for name in arrays.files if name.startswith("W"))
             layers = tuple(
                 (arrays[f"W{i}"].astype(np.float32), arrays[f"b{i}"].astype(np.float32)) for i in range(n_layers)
             )
             weights = cls(
-                layers=layers, position_only=bool(arrays["position_only"]), inverse_reach=float(arrays["inverse_reach"]),
+                layers=layers, input_encoding=input_encoding, inverse_reach=float(arrays["inverse_reach"]),
                 heads=int(arrays["heads"]), n_linear=int(arrays["n_linear"]),
                 centre=arrays["centre"].astype(np.float64), half_range=arrays["half_range"].astype(np.float64),
                 periodic_lower=arrays["periodic_lower"].astype(np.float64), order=arrays["order"].astype(np.int64),
             )  # fmt: skip
+        if input_encoding not in INPUT_ENCODINGS:
+            raise ValueError(f"unknown input encoding {input_encoding!r} (known: {', '.join(INPUT_ENCODINGS)})")
+        if n_layers and layers[0][0].shape[0] != INPUT_ENCODINGS[input_encoding]:
+            raise ValueError(f"the first layer takes {layers[0][0].shape[0]} inputs, input encoding {input_encoding!r} "
+                             f"gives {INPUT_ENCODINGS[input_encoding]}")
         chained = n_layers > 0 and all(a[0].shape[1] == b[0].shape[0] for a, b in zip(layers, layers[1:]))
         n_out = weights.heads * (weights.n_linear + 2 * len(weights.periodic_lower))
         if not chained or layers[-1][0].shape[1] != n_out or len(weights.order) != weights.n_linear + len(weights.periodic_lower):
@@ -144,6 +168,7 @@ class IKNetwork:
         self.heads: int = weights.heads
         self._module = module
         self._params, self._sizes = pack_layers(list(weights.layers))
+        self._n_inputs = INPUT_ENCODINGS[weights.input_encoding]
         self._decoding = (weights.n_linear, weights.centre, weights.half_range, weights.periodic_lower, weights.order)
 
     def __repr__(self) -> str:
@@ -180,9 +205,9 @@ class IKNetwork:
         if shape == (4, 4):  # one pose (the solver's hot path): one compiled call
             T = np.ascontiguousarray(T_target, dtype=np.float64)
             w = self.weights
-            return guesses_of_pose(T, w.inverse_reach, w.position_only, self._params, self._sizes, self.heads, *self._decoding)
+            return guesses_of_pose(T, w.inverse_reach, self._n_inputs, self._params, self._sizes, self.heads, *self._decoding)
         T = np.ascontiguousarray(T_target, dtype=np.float64).reshape(-1, 4, 4)
-        raw = self._raw(features(T, self.weights.inverse_reach, self.weights.position_only))
+        raw = self._raw(features(T, self.weights.inverse_reach, self._n_inputs))
         q = decode_rows(raw.reshape(len(T) * self.heads, -1), *self._decoding)
         return q.reshape(shape[:-2] + (self.heads, q.shape[-1]))
 

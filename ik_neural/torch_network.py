@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from ik_neural.chain import KinematicChain
-from ik_neural.network import METADATA_ENTRY, WEIGHTS_ENTRY, IKNetwork, NetworkWeights, periodic_joints
+from ik_neural.network import (
+    INPUT_ENCODINGS, METADATA_ENTRY, POSE_INPUT, WEIGHTS_ENTRY, IKNetwork, NetworkWeights, input_encoding_before_format_4,
+    periodic_joints)
 
 PathLike = Union[str, os.PathLike]
 
@@ -48,11 +50,12 @@ class PoseToJoints(nn.Module):
         periodic = periodic_joints(chain, output_encoding)
         bounded = ~periodic
         self.position_only = position_only
+        self.input_encoding = "position" if position_only else POSE_INPUT
         self.n_linear = int(bounded.sum())
         self.n_periodic = int(periodic.sum())
         self.heads = heads
         layers: list[nn.Module] = []
-        n_in = 3 if position_only else 9
+        n_in = INPUT_ENCODINGS[self.input_encoding]
         for _ in range(depth):
             layers.append(nn.Linear(n_in, width))
             if batch_norm:
@@ -78,11 +81,14 @@ class PoseToJoints(nn.Module):
         self.register_buffer("order", torch.argsort(torch.cat([linear_index, periodic_index])))
 
     def features(self, T: torch.Tensor) -> torch.Tensor:
-        """Network input (N, 3 or 9): position / reach, then columns x and y of R."""
+        """Network input (N, 3 or 15): position / reach; unless position-only, then the columns x, y, z of R
+        and Rᵀ p / reach, the position in the tip frame (``network.INPUT_ENCODINGS``)."""
         position = T[:, :3, 3] * self.inverse_reach
         if self.position_only:
             return position
-        return torch.cat([position, T[:, :3, 0], T[:, :3, 1]], dim=1)
+        R = T[:, :3, :3]
+        in_tip_frame = (R * position[:, :, None]).sum(1)
+        return torch.cat([position, R[:, :, 0], R[:, :, 1], R[:, :, 2], in_tip_frame], dim=1)
 
     def raw(self, T: torch.Tensor) -> torch.Tensor:
         """Unscaled outputs (N, K (n_linear + 2 n_periodic)), head by head: o per bounded joint, then
@@ -137,7 +143,8 @@ def network_weights(module: Union[PoseToJoints, torch.jit.ScriptModule]) -> Netw
             layers[-1] = (W * scale, b * scale + shift)
     return NetworkWeights(
         layers=tuple((W.astype(np.float32), b.astype(np.float32)) for W, b in layers),
-        position_only=bool(module.position_only),
+        input_encoding=str(module.input_encoding) if hasattr(module, "input_encoding")
+        else input_encoding_before_format_4(bool(module.position_only)),
         inverse_reach=float(module.inverse_reach),
         heads=int(module.heads) if hasattr(module, "heads") else 1,  # version 1 files: one head
         n_linear=int(module.n_linear),

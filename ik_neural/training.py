@@ -409,8 +409,7 @@ class Trainer:
         self.model.to("cpu").eval()
         metadata = {
             **chain_metadata(self.chain),
-            "input": {"encoding": "position" if config.position_only else "position+rotation6",
-                      "position_scale_m": self.chain.reach_m},  # fmt: skip
+            "input": {"encoding": self.model.input_encoding, "position_scale_m": self.chain.reach_m},
             "output": {"encoding": config.output_encoding},
             "architecture": {"width": config.width, "depth": config.depth, "batch_norm": config.batch_norm,
                              "heads": config.heads, "activation": "SiLU"},  # fmt: skip

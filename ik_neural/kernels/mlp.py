@@ -24,17 +24,21 @@ def pack_layers(layers: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def features(T, inverse_reach, position_only):
-    """Network inputs (R, 3 or 9) float32 of poses T (R, 4, 4): position / reach (dimensionless), then
-    unless ``position_only`` columns x and y of R, as ``PoseToJoints.features``."""
+def features(T, inverse_reach, n_inputs):
+    """Network inputs (R, n_inputs) float32 of poses T (R, 4, 4), as ``PoseToJoints.features``; the count
+    names the encoding (``network.INPUT_ENCODINGS``): 3 position / reach (dimensionless); 9 that, then
+    columns x and y of R; 15 position / reach, columns x, y, z of R, then Rᵀ p / reach."""
     rows = T.shape[0]
-    x = np.empty((rows, 3 if position_only else 9), dtype=np.float32)
+    x = np.empty((rows, n_inputs), dtype=np.float32)
     for r in range(rows):
         for i in range(3):
             x[r, i] = T[r, i, 3] * inverse_reach
-            if not position_only:
+            if n_inputs >= 9:
                 x[r, 3 + i] = T[r, i, 0]
                 x[r, 6 + i] = T[r, i, 1]
+            if n_inputs == 15:
+                x[r, 9 + i] = T[r, i, 2]
+                x[r, 12 + i] = (T[r, 0, i] * T[r, 0, 3] + T[r, 1, i] * T[r, 1, 3] + T[r, 2, i] * T[r, 2, 3]) * inverse_reach
     return x
 
 
@@ -107,10 +111,10 @@ def decode_rows(raw, n_linear, centre, half_range, periodic_lower, order):
 
 
 @njit(cache=True, nogil=True)
-def guesses_of_pose(T, inverse_reach, position_only, params, sizes, heads, n_linear, centre, half_range,
+def guesses_of_pose(T, inverse_reach, n_inputs, params, sizes, heads, n_linear, centre, half_range,
                     periodic_lower, order):  # fmt: skip
     """The K = ``heads`` guesses (K, dof) float64 for one pose T (4, 4): ``features``, ``mlp_forward`` and
     ``decode_rows`` in one call (a call from Python costs about a µs; the one-pose guess made three)."""
-    x = features(T.reshape((1, 4, 4)), inverse_reach, position_only)
+    x = features(T.reshape((1, 4, 4)), inverse_reach, n_inputs)
     raw = mlp_forward(x[0], params, sizes)
     return decode_rows(raw.reshape((heads, -1)), n_linear, centre, half_range, periodic_lower, order)

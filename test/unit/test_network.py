@@ -11,7 +11,7 @@ from reference import ReferenceChain, pose_errors
 
 from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
-from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, WEIGHTS_ENTRY, chain_metadata, load_network
+from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, WEIGHTS_ENTRY, NetworkWeights, chain_metadata, load_network
 from ik_neural.torch_network import PoseToJoints, in_memory_network, save_network
 from ik_neural.sampling import reachable_targets
 
@@ -164,7 +164,7 @@ def test_load_refuses_corrupt_missing_and_foreign_files(tmp_path, panda):
 def test_load_refuses_unknown_format_version(tmp_path, panda):
     path = tmp_path / "future.pt"
     save_network(_module(panda), {**chain_metadata(panda), "format_version": FORMAT_VERSION + 1}, path)
-    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, 2, {FORMAT_VERSION}"):
+    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, 2, 3, {FORMAT_VERSION}"):
         load_network(path, panda)
     extra = {METADATA_ENTRY: ""}
     torch.jit.load(str(path), _extra_files=extra)
@@ -198,7 +198,7 @@ def test_a_multi_head_file_gives_all_guesses_and_a_single_head_file_still_loads(
     assert not np.allclose(one[0], one[1], atol=1e-3)  # three heads, three guesses
     # The shipped Panda network has four heads (ik_train's default).
     shipped = load_robot("panda").network
-    assert shipped.metadata["format_version"] == FORMAT_VERSION and shipped.heads == 4
+    assert shipped.heads == 4
     assert shipped.predict_all(T.double().numpy()).shape == (64, 4, 7)
     with pytest.raises(ValueError, match="at least one head, got heads=0"):
         _module(panda, heads=0)
@@ -221,3 +221,37 @@ def test_a_file_without_a_weights_entry_loads_through_torch_and_predicts_the_sam
     torch.jit.save(torch.jit.script(module), str(old), _extra_files=extra)
     with pytest.raises(ValueError, match=f"{old} has an unreadable {WEIGHTS_ENTRY} entry"):
         load_network(old, panda)
+
+
+def test_a_format_3_file_keeps_its_six_column_input():
+    """Files written before format 4 take position and columns x, y of R (9 inputs): the weights path reads
+    that from the file and predicts what the file's own TorchScript module does, one pose and many."""
+    robot = load_robot("dh6_experiments")
+    net = robot.network
+    assert net.metadata["format_version"] == 3 and net.weights.input_encoding == "position+rotation6"
+    T = reachable_targets(robot.chain, 100, 11)[1]
+    with torch.inference_mode():
+        expected = torch.jit.load(str(net.path)).guesses(torch.from_numpy(T).float()).double().numpy()
+    np.testing.assert_allclose(net.predict_all(T), expected, atol=2e-5)
+    np.testing.assert_allclose(net.predict_all(T[0]), expected[0], atol=2e-5)
+    np.testing.assert_allclose(net.predict_all(T[:10]), expected[:10], atol=2e-5)
+
+
+def test_the_pose_input_is_position_rotation_and_position_in_the_tip_frame(panda):
+    """15 inputs (format 4): p / reach, columns x, y, z of R, Rᵀ p / reach; the torch module and the
+    compiled kernel compute the same, and a weights entry whose input does not fit its first layer is refused."""
+    from ik_neural.kernels.mlp import features
+    from ik_neural.torch_network import network_weights
+
+    T = reachable_targets(panda, 50, 5)[1]
+    p, R = T[:, :3, 3] / panda.reach_m, T[:, :3, :3]
+    expected = np.concatenate([p, R[:, :, 0], R[:, :, 1], R[:, :, 2], np.einsum("nij,ni->nj", R, p)], axis=1)
+    module = _module(panda)
+    assert module.input_encoding == "position+rotation9+tip_frame_position" and module.mlp[0].in_features == 15
+    np.testing.assert_allclose(module.features(torch.from_numpy(T).float()).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(features(T, 1.0 / panda.reach_m, 15), expected, atol=1e-6)
+    weights = network_weights(torch.jit.script(module))
+    with pytest.raises(ValueError, match="first layer takes 15 inputs, input encoding 'position\\+rotation6' gives 9"):
+        NetworkWeights.from_npz(dataclasses.replace(weights, input_encoding="position+rotation6").to_npz())
+    with pytest.raises(ValueError, match="unknown input encoding 'quaternion'"):
+        NetworkWeights.from_npz(dataclasses.replace(weights, input_encoding="quaternion").to_npz())
