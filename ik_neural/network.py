@@ -44,18 +44,19 @@ READ_VERSIONS = (1, 2, 3, 4)
 METADATA_ENTRY = "ik_neural.json"
 WEIGHTS_ENTRY = "ik_neural_weights.npz"
 OUTPUT_ENCODINGS = ("biternion", "linear")
-INPUT_ENCODINGS = {"position": 3, "position+rotation6": 9, "position+rotation9+tip_frame_position": 15}
+POSE_INPUT = "position+rotation9+tip_frame_position"
+"""What networks trained for the pose take since format 4 (earlier: "position+rotation6")."""
+INPUT_ENCODINGS = {"position": 3, "position+rotation6": 9, POSE_INPUT: 15}
 """Network inputs by name, and how many numbers each is (``kernels.mlp.features`` tells them apart by that
 count): position / reach; then columns x and y of R; or all three columns and Rᵀ p / reach, the position
 in the tip frame (with which the first layer can form any point fixed in the tip frame, such as a wrist
 centre: at equal training, Panda's first guess 37 mm median against 45 mm with the six columns)."""
-POSE_INPUT = "position+rotation9+tip_frame_position"
-"""What networks trained for the pose take since format 4 (earlier: "position+rotation6")."""
 
 
 def input_encoding_before_format_4(position_only: bool) -> str:
     """The input of a file written before format 4, which recorded only whether it was position-only."""
     return "position" if position_only else "position+rotation6"
+
 
 PathLike = Union[str, os.PathLike]
 # From this many poses numpy's (BLAS) matrix products beat the compiled row-by-row forward pass (measured:
