@@ -157,7 +157,7 @@ def network_weights(module: Union[PoseToJoints, torch.jit.ScriptModule]) -> Netw
 
 def in_memory_network(module: PoseToJoints, metadata: dict[str, Any]) -> IKNetwork:
     """An ``IKNetwork`` of a module not (yet) written to a file, e.g. during training."""
-    scripted = _script(module)
+    scripted = script_module(module)
     return IKNetwork(network_weights(scripted), metadata, module=scripted)
 
 
@@ -170,7 +170,9 @@ def _torchscript_is_the_format() -> Iterator[None]:
         yield
 
 
-def _script(module: Union[PoseToJoints, torch.jit.ScriptModule]) -> torch.jit.ScriptModule:
+def script_module(module: Union[PoseToJoints, torch.jit.ScriptModule]) -> torch.jit.ScriptModule:
+    """``module`` scripted (and left in eval mode). TorchScript compiles a class from its source file
+    on disk, once per process: a later call reuses that compilation even if the file changed since."""
     with _torchscript_is_the_format():
         return torch.jit.script(module.eval())
 
@@ -184,7 +186,7 @@ def save_network(module: Union[PoseToJoints, torch.jit.ScriptModule], metadata: 
     path = Path(path)
     was_training = module.training
     partial = path.with_name(path.name + ".partial")
-    scripted = _script(module)
+    scripted = script_module(module)
     extra = {METADATA_ENTRY: json.dumps(metadata, indent=1), WEIGHTS_ENTRY: network_weights(scripted).to_npz()}
     with _torchscript_is_the_format():
         torch.jit.save(scripted, str(partial), _extra_files=extra)

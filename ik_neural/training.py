@@ -41,7 +41,7 @@ from ik_neural.evaluation import evaluate_network, network_errors
 from ik_neural.geometry import pose_errors
 from ik_neural.network import chain_metadata
 from ik_neural.sampling import reachable_targets
-from ik_neural.torch_network import PoseToJoints, save_network
+from ik_neural.torch_network import PoseToJoints, save_network, script_module
 
 # Validation and test targets come from their own seeds, apart from the training stream.
 VALIDATION_SEED = 1_000_003
@@ -222,6 +222,11 @@ class Trainer:
             chain, config.position_only, config.output_encoding, config.width, config.depth, config.batch_norm,
             config.heads,
         ).to(device)
+        # Compiled now, so that the export at the end uses the source the run started with (an edit of
+        # torch_network.py during a long run would otherwise break it) and a module that cannot be
+        # scripted fails before the budget is spent.
+        script_module(self.model)
+        self.model.train()
         # Buffers are constants (batch norm's running statistics aside: rank 0's are the ones exported).
         self.raw = (
             torch.nn.parallel.DistributedDataParallel(_RawOutputs(self.model), broadcast_buffers=False)

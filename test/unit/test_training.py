@@ -4,16 +4,20 @@ and errors."""
 
 import json
 import math
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from reference import ReferenceChain
 
+import ik_neural
 from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import evaluate_network, network_errors
@@ -205,6 +209,35 @@ def test_ctrl_c_writes_the_best_model_and_resume_checks_the_settings(tmp_path):
     refused = subprocess.run(_train_command(*args[:4], "--steps", "50", *args[6:], "--resume"),
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert refused.returncode == 2 and "other settings: steps" in refused.stderr
+
+
+def test_a_run_exports_the_network_it_started_with_when_the_source_changes_meanwhile(tmp_path):
+    # TorchScript compiles from the source file on disk: a run whose torch_network.py is edited while it
+    # trains (lines shifted, here) must still write the network it trained.
+    package = tmp_path / "ik_neural"
+    shutil.copytree(Path(ik_neural.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    script = f"""
+import math
+from pathlib import Path
+import numpy as np
+import torch
+from ik_neural.chain import KinematicChain
+from ik_neural.network import load_network
+from ik_neural.sampling import reachable_targets
+from ik_neural.training import Trainer, TrainingConfig
+chain = KinematicChain.from_dh([1.0, 0.8], [0.0, 0.0], [0.0, 0.0], lower=[-math.pi] * 2, upper=[math.pi] * 2)
+trainer = Trainer(chain, TrainingConfig(steps=20, width=16, depth=1, validation_targets=50), log=lambda _: None)
+source = Path({str(package / "torch_network.py")!r})
+source.write_text("# edited while training\\n" * 7 + source.read_text().replace("def ", "def  ", 3))
+result = trainer.run(Path({str(tmp_path / "net.pt")!r}))
+_, T = reachable_targets(chain, 10, seed=3)
+with torch.inference_mode():
+    expected = result.module.eval()(torch.from_numpy(T).float()).double().numpy()
+assert np.allclose(load_network(result.path, chain).predict(T), expected, atol=1e-5)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
