@@ -78,6 +78,11 @@ class TrainingConfig:
     other heads win where they beat head 0: other IK branches), plus ``head_mean_weight`` times their
     mean (so that no head starves)."""
     head_mean_weight: float = 0.1
+    head_spread: float = 0.0
+    """K > 1: two heads whose raw outputs (limit-scaled joints, biternions) are closer than this RMS
+    distance (dimensionless) are pushed apart, so that the heads do not all take one branch; 0 disables."""
+    head_spread_weight: float = 0.25
+    """Weight of that push: the mean over head pairs of how far each pair is inside ``head_spread``."""
     batch_size: int = 512
     max_lr: float = 3e-3
     """Peak learning rate of the 1cycle schedule."""
@@ -115,6 +120,9 @@ class TrainingConfig:
         """ValueError naming the first setting that cannot be trained with."""
         positive = {"width": self.width, "depth": self.depth, "heads": self.heads, "batch_size": self.batch_size,
                     "max_lr": self.max_lr}  # fmt: skip
+        if not (self.head_spread >= 0 and self.head_spread_weight >= 0):
+            raise ValueError(f"head_spread and head_spread_weight must be >= 0, got {self.head_spread}, "
+                             f"{self.head_spread_weight}")  # fmt: skip
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"training setting {name} must be > 0, got {value}")
@@ -286,6 +294,11 @@ class Trainer:
         if k > 1:
             per_head = loss.reshape(len(q_sampled), k)
             loss = per_head[:, 0] + per_head.amin(1) + config.head_mean_weight * per_head.mean(1)
+            if config.head_spread > 0:
+                by_head = raw.reshape(len(q_sampled), k, -1)
+                i, j = torch.triu_indices(k, k, 1, device=raw.device)
+                rms = torch.sqrt(((by_head[:, i] - by_head[:, j]) ** 2).mean(2) + 1e-12)
+                loss = loss + config.head_spread_weight * torch.relu(config.head_spread - rms).mean(1)
         return loss, position_error, rotation_error
 
     def _step(self, optimizer: torch.optim.Optimizer, lr: float, mine: bool) -> tuple[float, float, float]:

@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="guesses per pose (K > 1: trained multiple-choice, refined one at a time by the solver)")  # fmt: skip
     p.add_argument("--head-mean-weight", type=float, default=DEFAULTS.head_mean_weight,
                    help="with --heads > 1, weight of the mean of the heads' losses (so that no head starves)")  # fmt: skip
+    p.add_argument("--head-spread", type=float, default=DEFAULTS.head_spread,
+                   help="with --heads > 1, RMS distance of raw outputs below which two heads are pushed apart (0: off)")  # fmt: skip
+    p.add_argument("--head-spread-weight", type=float, default=DEFAULTS.head_spread_weight,
+                   help="weight of that push")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--max-lr", type=float, default=DEFAULTS.max_lr, help="peak learning rate (1cycle, Adam)")
     p.add_argument("--rotation-weight", type=float, default=DEFAULTS.rotation_weight)
@@ -131,6 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             steps=args.steps, minutes=args.minutes, position_only=args.position_only, supervised=args.supervised,
             output_encoding=args.output_encoding, width=args.width, depth=args.depth, batch_norm=args.batch_norm,
             heads=args.heads, head_mean_weight=args.head_mean_weight,
+            head_spread=args.head_spread, head_spread_weight=args.head_spread_weight,
             batch_size=args.batch_size, max_lr=args.max_lr, rotation_weight=args.rotation_weight,
             limit_weight=args.limit_weight, hard_fraction=args.hard_fraction, hard_start=args.hard_start, obstacles=_obstacles(args),
             obstacle_margin_m=args.obstacle_margin, obstacle_weight=args.obstacle_weight, seed=args.seed,

@@ -108,6 +108,23 @@ def test_a_four_head_network_trains_loads_and_seeds_the_solver(tmp_path):
     assert batch.success.all() and all(r.success for r in one)
 
 
+def test_head_spread_keeps_the_heads_apart_without_losing_the_best_guess(tmp_path):
+    chain = load_robot("dh6_experiments").chain
+    _, T = reachable_targets(chain, 400, seed=21)
+    pairs = np.triu_indices(4, 1)
+    spread_rad, best_m = {}, {}
+    for head_spread in (0.0, 0.4):
+        config = TrainingConfig(steps=300, heads=4, head_spread=head_spread, **SMALL)
+        net = load_network(Trainer(chain, config, log=lambda _: None).run(tmp_path / f"{head_spread}.pt").path, chain)
+        guesses = net.predict_all(T)
+        # Per target, the closest two heads (max absolute joint difference, rad); its 10th percentile.
+        closest = np.abs(guesses[:, pairs[0]] - guesses[:, pairs[1]]).max(2).min(1)
+        spread_rad[head_spread] = np.percentile(closest, 10)
+        best_m[head_spread] = np.median(np.stack([network_errors(chain, guesses[:, k], T)[0] for k in range(4)]).min(0))
+    assert spread_rad[0.4] > 0.3 and spread_rad[0.4] > 1.3 * spread_rad[0.0], spread_rad
+    assert best_m[0.4] < 1.25 * best_m[0.0], best_m
+
+
 def test_supervised_baseline_learns_the_joint_angles(tmp_path):
     chain = load_robot("planar_2link").chain  # one solution per point: supervised learning is well posed
     config = TrainingConfig(steps=400, supervised=True, position_only=True, max_lr=3e-3, **SMALL)
@@ -285,4 +302,6 @@ def test_train_command_names_bad_input(tmp_path):
     assert done.returncode == 2 and "entry 0" in done.stderr
     done = run("--robot", "rrr_3dof", "--out", str(tmp_path / "x.pt"), "--width", "0")
     assert done.returncode == 2 and "width must be > 0" in done.stderr
+    done = run("--robot", "rrr_3dof", "--out", str(tmp_path / "x.pt"), "--head-spread", "-0.1")
+    assert done.returncode == 2 and "head_spread" in done.stderr
     assert not (tmp_path / "x.pt").exists()
