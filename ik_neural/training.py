@@ -297,6 +297,7 @@ class Trainer:
             if config.head_spread > 0:
                 by_head = raw.reshape(len(q_sampled), k, -1)
                 i, j = torch.triu_indices(k, k, 1, device=raw.device)
+                # (+1e-12: the square root has no gradient at 0, where collapsed heads sit)
                 rms = torch.sqrt(((by_head[:, i] - by_head[:, j]) ** 2).mean(2) + 1e-12)
                 loss = loss + config.head_spread_weight * torch.relu(config.head_spread - rms).mean(1)
         return loss, position_error, rotation_error
