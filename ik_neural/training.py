@@ -120,12 +120,12 @@ class TrainingConfig:
         """ValueError naming the first setting that cannot be trained with."""
         positive = {"width": self.width, "depth": self.depth, "heads": self.heads, "batch_size": self.batch_size,
                     "max_lr": self.max_lr}  # fmt: skip
-        if not (self.head_spread >= 0 and self.head_spread_weight >= 0):
-            raise ValueError(f"head_spread and head_spread_weight must be >= 0, got {self.head_spread}, "
-                             f"{self.head_spread_weight}")  # fmt: skip
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"training setting {name} must be > 0, got {value}")
+        for name, value in {"head_spread": self.head_spread, "head_spread_weight": self.head_spread_weight}.items():
+            if not value >= 0:
+                raise ValueError(f"training setting {name} must be >= 0, got {value}")
         if self.steps < 0 or (self.steps == 0 and not self.minutes > 0):
             raise ValueError(f"training needs steps > 0 or minutes > 0 (got steps={self.steps}, minutes={self.minutes})")
         if not 0.0 <= self.hard_fraction < 1.0:
