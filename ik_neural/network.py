@@ -27,9 +27,11 @@ import math
 import os
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
@@ -64,12 +66,23 @@ PathLike = Union[str, os.PathLike]
 _BLAS_MIN_ROWS = 64
 
 
+# Rows per thread from which a batch's products are split over the cores (each part on one BLAS thread).
+_ROWS_PER_THREAD = 256
+
+
 @functools.cache
 def _blas() -> ThreadpoolController:
-    """The process's BLAS thread pools. The network's products run on one thread: as fast here as on two,
-    and OpenBLAS's threads spin on after a product, which kept the cores from the DLS rows that follow
-    (Panda, 4096 targets: 30 000 hybrid solves/s with two BLAS threads, 44 500 with one)."""
+    """The process's BLAS thread pools. Each product runs on one BLAS thread: OpenBLAS's own threads spin
+    on after a product, which kept the cores from the DLS rows that follow (Panda, 4096 targets: 30 000
+    hybrid solves/s with two BLAS threads, 44 500 with one)."""
     return ThreadpoolController()
+
+
+@functools.cache
+def _row_threads() -> ThreadPoolExecutor:
+    """Threads that run parts of a batch's products side by side (numpy releases the GIL in them), as many
+    as the solver's parallel kernels use (numba's thread count)."""
+    return ThreadPoolExecutor(max_workers=numba.get_num_threads(), thread_name_prefix="ik_network_rows")
 
 
 def periodic_joints(chain: KinematicChain, output_encoding: str) -> np.ndarray:
@@ -214,17 +227,24 @@ class IKNetwork:
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
         """The MLP's raw outputs (R, n_out) float32 at inputs x (R, n_in) float32: few rows by the compiled
-        kernel on the calling thread, more by numpy's (BLAS) matrix products."""
+        kernel on the calling thread, more by numpy's (BLAS) matrix products, split over the cores."""
         if len(x) == 1:
             return mlp_forward(x[0], self._params, self._sizes)[None]
         if len(x) < _BLAS_MIN_ROWS:
             return mlp_forward_rows(x, self._params, self._sizes)
-        last = len(self.weights.layers) - 1
+        parts = min(numba.get_num_threads(), len(x) // _ROWS_PER_THREAD)
         with _blas().limit(limits=1, user_api="blas"):
-            for i, (W, b) in enumerate(self.weights.layers):
-                x = x @ W + b
-                if i < last:
-                    x = x * (0.5 + 0.5 * np.tanh(0.5 * x))  # SiLU; sigmoid as tanh: no overflow for large |x|
+            if parts <= 1:
+                return self._products(x)
+            return np.concatenate(list(_row_threads().map(self._products, np.array_split(x, parts))))
+
+    def _products(self, x: np.ndarray) -> np.ndarray:
+        """``_raw`` of rows x (R, n_in) float32 by numpy's matrix products, on the calling thread."""
+        last = len(self.weights.layers) - 1
+        for i, (W, b) in enumerate(self.weights.layers):
+            x = x @ W + b
+            if i < last:
+                x = x * (0.5 + 0.5 * np.tanh(0.5 * x))  # SiLU; sigmoid as tanh: no overflow for large |x|
         return x
 
 

@@ -57,19 +57,19 @@ def test_export_load_round_trip_gives_identical_outputs(tmp_path, panda, batch_n
     save_network(module, {**chain_metadata(panda), "note": "round trip"}, path)
     net = load_network(path, panda)
     assert net.metadata["note"] == "round trip" and net.fingerprint == panda.fingerprint
-    T = _targets(panda, 256)
+    T = _targets(panda, 1024)  # enough rows for the numpy products to be split over the cores
     with torch.no_grad():
         expected = module(T)
     assert torch.equal(net.predict(T), expected)
     assert torch.equal(torch.jit.load(str(path))(T), expected)  # the file alone is a usable guesser
     # numpy poses take the folded float32 weights (one pose: the compiled kernel; several: numpy's matrix
-    # products): equal to the TorchScript module's output up to float32 rounding.
+    # products, in parts side by side): equal to the TorchScript module's output up to float32 rounding.
     for i in range(8):
         q_one = net.predict(T[i].double().numpy())
         assert q_one.shape == (7,) and q_one.dtype == np.float64
         np.testing.assert_allclose(q_one, expected[i].double().numpy(), atol=2e-5)
     q_rows = net.predict(T.double().numpy())
-    assert q_rows.shape == (256, 7) and q_rows.dtype == np.float64
+    assert q_rows.shape == (1024, 7) and q_rows.dtype == np.float64
     np.testing.assert_allclose(q_rows, expected.double().numpy(), atol=2e-5)
 
 
