@@ -3,7 +3,8 @@ interleaved target by target, and every answer judged by FK, whatever the solver
 
 Targets are ``sampling.reachable_targets``; an answer succeeds at a (position m, rotation rad) pair when
 its joints are within the chain's bounds (``JointBounds.contains``) and ``geometry.pose_errors`` of its
-FK against the target are within both.
+FK against the target are within both (within the position alone where the rotation is None: position-only
+IK, as a robot with ``position_only_ik`` is served).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ik_neural.solver import IKSolver
 
 # (position m, rotation rad) pairs every answer is checked at, tightest first.
 TOLERANCE_PAIRS: tuple[tuple[float, float], ...] = ((1e-6, 1e-6), (1e-5, 1e-5), (1e-3, 1e-2))
+# A (position m, rotation rad) pair; rotation None: the position alone.
+Tolerances = tuple[float, Optional[float]]
 SEED_POLICIES = ("mid", "zero", "given", "random")
 # The random seeds' stream: numpy's generator seeded [random_seed, this], apart from the targets' [random_seed].
 RANDOM_SEEDS_STREAM = 1
@@ -74,18 +77,22 @@ def seed_configurations(
     return np.tile(q, (n, 1))
 
 
-def successes(
-    chain: KinematicChain, T_targets: np.ndarray, q: np.ndarray, tolerances: Sequence[tuple[float, float]]
-) -> np.ndarray:
+def judged_pairs(position_only: bool) -> tuple[Tolerances, ...]:
+    """The pairs every answer is checked at: ``TOLERANCE_PAIRS``, or for position-only IK their positions alone."""
+    return tuple((p, None) for p, _ in TOLERANCE_PAIRS) if position_only else TOLERANCE_PAIRS
+
+
+def successes(chain: KinematicChain, T_targets: np.ndarray, q: np.ndarray, tolerances: Sequence[Tolerances]) -> np.ndarray:
     """Success of each answer q (N, dof) (NaN rows: no answer) at each (position m, rotation rad) pair: (pairs, N).
 
     Judged by FK of q alone, whatever the solver said: the position error is the Euclidean distance, the
-    rotation error the angle of R_target·R(q)ᵀ; an answer with a joint outside its limits fails at every pair.
+    rotation error the angle of R_target·R(q)ᵀ (not judged where the pair's rotation is None); an answer
+    with a joint outside its limits fails at every pair.
     """
     answered = np.isfinite(q).all(-1)
     _, _, position_error, angle = pose_errors(T_targets, chain.forward(np.where(answered[:, None], q, 0.0)))
     valid = chain.bounds.contains(q)  # False for the NaN rows too
-    return np.stack([valid & (position_error <= p) & (angle <= r) for p, r in tolerances])
+    return np.stack([valid & (position_error <= p) & (True if r is None else angle <= r) for p, r in tolerances])
 
 
 def run_interleaved(
@@ -128,7 +135,7 @@ def _solver_run(name: str, answers: Sequence[Answer], times_s: np.ndarray, dof: 
     )
 
 
-def ours_solve_one(solver: IKSolver, timeout_s: float, tolerances: tuple[float, float]) -> SolveOne:
+def ours_solve_one(solver: IKSolver, timeout_s: float, tolerances: Tolerances) -> SolveOne:
     """``IKSolver.solve`` as the benchmark calls it; its q is judged by FK whatever ``success`` says."""
 
     def solve(T: np.ndarray, seed: np.ndarray) -> Answer:

@@ -13,7 +13,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from ik_neural.bench.protocol import RANDOM_SEEDS_STREAM, TOLERANCE_PAIRS, SolverRun, seed_configurations, successes
+from ik_neural.bench.protocol import (
+    RANDOM_SEEDS_STREAM, SolverRun, Tolerances, judged_pairs, seed_configurations, successes,
+)
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import network_errors, summary
 from ik_neural.kernels.dls import dls_step
@@ -44,8 +46,11 @@ def _percent(fraction: float) -> str:
     return f"{100.0 * fraction:.1f}%"
 
 
-def tolerance_label(position_m: float, rotation_rad: float) -> str:
-    """Column header of success at a tolerance pair: ``ok@1e-06`` or ``ok@0.001m/0.01rad``."""
+def tolerance_label(position_m: float, rotation_rad: Optional[float]) -> str:
+    """Column header of success at a tolerance pair: ``ok@1e-06``, ``ok@0.001m/0.01rad``, or for the
+    position alone ``ok@1e-06m``."""
+    if rotation_rad is None:
+        return f"ok@{position_m:g}m"
     if position_m == rotation_rad:
         return f"ok@{position_m:g}"
     return f"ok@{position_m:g}m/{rotation_rad:g}rad"
@@ -105,7 +110,7 @@ def ik_header(
     timeout_ms: float,
     policy: str,
     seed: np.ndarray,
-    tolerances: tuple[float, float],
+    tolerances: Tolerances,
     tracik_line: str,
 ) -> str:
     """The lines above ``ik_bench ik``'s tables: the chain, the targets, the seed, the tolerances, TRAC-IK's
@@ -125,17 +130,23 @@ def ik_header(
         f"budget {timeout_ms:g} ms per solve",
         seed_line,
         f"tolerances: ik_neural solves at {tolerances[0]:g} m / {tolerances[1]:g} rad; "
-        "every answer is judged by FK (Euclidean position error, rotation angle) and must be within the limits",
+        "every answer is judged by FK (Euclidean position error, rotation angle) and must be within the limits"
+        if tolerances[1] is not None else
+        f"tolerances: ik_neural solves for the position alone at {tolerances[0]:g} m (the targets' orientation "
+        "is not asked for); every answer is judged by FK (Euclidean position error) and must be within the limits",
         tracik_line,
         f"{DRIFT_WARNING[0].upper()}{DRIFT_WARNING[1:]}",
     ])  # fmt: skip
 
 
-def solve_table(chain: KinematicChain, T_targets: np.ndarray, runs: Sequence[SolverRun]) -> tuple[list, list]:
-    """Headers and one row per solver: success at each tolerance pair, ms per solve (mean, median, p95),
-    mean iterations and restarts, and mean time relative to the first run's (ours)."""
+def solve_table(
+    chain: KinematicChain, T_targets: np.ndarray, runs: Sequence[SolverRun], position_only: bool = False
+) -> tuple[list, list]:
+    """Headers and one row per solver: success at each tolerance pair (``judged_pairs``), ms per solve
+    (mean, median, p95), mean iterations and restarts, and mean time relative to the first run's (ours)."""
+    pairs = judged_pairs(position_only)
     headers = [
-        "solver", *(tolerance_label(p, r) for p, r in TOLERANCE_PAIRS),
+        "solver", *(tolerance_label(p, r) for p, r in pairs),
         "mean ms", "median ms", "p95 ms", "iterations", "restarts", "mean time / ours",
     ]  # fmt: skip
     ours_mean_s = float(np.mean(runs[0].times_s))
@@ -143,7 +154,7 @@ def solve_table(chain: KinematicChain, T_targets: np.ndarray, runs: Sequence[Sol
     for run in runs:
         ms = run.times_s * 1e3
         rows.append([
-            run.name, *(_percent(f) for f in successes(chain, T_targets, run.q, TOLERANCE_PAIRS).mean(-1)),
+            run.name, *(_percent(f) for f in successes(chain, T_targets, run.q, pairs).mean(-1)),
             f"{np.mean(ms):.3f}", f"{np.median(ms):.3f}", f"{np.percentile(ms, 95):.3f}",
             "-" if run.iterations is None else f"{np.mean(run.iterations):.2f}",
             "-" if run.restarts is None else f"{np.mean(run.restarts):.2f}",
@@ -153,7 +164,7 @@ def solve_table(chain: KinematicChain, T_targets: np.ndarray, runs: Sequence[Sol
 
 
 def rejected_claims(
-    chain: KinematicChain, T_targets: np.ndarray, run: SolverRun, tolerances: tuple[float, float]
+    chain: KinematicChain, T_targets: np.ndarray, run: SolverRun, tolerances: Tolerances
 ) -> str | None:
     """A note when ``run`` claimed success on targets that the FK check rejects at ``tolerances`` (the
     tolerances that solver was asked for), else None."""
@@ -184,7 +195,7 @@ def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarr
     return headers, rows
 
 
-def trade_line(solver: IKSolver, T_targets: np.ndarray, tolerances: tuple[float, float]) -> str:
+def trade_line(solver: IKSolver, T_targets: np.ndarray, tolerances: Tolerances) -> str:
     """What the hybrid's network costs against what it saves: one pose's guesses (all K heads) and one DLS
     step (one row, from the guess), each the best of 5 means of 200 calls, in µs."""
     chain, network = solver.chain, solver.network
@@ -207,15 +218,15 @@ def batch_tables(
     given: Optional[Sequence[float]],
     random_seed: int,
     timeout_s: float,
-    tolerances: tuple[float, float],
+    tolerances: Tolerances,
     calls: int,
 ) -> list[tuple[str, list, list]]:
     """Per solver, its name, headers and one row per batch size B: ``solve_batch`` on B targets and seeds drawn
     as for the per-solve table (budget B·timeout_s, after an untimed warm-up); the solvers take turns, ``calls``
     calls each per size, so their rows compare within this run; solves/s = B / median wall time; success judged
-    by FK at the tightest pair, on the last call."""
+    by FK at the tightest pair (``judged_pairs``), on the last call."""
     chain = solvers[0][1].chain
-    tight = TOLERANCE_PAIRS[0]
+    tight = judged_pairs(tolerances[1] is None)[0]
     _, T_warm = reachable_targets(chain, 8, random_seed + 1)
     seeds_warm = seed_configurations(chain, policy, 8, random_seed + 1, given)
     for _, solver in solvers:

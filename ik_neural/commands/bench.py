@@ -73,7 +73,7 @@ def _run_ik(args: argparse.Namespace) -> None:
         parser.error(str(exc))
     chain = chosen.chain
     timeout_s = args.timeout_ms * 1e-3
-    tolerances = (args.position_tolerance_m, args.orientation_tolerance_rad)
+    tolerances = (args.position_tolerance_m, None if args.position_only else args.orientation_tolerance_rad)
     ours: list[tuple[str, IKSolver]] = []  # the hybrid first, where there is a network
     if network is not None:
         ours.append((HYBRID, IKSolver(chain, network=network)))
@@ -84,7 +84,9 @@ def _run_ik(args: argparse.Namespace) -> None:
     solver = ours[0][1]
     solvers: list[tuple[str, SolveOne]] = [(name, ours_solve_one(ik, timeout_s, tolerances)) for name, ik in ours]
     tracik_line = "TRAC-IK: not run (--no-tracik)"
-    if not args.no_tracik:
+    if args.position_only:
+        tracik_line = "TRAC-IK: not run (--position-only: the pytracik binding takes no orientation bounds)"
+    elif not args.no_tracik:
         tracik_rows, tracik_line = tracik_solvers(chain, chosen.urdf_path, timeout_s)
         solvers += tracik_rows
 
@@ -94,7 +96,7 @@ def _run_ik(args: argparse.Namespace) -> None:
     _, T_targets = reachable_targets(chain, args.targets, args.random_seed)
     runs = run_interleaved(solvers, T_targets, seeds)
     print()
-    print(tables.format_table(*tables.solve_table(chain, T_targets, runs)))
+    print(tables.format_table(*tables.solve_table(chain, T_targets, runs, args.position_only)))
     for run in runs:
         if run.name in (HYBRID, NUMERICAL):
             note = tables.rejected_claims(chain, T_targets, run, tolerances)
@@ -181,6 +183,11 @@ def _add_ik_parser(commands: argparse._SubParsersAction) -> None:
     ik.add_argument(
         "--orientation-tolerance-rad", type=float, default=1e-6,
         help="ik_neural's orientation tolerance (default: 1e-6)",
+    )  # fmt: skip
+    ik.add_argument(
+        "--position-only", action="store_true",
+        help="solve and judge the tip position alone, as a node with position_only_ik serves (chain20_003); "
+        "TRAC-IK is then not run",
     )  # fmt: skip
     ik.add_argument(
         "--seed-policy", choices=SEED_POLICIES,

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from ik_neural.bench.protocol import TOLERANCE_PAIRS, Answer, run_interleaved, successes
+from ik_neural.bench.protocol import TOLERANCE_PAIRS, Answer, judged_pairs, run_interleaved, successes
 from ik_neural.commands import bench
 from ik_neural.robots import load_robot
 from ik_neural.sampling import reachable_targets
@@ -112,6 +112,8 @@ def test_successes_are_judged_by_fk_and_limits():
         [True, True, False, False],
         [True, True, False, False],
     ]
+    # Position-only IK: the rotation error of answer 1 no longer counts; the limits still do.
+    assert successes(chain, T, answers, judged_pairs(position_only=True)).tolist() == [[True, True, False, False]] * 3
 
 
 def test_bench_ik_given_seed_on_a_small_robot(capsys):
@@ -122,6 +124,28 @@ def test_bench_ik_given_seed_on_a_small_robot(capsys):
     assert "seed policy: given: [0.1, -0.2, 0.3]" in out
     tables = _tables(out)  # the solve table and the network alone; no batch sizes, no batched table
     assert [table[0][0] for table in tables] == ["solver", "network alone"]
+
+
+def test_bench_ik_position_only_solves_and_judges_the_position_alone(capsys):
+    """chain20_003's node serves position-only IK (its config), with a position-only network: the bench
+    measures it so, at 1e-6 m whatever the tip's orientation."""
+    bench.main(["ik", "--robot", "chain20_003", "--targets", "20", "--batch-sizes", "16", "--position-only"])
+    out = capsys.readouterr().out
+    assert "solves for the position alone at 1e-06 m" in out
+    assert "TRAC-IK: not run (--position-only" in out
+    solve, _, batched_hybrid, batched_numerical = _tables(out)
+    assert solve[0][:4] == ["solver", "ok@1e-06m", "ok@1e-05m", "ok@0.001m"]
+    assert [row[0] for row in solve[1:]] == [bench.HYBRID, bench.NUMERICAL]
+    assert all(row[1] == "100.0%" for row in solve[1:])
+    for batched in (batched_hybrid, batched_numerical):
+        assert batched[0] == ["batch", "solves/s", "wall s", "ok@1e-06m"] and batched[1][3] == "100.0%"
+    # The solvers were asked for the position alone: from the network's position-only guesses that takes
+    # far fewer steps than the whole pose, whose orientation the guesses do not aim at.
+    bench.main(["ik", "--robot", "chain20_003", "--targets", "20", "--batch-sizes", "", "--no-tracik"])
+    pose_solve = _tables(capsys.readouterr().out)[0]
+    assert pose_solve[0][1] == "ok@1e-06" and pose_solve[1][1] == "100.0%"
+    iterations = SOLVE_COLUMNS.index("iterations")
+    assert float(solve[1][iterations]) < 0.7 * float(pose_solve[1][iterations]), (solve[1], pose_solve[1])
 
 
 def test_bench_ik_seed_of_the_wrong_length_is_a_usage_error(capsys):
