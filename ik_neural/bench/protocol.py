@@ -82,7 +82,9 @@ def judged_pairs(position_only: bool) -> tuple[Tolerances, ...]:
     return tuple((p, None) for p, _ in TOLERANCE_PAIRS) if position_only else TOLERANCE_PAIRS
 
 
-def successes(chain: KinematicChain, T_targets: np.ndarray, q: np.ndarray, tolerances: Sequence[Tolerances]) -> np.ndarray:
+def successes(
+    chain: KinematicChain, T_targets: np.ndarray, q: np.ndarray, tolerances: Sequence[Tolerances]
+) -> np.ndarray:
     """Success of each answer q (N, dof) (NaN rows: no answer) at each (position m, rotation rad) pair: (pairs, N).
 
     Judged by FK of q alone, whatever the solver said: the position error is the Euclidean distance, the
