@@ -39,9 +39,9 @@ import torch.distributed as dist
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import evaluate_network, network_errors
 from ik_neural.geometry import pose_errors
-from ik_neural.network import chain_metadata
+from ik_neural.network import chain_metadata, read_network_metadata
 from ik_neural.sampling import reachable_targets
-from ik_neural.torch_network import PoseToJoints, save_network, script_module
+from ik_neural.torch_network import PoseToJoints, load_scripted, save_network, script_module
 
 # Validation and test targets come from their own seeds, apart from the training stream.
 VALIDATION_SEED = 1_000_003
@@ -101,6 +101,9 @@ class TrainingConfig:
     """Clearance kept between every joint origin (and the tip) and each obstacle's surface."""
     obstacle_weight: float = 1.0
     seed: int = 0
+    init_from: str = ""
+    """Model file whose weights the run starts from (fine-tuning: same chain and architecture); empty:
+    random initialisation."""
     validation_targets: int = 2000
     validation_every_steps: int = 250
     checkpoint_every_s: float = 60.0
@@ -234,6 +237,8 @@ class Trainer:
         # torch_network.py during a long run would otherwise break it) and a module that cannot be
         # scripted fails before the budget is spent.
         script_module(self.model)
+        if config.init_from:
+            self._load_initial_weights(Path(config.init_from))
         self.model.train()
         # Buffers are constants (batch norm's running statistics aside: rank 0's are the ones exported).
         self.raw = (
@@ -250,6 +255,27 @@ class Trainer:
         self.n_hard = int(config.hard_fraction * self.batch_size)
         self.pool = _HardPool(config.hard_pool_batches * self.batch_size, chain.dof, device)
         _, self.T_validation = reachable_targets(chain, config.validation_targets, VALIDATION_SEED)
+
+    def _load_initial_weights(self, path: Path) -> None:
+        """Start from the weights of the model file at ``path``; ValueError naming the file and what differs
+        (chain, or layer shapes: another width, depth, head count or input)."""
+        metadata = read_network_metadata(path)  # refuses a file that is not an ik_neural model, naming it
+        if metadata.get("fingerprint") != self.chain.fingerprint:
+            raise ValueError(f"--init-from {path} was trained for chain fingerprint {metadata.get('fingerprint')}, "
+                             f"not this chain's {self.chain.fingerprint}")  # fmt: skip
+        theirs = load_scripted(path).state_dict()
+        ours = self.model.state_dict()
+        differing = sorted(k for k in set(ours) | set(theirs)
+                           if k not in ours or k not in theirs or theirs[k].shape != ours[k].shape)  # fmt: skip
+        if differing:
+            a = metadata.get("architecture", {})
+            raise ValueError(
+                f"--init-from {path} is a {a.get('depth', '?')}x{a.get('width', '?')} network with {a.get('heads', 1)} "
+                f"head(s) and input {metadata.get('input', {}).get('encoding', '?')}; this run trains "
+                f"{self.config.depth}x{self.config.width} with {self.config.heads} and input "
+                f"{self.model.input_encoding} (differing: {', '.join(differing)})"
+            )
+        self.model.load_state_dict({k: v.to(self.device) for k, v in theirs.items()})
 
     # ------------------------------------------------------------------ one step
 
@@ -320,20 +346,33 @@ class Trainer:
     # ------------------------------------------------------------------ the run
 
     def _validate(self) -> dict:
+        """Head 0's errors on the validation targets (mm, degrees), the best head's medians, and the score that picks the model to
+        export: the mean of head 0's and of the best head's error (position / reach + rotation, rad), as
+        the multiple-choice loss weighs them (K = 1: head 0's alone)."""
         self.model.eval()
         with torch.inference_mode():
-            q = self.model(torch.from_numpy(self.T_validation).to(self.device, torch.float32))
+            guesses = self.model.guesses(torch.from_numpy(self.T_validation).to(self.device, torch.float32))
         self.model.train()
-        position_error, rotation_error = network_errors(self.chain, q.double().cpu().numpy(), self.T_validation)
+        n, k, dof = guesses.shape
+        position_error, rotation_error = network_errors(
+            self.chain, guesses.double().cpu().numpy().reshape(n * k, dof), np.repeat(self.T_validation, k, axis=0)
+        )
+        position_error, rotation_error = position_error.reshape(n, k), rotation_error.reshape(n, k)
         score = position_error * self.inverse_reach
         if not self.config.position_only:
             score = score + rotation_error
+        best = score.argmin(1)[:, None]
+        best_position_error = np.take_along_axis(position_error, best, 1)
+        best_rotation_error = np.take_along_axis(rotation_error, best, 1)
+        position_error, rotation_error = position_error[:, 0], rotation_error[:, 0]
         return {
             "position_error_mm_median": 1e3 * float(np.median(position_error)),
             "position_error_mm_p95": 1e3 * float(np.percentile(position_error, 95)),
             "orientation_error_deg_median": math.degrees(float(np.median(rotation_error))),
             "orientation_error_deg_p95": math.degrees(float(np.percentile(rotation_error, 95))),
-            "score": float(score.mean()),
+            "best_position_error_mm_median": 1e3 * float(np.median(best_position_error)),
+            "best_orientation_error_deg_median": math.degrees(float(np.median(best_rotation_error))),
+            "score": float(0.5 * (score[:, 0].mean() + score.min(1).mean())),
         }
 
     def run(self, out_path: Path, checkpoint_path: Optional[Path] = None,
@@ -513,7 +552,8 @@ class _Progress:
         if validation:
             line += (
                 f" | val median {validation['position_error_mm_median']:.1f} mm "
-                f"{validation['orientation_error_deg_median']:.2f} deg"
+                f"{validation['orientation_error_deg_median']:.2f} deg, best head "
+                f"{validation['best_position_error_mm_median']:.1f} mm {validation['best_orientation_error_deg_median']:.2f} deg"
             )
         line += f" | {elapsed / 60:.1f} min, {left / 60:.1f} left"
         if self.tty:

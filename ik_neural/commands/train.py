@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to train; auto: cuda when a GPU is available, else cpu")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint <out>.ckpt")
+    p.add_argument("--init-from", type=Path, metavar="MODEL",
+                   help="start from the weights of this model file (same chain and architecture): fine-tuning")  # fmt: skip
     return p
 
 
@@ -139,6 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             batch_size=args.batch_size, max_lr=args.max_lr, rotation_weight=args.rotation_weight,
             limit_weight=args.limit_weight, hard_fraction=args.hard_fraction, hard_start=args.hard_start, obstacles=_obstacles(args),
             obstacle_margin_m=args.obstacle_margin, obstacle_weight=args.obstacle_weight, seed=args.seed,
+            init_from=str(args.init_from or ""),
         )  # fmt: skip
         device = training_device(args.device)
         if "WORLD_SIZE" in os.environ:  # started by torchrun

@@ -125,6 +125,38 @@ def test_head_spread_keeps_the_heads_apart_without_losing_the_best_guess(tmp_pat
     assert best_m[0.4] < 1.25 * best_m[0.0], best_m
 
 
+def test_init_from_starts_where_the_file_left_off_and_refuses_another_network(tmp_path):
+    chain = load_robot("dh6_experiments").chain
+    parent = Trainer(chain, TrainingConfig(steps=300, heads=4, **SMALL), log=lambda _: None).run(tmp_path / "parent.pt")
+    # A run of one step at a negligible learning rate from the parent exports the parent's network.
+    config = TrainingConfig(steps=1, heads=4, max_lr=1e-12, seed=5, init_from=str(parent.path), **SMALL)
+    child = Trainer(chain, config, log=lambda _: None).run(tmp_path / "child.pt")
+    _, T = reachable_targets(chain, 400, seed=21)
+    np.testing.assert_allclose(load_network(child.path, chain).predict_all(T),
+                               load_network(parent.path, chain).predict_all(T), atol=1e-5)  # fmt: skip
+    assert child.metadata["training"]["init_from"] == str(parent.path)
+    scratch = Trainer(chain, TrainingConfig(steps=1, heads=4, seed=5, **SMALL), log=lambda _: None).run(tmp_path / "s.pt")
+    assert child.metadata["evaluation"]["position_error_mm_median"] < 0.5 * scratch.metadata["evaluation"]["position_error_mm_median"]
+    # Another architecture or another chain is refused, naming the file and what differs.
+    with pytest.raises(ValueError, match=r"init-from .*parent.pt is a 2x64 network with 4 head.*trains 2x32"):
+        Trainer(chain, TrainingConfig(steps=1, heads=4, init_from=str(parent.path), **{**SMALL, "width": 32}))
+    with pytest.raises(ValueError, match=r"parent.pt was trained for chain fingerprint"):
+        Trainer(load_robot("ur5e").chain, config)
+
+
+def test_the_exported_model_is_picked_by_its_best_head_as_well_as_head_0(tmp_path):
+    chain = load_robot("dh6_experiments").chain
+    trainer = Trainer(chain, TrainingConfig(steps=1, heads=4, **SMALL), log=lambda _: None)
+    figures = trainer._validate()
+    guesses = trainer.model.guesses(torch.from_numpy(trainer.T_validation).float()).detach().double().numpy()
+    errors = [network_errors(chain, guesses[:, k], trainer.T_validation) for k in range(4)]
+    score = np.stack([position_m / chain.reach_m + rotation_rad for position_m, rotation_rad in errors], axis=1)
+    assert math.isclose(figures["score"], 0.5 * (score[:, 0].mean() + score.min(1).mean()), rel_tol=1e-9)
+    best = score.argmin(1)
+    best_position_m = network_errors(chain, guesses[np.arange(len(best)), best], trainer.T_validation)[0]
+    assert math.isclose(figures["best_position_error_mm_median"], 1e3 * np.median(best_position_m), rel_tol=1e-9)
+
+
 def test_supervised_baseline_learns_the_joint_angles(tmp_path):
     chain = load_robot("planar_2link").chain  # one solution per point: supervised learning is well posed
     config = TrainingConfig(steps=400, supervised=True, position_only=True, max_lr=3e-3, **SMALL)
