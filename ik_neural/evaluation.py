@@ -29,10 +29,27 @@ def network_errors(chain: KinematicChain, q: np.ndarray, T_target: np.ndarray) -
     return position_error, rotation_error
 
 
-def _predict(module: torch.nn.Module, T: np.ndarray) -> np.ndarray:
+def head_errors(chain: KinematicChain, guesses: np.ndarray, T_target: np.ndarray,
+                position_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Position (m) and rotation (rad) errors (N, K) of K guesses per target (N, K, dof) against T_target
+    (N, 4, 4), and their scores (N, K): position error / reach + rotation error (position-only: the first
+    term alone), the balance of the training loss. A target's best guess is its least score."""
+    n, k, dof = guesses.shape
+    position_error, rotation_error = network_errors(chain, guesses.reshape(n * k, dof), np.repeat(T_target, k, axis=0))
+    position_error, rotation_error = position_error.reshape(n, k), rotation_error.reshape(n, k)
+    score = position_error / chain.reach_m + (0.0 if position_only else rotation_error)
+    return position_error, rotation_error, score
+
+
+def _guesses(module: torch.nn.Module, T: np.ndarray) -> np.ndarray:
+    """All heads' guesses (N, K, dof) of a ``PoseToJoints`` (plain or scripted) for T (N, 4, 4)."""
     module.eval()
     with torch.inference_mode():
-        return module(torch.from_numpy(T).to(torch.float32)).double().numpy()
+        return module.guesses(torch.from_numpy(T).to(torch.float32)).double().numpy()
+
+
+def _predict(module: torch.nn.Module, T: np.ndarray) -> np.ndarray:
+    return _guesses(module, T)[:, 0]
 
 
 def summary(position_error_m: np.ndarray, rotation_error_rad: np.ndarray) -> dict:
@@ -49,19 +66,24 @@ def summary(position_error_m: np.ndarray, rotation_error_rad: np.ndarray) -> dic
 
 def evaluate_network(chain: KinematicChain, module: torch.nn.Module, position_only: bool,
                      n_targets: int = TEST_TARGETS, seed: int = TEST_SEED) -> dict:  # fmt: skip
-    """The network alone on ``n_targets`` test targets: summary figures (mm, degrees) and the setup.
+    """The network alone on ``n_targets`` test targets: head 0's summary figures (mm, degrees), for K > 1
+    heads also the best guess's per target (``best_of_heads``), and the setup.
 
     For a position-only network the orientation figures are reported but are not what it was trained for.
     """
     _, T_target = reachable_targets(chain, n_targets, seed)
-    position_error, rotation_error = network_errors(chain, _predict(module, T_target), T_target)
-    return {
+    position_error, rotation_error, score = head_errors(chain, _guesses(module, T_target), T_target, position_only)
+    figures = {
         "test_targets": n_targets,
         "test_seed": seed,
         "reach_m": chain.reach_m,
         "position_only": position_only,
-        **summary(position_error, rotation_error),
+        **summary(position_error[:, 0], rotation_error[:, 0]),
     }
+    if position_error.shape[1] > 1:
+        pick = np.arange(n_targets), score.argmin(1)
+        figures["best_of_heads"] = summary(position_error[pick], rotation_error[pick])
+    return figures
 
 
 # ---------------------------------------------------------------------- report plots

@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 
 from ik_neural.chain import KinematicChain
-from ik_neural.evaluation import evaluate_network, network_errors
+from ik_neural.evaluation import evaluate_network, head_errors
 from ik_neural.geometry import pose_errors
 from ik_neural.network import chain_metadata, read_network_metadata
 from ik_neural.sampling import reachable_targets
@@ -346,24 +346,18 @@ class Trainer:
     # ------------------------------------------------------------------ the run
 
     def _validate(self) -> dict:
-        """Head 0's errors on the validation targets (mm, degrees), the best head's medians, and the score that picks the model to
-        export: the mean of head 0's and of the best head's error (position / reach + rotation, rad), as
-        the multiple-choice loss weighs them (K = 1: head 0's alone)."""
+        """Head 0's errors on the validation targets (mm, degrees), the best head's medians, and the score
+        that picks the model to export: the mean of head 0's and of the best head's score
+        (``evaluation.head_errors``), as the multiple-choice loss weighs them (K = 1: head 0's alone)."""
         self.model.eval()
         with torch.inference_mode():
             guesses = self.model.guesses(torch.from_numpy(self.T_validation).to(self.device, torch.float32))
         self.model.train()
-        n, k, dof = guesses.shape
-        position_error, rotation_error = network_errors(
-            self.chain, guesses.double().cpu().numpy().reshape(n * k, dof), np.repeat(self.T_validation, k, axis=0)
+        position_error, rotation_error, score = head_errors(
+            self.chain, guesses.double().cpu().numpy(), self.T_validation, self.config.position_only
         )
-        position_error, rotation_error = position_error.reshape(n, k), rotation_error.reshape(n, k)
-        score = position_error * self.inverse_reach
-        if not self.config.position_only:
-            score = score + rotation_error
-        best = score.argmin(1)[:, None]
-        best_position_error = np.take_along_axis(position_error, best, 1)
-        best_rotation_error = np.take_along_axis(rotation_error, best, 1)
+        pick = np.arange(len(score)), score.argmin(1)
+        best_position_error, best_rotation_error = position_error[pick], rotation_error[pick]
         position_error, rotation_error = position_error[:, 0], rotation_error[:, 0]
         return {
             "position_error_mm_median": 1e3 * float(np.median(position_error)),
@@ -372,7 +366,7 @@ class Trainer:
             "orientation_error_deg_p95": math.degrees(float(np.percentile(rotation_error, 95))),
             "best_position_error_mm_median": 1e3 * float(np.median(best_position_error)),
             "best_orientation_error_deg_median": math.degrees(float(np.median(best_rotation_error))),
-            "score": float(0.5 * (score[:, 0].mean() + score.min(1).mean())),
+            "score": float(0.5 * (score[:, 0].mean() + score[pick].mean())),
         }
 
     def run(self, out_path: Path, checkpoint_path: Optional[Path] = None,

@@ -17,7 +17,7 @@ from ik_neural.bench.protocol import (
     RANDOM_SEEDS_STREAM, SolverRun, Tolerances, judged_pairs, seed_configurations, successes,
 )
 from ik_neural.chain import KinematicChain
-from ik_neural.evaluation import network_errors, summary
+from ik_neural.evaluation import head_errors, summary
 from ik_neural.kernels.dls import dls_step
 from ik_neural.network import IKNetwork
 from ik_neural.sampling import reachable_targets
@@ -178,14 +178,11 @@ def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarr
     """Headers and rows: the network alone (its guess, no refinement) on the benchmark's targets; for a
     K-head network also the best of its K guesses per target (least position error / reach + rotation
     error, the training loss's balance)."""
-    guesses = network.predict_all(T_targets)  # (N, K, dof)
-    errors = [network_errors(chain, guesses[:, k], T_targets) for k in range(network.heads)]
-    position, rotation = np.stack([e[0] for e in errors], axis=1), np.stack([e[1] for e in errors], axis=1)
+    position, rotation, score = head_errors(chain, network.predict_all(T_targets), T_targets, position_only=False)
     labelled = [(str(network.path or "in memory"), position[:, 0], rotation[:, 0])]
     if network.heads > 1:
-        best = np.argmin(position / chain.reach_m + rotation, axis=1)[:, None]
-        labelled.append((f"best of its {network.heads} guesses", np.take_along_axis(position, best, 1)[:, 0],
-                         np.take_along_axis(rotation, best, 1)[:, 0]))  # fmt: skip
+        pick = np.arange(len(score)), score.argmin(1)
+        labelled.append((f"best of its {network.heads} guesses", position[pick], rotation[pick]))
     headers = ["network alone", "median mm", "mean mm", "p95 mm", "median deg", "mean deg", "p95 deg"]
     rows = []
     for label, position_error, rotation_error in labelled:

@@ -173,6 +173,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{figures['orientation_error_deg_median']:.2f} deg (p95 {figures['orientation_error_deg_p95']:.1f}); "
         f"{result.metadata['training']['steps_done']} steps in {result.metadata['training']['seconds'] / 60:.1f} min"
     )
+    if "best_of_heads" in figures:
+        best = figures["best_of_heads"]
+        print(
+            f"[train] best of the {config.heads} guesses per target: position median {best['position_error_mm_median']:.2f} mm, "
+            f"rotation median {best['orientation_error_deg_median']:.2f} deg"
+        )
     return 130 if result.interrupted else 0
 
 
