@@ -226,7 +226,7 @@ def test_a_file_without_a_weights_entry_loads_through_torch_and_predicts_the_sam
 def test_a_format_3_file_keeps_its_six_column_input():
     """Files written before format 4 take position and columns x, y of R (9 inputs): the weights path reads
     that from the file and predicts what the file's own TorchScript module does, one pose and many."""
-    robot = load_robot("dh6_experiments")
+    robot = load_robot("chain7_003")
     net = robot.network
     assert net.metadata["format_version"] == 3 and net.weights.input_encoding == "position+rotation6"
     T = reachable_targets(robot.chain, 100, 11)[1]
