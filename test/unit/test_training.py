@@ -149,7 +149,7 @@ def test_init_from_starts_where_the_file_left_off_and_refuses_another_network(tm
         Trainer(load_robot("ur5e").chain, config)
 
 
-def test_the_exported_model_is_picked_by_its_best_head_as_well_as_head_0(tmp_path):
+def test_the_validation_score_counts_the_best_head_as_well_as_head_0(tmp_path):
     chain = load_robot("dh6_experiments").chain
     trainer = Trainer(chain, TrainingConfig(steps=1, heads=4, **SMALL), log=lambda _: None)
     figures = trainer._validate()
