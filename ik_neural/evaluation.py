@@ -41,6 +41,13 @@ def head_errors(chain: KinematicChain, guesses: np.ndarray, T_target: np.ndarray
     return position_error, rotation_error, score
 
 
+def best_guess_errors(position_error: np.ndarray, rotation_error: np.ndarray,
+                      score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Position and rotation errors (N,) of each target's best guess: the least score of ``head_errors``'s."""
+    pick = np.arange(len(score)), score.argmin(1)
+    return position_error[pick], rotation_error[pick]
+
+
 def _guesses(module: torch.nn.Module, T: np.ndarray) -> np.ndarray:
     """All heads' guesses (N, K, dof) of a ``PoseToJoints`` (plain or scripted) for T (N, 4, 4)."""
     module.eval()
@@ -81,8 +88,7 @@ def evaluate_network(chain: KinematicChain, module: torch.nn.Module, position_on
         **summary(position_error[:, 0], rotation_error[:, 0]),
     }
     if position_error.shape[1] > 1:
-        pick = np.arange(n_targets), score.argmin(1)
-        figures["best_of_heads"] = summary(position_error[pick], rotation_error[pick])
+        figures["best_of_heads"] = summary(*best_guess_errors(position_error, rotation_error, score))
     return figures
 
 

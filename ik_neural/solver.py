@@ -48,8 +48,8 @@ class SolverSettings:
     """How the solver searches. Defaults were chosen by measurement (README, "Solver")."""
 
     damping: float = 1e-8
-    """Constant part of the LM damping, on errors normalised by the chain's reach (dimensionless). Small:
-    near a singularity it throttles the steps along the weak direction that lead to the solution."""
+    """Constant part of the LM damping, on errors normalised by the chain's reach (dimensionless). Kept
+    small: near a singularity a larger one throttles the steps along the weak direction to the solution."""
     error_damping: float = 0.1
     """Part of the LM damping proportional to the squared normalised error."""
     max_iterations_per_seed: int = 40

@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 
 from ik_neural.chain import KinematicChain
-from ik_neural.evaluation import evaluate_network, head_errors
+from ik_neural.evaluation import best_guess_errors, evaluate_network, head_errors
 from ik_neural.geometry import pose_errors
 from ik_neural.network import chain_metadata, read_network_metadata
 from ik_neural.sampling import reachable_targets
@@ -356,8 +356,7 @@ class Trainer:
         position_error, rotation_error, score = head_errors(
             self.chain, guesses.double().cpu().numpy(), self.T_validation, self.config.position_only
         )
-        pick = np.arange(len(score)), score.argmin(1)
-        best_position_error, best_rotation_error = position_error[pick], rotation_error[pick]
+        best_position_error, best_rotation_error = best_guess_errors(position_error, rotation_error, score)
         position_error, rotation_error = position_error[:, 0], rotation_error[:, 0]
         return {
             "position_error_mm_median": 1e3 * float(np.median(position_error)),
@@ -366,7 +365,7 @@ class Trainer:
             "orientation_error_deg_p95": math.degrees(float(np.percentile(rotation_error, 95))),
             "best_position_error_mm_median": 1e3 * float(np.median(best_position_error)),
             "best_orientation_error_deg_median": math.degrees(float(np.median(best_rotation_error))),
-            "score": float(0.5 * (score[:, 0].mean() + score[pick].mean())),
+            "score": float(0.5 * (score[:, 0].mean() + score.min(1).mean())),
         }
 
     def run(self, out_path: Path, checkpoint_path: Optional[Path] = None,

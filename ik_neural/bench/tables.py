@@ -17,7 +17,7 @@ from ik_neural.bench.protocol import (
     RANDOM_SEEDS_STREAM, SolverRun, Tolerances, judged_pairs, seed_configurations, successes,
 )
 from ik_neural.chain import KinematicChain
-from ik_neural.evaluation import head_errors, summary
+from ik_neural.evaluation import best_guess_errors, head_errors, summary
 from ik_neural.kernels.dls import dls_step
 from ik_neural.network import IKNetwork
 from ik_neural.sampling import reachable_targets
@@ -181,8 +181,7 @@ def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarr
     position, rotation, score = head_errors(chain, network.predict_all(T_targets), T_targets, position_only=False)
     labelled = [(str(network.path or "in memory"), position[:, 0], rotation[:, 0])]
     if network.heads > 1:
-        pick = np.arange(len(score)), score.argmin(1)
-        labelled.append((f"best of its {network.heads} guesses", position[pick], rotation[pick]))
+        labelled.append((f"best of its {network.heads} guesses", *best_guess_errors(position, rotation, score)))
     headers = ["network alone", "median mm", "mean mm", "p95 mm", "median deg", "mean deg", "p95 deg"]
     rows = []
     for label, position_error, rotation_error in labelled:
