@@ -177,7 +177,7 @@ def rejected_claims(
 def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarray) -> tuple[list, list]:
     """Headers and rows: the network alone (its guess, no refinement) on the benchmark's targets; for a
     K-head network also the best of its K guesses per target (least position error / reach + rotation
-    error, the training loss's balance)."""
+    error: ``evaluation.head_errors``)."""
     position, rotation, score = head_errors(chain, network.predict_all(T_targets), T_targets, position_only=False)
     labelled = [(str(network.path or "in memory"), position[:, 0], rotation[:, 0])]
     if network.heads > 1:
