@@ -4,20 +4,30 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: env test test-unit run demo
+.PHONY: env test test-unit lint format run demo
 
 # Builds (first time, several minutes) or reuses (seconds) the cached environment; the last line
 # printed is this checkout's activation script to source in your own shell.
 env:
 	@bash env/activate_checkout.sh
 
+# Lint and format first (ruff.toml): a lint error or an unformatted file fails the tests.
 # The checkout is put on PYTHONPATH (by its activation script) rather than installed: the cached
 # environment is shared by every checkout. No bytecode and no pytest cache, so the tree stays clean.
-test:
+test: lint
 	@activate=$$(bash env/activate_checkout.sh) && \
 	  source "$$activate" && \
 	  export PYTHONDONTWRITEBYTECODE=1 && \
 	  python -m pytest -p no:cacheprovider $(PYTEST_ARGS) test
+
+lint:
+	@activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
+	  ruff check --no-cache . && ruff format --no-cache --check .
+
+# Formats the tree in place (what `make lint` checks).
+format:
+	@activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
+	  ruff format --no-cache . && ruff check --no-cache --fix .
 
 # The fast part alone (no ROS graph, no colcon build): a developer's loop, in well under a minute.
 test-unit:

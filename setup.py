@@ -30,8 +30,14 @@ class InstallWithKernels(install):
         lib = Path(self.install_lib)
         out = lib / PACKAGE / "kernels" / "prebuilt"
         panda = SOURCE / "models" / "panda"
-        command = [sys.executable, "-m", f"{PACKAGE}.commands.prebuild_kernels", str(out),
-                   str(panda / "panda.urdf"), str(panda / "ik_network.pt")]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            f"{PACKAGE}.commands.prebuild_kernels",
+            str(out),
+            str(panda / "panda.urdf"),
+            str(panda / "ik_network.pt"),
+        ]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(lib), os.environ.get("PYTHONPATH")]))}
         print(f"compiling the numba kernels into {out}", flush=True)  # how long: kernels.cache.COMPILE_ALL_S
         result = subprocess.run(command, cwd=lib, env=env, capture_output=True, text=True)

@@ -23,7 +23,7 @@ _EXPORTS = {
     "SolverSettings": "ik_neural.solver",
     "Solutions": "ik_neural.solver",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 (a list, built from the one table of names)
 
 
 def __getattr__(name: str) -> Any:

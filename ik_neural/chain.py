@@ -71,13 +71,9 @@ class KinematicChain:
             raise ValueError(f"chain {base_link!r} -> {tip_link!r} has no movable joints")
         for joint in joints:
             if joint.type not in MOVABLE_JOINT_TYPES:
-                raise ValueError(
-                    f"joint {joint.name!r} has type {joint.type!r}; a chain holds {MOVABLE_JOINT_TYPES}"
-                )
+                raise ValueError(f"joint {joint.name!r} has type {joint.type!r}; a chain holds {MOVABLE_JOINT_TYPES}")
             if not joint.lower <= joint.upper:
-                raise ValueError(
-                    f"joint {joint.name!r}: lower limit {joint.lower} is above upper limit {joint.upper}"
-                )
+                raise ValueError(f"joint {joint.name!r}: lower limit {joint.lower} is above upper limit {joint.upper}")
         self.joints: tuple[Joint, ...] = tuple(joints)
         self.T_last_tip = np.array(T_last_tip, dtype=np.float64)
         self.base_link = base_link
@@ -111,8 +107,7 @@ class KinematicChain:
             "R0": R0,
             "R0K": R0 @ K,
             "R0K2": R0 @ K @ K,
-            "slide": np.einsum("nij,nj->ni", R0, np.stack([j.axis for j in joints]))
-            * is_prismatic[:, None],
+            "slide": np.einsum("nij,nj->ni", R0, np.stack([j.axis for j in joints])) * is_prismatic[:, None],
             "axis": np.stack([j.axis for j in joints]),
             "revolute": (~is_prismatic).astype(np.float64),
             "prismatic": is_prismatic.astype(np.float64),
@@ -120,8 +115,14 @@ class KinematicChain:
         }
         # The same constants for the compiled kernels (one pose, float64), as the plain tuple they take.
         arrays = ChainArrays(
-            R0=R0, R0K=self._np["R0K"], R0K2=self._np["R0K2"], t0=np.stack([j.T_prev_joint[:3, 3] for j in joints]),
-            slide=self._np["slide"], axis=self._np["axis"], prismatic=is_prismatic, T_last_tip=self.T_last_tip,
+            R0=R0,
+            R0K=self._np["R0K"],
+            R0K2=self._np["R0K2"],
+            t0=np.stack([j.T_prev_joint[:3, 3] for j in joints]),
+            slide=self._np["slide"],
+            axis=self._np["axis"],
+            prismatic=is_prismatic,
+            T_last_tip=self.T_last_tip,
             reach_m=self.reach_m,
         )
         for array in arrays[:-1]:
@@ -173,11 +174,7 @@ class KinematicChain:
             joints.append(
                 Joint(names[i], REVOLUTE, np.array([0.0, 0.0, 1.0]), T_prev, float(lower[i]), float(upper[i]))
             )
-            T_prev = (
-                transform(rot_z(offsets[i]))
-                @ transform(p=[a[i], 0.0, d[i]])
-                @ transform(rot_x(alpha[i]))
-            )
+            T_prev = transform(rot_z(offsets[i])) @ transform(p=[a[i], 0.0, d[i]]) @ transform(rot_x(alpha[i]))
         return cls(joints, T_prev, base_link, tip_link)
 
     def to_urdf(self, robot_name: str) -> str:
@@ -305,9 +302,7 @@ class KinematicChain:
         shape = tuple(q.shape) + (4, 4)
         local = q.new_zeros(shape) if torch_in else np.zeros(shape, dtype=q.dtype)
         local[...] = c["T_prev_joint"]  # the translations and bottom rows; rotations follow
-        local[..., :3, :3] = (
-            c["R0"] + sin(q)[..., None, None] * c["R0K"] + (1.0 - cos(q))[..., None, None] * c["R0K2"]
-        )
+        local[..., :3, :3] = c["R0"] + sin(q)[..., None, None] * c["R0K"] + (1.0 - cos(q))[..., None, None] * c["R0K2"]
         if self._has_prismatic:
             local[..., :3, 3] += q[..., None] * c["slide"]
 
@@ -331,8 +326,10 @@ class KinematicChain:
             revolute, prismatic = c["revolute"], c["prismatic"]
             lever = lever * revolute[:, None]
             z_linear, z = z * prismatic[:, None], z * revolute[:, None]
-        J = q.new_zeros(q.shape[:-1] + (6, self.dof)) if _torch_of(q) is not None else np.empty(
-            q.shape[:-1] + (6, self.dof), dtype=q.dtype
+        J = (
+            q.new_zeros(q.shape[:-1] + (6, self.dof))
+            if _torch_of(q) is not None
+            else np.empty(q.shape[:-1] + (6, self.dof), dtype=q.dtype)
         )
         # Linear rows: z × lever, written component by component straight into J (np.cross and
         # stacking cost more than the whole FK for one pose).
@@ -350,7 +347,6 @@ class KinematicChain:
 def _is_one_float64_pose(q) -> bool:
     """One numpy float64 configuration: the case the compiled kernels serve."""
     return isinstance(q, np.ndarray) and q.ndim == 1 and q.dtype == np.float64
-
 
 
 def _urdf_joint_xml(

@@ -51,7 +51,18 @@ from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.cache import user_cache_dir
 from ik_neural.urdf_model import (
-    BOX, CAPSULE, CONE, CYLINDER, MESH, SPHERE, CONTINUOUS, MOVABLE_JOINT_TYPES, Geometry, Plane, Shape, TriangleMesh, UrdfModel,
+    BOX,
+    CAPSULE,
+    CONE,
+    CYLINDER,
+    MESH,
+    SPHERE,
+    CONTINUOUS,
+    MOVABLE_JOINT_TYPES,
+    Plane,
+    Shape,
+    TriangleMesh,
+    UrdfModel,
 )
 
 Pair = frozenset  # of two link names
@@ -110,7 +121,7 @@ def _plain_path(filename: str) -> Path:
             f"mesh {filename!r} is a package:// URI and no resolver was given "
             "(CollisionChecker.from_urdf(..., resolve=...); the node passes its own)"
         )
-    return Path(filename[len("file://"):] if filename.startswith("file://") else filename).expanduser()
+    return Path(filename[len("file://") :] if filename.startswith("file://") else filename).expanduser()
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,9 +213,10 @@ class CollisionChecker:
         self.chain = chain
         self._placed = model.chain_links(chain)
         self.other_joints: list[str] = [
-            name for name in model.joint_names
+            name
+            for name in model.joint_names
             if model.robot.joint_map[name].type in MOVABLE_JOINT_TYPES and name not in chain.joint_names
-        ]  # fmt: skip
+        ]
         """Movable URDF joints outside the chain (a gripper's): held at ``positions`` for collision."""
         self.positions: dict[str, float] = self._full_positions(positions or {})
         self._links = [link for link, _, _ in elements]
@@ -255,7 +267,9 @@ class CollisionChecker:
         elements = []
         for element in model.collisions():
             where = f"URDF ({model.origin}): link {element.link!r}"
-            elements.append((element.link, _Solid.of(coal_geometry(element.geometry, resolve, where)), element.T_link_geometry))
+            elements.append(
+                (element.link, _Solid.of(coal_geometry(element.geometry, resolve, where)), element.T_link_geometry)
+            )
         checker = cls(model, chain, elements, positions)
         if disabled_pairs is not None:
             checker._disable({_pair(*pair): GIVEN for pair in disabled_pairs}, GIVEN)
@@ -325,7 +339,11 @@ class CollisionChecker:
         elif link in robot.parent_map:
             joint, parent = robot.parent_map[link]
             frame, T = self._link_anchor(parent, positions, memo)
-            result = (None, None) if frame is None else (frame, T @ self.model.joint_transform(joint, positions.get(joint, 0.0)))
+            result = (
+                (None, None)
+                if frame is None
+                else (frame, T @ self.model.joint_transform(joint, positions.get(joint, 0.0)))
+            )
         else:
             result = (None, None)
         memo[link] = result
@@ -500,7 +518,7 @@ class CollisionChecker:
                         found.append((body.name, world.names[s]))
                         if first_only:
                             return found
-            for other, other_solid, T_b, c_b in held_bodies[n + 1:]:
+            for other, other_solid, T_b, c_b in held_bodies[n + 1 :]:
                 if not body.may_meet(other):
                     continue
                 d = c_b - c
@@ -529,10 +547,13 @@ class CollisionChecker:
         touch = frozenset(touch_links)
         excluded = touch | {link}
         return AttachedBody(
-            name=name, link=link, solids=tuple(solid for solid, _ in solids),
-            T_link_solid=np.array([T for _, T in solids]).reshape(-1, 4, 4), touch_links=touch,
+            name=name,
+            link=link,
+            solids=tuple(solid for solid, _ in solids),
+            T_link_solid=np.array([T for _, T in solids]).reshape(-1, 4, 4),
+            touch_links=touch,
             robot_mask=np.array([body_link not in excluded for body_link in self._links], dtype=bool),
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ world objects
 
@@ -602,10 +623,15 @@ class CollisionChecker:
 
     def _cache_key(self, samples: int, random_seed: int) -> str:
         content = {
-            "format": _CACHE_FORMAT, "urdf": self.model.xml, "base": self.chain.base_link, "tip": self.chain.tip_link,
-            "positions": sorted(self.positions.items()), "samples": samples, "seed": random_seed,
+            "format": _CACHE_FORMAT,
+            "urdf": self.model.xml,
+            "base": self.chain.base_link,
+            "tip": self.chain.tip_link,
+            "positions": sorted(self.positions.items()),
+            "samples": samples,
+            "seed": random_seed,
             "always": ALWAYS_FRACTION,
-        }  # fmt: skip
+        }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
 
 

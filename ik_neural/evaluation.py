@@ -29,8 +29,9 @@ def network_errors(chain: KinematicChain, q: np.ndarray, T_target: np.ndarray) -
     return position_error, rotation_error
 
 
-def head_errors(chain: KinematicChain, guesses: np.ndarray, T_target: np.ndarray,
-                position_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def head_errors(
+    chain: KinematicChain, guesses: np.ndarray, T_target: np.ndarray, position_only: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Position (m) and rotation (rad) errors (N, K) of K guesses per target (N, K, dof) against T_target
     (N, 4, 4), and their scores (N, K): position error / reach + rotation error (position-only: the first
     term alone), the training loss's balance at its default rotation weight of 1 (whatever weight a run
@@ -42,8 +43,9 @@ def head_errors(chain: KinematicChain, guesses: np.ndarray, T_target: np.ndarray
     return position_error, rotation_error, score
 
 
-def best_guess_errors(position_error: np.ndarray, rotation_error: np.ndarray,
-                      score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def best_guess_errors(
+    position_error: np.ndarray, rotation_error: np.ndarray, score: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Position and rotation errors (N,) of each target's best guess: the least score of ``head_errors``'s."""
     pick = np.arange(len(score)), score.argmin(1)
     return position_error[pick], rotation_error[pick]
@@ -63,8 +65,10 @@ def _predict(module: torch.nn.Module, T: np.ndarray) -> np.ndarray:
 def summary(position_error_m: np.ndarray, rotation_error_rad: np.ndarray) -> dict:
     """Median, mean, p95 and max of both errors, in mm and degrees."""
     figures = {}
-    for name, values in (("position_error_mm", 1e3 * position_error_m),
-                         ("orientation_error_deg", np.degrees(rotation_error_rad))):  # fmt: skip
+    for name, values in (
+        ("position_error_mm", 1e3 * position_error_m),
+        ("orientation_error_deg", np.degrees(rotation_error_rad)),
+    ):
         figures[f"{name}_median"] = float(np.median(values))
         figures[f"{name}_mean"] = float(np.mean(values))
         figures[f"{name}_p95"] = float(np.percentile(values, 95))
@@ -72,8 +76,13 @@ def summary(position_error_m: np.ndarray, rotation_error_rad: np.ndarray) -> dic
     return figures
 
 
-def evaluate_network(chain: KinematicChain, module: torch.nn.Module, position_only: bool,
-                     n_targets: int = TEST_TARGETS, seed: int = TEST_SEED) -> dict:  # fmt: skip
+def evaluate_network(
+    chain: KinematicChain,
+    module: torch.nn.Module,
+    position_only: bool,
+    n_targets: int = TEST_TARGETS,
+    seed: int = TEST_SEED,
+) -> dict:
     """The network alone on ``n_targets`` test targets: head 0's summary figures (mm, degrees), for K > 1
     heads also the best guess's per target (``best_of_heads``), and the setup.
 
@@ -96,8 +105,9 @@ def evaluate_network(chain: KinematicChain, module: torch.nn.Module, position_on
 # ---------------------------------------------------------------------- report plots
 
 
-def write_plots(chain: KinematicChain, module: torch.nn.Module, curve: list[dict], prefix: Path,
-                position_only: bool) -> list[Path]:  # fmt: skip
+def write_plots(
+    chain: KinematicChain, module: torch.nn.Module, curve: list[dict], prefix: Path, position_only: bool
+) -> list[Path]:
     """The report's PNGs next to the model: ``<prefix>.curve.png`` (validation errors over training),
     ``<prefix>.error_map.png`` (sample density and network position error over a slice of the
     workspace, as seed 003's Fig. 2) and ``<prefix>.histograms.png``. Returns their paths."""
@@ -134,8 +144,14 @@ def _plot_curve(plt, curve: list[dict], path: Path, position_only: bool) -> None
     plt.close(figure)
 
 
-def _plot_error_map(plt, chain: KinematicChain, predict: Callable[[np.ndarray], np.ndarray], path: Path,
-                    n_samples: int = 400_000, bins: int = 60) -> None:  # fmt: skip
+def _plot_error_map(
+    plt,
+    chain: KinematicChain,
+    predict: Callable[[np.ndarray], np.ndarray],
+    path: Path,
+    n_samples: int = 400_000,
+    bins: int = 60,
+) -> None:
     """Density of uniformly sampled tip positions and the network's mean position error, over the slab
     of the workspace around the median tip height (5 % of the reach thick), binned in x-y."""
     _, T = reachable_targets(chain, n_samples, TEST_SEED + 1)
@@ -149,8 +165,10 @@ def _plot_error_map(plt, chain: KinematicChain, predict: Callable[[np.ndarray], 
     total, _, _ = np.histogram2d(T[:, 0, 3], T[:, 1, 3], bins=[edges, edges], weights=1e3 * position_error)
     mean_error = np.where(count >= 3, total / np.maximum(count, 1), np.nan)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    shown = [(axes[0], np.where(count > 0, count, np.nan), "samples per cell"),
-             (axes[1], mean_error, "mean position error (mm)")]  # fmt: skip
+    shown = [
+        (axes[0], np.where(count > 0, count, np.nan), "samples per cell"),
+        (axes[1], mean_error, "mean position error (mm)"),
+    ]
     for axis, values, label in shown:
         image = axis.imshow(values.T, origin="lower", extent=(-extent, extent, -extent, extent), cmap="viridis")
         axis.plot(0, 0, "r.", markersize=6)
@@ -165,11 +183,14 @@ def _plot_error_map(plt, chain: KinematicChain, predict: Callable[[np.ndarray], 
     plt.close(figure)
 
 
-def _plot_histograms(plt, position_error: np.ndarray, rotation_error: np.ndarray, path: Path,
-                     position_only: bool) -> None:  # fmt: skip
+def _plot_histograms(
+    plt, position_error: np.ndarray, rotation_error: np.ndarray, path: Path, position_only: bool
+) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, values, label in ((axes[0], 1e3 * position_error, "position error (mm)"),
-                                (axes[1], np.degrees(rotation_error), "rotation error (deg)")):  # fmt: skip
+    for axis, values, label in (
+        (axes[0], 1e3 * position_error, "position error (mm)"),
+        (axes[1], np.degrees(rotation_error), "rotation error (deg)"),
+    ):
         values = np.maximum(values, 1e-6)
         axis.hist(values, bins=np.logspace(math.log10(values.min()), math.log10(values.max()), 60))
         axis.set_xscale("log")
@@ -188,7 +209,15 @@ def _plot_histograms(plt, position_error: np.ndarray, rotation_error: np.ndarray
 
 def report_figures(metadata: dict) -> dict:
     """The report JSON: the model's evaluation figures plus what it was trained with and for."""
-    keys = ("fingerprint", "base_link", "tip_link", "joint_names", "input", "output", "architecture", "training",
-            "evaluation")  # fmt: skip
+    keys = (
+        "fingerprint",
+        "base_link",
+        "tip_link",
+        "joint_names",
+        "input",
+        "output",
+        "architecture",
+        "training",
+        "evaluation",
+    )
     return {k: metadata[k] for k in keys if k in metadata}
-

@@ -66,11 +66,13 @@ def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
 
 def quaternion_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
     """The rotation matrix (3x3) of the unit quaternion (x, y, z, w)."""
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])  # fmt: skip
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def transform(R: Optional[np.ndarray] = None, p: Optional[Sequence[float]] = None) -> np.ndarray:

@@ -79,7 +79,9 @@ class JointBounds:
             j = index[name]
             low, high = float(low), float(high)
             if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-                raise JointBoundsError(name, f"joint {name!r}: window [{low:.6g}, {high:.6g}] is not finite and ordered")
+                raise JointBoundsError(
+                    name, f"joint {name!r}: window [{low:.6g}, {high:.6g}] is not finite and ordered"
+                )
             if not bounded[j]:
                 if high - low < TWO_PI:
                     lower[j], upper[j], bounded[j] = low, high, True
@@ -104,7 +106,9 @@ class JointBounds:
         upper = self.upper if upper is None else np.asarray(upper, dtype=np.float64)
         for label, values in (("lower", lower), ("upper", upper)):
             if values.shape != (self.dof,):
-                raise JointBoundsError("", f"{label} has shape {values.shape}; expected ({self.dof},) for {list(self.names)}")
+                raise JointBoundsError(
+                    "", f"{label} has shape {values.shape}; expected ({self.dof},) for {list(self.names)}"
+                )
         return self.narrow({name: (lower[j], upper[j]) for j, name in enumerate(self.names)})
 
     def wrap(self, q: np.ndarray) -> np.ndarray:
@@ -159,4 +163,3 @@ class JointBounds:
         """The largest absolute joint difference (..., dof) -> (...), continuous joints the short way round:
         how far apart two solutions are for ``IKSolver.solutions``."""
         return np.abs(self.difference(q, q_ref)).max(-1)
-

@@ -122,10 +122,17 @@ class NetworkWeights:
         arrays.update({f"b{i}": b for i, (_, b) in enumerate(self.layers)})
         buffer = io.BytesIO()
         np.savez(
-            buffer, **arrays, input_encoding=np.str_(self.input_encoding), inverse_reach=np.float64(self.inverse_reach),
-            heads=np.int64(self.heads), n_linear=np.int64(self.n_linear), centre=self.centre,
-            half_range=self.half_range, periodic_lower=self.periodic_lower, order=self.order,
-        )  # fmt: skip
+            buffer,
+            **arrays,
+            input_encoding=np.str_(self.input_encoding),
+            inverse_reach=np.float64(self.inverse_reach),
+            heads=np.int64(self.heads),
+            n_linear=np.int64(self.n_linear),
+            centre=self.centre,
+            half_range=self.half_range,
+            periodic_lower=self.periodic_lower,
+            order=self.order,
+        )
         return buffer.getvalue()
 
     @classmethod
@@ -141,19 +148,30 @@ class NetworkWeights:
                 (arrays[f"W{i}"].astype(np.float32), arrays[f"b{i}"].astype(np.float32)) for i in range(n_layers)
             )
             weights = cls(
-                layers=layers, input_encoding=input_encoding, inverse_reach=float(arrays["inverse_reach"]),
-                heads=int(arrays["heads"]), n_linear=int(arrays["n_linear"]),
-                centre=arrays["centre"].astype(np.float64), half_range=arrays["half_range"].astype(np.float64),
-                periodic_lower=arrays["periodic_lower"].astype(np.float64), order=arrays["order"].astype(np.int64),
-            )  # fmt: skip
+                layers=layers,
+                input_encoding=input_encoding,
+                inverse_reach=float(arrays["inverse_reach"]),
+                heads=int(arrays["heads"]),
+                n_linear=int(arrays["n_linear"]),
+                centre=arrays["centre"].astype(np.float64),
+                half_range=arrays["half_range"].astype(np.float64),
+                periodic_lower=arrays["periodic_lower"].astype(np.float64),
+                order=arrays["order"].astype(np.int64),
+            )
         if input_encoding not in INPUT_ENCODINGS:
             raise ValueError(f"unknown input encoding {input_encoding!r} (known: {', '.join(INPUT_ENCODINGS)})")
         if n_layers and layers[0][0].shape[0] != INPUT_ENCODINGS[input_encoding]:
-            raise ValueError(f"the first layer takes {layers[0][0].shape[0]} inputs, input encoding {input_encoding!r} "
-                             f"gives {INPUT_ENCODINGS[input_encoding]}")
+            raise ValueError(
+                f"the first layer takes {layers[0][0].shape[0]} inputs, input encoding {input_encoding!r} "
+                f"gives {INPUT_ENCODINGS[input_encoding]}"
+            )
         chained = n_layers > 0 and all(a[0].shape[1] == b[0].shape[0] for a, b in zip(layers, layers[1:]))
         n_out = weights.heads * (weights.n_linear + 2 * len(weights.periodic_lower))
-        if not chained or layers[-1][0].shape[1] != n_out or len(weights.order) != weights.n_linear + len(weights.periodic_lower):
+        if (
+            not chained
+            or layers[-1][0].shape[1] != n_out
+            or len(weights.order) != weights.n_linear + len(weights.periodic_lower)
+        ):
             raise ValueError("the layers' shapes do not chain into the decoded joints")
         return weights
 
@@ -219,7 +237,9 @@ class IKNetwork:
         if shape == (4, 4):  # one pose (the solver's hot path): one compiled call
             T = np.ascontiguousarray(T_target, dtype=np.float64)
             w = self.weights
-            return guesses_of_pose(T, w.inverse_reach, self._n_inputs, self._params, self._sizes, self.heads, *self._decoding)
+            return guesses_of_pose(
+                T, w.inverse_reach, self._n_inputs, self._params, self._sizes, self.heads, *self._decoding
+            )
         T = np.ascontiguousarray(T_target, dtype=np.float64).reshape(-1, 4, 4)
         raw = self._raw(features(T, self.weights.inverse_reach, self._n_inputs))
         q = decode_rows(raw.reshape(len(T) * self.heads, -1), *self._decoding)

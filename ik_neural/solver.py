@@ -24,8 +24,13 @@ import numpy as np
 from ik_neural.chain import KinematicChain
 from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.dls import (
-    StepSettings, dls_step, dls_step_rows, dls_step_rows_serial, ranked_steps, ranked_steps_serial,
-)  # fmt: skip
+    StepSettings,
+    dls_step,
+    dls_step_rows,
+    dls_step_rows_serial,
+    ranked_steps,
+    ranked_steps_serial,
+)
 from ik_neural.kernels.geometry import all_rigid, rigidity_errors
 
 if TYPE_CHECKING:
@@ -175,9 +180,14 @@ class _Answers:
     def empty(cls, q_seed: np.ndarray) -> "_Answers":
         n = len(q_seed)
         return cls(
-            q_seed.copy(), np.full(n, math.inf), np.full(n, math.inf), np.full(n, math.inf),
-            np.zeros(n, dtype=bool), np.zeros(n, dtype=int), np.zeros(n, dtype=int),
-        )  # fmt: skip
+            q_seed.copy(),
+            np.full(n, math.inf),
+            np.full(n, math.inf),
+            np.full(n, math.inf),
+            np.zeros(n, dtype=bool),
+            np.zeros(n, dtype=int),
+            np.zeros(n, dtype=int),
+        )
 
     def record(self, rows: np.ndarray, target: np.ndarray, Q, position_error, orientation_error, error) -> None:
         """Write the selected rows into their targets' answers."""
@@ -197,7 +207,9 @@ def _closest_converged(converged: np.ndarray, distance: np.ndarray, target: np.n
     return converged & (distance == closest[target])
 
 
-def _accepted(converged: np.ndarray, Q: np.ndarray, collision_free: Optional[Callable[[np.ndarray], bool]]) -> np.ndarray:
+def _accepted(
+    converged: np.ndarray, Q: np.ndarray, collision_free: Optional[Callable[[np.ndarray], bool]]
+) -> np.ndarray:
     """The converged rows (R,) of Q (R, dof) that ``collision_free`` accepts (all of them without one)."""
     if collision_free is None:
         return converged
@@ -243,9 +255,11 @@ class IKSolver:
         self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
         k = self.settings.restart_batch_size
         dls_step_rows_serial(
-            np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), chain.arrays,
+            np.tile(chain.middle, (k, 1)),
+            np.repeat(T_mid[None], k, axis=0),
+            chain.arrays,
             self.step_settings(1e-5, 1e-5, chain.bounds),
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ one pose
 
@@ -346,7 +360,11 @@ class IKSolver:
                 if converged.any():
                     accepted = _accepted(converged, Q, collision_free)
                     if accepted.any():
-                        i = int(np.flatnonzero(_closest_converged(accepted, bounds.distance(Q, q_seed), np.zeros(k, int), 1))[0])
+                        i = int(
+                            np.flatnonzero(
+                                _closest_converged(accepted, bounds.distance(Q, q_seed), np.zeros(k, int), 1)
+                            )[0]
+                        )
                         best_q, best_position, best_orientation = Q[i].copy(), position_error[i], orientation_error[i]
                         success = True
                         break
@@ -364,9 +382,14 @@ class IKSolver:
                         restarts += 1
                 Q = Q_next
         return IKResult(
-            best_q, success, float(best_position), float(best_orientation), iterations, restarts,
+            best_q,
+            success,
+            float(best_position),
+            float(best_orientation),
+            iterations,
+            restarts,
             time.perf_counter() - start,
-        )  # fmt: skip
+        )
 
     def solutions(
         self,
@@ -439,9 +462,14 @@ class IKSolver:
             Q = Q_next
         order = np.argsort(bounds.distance(found_q, q_seed), kind="stable")
         return Solutions(
-            found_q[order], np.ones(len(order), dtype=bool), np.array(found_position)[order],
-            np.array(found_orientation)[order], iterations, restarts, time.perf_counter() - start,
-        )  # fmt: skip
+            found_q[order],
+            np.ones(len(order), dtype=bool),
+            np.array(found_position)[order],
+            np.array(found_orientation)[order],
+            iterations,
+            restarts,
+            time.perf_counter() - start,
+        )
 
     # ------------------------------------------------------------------ many poses
 
@@ -479,12 +507,21 @@ class IKSolver:
         q_seed = bounds.project(q_seed)
         answers = _Answers.empty(q_seed)
         step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
-        ranked = None if self.network is None else _RankedGuesses(self.network.predict_all(T_targets), T_targets, self.chain, step)
+        ranked = (
+            None
+            if self.network is None
+            else _RankedGuesses(self.network.predict_all(T_targets), T_targets, self.chain, step)
+        )
         self._refine(T_targets, ranked, seed_first, q_seed, answers, bounds, step, start + timeout_s, stop)
         return BatchResult(
-            answers.q, answers.success, answers.position_error_m, answers.orientation_error_rad,
-            answers.iterations, answers.restarts, time.perf_counter() - start,
-        )  # fmt: skip
+            answers.q,
+            answers.success,
+            answers.position_error_m,
+            answers.orientation_error_rad,
+            answers.iterations,
+            answers.restarts,
+            time.perf_counter() - start,
+        )
 
     # ------------------------------------------------------------------ the search
 
@@ -496,10 +533,17 @@ class IKSolver:
         return (_CALLER_SEED, _NETWORK) if seed_first else (_NETWORK, _CALLER_SEED)
 
     def _refine(
-        self, T_targets: np.ndarray, ranked: Optional["_RankedGuesses"], seed_first: bool, q_seed: np.ndarray,
-        answers: _Answers, bounds: JointBounds, step: tuple, deadline: float,
+        self,
+        T_targets: np.ndarray,
+        ranked: Optional["_RankedGuesses"],
+        seed_first: bool,
+        q_seed: np.ndarray,
+        answers: _Answers,
+        bounds: JointBounds,
+        step: tuple,
+        deadline: float,
         stop: Optional[threading.Event],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Refine one row per target through its first seeds (``_seed_order``: the network's ranked guesses,
         a stage each, and the caller's seed ``q_seed`` (N, dof)), each until its patience runs out, then
         random ones, until every target is solved or the deadline passes; answers (per target) are
@@ -521,6 +565,7 @@ class IKSolver:
             """``targets`` enter stage s: rank their guesses first if s is the network's first stage."""
             if s == network_stage:
                 answers.iterations[ranked.rank(targets)] += 1
+
         rng = np.random.default_rng(settings.random_seed)
         # A row's stage: the index of its first seed, or len(first_seeds) once on random seeds.
         patiences = [patience for _, patience in first_seeds] + [self._seed_patience]
@@ -543,8 +588,14 @@ class IKSolver:
             # Each target keeps its lowest-error configuration (its answer if it never converges) ...
             best = answers.error.copy()
             np.minimum.at(best, target, error)
-            answers.record((error == best[target]) & (error < answers.error[target]), target, Q,
-                           position_error, orientation_error, error)  # fmt: skip
+            answers.record(
+                (error == best[target]) & (error < answers.error[target]),
+                target,
+                Q,
+                position_error,
+                orientation_error,
+                error,
+            )
             # ... and, once rows converge, the solution closest to its seed.
             if converged.any():
                 winners = _closest_converged(converged, bounds.distance(Q, q_seed[target]), target, n)
@@ -558,7 +609,13 @@ class IKSolver:
             earlier = history[-1 - window, np.arange(len(window))]
             exhausted = (age >= max_iterations[stage]) | (error > 0.5 * earlier)
             keep = ~answers.success[target]
-            target, Q, age, history, exhausted = target[keep], Q_next[keep], age[keep], history[:, keep], exhausted[keep]
+            target, Q, age, history, exhausted = (
+                target[keep],
+                Q_next[keep],
+                age[keep],
+                history[:, keep],
+                exhausted[keep],
+            )
             stage = stage[keep]
             if exhausted.any():
                 # A target has one row while on its first seeds: an exhausted one moves on to the next
@@ -601,11 +658,18 @@ class IKSolver:
     ) -> tuple:
         """A call's ``StepSettings`` within ``bounds``, as the plain tuple the kernels take (``ik_bench`` times
         one step with it)."""
-        return tuple(StepSettings(
-            position_only=orientation_tolerance_rad is None, position_tolerance_m=float(position_tolerance_m),
-            orientation_tolerance_rad=float(orientation_tolerance_rad or 0.0), damping=self.settings.damping,
-            error_damping=self.settings.error_damping, lower=bounds.lower, upper=bounds.upper, bounded=bounds.bounded,
-        ))  # fmt: skip
+        return tuple(
+            StepSettings(
+                position_only=orientation_tolerance_rad is None,
+                position_tolerance_m=float(position_tolerance_m),
+                orientation_tolerance_rad=float(orientation_tolerance_rad or 0.0),
+                damping=self.settings.damping,
+                error_damping=self.settings.error_damping,
+                lower=bounds.lower,
+                upper=bounds.upper,
+                bounded=bounds.bounded,
+            )
+        )
 
     def _check_targets(self, T: np.ndarray, batched: bool) -> np.ndarray:
         name = "T_targets" if batched else "T_target"

@@ -20,8 +20,15 @@ from torch import nn
 
 from ik_neural.chain import KinematicChain
 from ik_neural.network import (
-    INPUT_ENCODINGS, METADATA_ENTRY, POSE_INPUT, WEIGHTS_ENTRY, IKNetwork, NetworkWeights, input_encoding_before_format_4,
-    periodic_joints)
+    INPUT_ENCODINGS,
+    METADATA_ENTRY,
+    POSE_INPUT,
+    WEIGHTS_ENTRY,
+    IKNetwork,
+    NetworkWeights,
+    input_encoding_before_format_4,
+    periodic_joints,
+)
 
 PathLike = Union[str, os.PathLike]
 
@@ -143,7 +150,8 @@ def network_weights(module: Union[PoseToJoints, torch.jit.ScriptModule]) -> Netw
             layers[-1] = (W * scale, b * scale + shift)
     return NetworkWeights(
         layers=tuple((W.astype(np.float32), b.astype(np.float32)) for W, b in layers),
-        input_encoding=str(module.input_encoding) if hasattr(module, "input_encoding")
+        input_encoding=str(module.input_encoding)
+        if hasattr(module, "input_encoding")
         else input_encoding_before_format_4(bool(module.position_only)),
         inverse_reach=float(module.inverse_reach),
         heads=int(module.heads) if hasattr(module, "heads") else 1,  # version 1 files: one head

@@ -121,8 +121,13 @@ class TrainingConfig:
 
     def check(self) -> None:
         """ValueError naming the first setting that cannot be trained with."""
-        positive = {"width": self.width, "depth": self.depth, "heads": self.heads, "batch_size": self.batch_size,
-                    "max_lr": self.max_lr}  # fmt: skip
+        positive = {
+            "width": self.width,
+            "depth": self.depth,
+            "heads": self.heads,
+            "batch_size": self.batch_size,
+            "max_lr": self.max_lr,
+        }
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"training setting {name} must be > 0, got {value}")
@@ -130,7 +135,9 @@ class TrainingConfig:
             if not value >= 0:
                 raise ValueError(f"training setting {name} must be >= 0, got {value}")
         if self.steps < 0 or (self.steps == 0 and not self.minutes > 0):
-            raise ValueError(f"training needs steps > 0 or minutes > 0 (got steps={self.steps}, minutes={self.minutes})")
+            raise ValueError(
+                f"training needs steps > 0 or minutes > 0 (got steps={self.steps}, minutes={self.minutes})"
+            )
         if not 0.0 <= self.hard_fraction < 1.0:
             raise ValueError(f"hard_fraction must be in [0, 1), got {self.hard_fraction}")
         if not 0.0 <= self.hard_start <= 1.0:
@@ -217,8 +224,13 @@ class Trainer:
     for any number of processes.
     """
 
-    def __init__(self, chain: KinematicChain, config: TrainingConfig, log: Callable[[str], None] = _print_now,
-                 device: torch.device = torch.device("cpu")) -> None:  # fmt: skip
+    def __init__(
+        self,
+        chain: KinematicChain,
+        config: TrainingConfig,
+        log: Callable[[str], None] = _print_now,
+        device: torch.device = torch.device("cpu"),
+    ) -> None:
         config.check()
         self.chain = chain
         self.config = config
@@ -230,7 +242,12 @@ class Trainer:
         self.batch_size = config.batch_size // self.world_size
         torch.manual_seed(config.seed)
         self.model = PoseToJoints(
-            chain, config.position_only, config.output_encoding, config.width, config.depth, config.batch_norm,
+            chain,
+            config.position_only,
+            config.output_encoding,
+            config.width,
+            config.depth,
+            config.batch_norm,
             config.heads,
         ).to(device)
         # Compiled now, so that the export at the end uses the source the run started with (an edit of
@@ -243,8 +260,9 @@ class Trainer:
         # Buffers are constants (batch norm's running statistics aside: rank 0's are the ones exported).
         self.raw = (
             torch.nn.parallel.DistributedDataParallel(_RawOutputs(self.model), broadcast_buffers=False)
-            if dist.is_initialized() else self.model.raw
-        )  # fmt: skip
+            if dist.is_initialized()
+            else self.model.raw
+        )
         # Each rank its own stream of batches from the seed (rank 0's is the single-process one).
         self.generator = torch.Generator().manual_seed(config.seed + self.rank * 2**48)
         self.inverse_reach = 1.0 / chain.reach_m
@@ -261,12 +279,15 @@ class Trainer:
         (chain, or layer shapes: another width, depth, head count or input)."""
         metadata = read_network_metadata(path)  # refuses a file that is not an ik_neural model, naming it
         if metadata.get("fingerprint") != self.chain.fingerprint:
-            raise ValueError(f"--init-from {path} was trained for chain fingerprint {metadata.get('fingerprint')}, "
-                             f"not this chain's {self.chain.fingerprint}")  # fmt: skip
+            raise ValueError(
+                f"--init-from {path} was trained for chain fingerprint {metadata.get('fingerprint')}, "
+                f"not this chain's {self.chain.fingerprint}"
+            )
         theirs = load_scripted(path).state_dict()
         ours = self.model.state_dict()
-        differing = sorted(k for k in set(ours) | set(theirs)
-                           if k not in ours or k not in theirs or theirs[k].shape != ours[k].shape)  # fmt: skip
+        differing = sorted(
+            k for k in set(ours) | set(theirs) if k not in ours or k not in theirs or theirs[k].shape != ours[k].shape
+        )
         if differing:
             a = metadata.get("architecture", {})
             raise ValueError(
@@ -368,8 +389,9 @@ class Trainer:
             "score": float(0.5 * (score[:, 0].mean() + score.min(1).mean())),
         }
 
-    def run(self, out_path: Path, checkpoint_path: Optional[Path] = None,
-            resume: bool = False) -> Optional[TrainingResult]:  # fmt: skip
+    def run(
+        self, out_path: Path, checkpoint_path: Optional[Path] = None, resume: bool = False
+    ) -> Optional[TrainingResult]:
         """Train, then write the best validation model to ``out_path`` (also after Ctrl-C) and return it.
 
         ``checkpoint_path`` (default ``out_path`` + ".ckpt") is written every ``checkpoint_every_s``;
@@ -439,16 +461,30 @@ class Trainer:
                 progress.show(step, progress_now, loss, position_m, rotation_rad, curve[-1] if curve else None)
                 if self.world_size == 1 and time.perf_counter() - last_checkpoint > config.checkpoint_every_s:
                     last_checkpoint = time.perf_counter()
-                    self._save_checkpoint(checkpoint_path, optimizer, step, elapsed_before + last_checkpoint - start,
-                                          curve, best_state, best_score)  # fmt: skip
+                    self._save_checkpoint(
+                        checkpoint_path,
+                        optimizer,
+                        step,
+                        elapsed_before + last_checkpoint - start,
+                        curve,
+                        best_state,
+                        best_score,
+                    )
         except KeyboardInterrupt:
             interrupted = True
             progress.end()
             if lead:
                 self.log(f"[train] interrupted at step {step}: writing the best model so far")
             if self.world_size == 1:
-                self._save_checkpoint(checkpoint_path, optimizer, step, elapsed_before + time.perf_counter() - start,
-                                      curve, best_state, best_score)  # fmt: skip
+                self._save_checkpoint(
+                    checkpoint_path,
+                    optimizer,
+                    step,
+                    elapsed_before + time.perf_counter() - start,
+                    curve,
+                    best_state,
+                    best_score,
+                )
         progress.end()
         # After an interrupt a rank may be inside a collective: no barrier then, rank 0 just writes its model.
         if not lead:
@@ -462,10 +498,22 @@ class Trainer:
             **chain_metadata(self.chain),
             "input": {"encoding": self.model.input_encoding, "position_scale_m": self.chain.reach_m},
             "output": {"encoding": config.output_encoding},
-            "architecture": {"width": config.width, "depth": config.depth, "batch_norm": config.batch_norm,
-                             "heads": config.heads, "activation": "SiLU"},  # fmt: skip
-            "training": {**config.to_dict(), "steps_done": step, "seconds": elapsed_s, "interrupted": interrupted,
-                         "device": str(self.device), "world_size": self.world_size, "torch": torch.__version__},  # fmt: skip
+            "architecture": {
+                "width": config.width,
+                "depth": config.depth,
+                "batch_norm": config.batch_norm,
+                "heads": config.heads,
+                "activation": "SiLU",
+            },
+            "training": {
+                **config.to_dict(),
+                "steps_done": step,
+                "seconds": elapsed_s,
+                "interrupted": interrupted,
+                "device": str(self.device),
+                "world_size": self.world_size,
+                "torch": torch.__version__,
+            },
             "evaluation": evaluate_network(self.chain, self.model, config.position_only),
         }
         save_network(self.model, metadata, out_path)
@@ -479,11 +527,18 @@ class Trainer:
 
     def _save_checkpoint(self, path: Path, optimizer, step, elapsed_s, curve, best_state, best_score):
         state = {
-            "fingerprint": self.chain.fingerprint, "config": self.config.to_dict(), "step": step,
-            "elapsed_s": elapsed_s, "curve": curve, "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "generator": self.generator.get_state(), "pool": self.pool.state(),
-            "best_model": best_state, "best_score": best_score,
-        }  # fmt: skip
+            "fingerprint": self.chain.fingerprint,
+            "config": self.config.to_dict(),
+            "step": step,
+            "elapsed_s": elapsed_s,
+            "curve": curve,
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "pool": self.pool.state(),
+            "best_model": best_state,
+            "best_score": best_score,
+        }
         partial = path.with_name(path.name + ".partial")
         torch.save(state, partial)
         partial.replace(path)
@@ -507,8 +562,9 @@ class Trainer:
         return state
 
 
-def one_cycle_lr(max_lr: float, progress: float, warmup: float = 0.3, start_div: float = 25.0,
-                 end_div: float = 1e4) -> float:  # fmt: skip
+def one_cycle_lr(
+    max_lr: float, progress: float, warmup: float = 0.3, start_div: float = 25.0, end_div: float = 1e4
+) -> float:
     """1cycle learning rate at ``progress`` in [0, 1]: cosine up from max_lr / start_div to max_lr over the
     first ``warmup`` of the run, then cosine down to max_lr / (start_div · end_div)."""
     low, high, end = max_lr / start_div, max_lr, max_lr / (start_div * end_div)
@@ -529,8 +585,9 @@ class _Progress:
         self.last = 0.0
         self.open = False
 
-    def show(self, step: int, done: float, loss: float, position_m: float, rotation_rad: float,
-             validation: Optional[dict]) -> None:  # fmt: skip
+    def show(
+        self, step: int, done: float, loss: float, position_m: float, rotation_rad: float, validation: Optional[dict]
+    ) -> None:
         now = time.perf_counter()
         if now - self.last < (0.5 if self.tty else 30.0) and done < 1.0:
             return

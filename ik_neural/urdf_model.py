@@ -79,7 +79,9 @@ class TriangleMesh:
         if triangles.size == 0:
             raise ValueError("triangles is empty: a mesh needs at least one triangle")
         if triangles.ndim != 2 or triangles.shape[1] != 3 or not np.issubdtype(triangles.dtype, np.integer):
-            raise ValueError(f"triangles must be (T, 3) vertex indices, got shape {triangles.shape} of {triangles.dtype}")
+            raise ValueError(
+                f"triangles must be (T, 3) vertex indices, got shape {triangles.shape} of {triangles.dtype}"
+            )
         bad = np.flatnonzero(~np.isfinite(vertices).all(axis=1))
         if len(bad):
             raise ValueError(f"vertices[{bad[0]}] = {vertices[bad[0]].tolist()} is not finite")

@@ -38,31 +38,51 @@ def _nodes(context):
     info = _robot(share, robot)
     urdf = (share / "models" / robot / info["urdf"]).read_text()
     return [
-        Node(package="robot_state_publisher", executable="robot_state_publisher",
-             parameters=[{"robot_description": urdf}], output="screen"),
-        # Reads the description from robot_state_publisher's latched robot_description topic.
-        Node(package="joint_state_publisher", executable="joint_state_publisher",
-             parameters=[{"source_list": [f"/{NODE_NAME}/joint_commands"]}], output="screen"),
         Node(
-            package="ik_neural", executable="ik_node", name=NODE_NAME,
+            package="robot_state_publisher",
+            executable="robot_state_publisher",
+            parameters=[{"robot_description": urdf}],
+            output="screen",
+        ),
+        # Reads the description from robot_state_publisher's latched robot_description topic.
+        Node(
+            package="joint_state_publisher",
+            executable="joint_state_publisher",
+            parameters=[{"source_list": [f"/{NODE_NAME}/joint_commands"]}],
+            output="screen",
+        ),
+        Node(
+            package="ik_neural",
+            executable="ik_node",
+            name=NODE_NAME,
             parameters=[
                 str(share / "config" / f"{robot}.yaml"),
-                {"robot_description": urdf, "position_only_ik": LaunchConfiguration("position_only").perform(context) == "true"},
+                {
+                    "robot_description": urdf,
+                    "position_only_ik": LaunchConfiguration("position_only").perform(context) == "true",
+                },
             ],
             remappings=[("~/goal_pose", "/goal_pose")],
             output="screen",
         ),
-        Node(package="rviz2", executable="rviz2", arguments=["-d", str(share / "config" / "demo.rviz"),
-                                                             "--fixed-frame", info["base_link"]]),
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            arguments=["-d", str(share / "config" / "demo.rviz"), "--fixed-frame", info["base_link"]],
+        ),
     ]
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([
-        DeclareLaunchArgument("robot", default_value="panda", description="shipped robot to show"),
-        DeclareLaunchArgument(
-            "position_only", default_value="true", choices=["true", "false"],
-            description="solve goals for their position only (RViz's goal tool sets planar poses)",
-        ),
-        OpaqueFunction(function=_nodes),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("robot", default_value="panda", description="shipped robot to show"),
+            DeclareLaunchArgument(
+                "position_only",
+                default_value="true",
+                choices=["true", "false"],
+                description="solve goals for their position only (RViz's goal tool sets planar poses)",
+            ),
+            OpaqueFunction(function=_nodes),
+        ]
+    )

@@ -61,15 +61,21 @@ def _node(context):
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
-            DeclareLaunchArgument("robot", default_value="panda", description="shipped robot whose config/<robot>.yaml is used"),
-            DeclareLaunchArgument("config", default_value="", description="parameter file (empty: config/<robot>.yaml)"),
+            DeclareLaunchArgument(
+                "robot", default_value="panda", description="shipped robot whose config/<robot>.yaml is used"
+            ),
+            DeclareLaunchArgument(
+                "config", default_value="", description="parameter file (empty: config/<robot>.yaml)"
+            ),
             DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
             DeclareLaunchArgument(
-                "compute_ik_service", default_value="~/compute_ik",
+                "compute_ik_service",
+                default_value="~/compute_ik",
                 description="GetPositionIK service name (/compute_ik stands in for move_group's)",
             ),
             DeclareLaunchArgument(
-                "compute_fk_service", default_value="~/compute_fk",
+                "compute_fk_service",
+                default_value="~/compute_fk",
                 description="GetPositionFK service name (/compute_fk stands in for move_group's)",
             ),
             *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in OVERRIDES.items()),

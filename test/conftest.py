@@ -18,12 +18,12 @@ sys.path.insert(0, str(TEST_ROOT))
 # Linux's ephemeral ports. Derived from the PID, so two test runs at once (two checkouts, CI and a
 # developer) rarely share a domain; subprocesses started by a test inherit it.
 ROS_DOMAIN_ID = 1 + os.getpid() % 101
-os.environ['ROS_DOMAIN_ID'] = str(ROS_DOMAIN_ID)
-os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+os.environ["ROS_DOMAIN_ID"] = str(ROS_DOMAIN_ID)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 # Set by the environment's activate.sh; the checkout's copy otherwise (e.g. under colcon test).
-_profile = str(Path(__file__).resolve().parent.parent / 'env' / 'fastdds_loopback.xml')
-os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', _profile)
+_profile = str(Path(__file__).resolve().parent.parent / "env" / "fastdds_loopback.xml")
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", _profile)
 
 
 @pytest.fixture

@@ -56,7 +56,9 @@ class ReferenceChain:
 
 def pinocchio_fk(urdf_path: Path | str, base_link: str, tip_link: str, joint_names, q: np.ndarray) -> np.ndarray:
     """T_base_tip computed by Pinocchio: q (N, dof) in the order of joint_names -> (N, 4, 4)."""
-    return ReferenceChain(urdf_path, base_link, tip_link, joint_names).forward(np.asarray(q, dtype=np.float64).reshape(-1, len(joint_names)))
+    return ReferenceChain(urdf_path, base_link, tip_link, joint_names).forward(
+        np.asarray(q, dtype=np.float64).reshape(-1, len(joint_names))
+    )
 
 
 def pose_errors(T_a: np.ndarray, T_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,9 +110,20 @@ def jacobian(chain: ReferenceChain, q: np.ndarray) -> np.ndarray:
     return np.vstack([R_world_base.T @ J[:3], R_world_base.T @ J[3:]])
 
 
-def dls_step(chain: ReferenceChain, q: np.ndarray, T_target: np.ndarray, reach_m: float, position_only: bool,
-             position_tolerance_m: float, orientation_tolerance_rad: float, damping: float, error_damping: float,
-             lower: np.ndarray, upper: np.ndarray, bounded: np.ndarray):  # fmt: skip
+def dls_step(
+    chain: ReferenceChain,
+    q: np.ndarray,
+    T_target: np.ndarray,
+    reach_m: float,
+    position_only: bool,
+    position_tolerance_m: float,
+    orientation_tolerance_rad: float,
+    damping: float,
+    error_damping: float,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    bounded: np.ndarray,
+):
     """One damped-least-squares step, written plainly with numpy's solver and Pinocchio's FK, Jacobian and log:
     (q_next, converged, position error m, orientation error rad, normalised error norm), as ik_neural's kernel.
 
@@ -125,7 +138,9 @@ def dls_step(chain: ReferenceChain, q: np.ndarray, T_target: np.ndarray, reach_m
     position_error, orientation_error = float(np.linalg.norm(dp)), float(np.linalg.norm(omega))
     e = dp / reach_m if position_only else np.concatenate([dp / reach_m, omega])
     J = np.vstack([J[:3] / reach_m] + ([] if position_only else [J[3:]]))
-    converged = position_error <= position_tolerance_m and (position_only or orientation_error <= orientation_tolerance_rad)
+    converged = position_error <= position_tolerance_m and (
+        position_only or orientation_error <= orientation_tolerance_rad
+    )
     lam = damping + error_damping * float(e @ e)
 
     def damped(J_, e_):
@@ -152,7 +167,9 @@ class PinocchioCollisionJudge:
         objects = self.geom.geometryObjects
         for i in range(len(objects)):
             for j in range(i + 1, len(objects)):
-                links = frozenset((self.model.frames[objects[i].parentFrame].name, self.model.frames[objects[j].parentFrame].name))
+                links = frozenset(
+                    (self.model.frames[objects[i].parentFrame].name, self.model.frames[objects[j].parentFrame].name)
+                )
                 if links in enabled:
                     self.geom.addCollisionPair(pinocchio.CollisionPair(i, j))
         self.data, self.geom_data = self.model.createData(), pinocchio.GeometryData(self.geom)
@@ -179,15 +196,21 @@ class PandaMeshJudge:
         urdf = str(example_robot_urdf("panda_description/urdf/panda.urdf"))
         share = str(example_robot_urdf("")).rsplit("/example-robot-data/", 1)[0]
         self.model = pinocchio.buildModelFromUrdf(urdf)
-        self.geom = pinocchio.buildGeomFromUrdf(self.model, urdf, pinocchio.GeometryType.COLLISION, package_dirs=[share])
+        self.geom = pinocchio.buildGeomFromUrdf(
+            self.model, urdf, pinocchio.GeometryType.COLLISION, package_dirs=[share]
+        )
         self.arm = [self.model.joints[self.model.getJointId(name)].idx_q for name in joint_names]
-        self.box = None if box_size_m is None else (
-            coal.Box(*box_size_m), coal.Transform3s(np.eye(3), np.array(box_center_m, dtype=np.float64))
+        self.box = (
+            None
+            if box_size_m is None
+            else (coal.Box(*box_size_m), coal.Transform3s(np.eye(3), np.array(box_center_m, dtype=np.float64)))
         )
         objects = self.geom.geometryObjects
         link = [self.model.frames[o.parentFrame].name for o in objects]
-        parent = {self.model.frames[f].name: self.model.frames[self.model.frames[f].parentFrame].name
-                  for f in range(len(self.model.frames))}  # fmt: skip
+        parent = {
+            self.model.frames[f].name: self.model.frames[self.model.frames[f].parentFrame].name
+            for f in range(len(self.model.frames))
+        }
         with_geometry = set(link)
 
         def geometry_parent(name):  # the nearest link with geometry above it
@@ -197,8 +220,12 @@ class PandaMeshJudge:
                     return name
             return None
 
-        candidates = [(i, j) for i in range(len(objects)) for j in range(i + 1, len(objects))
-                      if link[i] != link[j] and geometry_parent(link[i]) != link[j] and geometry_parent(link[j]) != link[i]]  # fmt: skip
+        candidates = [
+            (i, j)
+            for i in range(len(objects))
+            for j in range(i + 1, len(objects))
+            if link[i] != link[j] and geometry_parent(link[i]) != link[j] and geometry_parent(link[j]) != link[i]
+        ]
         for i, j in candidates:
             self.geom.addCollisionPair(pinocchio.CollisionPair(i, j))
         data = pinocchio.GeometryData(self.geom)
@@ -225,7 +252,13 @@ class PandaMeshJudge:
         box, T_box = self.box
         for k, obj in enumerate(self.geom.geometryObjects):
             M = self.geom_data.oMg[k]
-            if coal.collide(obj.geometry, coal.Transform3s(M.rotation, M.translation), box, T_box,
-                            coal.CollisionRequest(), coal.CollisionResult()):  # fmt: skip
+            if coal.collide(
+                obj.geometry,
+                coal.Transform3s(M.rotation, M.translation),
+                box,
+                T_box,
+                coal.CollisionRequest(),
+                coal.CollisionResult(),
+            ):
                 return True
         return False

@@ -22,8 +22,10 @@ def with_continuous_joint(urdf: str, joint: str) -> str:
 
 def with_world_frame(urdf: str, xyz: str, rpy: str) -> str:
     """A link 'world' above panda_link0, fixed to it at origin (xyz, rpy) (strings, metres and radians)."""
-    world = (f'<link name="world"/><joint name="world_to_panda" type="fixed"><parent link="world"/>'
-             f'<child link="panda_link0"/><origin xyz="{xyz}" rpy="{rpy}"/></joint>')
+    world = (
+        f'<link name="world"/><joint name="world_to_panda" type="fixed"><parent link="world"/>'
+        f'<child link="panda_link0"/><origin xyz="{xyz}" rpy="{rpy}"/></joint>'
+    )
     return re.sub(r"(<robot[^>]*>)", lambda m: m.group(1) + world, urdf, count=1)
 
 

@@ -142,9 +142,12 @@ def ours_solve_one(solver: IKSolver, timeout_s: float, tolerances: Tolerances) -
 
     def solve(T: np.ndarray, seed: np.ndarray) -> Answer:
         result = solver.solve(
-            T, seed=seed, timeout_s=timeout_s, position_tolerance_m=tolerances[0],
+            T,
+            seed=seed,
+            timeout_s=timeout_s,
+            position_tolerance_m=tolerances[0],
             orientation_tolerance_rad=tolerances[1],
-        )  # fmt: skip
+        )
         return Answer(result.q, bool(result.success), int(result.iterations), int(result.restarts))
 
     return solve

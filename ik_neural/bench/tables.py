@@ -14,7 +14,12 @@ import numpy as np
 import torch
 
 from ik_neural.bench.protocol import (
-    RANDOM_SEEDS_STREAM, SolverRun, Tolerances, judged_pairs, seed_configurations, successes,
+    RANDOM_SEEDS_STREAM,
+    SolverRun,
+    Tolerances,
+    judged_pairs,
+    seed_configurations,
+    successes,
 )
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import best_guess_errors, head_errors, summary
@@ -27,8 +32,12 @@ DRIFT_WARNING = (
     "timings drift by tens of percent from minute to minute on shared machines: compare rows of this run "
     "only (solvers interleaved target by target)"
 )
-SEED_POLICY_TEXT = {"mid": "mid-limits (continuous joints 0)", "zero": "zero", "given": "given",
-                    "random": "random, each target its own, uniform within the limits"}
+SEED_POLICY_TEXT = {
+    "mid": "mid-limits (continuous joints 0)",
+    "zero": "zero",
+    "given": "given",
+    "random": "random, each target its own, uniform within the limits",
+}
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -82,8 +91,8 @@ def fk_table(chain: KinematicChain, batch_size: int, seed: int) -> list[tuple[st
         ("torch float64, batched", q_batch, batch_size, 20),
         ("torch float32, batched", q_batch.float(), batch_size, 20),
     ):
-        fk_s = _best_time_s(lambda: chain.forward(q), repeats=5, calls=calls)
-        fk_jac_s = _best_time_s(lambda: chain.forward_and_jacobian(q), repeats=5, calls=calls)
+        fk_s = _best_time_s(lambda q=q: chain.forward(q), repeats=5, calls=calls)
+        fk_jac_s = _best_time_s(lambda q=q: chain.forward_and_jacobian(q), repeats=5, calls=calls)
         rows.append((name, size, fk_s / size * 1e6, fk_jac_s / size * 1e6))
     return rows
 
@@ -124,19 +133,21 @@ def ik_header(
         outside = [joint for joint, inside in zip(chain.joint_names, chain.bounds.contains(alone)) if not inside]
         note = f" (outside the limits of {', '.join(outside)})" if outside else ""
         seed_line = f"seed policy: {SEED_POLICY_TEXT[policy]}: [{', '.join(f'{v:.4g}' for v in seed)}]{note}"
-    return "\n".join([
-        f"IK benchmark: {name}, {chain.dof} DoF, {chain.base_link} -> {chain.tip_link}",
-        f"targets: {targets}, FK of configurations uniform within the limits (random seed {random_seed}); "
-        f"budget {timeout_ms:g} ms per solve",
-        seed_line,
-        f"tolerances: ik_neural solves at {tolerances[0]:g} m / {tolerances[1]:g} rad; "
-        "every answer is judged by FK (Euclidean position error, rotation angle) and must be within the limits"
-        if tolerances[1] is not None else
-        f"tolerances: ik_neural solves for the position alone at {tolerances[0]:g} m (the targets' orientation "
-        "is not asked for); every answer is judged by FK (Euclidean position error) and must be within the limits",
-        tracik_line,
-        f"{DRIFT_WARNING[0].upper()}{DRIFT_WARNING[1:]}",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"IK benchmark: {name}, {chain.dof} DoF, {chain.base_link} -> {chain.tip_link}",
+            f"targets: {targets}, FK of configurations uniform within the limits (random seed {random_seed}); "
+            f"budget {timeout_ms:g} ms per solve",
+            seed_line,
+            f"tolerances: ik_neural solves at {tolerances[0]:g} m / {tolerances[1]:g} rad; "
+            "every answer is judged by FK (Euclidean position error, rotation angle) and must be within the limits"
+            if tolerances[1] is not None
+            else f"tolerances: ik_neural solves for the position alone at {tolerances[0]:g} m (the targets' orientation "
+            "is not asked for); every answer is judged by FK (Euclidean position error) and must be within the limits",
+            tracik_line,
+            f"{DRIFT_WARNING[0].upper()}{DRIFT_WARNING[1:]}",
+        ]
+    )
 
 
 def solve_table(
@@ -146,26 +157,35 @@ def solve_table(
     (mean, median, p95), mean iterations and restarts, and mean time relative to the first run's (ours)."""
     pairs = judged_pairs(position_only)
     headers = [
-        "solver", *(tolerance_label(p, r) for p, r in pairs),
-        "mean ms", "median ms", "p95 ms", "iterations", "restarts", "mean time / ours",
-    ]  # fmt: skip
+        "solver",
+        *(tolerance_label(p, r) for p, r in pairs),
+        "mean ms",
+        "median ms",
+        "p95 ms",
+        "iterations",
+        "restarts",
+        "mean time / ours",
+    ]
     ours_mean_s = float(np.mean(runs[0].times_s))
     rows = []
     for run in runs:
         ms = run.times_s * 1e3
-        rows.append([
-            run.name, *(_percent(f) for f in successes(chain, T_targets, run.q, pairs).mean(-1)),
-            f"{np.mean(ms):.3f}", f"{np.median(ms):.3f}", f"{np.percentile(ms, 95):.3f}",
-            "-" if run.iterations is None else f"{np.mean(run.iterations):.2f}",
-            "-" if run.restarts is None else f"{np.mean(run.restarts):.2f}",
-            f"{np.mean(run.times_s) / ours_mean_s:.2f}",
-        ])  # fmt: skip
+        rows.append(
+            [
+                run.name,
+                *(_percent(f) for f in successes(chain, T_targets, run.q, pairs).mean(-1)),
+                f"{np.mean(ms):.3f}",
+                f"{np.median(ms):.3f}",
+                f"{np.percentile(ms, 95):.3f}",
+                "-" if run.iterations is None else f"{np.mean(run.iterations):.2f}",
+                "-" if run.restarts is None else f"{np.mean(run.restarts):.2f}",
+                f"{np.mean(run.times_s) / ours_mean_s:.2f}",
+            ]
+        )
     return headers, rows
 
 
-def rejected_claims(
-    chain: KinematicChain, T_targets: np.ndarray, run: SolverRun, tolerances: Tolerances
-) -> str | None:
+def rejected_claims(chain: KinematicChain, T_targets: np.ndarray, run: SolverRun, tolerances: Tolerances) -> str | None:
     """A note when ``run`` claimed success on targets that the FK check rejects at ``tolerances`` (the
     tolerances that solver was asked for), else None."""
     rejected = int((run.claimed_success & ~successes(chain, T_targets, run.q, [tolerances])[0]).sum())
@@ -186,8 +206,16 @@ def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarr
     rows = []
     for label, position_error, rotation_error in labelled:
         f = summary(position_error, rotation_error)
-        rows.append([label, *(f"{f[f'{k}_{s}']:.2f}" for k in ("position_error_mm", "orientation_error_deg")
-                              for s in ("median", "mean", "p95"))])  # fmt: skip
+        rows.append(
+            [
+                label,
+                *(
+                    f"{f[f'{k}_{s}']:.2f}"
+                    for k in ("position_error_mm", "orientation_error_deg")
+                    for s in ("median", "mean", "p95")
+                ),
+            ]
+        )
     return headers, rows
 
 
@@ -247,8 +275,13 @@ def batch_tables(
 
 
 def solutions_table(
-    solver: IKSolver, T_targets: np.ndarray, seeds: np.ndarray, count: int, timeout_s: float,
-    tolerances: tuple[float, float], min_distance_rad: float,
+    solver: IKSolver,
+    T_targets: np.ndarray,
+    seeds: np.ndarray,
+    count: int,
+    timeout_s: float,
+    tolerances: tuple[float, float],
+    min_distance_rad: float,
 ) -> tuple[list, list]:
     """Headers and one row: ``IKSolver.solutions`` on each target from its seed; how many distinct solutions
     per pose (mean, min, share with at least half of ``count``), ms per call (mean, p95), and how many
@@ -257,16 +290,41 @@ def solutions_table(
     found, times_ms, rejected = [], [], 0
     for T, seed in zip(T_targets, seeds):
         start = time.perf_counter()
-        sols = solver.solutions(T, count=count, seed=seed, timeout_s=timeout_s, position_tolerance_m=tolerances[0],
-                                orientation_tolerance_rad=tolerances[1], min_distance_rad=min_distance_rad)  # fmt: skip
+        sols = solver.solutions(
+            T,
+            count=count,
+            seed=seed,
+            timeout_s=timeout_s,
+            position_tolerance_m=tolerances[0],
+            orientation_tolerance_rad=tolerances[1],
+            min_distance_rad=min_distance_rad,
+        )
         times_ms.append(1e3 * (time.perf_counter() - start))
         found.append(len(sols.q))
         rejected += int((~successes(chain, np.repeat(T[None], len(sols.q), axis=0), sols.q, [tolerances])[0]).sum())
         for i in range(len(sols.q)):
-            rejected += int((chain.bounds.largest_difference(np.delete(sols.q, i, axis=0), sols.q[i]) < min_distance_rad).any())
+            rejected += int(
+                (chain.bounds.largest_difference(np.delete(sols.q, i, axis=0), sols.q[i]) < min_distance_rad).any()
+            )
     found_a = np.array(found)
-    headers = ["solutions", "targets", "mean found", "min found", f">= {(count + 1) // 2}", "mean ms", "p95 ms", "rejected"]
-    row = [f"count={count}", str(len(T_targets)), f"{found_a.mean():.2f}", str(found_a.min()),
-           _percent(float((found_a >= (count + 1) // 2).mean())), f"{np.mean(times_ms):.3f}",
-           f"{np.percentile(times_ms, 95):.3f}", str(rejected)]  # fmt: skip
+    headers = [
+        "solutions",
+        "targets",
+        "mean found",
+        "min found",
+        f">= {(count + 1) // 2}",
+        "mean ms",
+        "p95 ms",
+        "rejected",
+    ]
+    row = [
+        f"count={count}",
+        str(len(T_targets)),
+        f"{found_a.mean():.2f}",
+        str(found_a.min()),
+        _percent(float((found_a >= (count + 1) // 2).mean())),
+        f"{np.mean(times_ms):.3f}",
+        f"{np.percentile(times_ms, 95):.3f}",
+        str(rejected),
+    ]
     return headers, [row]

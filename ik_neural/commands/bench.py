@@ -90,9 +90,19 @@ def _run_ik(args: argparse.Namespace) -> None:
         tracik_rows, tracik_line = tracik_solvers(chain, chosen.urdf_path, timeout_s)
         solvers += tracik_rows
 
-    print(tables.ik_header(
-        chosen.name, chain, args.targets, args.random_seed, args.timeout_ms, policy, seeds[0], tolerances, tracik_line
-    ))  # fmt: skip
+    print(
+        tables.ik_header(
+            chosen.name,
+            chain,
+            args.targets,
+            args.random_seed,
+            args.timeout_ms,
+            policy,
+            seeds[0],
+            tolerances,
+            tracik_line,
+        )
+    )
     _, T_targets = reachable_targets(chain, args.targets, args.random_seed)
     runs = run_interleaved(solvers, T_targets, seeds)
     print()
@@ -138,8 +148,15 @@ def _run_solutions(args: argparse.Namespace) -> None:
         f"{args.targets} targets, each from its own random seed; budget {args.timeout_ms:g} ms; "
         f"{args.tolerance:g} m / {args.tolerance:g} rad; distinct: largest joint difference >= {args.min_distance_rad:g}"
     )
-    rows = tables.solutions_table(solver, T_targets, seeds, args.count, args.timeout_ms * 1e-3,
-                                  (args.tolerance, args.tolerance), args.min_distance_rad)  # fmt: skip
+    rows = tables.solutions_table(
+        solver,
+        T_targets,
+        seeds,
+        args.count,
+        args.timeout_ms * 1e-3,
+        (args.tolerance, args.tolerance),
+        args.min_distance_rad,
+    )
     print(tables.format_table(*rows))
 
 
@@ -181,28 +198,37 @@ def _add_ik_parser(commands: argparse._SubParsersAction) -> None:
         "--position-tolerance-m", type=float, default=1e-6, help="ik_neural's position tolerance (default: 1e-6)"
     )
     ik.add_argument(
-        "--orientation-tolerance-rad", type=float, default=1e-6,
+        "--orientation-tolerance-rad",
+        type=float,
+        default=1e-6,
         help="ik_neural's orientation tolerance (default: 1e-6)",
-    )  # fmt: skip
+    )
     ik.add_argument(
-        "--position-only", action="store_true",
+        "--position-only",
+        action="store_true",
         help="solve and judge the tip position alone, as a node with position_only_ik serves (chain20_003); "
         "TRAC-IK is then not run",
-    )  # fmt: skip
+    )
     ik.add_argument(
-        "--seed-policy", choices=SEED_POLICIES,
+        "--seed-policy",
+        choices=SEED_POLICIES,
         help="where every solve starts: mid-limits (default), zero, given (--seed), or random (each target its own "
         "configuration uniform within the limits: PickNik's ik_benchmarking protocol, with --timeout-ms 100)",
-    )  # fmt: skip
+    )
     ik.add_argument(
-        "--seed", type=_floats, metavar="Q1,Q2,...",
+        "--seed",
+        type=_floats,
+        metavar="Q1,Q2,...",
         help="the seed, one value per joint (implies --seed-policy given; negative first value: --seed=-1,...)",
-    )  # fmt: skip
+    )
     ik.add_argument("--random-seed", type=int, default=0, help="random seed of the targets (default: 0)")
     ik.add_argument(
-        "--batch-sizes", type=_sizes, default=[512, 4096], metavar="B1,B2,...",
+        "--batch-sizes",
+        type=_sizes,
+        default=[512, 4096],
+        metavar="B1,B2,...",
         help="batch sizes of the batched table (default: 512,4096; empty: none)",
-    )  # fmt: skip
+    )
     ik.add_argument("--no-tracik", action="store_true", help="leave TRAC-IK out even if pytracik is importable")
     ik.add_argument("--network", type=Path, help="network model file for the chain (default: the robot's shipped one)")
     ik.add_argument("--no-network", action="store_true", help="numerical-only solver, even where a network is shipped")
@@ -218,9 +244,15 @@ def _add_solutions_parser(commands: argparse._SubParsersAction) -> None:
     solutions.add_argument("--targets", type=int, default=200, help="number of targets (default: 200)")
     solutions.add_argument("--count", type=int, default=8, help="solutions asked for per pose (default: 8)")
     solutions.add_argument("--timeout-ms", type=float, default=20.0, help="budget per call in ms (default: 20)")
-    solutions.add_argument("--tolerance", type=float, default=1e-5, help="position (m) and orientation (rad) tolerance (default: 1e-5)")
-    solutions.add_argument("--min-distance-rad", type=float, default=0.1, help="least largest joint difference (default: 0.1)")
-    solutions.add_argument("--random-seed", type=int, default=0, help="random seed of the targets and seeds (default: 0)")
+    solutions.add_argument(
+        "--tolerance", type=float, default=1e-5, help="position (m) and orientation (rad) tolerance (default: 1e-5)"
+    )
+    solutions.add_argument(
+        "--min-distance-rad", type=float, default=0.1, help="least largest joint difference (default: 0.1)"
+    )
+    solutions.add_argument(
+        "--random-seed", type=int, default=0, help="random seed of the targets and seeds (default: 0)"
+    )
     solutions.set_defaults(run=_run_solutions, parser=solutions)
 
 

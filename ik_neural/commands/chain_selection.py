@@ -58,4 +58,3 @@ def chosen_chain(args: argparse.Namespace, load_network: bool = True) -> ChosenC
     if args.base is None or args.tip is None:
         raise ValueError("--urdf needs --base LINK and --tip LINK")
     return ChosenChain(str(args.urdf), KinematicChain.from_urdf(args.urdf, args.base, args.tip), args.urdf, None, None)
-

@@ -41,46 +41,90 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_chain_arguments(p, default_robot=None)
-    p.add_argument("--out", type=Path, help=f"model file to write (default for --robot: models/<robot>/{NETWORK_FILE}; "
-                   "required with --urdf)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=f"model file to write (default for --robot: models/<robot>/{NETWORK_FILE}; required with --urdf)",
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=DEFAULTS.minutes, help="training time budget")
     budget.add_argument("--steps", type=int, default=DEFAULTS.steps, help="optimiser steps (overrides --minutes)")
     p.add_argument("--position-only", action="store_true", help="learn the tip position only")
     p.add_argument("--supervised", action="store_true", help="baseline: loss on joint angles instead of through FK")
-    p.add_argument("--output-encoding", choices=OUTPUT_ENCODINGS, default=DEFAULTS.output_encoding,
-                   help="biternion: (sin, cos) for joints that turn a full circle; linear: all limit-scaled")  # fmt: skip
+    p.add_argument(
+        "--output-encoding",
+        choices=OUTPUT_ENCODINGS,
+        default=DEFAULTS.output_encoding,
+        help="biternion: (sin, cos) for joints that turn a full circle; linear: all limit-scaled",
+    )
     p.add_argument("--width", type=int, default=DEFAULTS.width, help="hidden layer width")
     p.add_argument("--depth", type=int, default=DEFAULTS.depth, help="hidden layers")
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=DEFAULTS.batch_norm)
-    p.add_argument("--heads", type=int, default=DEFAULTS.heads,
-                   help="guesses per pose (K > 1: trained multiple-choice, refined one at a time by the solver)")  # fmt: skip
-    p.add_argument("--head-mean-weight", type=float, default=DEFAULTS.head_mean_weight,
-                   help="with --heads > 1, weight of the mean of the heads' losses (so that no head starves)")  # fmt: skip
-    p.add_argument("--head-spread", type=float, default=DEFAULTS.head_spread,
-                   help="with --heads > 1, RMS distance of raw outputs below which two heads are pushed apart (0: off)")  # fmt: skip
-    p.add_argument("--head-spread-weight", type=float, default=DEFAULTS.head_spread_weight,
-                   help="weight of that push")
+    p.add_argument(
+        "--heads",
+        type=int,
+        default=DEFAULTS.heads,
+        help="guesses per pose (K > 1: trained multiple-choice, refined one at a time by the solver)",
+    )
+    p.add_argument(
+        "--head-mean-weight",
+        type=float,
+        default=DEFAULTS.head_mean_weight,
+        help="with --heads > 1, weight of the mean of the heads' losses (so that no head starves)",
+    )
+    p.add_argument(
+        "--head-spread",
+        type=float,
+        default=DEFAULTS.head_spread,
+        help="with --heads > 1, RMS distance of raw outputs below which two heads are pushed apart (0: off)",
+    )
+    p.add_argument("--head-spread-weight", type=float, default=DEFAULTS.head_spread_weight, help="weight of that push")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--max-lr", type=float, default=DEFAULTS.max_lr, help="peak learning rate (1cycle, Adam)")
     p.add_argument("--rotation-weight", type=float, default=DEFAULTS.rotation_weight)
     p.add_argument("--limit-weight", type=float, default=DEFAULTS.limit_weight)
-    p.add_argument("--hard-fraction", type=float, default=DEFAULTS.hard_fraction,
-                   help="share of each batch from the pool of highest-error samples (0: fresh samples only)")  # fmt: skip
-    p.add_argument("--hard-start", type=float, default=DEFAULTS.hard_start,
-                   help="progress (0 to 1) from which batches include hard samples")  # fmt: skip
-    p.add_argument("--obstacle", nargs=4, type=float, action="append", metavar=("X", "Y", "Z", "R"),
-                   help="sphere to keep the joints clear of: centre (m, base frame) and radius (m); repeatable")  # fmt: skip
-    p.add_argument("--obstacles", type=Path, metavar="YAML",
-                   help="obstacles file: 'obstacles: [{center: [x, y, z], radius: r}, ...]' (m, base frame)")  # fmt: skip
+    p.add_argument(
+        "--hard-fraction",
+        type=float,
+        default=DEFAULTS.hard_fraction,
+        help="share of each batch from the pool of highest-error samples (0: fresh samples only)",
+    )
+    p.add_argument(
+        "--hard-start",
+        type=float,
+        default=DEFAULTS.hard_start,
+        help="progress (0 to 1) from which batches include hard samples",
+    )
+    p.add_argument(
+        "--obstacle",
+        nargs=4,
+        type=float,
+        action="append",
+        metavar=("X", "Y", "Z", "R"),
+        help="sphere to keep the joints clear of: centre (m, base frame) and radius (m); repeatable",
+    )
+    p.add_argument(
+        "--obstacles",
+        type=Path,
+        metavar="YAML",
+        help="obstacles file: 'obstacles: [{center: [x, y, z], radius: r}, ...]' (m, base frame)",
+    )
     p.add_argument("--obstacle-margin", type=float, default=DEFAULTS.obstacle_margin_m, help="clearance (m)")
     p.add_argument("--obstacle-weight", type=float, default=DEFAULTS.obstacle_weight)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to train; auto: cuda when a GPU is available, else cpu")  # fmt: skip
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train; auto: cuda when a GPU is available, else cpu",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint <out>.ckpt")
-    p.add_argument("--init-from", type=Path, metavar="MODEL",
-                   help="start from the weights of this model file (same chain and architecture): fine-tuning")  # fmt: skip
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="MODEL",
+        help="start from the weights of this model file (same chain and architecture): fine-tuning",
+    )
     return p
 
 
@@ -134,15 +178,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         chain, out = _chain_and_out(args)
         config = TrainingConfig(
-            steps=args.steps, minutes=args.minutes, position_only=args.position_only, supervised=args.supervised,
-            output_encoding=args.output_encoding, width=args.width, depth=args.depth, batch_norm=args.batch_norm,
-            heads=args.heads, head_mean_weight=args.head_mean_weight,
-            head_spread=args.head_spread, head_spread_weight=args.head_spread_weight,
-            batch_size=args.batch_size, max_lr=args.max_lr, rotation_weight=args.rotation_weight,
-            limit_weight=args.limit_weight, hard_fraction=args.hard_fraction, hard_start=args.hard_start, obstacles=_obstacles(args),
-            obstacle_margin_m=args.obstacle_margin, obstacle_weight=args.obstacle_weight, seed=args.seed,
+            steps=args.steps,
+            minutes=args.minutes,
+            position_only=args.position_only,
+            supervised=args.supervised,
+            output_encoding=args.output_encoding,
+            width=args.width,
+            depth=args.depth,
+            batch_norm=args.batch_norm,
+            heads=args.heads,
+            head_mean_weight=args.head_mean_weight,
+            head_spread=args.head_spread,
+            head_spread_weight=args.head_spread_weight,
+            batch_size=args.batch_size,
+            max_lr=args.max_lr,
+            rotation_weight=args.rotation_weight,
+            limit_weight=args.limit_weight,
+            hard_fraction=args.hard_fraction,
+            hard_start=args.hard_start,
+            obstacles=_obstacles(args),
+            obstacle_margin_m=args.obstacle_margin,
+            obstacle_weight=args.obstacle_weight,
+            seed=args.seed,
             init_from=str(args.init_from or ""),
-        )  # fmt: skip
+        )
         device = training_device(args.device)
         if "WORLD_SIZE" in os.environ:  # started by torchrun
             device = _start_distributed(device)

@@ -9,7 +9,6 @@ import numpy as np
 from numba import njit
 
 
-
 class ChainArrays(NamedTuple):
     """A chain's constants for the kernels (n joints). Joint i's local transform is
     [R0 + sin q · R0K + (1 - cos q) · R0K², t0 + q · slide] (Rodrigues; K the axis' skew matrix).

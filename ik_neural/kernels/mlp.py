@@ -38,7 +38,9 @@ def features(T, inverse_reach, n_inputs):
                 x[r, 6 + i] = T[r, i, 1]
             if n_inputs == 15:
                 x[r, 9 + i] = T[r, i, 2]
-                x[r, 12 + i] = (T[r, 0, i] * T[r, 0, 3] + T[r, 1, i] * T[r, 1, 3] + T[r, 2, i] * T[r, 2, 3]) * inverse_reach
+                x[r, 12 + i] = (
+                    T[r, 0, i] * T[r, 0, 3] + T[r, 1, i] * T[r, 1, 3] + T[r, 2, i] * T[r, 2, 3]
+                ) * inverse_reach
     return x
 
 
@@ -111,8 +113,9 @@ def decode_rows(raw, n_linear, centre, half_range, periodic_lower, order):
 
 
 @njit(cache=True, nogil=True)
-def guesses_of_pose(T, inverse_reach, n_inputs, params, sizes, heads, n_linear, centre, half_range,
-                    periodic_lower, order):  # fmt: skip
+def guesses_of_pose(
+    T, inverse_reach, n_inputs, params, sizes, heads, n_linear, centre, half_range, periodic_lower, order
+):
     """The K = ``heads`` guesses (K, dof) float64 for one pose T (4, 4): ``features``, ``mlp_forward`` and
     ``decode_rows`` in one call (a call from Python costs about a µs; the one-pose guess made three)."""
     x = features(T.reshape((1, 4, 4)), inverse_reach, n_inputs)

@@ -39,20 +39,43 @@ CODE_NAMES = {
 
 def _arguments(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ik_client", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--service", default="/ik_neural/compute_ik", help="GetPositionIK service (default %(default)s)")
+    parser.add_argument(
+        "--service", default="/ik_neural/compute_ik", help="GetPositionIK service (default %(default)s)"
+    )
     add_chain_arguments(parser, default_robot="panda")
     parser.add_argument("--count", type=int, default=5, help="requests to send, one at a time (default %(default)s)")
-    parser.add_argument("--pose", type=float, nargs=7, metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
-                        help="one target pose of the tip in the base frame (m; quaternion x y z w) instead of random ones")
+    parser.add_argument(
+        "--pose",
+        type=float,
+        nargs=7,
+        metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
+        help="one target pose of the tip in the base frame (m; quaternion x y z w) instead of random ones",
+    )
     parser.add_argument("--group", default="", help="group_name of the requests (default: empty, accepted by the node)")
-    parser.add_argument("--timeout-ms", type=float, default=0.0, help="the requests' timeout, ms (0: the node's default)")
-    parser.add_argument("--avoid-collisions", action="store_true",
-                        help="send avoid_collisions = true (as pymoveit2 and MoveIt do): SUCCESS only collision-free")
+    parser.add_argument(
+        "--timeout-ms", type=float, default=0.0, help="the requests' timeout, ms (0: the node's default)"
+    )
+    parser.add_argument(
+        "--avoid-collisions",
+        action="store_true",
+        help="send avoid_collisions = true (as pymoveit2 and MoveIt do): SUCCESS only collision-free",
+    )
     parser.add_argument("--random-seed", type=int, default=0, help="seed of the random targets (default %(default)s)")
-    parser.add_argument("--position-tolerance-m", type=float, default=1e-5, help="check of SUCCESS answers (default %(default)s)")
-    parser.add_argument("--orientation-tolerance-rad", type=float, default=1e-5, help="check of SUCCESS answers (default %(default)s)")
-    parser.add_argument("--wait-s", type=float, default=30.0, help="how long to wait for the service (default %(default)s)")
-    parser.add_argument("--response-timeout-s", type=float, default=5.0, help="a request unanswered after this is lost (default %(default)s)")
+    parser.add_argument(
+        "--position-tolerance-m", type=float, default=1e-5, help="check of SUCCESS answers (default %(default)s)"
+    )
+    parser.add_argument(
+        "--orientation-tolerance-rad", type=float, default=1e-5, help="check of SUCCESS answers (default %(default)s)"
+    )
+    parser.add_argument(
+        "--wait-s", type=float, default=30.0, help="how long to wait for the service (default %(default)s)"
+    )
+    parser.add_argument(
+        "--response-timeout-s",
+        type=float,
+        default=5.0,
+        help="a request unanswered after this is lost (default %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="only the summary")
     parser.add_argument("--json", type=Path, help="also write the summary to this file as JSON")
     args = parser.parse_args(argv)
@@ -171,14 +194,23 @@ def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: a
         verdict, line = _check(chain, T, response, args)
         wrong += verdict == "WRONG"
         if not args.quiet or verdict == "WRONG":
-            print(f"#{i + 1} {code}{' ' + verdict if verdict else ''}: {line}, round trip {latencies_s[-1] * 1e3:.2f} ms")
+            print(
+                f"#{i + 1} {code}{' ' + verdict if verdict else ''}: {line}, round trip {latencies_s[-1] * 1e3:.2f} ms"
+            )
     elapsed_s = time.perf_counter() - started
     return {
-        "requests": len(targets), "answered": len(latencies_s), "lost": lost, "wrong": wrong, "codes": codes,
-        "latency_median_ms": _percentile_ms(latencies_s, 50), "latency_p95_ms": _percentile_ms(latencies_s, 95),
-        "latency_max_ms": _percentile_ms(latencies_s, 100), "elapsed_s": elapsed_s,
-        "requests_per_s": len(latencies_s) / elapsed_s, "started_unix_s": started_unix_s,
-    }  # fmt: skip
+        "requests": len(targets),
+        "answered": len(latencies_s),
+        "lost": lost,
+        "wrong": wrong,
+        "codes": codes,
+        "latency_median_ms": _percentile_ms(latencies_s, 50),
+        "latency_p95_ms": _percentile_ms(latencies_s, 95),
+        "latency_max_ms": _percentile_ms(latencies_s, 100),
+        "elapsed_s": elapsed_s,
+        "requests_per_s": len(latencies_s) / elapsed_s,
+        "started_unix_s": started_unix_s,
+    }
 
 
 def _check(chain: KinematicChain, T: np.ndarray, response, args: argparse.Namespace) -> tuple[str, str]:
@@ -195,7 +227,10 @@ def _check(chain: KinematicChain, T: np.ndarray, response, args: argparse.Namesp
     in_limits = bool(chain.bounds.contains(q))
     verdict = "WRONG" if response.error_code.val == MoveItErrorCodes.SUCCESS and not (within and in_limits) else ""
     joints = "[" + ", ".join(f"{v:.4f}" for v in q) + "]"
-    return verdict, f"q = {joints}, position error {position_error:.2e} m, orientation error {orientation_error:.2e} rad"
+    return (
+        verdict,
+        f"q = {joints}, position error {position_error:.2e} m, orientation error {orientation_error:.2e} rad",
+    )
 
 
 def _print_summary(summary: dict, service: str) -> None:

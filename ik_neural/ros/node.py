@@ -44,11 +44,22 @@ from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.robots import models_dir
 from ik_neural.ros.messages import (
-    collision_object_shapes, joint_state, joint_trajectory, matrix_to_pose, object_pose_to_matrix,
+    collision_object_shapes,
+    joint_state,
+    joint_trajectory,
+    matrix_to_pose,
+    object_pose_to_matrix,
 )
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
 from ik_neural.ros.request import (
-    CurrentState, HeldObject, Problem, Refusal, RequestContext, fk_problem_of, held_object_of, problem_of,
+    CurrentState,
+    HeldObject,
+    Problem,
+    Refusal,
+    RequestContext,
+    fk_problem_of,
+    held_object_of,
+    problem_of,
 )
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
@@ -80,7 +91,7 @@ def resolve_path(path: str) -> Path:
     prefix = "package://"
     if not path.startswith(prefix):
         return Path(path).expanduser()
-    package, _, relative = path[len(prefix):].partition("/")
+    package, _, relative = path[len(prefix) :].partition("/")
     if package == NODE_NAME:
         return models_dir().parent / relative
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
@@ -165,9 +176,12 @@ class IKNode(Node):
                 CollisionObject, "collision_object", self._on_collision_object, 100, callback_group=requests
             )
             self.create_subscription(
-                AttachedCollisionObject, "attached_collision_object", self._on_attached_collision_object, 100,
+                AttachedCollisionObject,
+                "attached_collision_object",
+                self._on_attached_collision_object,
+                100,
                 callback_group=requests,
-            )  # fmt: skip
+            )
         # Goals one at a time, in arrival order; with a history of one, the next solved is the newest.
         goals = MutuallyExclusiveCallbackGroup()
         self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=goals)
@@ -226,8 +240,12 @@ class IKNode(Node):
         waits = {}
         if not settings.robot_description and settings.robot_description_timeout_s > 0:
             waits["robot_description"] = settings.robot_description_timeout_s
-        srdf_topic = (settings.avoid_collisions_policy == "check" and not settings.robot_description_semantic
-                      and not settings.srdf_path and settings.robot_description_semantic_timeout_s > 0)  # fmt: skip
+        srdf_topic = (
+            settings.avoid_collisions_policy == "check"
+            and not settings.robot_description_semantic
+            and not settings.srdf_path
+            and settings.robot_description_semantic_timeout_s > 0
+        )
         if srdf_topic:
             waits["robot_description_semantic"] = settings.robot_description_semantic_timeout_s
         published = self._wait_for_latched(waits)
@@ -261,9 +279,11 @@ class IKNode(Node):
         if not waits:
             return received
         subscriptions = [
-            self.create_subscription(String, topic, lambda msg, topic=topic: received.setdefault(topic, msg.data), DESCRIPTION_QOS)
+            self.create_subscription(
+                String, topic, lambda msg, topic=topic: received.setdefault(topic, msg.data), DESCRIPTION_QOS
+            )
             for topic in waits
-        ]  # fmt: skip
+        ]
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(self)
         start = time.monotonic()
@@ -343,7 +363,8 @@ class IKNode(Node):
         T_frame_links = self._request_context.chain_links.poses(outcome.q, outcome.links, outcome.frame)
         stamp = self.get_clock().now().to_msg()
         response.pose_stamped = [
-            PoseStamped(header=Header(frame_id=outcome.frame, stamp=stamp), pose=matrix_to_pose(T)) for T in T_frame_links
+            PoseStamped(header=Header(frame_id=outcome.frame, stamp=stamp), pose=matrix_to_pose(T))
+            for T in T_frame_links
         ]
         response.fk_link_names = list(outcome.links)
         placed = f"{len(outcome.links)} link{'s' if len(outcome.links) > 1 else ''}"
@@ -388,12 +409,17 @@ class IKNode(Node):
                 return not checker.in_collision(q, positions, attached)
 
         return self.solver.solve(
-            problem.T_base_tip, seed=problem.seed, timeout_s=problem.timeout_s,
+            problem.T_base_tip,
+            seed=problem.seed,
+            timeout_s=problem.timeout_s,
             position_tolerance_m=settings.position_tolerance_m,
             orientation_tolerance_rad=None if settings.position_only_ik else settings.orientation_tolerance_rad,
-            lower=problem.bounds.lower if narrowed else None, upper=problem.bounds.upper if narrowed else None,
-            seed_first=settings.seed_first and problem.seed_known, stop=self._stop, collision_free=collision_free,
-        )  # fmt: skip
+            lower=problem.bounds.lower if narrowed else None,
+            upper=problem.bounds.upper if narrowed else None,
+            seed_first=settings.seed_first and problem.seed_known,
+            stop=self._stop,
+            collision_free=collision_free,
+        )
 
     def _current_state(self) -> CurrentState:
         with self._current_lock:
@@ -462,9 +488,11 @@ class IKNode(Node):
             checker, object_id = self.collision, msg.object.id
             with self._world_lock:
                 if msg.object.operation == CollisionObject.REMOVE:
-                    names = [object_id] if object_id else [
-                        name for name, (held, _) in self._held.items() if msg.link_name in ("", held.link)
-                    ]
+                    names = (
+                        [object_id]
+                        if object_id
+                        else [name for name, (held, _) in self._held.items() if msg.link_name in ("", held.link)]
+                    )
                     for name in names:
                         held, _ = self._held.pop(name, (None, None))
                         if held is None:
@@ -553,8 +581,9 @@ def main(args: Optional[list[str]] = None) -> int:
     logger = rclpy.logging.get_logger(NODE_NAME)
     empty = _empty_parameter_rule(sys.argv if args is None else args)
     if empty is not None:
-        logger.error(f"cannot start: parameter rule {echo(empty)} has no value "
-                     f"(an empty string is written -p \"NAME:=''\")")  # fmt: skip
+        logger.error(
+            f"cannot start: parameter rule {echo(empty)} has no value (an empty string is written -p \"NAME:=''\")"
+        )
         return 1
     try:
         rclpy.init(args=args)

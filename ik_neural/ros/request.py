@@ -54,7 +54,10 @@ class RequestContext:
 
     @classmethod
     def of_model(
-        cls, model: UrdfModel, chain: KinematicChain, settings: NodeSettings,
+        cls,
+        model: UrdfModel,
+        chain: KinematicChain,
+        settings: NodeSettings,
         collision: Optional[CollisionChecker] = None,
     ) -> "RequestContext":
         """The context of ``chain``, taken from ``model``, the parsed URDF it came from."""
@@ -132,7 +135,8 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
     _check_sizes(_ik_arrays(ik), settings.max_request_items)
     if ik.group_name not in ("", settings.group_name):
         raise _Refused(
-            MoveItErrorCodes.INVALID_GROUP_NAME, f"group_name {echo(ik.group_name)}: this node serves {settings.group_name!r}"
+            MoveItErrorCodes.INVALID_GROUP_NAME,
+            f"group_name {echo(ik.group_name)}: this node serves {settings.group_name!r}",
         )
     notes: list[str] = []
     check_collisions = False
@@ -186,7 +190,14 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
         others = {name: value for name, value in others.items() if name in context.collision.other_joints}
         attached = _attached(ik.robot_state.attached_collision_objects, context, seed, others)
     return Problem(
-        T_base_tip, seed, seed_known, _bounds(ik, context, notes), timeout_s, tuple(notes), check_collisions, others,
+        T_base_tip,
+        seed,
+        seed_known,
+        _bounds(ik, context, notes),
+        timeout_s,
+        tuple(notes),
+        check_collisions,
+        others,
         attached,
     )
 
@@ -208,7 +219,9 @@ class HeldObject:
         return checker.attached_body(self.name, self.link, shapes, touch_links=self.touch_links)
 
 
-def held_object_of(msg: AttachedCollisionObject, context: RequestContext, current: CurrentState) -> Union[HeldObject, Refusal]:
+def held_object_of(
+    msg: AttachedCollisionObject, context: RequestContext, current: CurrentState
+) -> Union[HeldObject, Refusal]:
     """An attached_collision_object message's ADD (with its shapes) as a HeldObject, placed as a robot
     state's attached object is (``_held``) at the current joint state, the other joints at the checker's
     positions; or the Refusal that says why not. Never raises for any message."""
@@ -242,7 +255,11 @@ def _attached(
 
 
 def _held(
-    attached: AttachedCollisionObject, field_name: str, context: RequestContext, q: np.ndarray, others: Mapping[str, float]
+    attached: AttachedCollisionObject,
+    field_name: str,
+    context: RequestContext,
+    q: np.ndarray,
+    others: Mapping[str, float],
 ) -> HeldObject:
     """One attached object. Its pose is in its header.frame_id: empty or link_name, relative to that link;
     another link the checker places (the base, a world frame fixed to it, a chain or finger link) is placed
@@ -251,13 +268,20 @@ def _held(
     bad shape; FRAME_TRANSFORM_FAILURE for a frame it does not place; FAILURE for arrays beyond
     max_request_items."""
     checker, msg = context.collision, attached.object
-    _check_sizes({
-        f"{field_name}.object.primitives": msg.primitives, f"{field_name}.object.meshes": msg.meshes,
-        f"{field_name}.object.planes": msg.planes,
-        f"{field_name}.touch_links": attached.touch_links,
-        **{f"{field_name}.object.meshes[{k}].{part}": getattr(mesh, part)
-           for k, mesh in enumerate(msg.meshes) for part in ("vertices", "triangles")},
-    }, context.settings.max_request_items)  # fmt: skip
+    _check_sizes(
+        {
+            f"{field_name}.object.primitives": msg.primitives,
+            f"{field_name}.object.meshes": msg.meshes,
+            f"{field_name}.object.planes": msg.planes,
+            f"{field_name}.touch_links": attached.touch_links,
+            **{
+                f"{field_name}.object.meshes[{k}].{part}": getattr(mesh, part)
+                for k, mesh in enumerate(msg.meshes)
+                for part in ("vertices", "triangles")
+            },
+        },
+        context.settings.max_request_items,
+    )
     link, where = attached.link_name, f"{field_name} (object {echo(msg.id)})"
     try:
         T_base_link = checker.link_pose(q, link, others)
@@ -287,22 +311,25 @@ def _ik_arrays(ik: PositionIKRequest) -> dict[str, Sequence]:
         "constraints.position_constraints": constraints.position_constraints,
         "constraints.orientation_constraints": constraints.orientation_constraints,
         "constraints.visibility_constraints": constraints.visibility_constraints,
-        "ik_link_names": ik.ik_link_names, "pose_stamped_vector": ik.pose_stamped_vector,
-    }  # fmt: skip
+        "ik_link_names": ik.ik_link_names,
+        "pose_stamped_vector": ik.pose_stamped_vector,
+    }
 
 
 def _robot_state_arrays(robot_state: RobotState) -> dict[str, Sequence]:
     """Every array of a moveit_msgs/RobotState, by field name (as the IK and FK requests hold it)."""
     state, multi_dof = robot_state.joint_state, robot_state.multi_dof_joint_state
     return {
-        "robot_state.joint_state.name": state.name, "robot_state.joint_state.position": state.position,
-        "robot_state.joint_state.velocity": state.velocity, "robot_state.joint_state.effort": state.effort,
+        "robot_state.joint_state.name": state.name,
+        "robot_state.joint_state.position": state.position,
+        "robot_state.joint_state.velocity": state.velocity,
+        "robot_state.joint_state.effort": state.effort,
         "robot_state.multi_dof_joint_state.joint_names": multi_dof.joint_names,
         "robot_state.multi_dof_joint_state.transforms": multi_dof.transforms,
         "robot_state.multi_dof_joint_state.twist": multi_dof.twist,
         "robot_state.multi_dof_joint_state.wrench": multi_dof.wrench,
         "robot_state.attached_collision_objects": robot_state.attached_collision_objects,
-    }  # fmt: skip
+    }
 
 
 def _check_sizes(arrays: Mapping[str, Sequence], cap: int) -> None:
@@ -412,11 +439,14 @@ def _bounds(ik: PositionIKRequest, context: RequestContext, notes: list[str]) ->
     joints of the robot outside the chain, and constraint kinds that are not applied, are noted."""
     constraints = ik.constraints
     unsupported = [
-        f"{len(kind)} {name}" for name, kind in (
-            ("position", constraints.position_constraints), ("orientation", constraints.orientation_constraints),
+        f"{len(kind)} {name}"
+        for name, kind in (
+            ("position", constraints.position_constraints),
+            ("orientation", constraints.orientation_constraints),
             ("visibility", constraints.visibility_constraints),
-        ) if kind
-    ]  # fmt: skip
+        )
+        if kind
+    ]
     if unsupported:
         notes.append(f"unsupported constraints ignored ({', '.join(unsupported)}): only joint constraints are applied")
     bounds = context.chain.bounds
@@ -460,8 +490,10 @@ def fk_problem_of(request: GetPositionFK.Request, context: RequestContext) -> Un
 
 def _fk_problem(request: GetPositionFK.Request, context: RequestContext) -> FKProblem:
     chain, placed = context.chain, context.chain_links
-    _check_sizes({**_robot_state_arrays(request.robot_state), "fk_link_names": request.fk_link_names},
-                 context.settings.max_request_items)  # fmt: skip
+    _check_sizes(
+        {**_robot_state_arrays(request.robot_state), "fk_link_names": request.fk_link_names},
+        context.settings.max_request_items,
+    )
     if not request.fk_link_names:
         raise _Refused(MoveItErrorCodes.INVALID_LINK_NAME, "fk_link_names is empty: no link to place")
     unknown = sorted(set(request.fk_link_names) - set(placed.names))

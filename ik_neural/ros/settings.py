@@ -59,17 +59,25 @@ class NodeSettings:
     robot_description_timeout_s: float = _setting(
         2.0, "How long to wait for the robot_description topic when the parameter is empty, s.", _non_negative
     )
-    urdf_path: str = _setting("", "URDF file, used when no robot description was given or published. package:// URIs work.")
+    urdf_path: str = _setting(
+        "", "URDF file, used when no robot description was given or published. package:// URIs work."
+    )
     base_link: str = _setting("", "Base link of the chain. Empty: the model's.")
     tip_link: str = _setting("", "Tip link of the chain. Empty: the model's.")
-    model_path: str = _setting("", "TorchScript network (ik_train's output). Empty: numerical-only solving, with a warning.")
-    group_name: str = _setting("manipulator", "The planning group requests must name (an empty group_name is accepted too).")
+    model_path: str = _setting(
+        "", "TorchScript network (ik_train's output). Empty: numerical-only solving, with a warning."
+    )
+    group_name: str = _setting(
+        "manipulator", "The planning group requests must name (an empty group_name is accepted too)."
+    )
     seed_first: bool = _setting(
         True,
         "When a seed is known (the request's robot_state, or joint_states), refine it before the network's guess, "
         "so that the solution is the one nearest the seed, as with KDL or TRAC-IK. False: the network's guess first.",
     )
-    default_timeout_s: float = _setting(0.05, "Solve budget of a request whose timeout is zero, and of goal poses, s.", _positive)
+    default_timeout_s: float = _setting(
+        0.05, "Solve budget of a request whose timeout is zero, and of goal poses, s.", _positive
+    )
     max_timeout_s: float = _setting(
         5.0,
         "Largest solve budget a request may ask for, s: a longer timeout is cut to it (the answer's message says so). "
@@ -101,7 +109,8 @@ class NodeSettings:
         "once per URDF, and cached.",
     )
     srdf_path: str = _setting(
-        "", "SRDF file, used when robot_description_semantic is empty. package:// URIs work. Empty: the "
+        "",
+        "SRDF file, used when robot_description_semantic is empty. package:// URIs work. Empty: the "
         "robot_description_semantic topic, then computed pairs.",
     )
     robot_description_semantic_timeout_s: float = _setting(
@@ -111,8 +120,12 @@ class NodeSettings:
         "together with the robot_description topic. 0: not waited for (computed pairs).",
         _non_negative,
     )
-    publish_trajectory: bool = _setting(False, "Also publish goal solutions on ~/joint_trajectory (a ros2_control trajectory).")
-    trajectory_time_from_start_s: float = _setting(2.0, "time_from_start of the published trajectory point, s.", _positive)
+    publish_trajectory: bool = _setting(
+        False, "Also publish goal solutions on ~/joint_trajectory (a ros2_control trajectory)."
+    )
+    trajectory_time_from_start_s: float = _setting(
+        2.0, "time_from_start of the published trajectory point, s.", _positive
+    )
     executor_threads: int = _setting(
         4,
         "Threads serving requests in parallel. At most executor_threads - 1 requests at once get a budget above "

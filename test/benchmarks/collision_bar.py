@@ -59,8 +59,12 @@ def main() -> None:
 
     node_process = subprocess.Popen(
         ["ik_node", "--ros-args", "--params-file", str(ROOT / "config" / "panda.yaml")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+    )
     rclpy.init()
     client_node = rclpy.create_node("collision_bar_client")
     try:
@@ -134,15 +138,23 @@ def main() -> None:
         os.killpg(node_process.pid, signal.SIGINT)
         node_process.wait(timeout=20)
 
-    print(f"judge: {judge.pairs} pairs of mesh objects (all but those of adjacent links and those touching at mid-limits)")
-    print("| requests | targets | SUCCESS | NO_IK_SOLUTION | other | wrong by FK | self-colliding (meshes) | in the box |")
+    print(
+        f"judge: {judge.pairs} pairs of mesh objects (all but those of adjacent links and those touching at mid-limits)"
+    )
+    print(
+        "| requests | targets | SUCCESS | NO_IK_SOLUTION | other | wrong by FK | self-colliding (meshes) | in the box |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, n, c in rows:
-        print(f"| {name} | {n} | {c['success']} ({100 * c['success'] / n:.1f} %) | {c['no_solution']} | {c['other']} | "
-              f"{c['wrong']} | {c['self']} | {c['box'] if 'box' in name else '-'} |")
+        print(
+            f"| {name} | {n} | {c['success']} ({100 * c['success'] / n:.1f} %) | {c['no_solution']} | {c['other']} | "
+            f"{c['wrong']} | {c['self']} | {c['box'] if 'box' in name else '-'} |"
+        )
     for avoid in (True, False):
         t = 1e3 * np.array(times[avoid])
-        print(f"round trip, avoid_collisions {str(avoid).lower()}: median {np.median(t):.2f} ms, mean {t.mean():.2f} ms, p95 {np.percentile(t, 95):.2f} ms")
+        print(
+            f"round trip, avoid_collisions {str(avoid).lower()}: median {np.median(t):.2f} ms, mean {t.mean():.2f} ms, p95 {np.percentile(t, 95):.2f} ms"
+        )
 
 
 if __name__ == "__main__":

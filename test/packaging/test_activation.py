@@ -20,8 +20,12 @@ def clean_shell_environment() -> dict[str, str]:
 def test_make_env_prints_a_script_that_a_plain_shell_can_source(tmp_path):
     result = subprocess.run(
         ["make", "-s", "-C", str(REPO), "env"],
-        env=clean_shell_environment(), check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=clean_shell_environment(),
+        check=True,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     activate = result.stdout.strip().splitlines()[-1]
     assert activate.endswith("/activate.sh") and Path(activate).is_file()
 
@@ -32,8 +36,12 @@ def test_make_env_prints_a_script_that_a_plain_shell_can_source(tmp_path):
     """
     shell = subprocess.run(
         ["bash", "-c", script],
-        cwd=tmp_path, env=clean_shell_environment(), check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=clean_shell_environment(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     lines = shell.stdout.splitlines()
     assert Path(lines[0]) == REPO / "ik_neural" / "__init__.py"
     assert lines[1].startswith("FK timing: rrr_3dof (3 DoF)")
@@ -47,13 +55,19 @@ def test_make_run_passes_node_args_verbatim(rclpy_context):
     from rclpy.node import Node
 
     namespace = f"/ik_make_run_{os.getpid()}"
-    node_args = (f'-r __ns:={namespace} -r ~/compute_ik:=/compute_ik -r ~/compute_fk:={namespace}/compute_fk '
-                 f'-p robot_description_timeout_s:=0.0 -p "group_name:=\'panda arm\'"')  # fmt: skip
+    node_args = (
+        f"-r __ns:={namespace} -r ~/compute_ik:=/compute_ik -r ~/compute_fk:={namespace}/compute_fk "
+        f"-p robot_description_timeout_s:=0.0 -p \"group_name:='panda arm'\""
+    )
     # This run's environment: its ROS_DOMAIN_ID and loopback settings (conftest.py) reach the node.
     make = subprocess.Popen(
         ["make", "-s", "-C", str(REPO), "run", f"NODE_ARGS={node_args}"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     helper = Node("ik_make_run_test", context=rclpy_context)
     try:
         ik_client = helper.create_client(GetPositionIK, "/compute_ik")

@@ -15,12 +15,26 @@ REPO = Path(__file__).resolve().parents[2]
 def colcon(workspace: Path, verb: str, *args: str) -> None:
     subprocess.run(
         [
-            "colcon", "--log-base", str(workspace / "log"), verb,
-            "--base-paths", str(REPO), "--packages-select", "ik_neural",
-            "--build-base", str(workspace / "build"), "--install-base", str(workspace / "install"), *args,
+            "colcon",
+            "--log-base",
+            str(workspace / "log"),
+            verb,
+            "--base-paths",
+            str(REPO),
+            "--packages-select",
+            "ik_neural",
+            "--build-base",
+            str(workspace / "build"),
+            "--install-base",
+            str(workspace / "install"),
+            *args,
         ],
-        cwd=workspace, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=workspace,
+        check=True,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +62,9 @@ def installed_env(install: Path) -> dict[str, str]:
 
 def run_installed(install: Path, *command: str) -> str:
     """Run a command seeing the installed package only, from outside the checkout."""
-    result = subprocess.run(command, cwd=install, env=installed_env(install), check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        command, cwd=install, env=installed_env(install), check=True, capture_output=True, text=True
+    )
     return result.stdout
 
 
@@ -58,7 +74,9 @@ def test_install_space_has_the_ros_package_files(install_space):
     assert (share / "ik_neural" / "package.xml").read_text() == (REPO / "package.xml").read_text()
     shipped = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "models").rglob("*") if p.is_file())
     installed = sorted(
-        p.relative_to(share / "ik_neural").as_posix() for p in (share / "ik_neural" / "models").rglob("*") if p.is_file()
+        p.relative_to(share / "ik_neural").as_posix()
+        for p in (share / "ik_neural" / "models").rglob("*")
+        if p.is_file()
     )
     assert installed == shipped
     for folder in ("launch", "config"):
@@ -85,17 +103,42 @@ def test_installed_node_serves_the_installed_client(install_space, tmp_path):
     node_cache, client_cache = tmp_path / "node_cache", tmp_path / "client_cache"
     install_before = _tree(install_space)
     node = subprocess.Popen(
-        [str(lib / "ik_node"), "--ros-args", "--params-file", str(share / "config" / "panda.yaml"),
-         "-r", f"__ns:={namespace}", "-p", "robot_description_timeout_s:=0.0"],
-        cwd=tmp_path, env={**env, "XDG_CACHE_HOME": str(node_cache)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            str(lib / "ik_node"),
+            "--ros-args",
+            "--params-file",
+            str(share / "config" / "panda.yaml"),
+            "-r",
+            f"__ns:={namespace}",
+            "-p",
+            "robot_description_timeout_s:=0.0",
+        ],
+        cwd=tmp_path,
+        env={**env, "XDG_CACHE_HOME": str(node_cache)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         client = subprocess.run(
-            [str(lib / "ik_client"), "--service", f"{namespace}/ik_neural/compute_ik", "--count", "20",
-             "--group", "panda_arm", "--wait-s", "60"],
-            cwd=tmp_path, env={**env, "XDG_CACHE_HOME": str(client_cache)}, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                str(lib / "ik_client"),
+                "--service",
+                f"{namespace}/ik_neural/compute_ik",
+                "--count",
+                "20",
+                "--group",
+                "panda_arm",
+                "--wait-s",
+                "60",
+            ],
+            cwd=tmp_path,
+            env={**env, "XDG_CACHE_HOME": str(client_cache)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         os.killpg(node.pid, signal.SIGINT)
         log = node.communicate(timeout=30)[0]

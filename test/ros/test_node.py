@@ -24,17 +24,22 @@ import numpy as np
 import pytest
 
 from reference import ReferenceChain, pose_errors
-from urdf_variants import (PANDA_URDF as PANDA_URDF_FILE, panda_urdf, with_continuous_joint, with_joint_origin,
-                           with_world_frame)
+from urdf_variants import (
+    PANDA_URDF as PANDA_URDF_FILE,
+    panda_urdf,
+    with_continuous_joint,
+    with_joint_origin,
+    with_world_frame,
+)
 
 from ik_neural.robots import load_robot
 from ik_neural.sampling import reachable_targets
 
 ROOT = Path(__file__).resolve().parents[2]
-PANDA_URDF = 'package://ik_neural/models/panda/panda.urdf'
-PANDA_MODEL = 'package://ik_neural/models/panda/ik_network.pt'
-UR5E_MODEL = 'package://ik_neural/models/ur5e/ik_network.pt'
-PANDA_JOINTS = [f'panda_joint{i}' for i in range(1, 8)]
+PANDA_URDF = "package://ik_neural/models/panda/panda.urdf"
+PANDA_MODEL = "package://ik_neural/models/panda/ik_network.pt"
+UR5E_MODEL = "package://ik_neural/models/ur5e/ik_network.pt"
+PANDA_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 TOL = 1e-5
 SECONDS_TO_DISCOVER = 30.0
 SECONDS_TO_ANSWER = 30.0
@@ -44,27 +49,33 @@ T_WORLD_BASE = np.array([[0.0, -1.0, 0.0, 0.5], [1.0, 0.0, 0.0, -0.2], [0.0, 0.0
 
 def _message(response):
     """error_code.message, or None where moveit_msgs has no such field (before 2.4, e.g. Humble's)."""
-    return getattr(response.error_code, 'message', None)
+    return getattr(response.error_code, "message", None)
 
 
 def _namespace(tag):
-    return f'/ik_test_{os.getpid()}_{tag}'
+    return f"/ik_test_{os.getpid()}_{tag}"
 
 
 def _panda_description_with_world():
     """Panda's URDF with a link 'world' above panda_link0 (fixed, T_WORLD_BASE)."""
     from ik_neural.geometry import matrix_to_rpy
 
-    xyz = ' '.join(repr(float(v)) for v in T_WORLD_BASE[:3, 3])
-    rpy = ' '.join(repr(float(v)) for v in matrix_to_rpy(T_WORLD_BASE[:3, :3]))
+    xyz = " ".join(repr(float(v)) for v in T_WORLD_BASE[:3, 3])
+    rpy = " ".join(repr(float(v)) for v in matrix_to_rpy(T_WORLD_BASE[:3, :3]))
     return with_world_frame(panda_urdf(), xyz, rpy)
 
 
 def _panda_parameters(**overrides):
     from rclpy.parameter import Parameter
 
-    values = {'urdf_path': PANDA_URDF, 'model_path': PANDA_MODEL, 'group_name': 'panda_arm',
-              'robot_description_timeout_s': 0.0, 'robot_description_semantic_timeout_s': 0.0, **overrides}
+    values = {
+        "urdf_path": PANDA_URDF,
+        "model_path": PANDA_MODEL,
+        "group_name": "panda_arm",
+        "robot_description_timeout_s": 0.0,
+        "robot_description_semantic_timeout_s": 0.0,
+        **overrides,
+    }
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
@@ -79,18 +90,18 @@ class _Graph:
         from ik_neural.ros.node import IKNode
 
         self.namespace = namespace
-        parameters = {'cli_args': cli_args} if cli_args else {'parameter_overrides': _panda_parameters(**overrides)}
+        parameters = {"cli_args": cli_args} if cli_args else {"parameter_overrides": _panda_parameters(**overrides)}
         self.node = IKNode(context=context, namespace=namespace, **parameters)
-        self.helper = Node('ik_test_helper', context=context, namespace=namespace)
-        self.client = self.helper.create_client(GetPositionIK, f'{namespace}/ik_neural/compute_ik')
-        self.fk_client = self.helper.create_client(GetPositionFK, f'{namespace}/ik_neural/compute_fk')
+        self.helper = Node("ik_test_helper", context=context, namespace=namespace)
+        self.client = self.helper.create_client(GetPositionIK, f"{namespace}/ik_neural/compute_ik")
+        self.fk_client = self.helper.create_client(GetPositionFK, f"{namespace}/ik_neural/compute_fk")
         self._publishers = {}
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.helper)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
-        assert self.client.wait_for_service(timeout_sec=SECONDS_TO_DISCOVER), 'compute_ik not discovered'
+        assert self.client.wait_for_service(timeout_sec=SECONDS_TO_DISCOVER), "compute_ik not discovered"
 
     def publisher(self, msg_type, topic):
         """The helper's publisher of ``msg_type`` on ``<namespace>/<topic>``, made once and kept: destroying
@@ -98,19 +109,19 @@ class _Graph:
         InvalidHandle, "destruction was requested"; seen once in make test), and every later call hangs."""
         key = (msg_type, topic)
         if key not in self._publishers:
-            self._publishers[key] = self.helper.create_publisher(msg_type, f'{self.namespace}/{topic}', 10)
+            self._publishers[key] = self.helper.create_publisher(msg_type, f"{self.namespace}/{topic}", 10)
         return self._publishers[key]
 
     def call(self, request, client=None):
         done = threading.Event()
         future = (client or self.client).call_async(request)
         future.add_done_callback(lambda _: done.set())
-        assert done.wait(SECONDS_TO_ANSWER), 'no answer in time'
+        assert done.wait(SECONDS_TO_ANSWER), "no answer in time"
         return future.result()
 
     def call_fk(self, request):
         if not self.fk_client.service_is_ready():
-            assert self.fk_client.wait_for_service(timeout_sec=SECONDS_TO_DISCOVER), 'compute_fk not discovered'
+            assert self.fk_client.wait_for_service(timeout_sec=SECONDS_TO_DISCOVER), "compute_fk not discovered"
         return self.call(request, self.fk_client)
 
     def close(self):
@@ -120,7 +131,7 @@ class _Graph:
         self.node.destroy_node()
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def module_context():
     import rclpy
     from rclpy.context import Context
@@ -131,32 +142,41 @@ def module_context():
     rclpy.shutdown(context=context)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def graph(module_context):
     """The Panda node, its description given as a parameter with a 'world' frame above the base."""
     # A generous default budget: a garbage collection of the test process can pause a solve for 0.2 s, and
     # these tests are about answers, not speed.
-    graph = _Graph(module_context, _namespace('graph'), robot_description=_panda_description_with_world(),
-                   urdf_path='', publish_trajectory=True, trajectory_time_from_start_s=1.5, default_timeout_s=1.0)
+    graph = _Graph(
+        module_context,
+        _namespace("graph"),
+        robot_description=_panda_description_with_world(),
+        urdf_path="",
+        publish_trajectory=True,
+        trajectory_time_from_start_s=1.5,
+        default_timeout_s=1.0,
+    )
     yield graph
     graph.close()
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def commands(graph):
     """Every JointState the node publishes on ~/joint_commands and JointTrajectory on ~/joint_trajectory."""
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory
 
-    received = {'commands': [], 'trajectories': []}
-    graph.helper.create_subscription(JointState, f'{graph.namespace}/ik_neural/joint_commands',
-                                     received['commands'].append, 10)
-    graph.helper.create_subscription(JointTrajectory, f'{graph.namespace}/ik_neural/joint_trajectory',
-                                     received['trajectories'].append, 10)
+    received = {"commands": [], "trajectories": []}
+    graph.helper.create_subscription(
+        JointState, f"{graph.namespace}/ik_neural/joint_commands", received["commands"].append, 10
+    )
+    graph.helper.create_subscription(
+        JointTrajectory, f"{graph.namespace}/ik_neural/joint_trajectory", received["trajectories"].append, 10
+    )
     return received
 
 
-def _request(T, frame='panda_link0', link='', group='panda_arm', seed=None, timeout_s=0.0):
+def _request(T, frame="panda_link0", link="", group="panda_arm", seed=None, timeout_s=0.0):
     from moveit_msgs.srv import GetPositionIK
     from ik_neural.ros.messages import matrix_to_pose, seconds_to_duration
 
@@ -167,7 +187,10 @@ def _request(T, frame='panda_link0', link='', group='panda_arm', seed=None, time
     ik.pose_stamped.pose = matrix_to_pose(T)
     ik.timeout = seconds_to_duration(timeout_s)
     if seed is not None:
-        ik.robot_state.joint_state.name, ik.robot_state.joint_state.position = list(seed), [float(v) for v in seed.values()]
+        ik.robot_state.joint_state.name, ik.robot_state.joint_state.position = (
+            list(seed),
+            [float(v) for v in seed.values()],
+        )
     return request
 
 
@@ -191,15 +214,15 @@ def _assert_reaches(reference, q, T_base_tip):
     _assert_within_limits(reference, q)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def panda():
-    return load_robot('panda').chain
+    return load_robot("panda").chain
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def reference():
     """The judge of every Panda answer: Pinocchio's FK of panda_link8 in panda_link0."""
-    return ReferenceChain(PANDA_URDF_FILE, 'panda_link0', 'panda_link8', PANDA_JOINTS)
+    return ReferenceChain(PANDA_URDF_FILE, "panda_link0", "panda_link8", PANDA_JOINTS)
 
 
 def _unreachable(x=5.0):
@@ -219,12 +242,12 @@ def test_solves_reachable_poses_checked_by_fk(graph, panda, reference, commands)
         response = graph.call(_request(T))
         assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
         if _message(response) is not None:
-            assert response.error_code.source == 'ik_neural'
-            assert _message(response).startswith('solved: position error')
+            assert response.error_code.source == "ik_neural"
+            assert _message(response).startswith("solved: position error")
         assert response.solution.joint_state.header.stamp.sec > 0
         _assert_reaches(reference, _solution(response, panda), T)
     # Service answers never move the robot.
-    assert commands['commands'] == [] and commands['trajectories'] == []
+    assert commands["commands"] == [] and commands["trajectories"] == []
 
 
 def test_solution_is_near_the_requests_seed(graph, panda, reference):
@@ -240,18 +263,20 @@ def test_solution_is_near_the_requests_seed(graph, panda, reference):
 
 
 def test_pose_in_a_frame_fixed_to_the_base_for_a_link_fixed_to_the_tip(graph, panda, reference):
-    T_tip_link7 = ReferenceChain(PANDA_URDF_FILE, 'panda_link8', 'panda_link7', PANDA_JOINTS).forward(np.zeros(7))
+    T_tip_link7 = ReferenceChain(PANDA_URDF_FILE, "panda_link8", "panda_link7", PANDA_JOINTS).forward(np.zeros(7))
     _, targets = reachable_targets(panda, 5, seed=4)
     for T_base_tip in targets:
         T_world_link7 = T_WORLD_BASE @ T_base_tip @ T_tip_link7
-        response = graph.call(_request(T_world_link7, frame='world', link='panda_link7'))
+        response = graph.call(_request(T_world_link7, frame="world", link="panda_link7"))
         assert response.error_code.val == 1, _message(response)
         _assert_reaches(reference, _solution(response, panda), T_base_tip)
     # A leading slash (tf1 style) names the same frame; a one-entry pose_stamped_vector stands for pose_stamped.
     request = _request(np.eye(4))
     request.ik_request.pose_stamped.pose.position.x = math.nan  # unused: the vector wins
-    request.ik_request.pose_stamped_vector = [_request(T_WORLD_BASE @ targets[0], frame='/world').ik_request.pose_stamped]
-    request.ik_request.ik_link_names = ['panda_link8']
+    request.ik_request.pose_stamped_vector = [
+        _request(T_WORLD_BASE @ targets[0], frame="/world").ik_request.pose_stamped
+    ]
+    request.ik_request.ik_link_names = ["panda_link8"]
     response = graph.call(request)
     assert response.error_code.val == 1, _message(response)
     _assert_reaches(reference, _solution(response, panda), targets[0])
@@ -265,12 +290,14 @@ def test_joint_constraints_narrow_the_bounds(graph, panda, reference):
         request = _request(T)
         window = (q[0] - 0.02, q[0] + 0.03)
         request.ik_request.constraints.joint_constraints = [
-            JointConstraint(joint_name='panda_joint1', position=q[0], tolerance_below=0.02, tolerance_above=0.03,
-                            weight=1.0)]
+            JointConstraint(
+                joint_name="panda_joint1", position=q[0], tolerance_below=0.02, tolerance_above=0.03, weight=1.0
+            )
+        ]
         request.ik_request.constraints.position_constraints = [PositionConstraint()]
         response = graph.call(request)
         assert response.error_code.val == 1, _message(response)
-        assert _message(response) is None or 'unsupported constraints ignored (1 position)' in _message(response)
+        assert _message(response) is None or "unsupported constraints ignored (1 position)" in _message(response)
         q_solved = _solution(response, panda)
         _assert_reaches(reference, q_solved, T)
         assert window[0] <= q_solved[0] <= window[1]
@@ -305,11 +332,10 @@ def test_requests_are_served_in_parallel(graph, panda):
     assert [f.result().error_code.val for f in futures] == [MoveItErrorCodes.NO_IK_SOLUTION] * 4
 
 
-
 # ---------------------------------------------------------------------- forward kinematics
 
 
-def _fk_request(links, q=None, frame='', names=PANDA_JOINTS):
+def _fk_request(links, q=None, frame="", names=PANDA_JOINTS):
     from moveit_msgs.srv import GetPositionFK
 
     request = GetPositionFK.Request(fk_link_names=list(links))
@@ -320,22 +346,29 @@ def _fk_request(links, q=None, frame='', names=PANDA_JOINTS):
     return request
 
 
-@pytest.mark.parametrize('frame, expected_frame', [('', 'panda_link0'), ('panda_link0', 'panda_link0'),
-                                                   ('world', 'world'), ('/world', 'world'),
-                                                   ('panda_link3', 'panda_link3')])
+@pytest.mark.parametrize(
+    "frame, expected_frame",
+    [
+        ("", "panda_link0"),
+        ("panda_link0", "panda_link0"),
+        ("world", "world"),
+        ("/world", "world"),
+        ("panda_link3", "panda_link3"),
+    ],
+)
 def test_compute_fk_places_links_as_pinocchio_does_in_the_frame_asked(graph, panda, frame, expected_frame):
     """compute_fk against the independent reference, to 1e-9 m and 1e-9 rad, in the base and in other frames."""
     from moveit_msgs.msg import MoveItErrorCodes
 
     urdf = _panda_description_with_world()
-    links = ['panda_link8', 'panda_link7', 'panda_link3', 'panda_link0', 'world']
+    links = ["panda_link8", "panda_link7", "panda_link3", "panda_link0", "world"]
     references = {link: ReferenceChain(urdf, expected_frame, link, PANDA_JOINTS) for link in links}
     q_all, _ = reachable_targets(panda, 5, seed=11)
     for q in q_all:
         # A full robot state as MoveIt sends it (the fixed panda_joint8 too), in its own order.
-        response = graph.call_fk(_fk_request(links, [0.0, *q[::-1]], frame, ['panda_joint8', *PANDA_JOINTS[::-1]]))
+        response = graph.call_fk(_fk_request(links, [0.0, *q[::-1]], frame, ["panda_joint8", *PANDA_JOINTS[::-1]]))
         assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
-        assert _message(response) is None or response.error_code.source == 'ik_neural'
+        assert _message(response) is None or response.error_code.source == "ik_neural"
         assert list(response.fk_link_names) == links and len(response.pose_stamped) == len(links)
         for link, pose_stamped in zip(links, response.pose_stamped):
             assert pose_stamped.header.frame_id == expected_frame and pose_stamped.header.stamp.sec > 0
@@ -354,27 +387,30 @@ def test_bad_compute_fk_requests_get_their_error_code_and_the_node_keeps_serving
 
     q = panda.middle
     cases = [
-        ('unknown link', _fk_request(['panda_link8', 'gripper'], q), C.INVALID_LINK_NAME),
-        ('no link', _fk_request([], q), C.INVALID_LINK_NAME),
-        ('missing joint', _fk_request(['panda_link8'], q[:6], names=PANDA_JOINTS[:6]), C.INVALID_ROBOT_STATE),
-        ('no robot state', _fk_request(['panda_link8']), C.INVALID_ROBOT_STATE),
-        ('unknown joint name', _fk_request(['panda_link8'], [*q, 0.0], names=[*PANDA_JOINTS, 'elbow']),
-         C.INVALID_ROBOT_STATE),
-        ('unknown frame', _fk_request(['panda_link8'], q, frame='camera_link'), C.FRAME_TRANSFORM_FAILURE),
+        ("unknown link", _fk_request(["panda_link8", "gripper"], q), C.INVALID_LINK_NAME),
+        ("no link", _fk_request([], q), C.INVALID_LINK_NAME),
+        ("missing joint", _fk_request(["panda_link8"], q[:6], names=PANDA_JOINTS[:6]), C.INVALID_ROBOT_STATE),
+        ("no robot state", _fk_request(["panda_link8"]), C.INVALID_ROBOT_STATE),
+        (
+            "unknown joint name",
+            _fk_request(["panda_link8"], [*q, 0.0], names=[*PANDA_JOINTS, "elbow"]),
+            C.INVALID_ROBOT_STATE,
+        ),
+        ("unknown frame", _fk_request(["panda_link8"], q, frame="camera_link"), C.FRAME_TRANSFORM_FAILURE),
     ]
     for what, request, code in cases:
         response = graph.call_fk(request)
         assert response.error_code.val == code, (what, response.error_code.val, _message(response))
         assert list(response.pose_stamped) == [] and list(response.fk_link_names) == [], what
-        assert _message(response) is None or (_message(response) and response.error_code.source == 'ik_neural'), what
-        assert graph.call_fk(_fk_request(['panda_link8'], q)).error_code.val == C.SUCCESS, what
+        assert _message(response) is None or (_message(response) and response.error_code.source == "ik_neural"), what
+        assert graph.call_fk(_fk_request(["panda_link8"], q)).error_code.val == C.SUCCESS, what
     # An exception past the request logic: FAILURE with the reason, and the node serves on.
-    monkeypatch.setattr(graph.node._request_context.chain_links, 'poses', lambda *args: 1 / 0)
-    response = graph.call_fk(_fk_request(['panda_link8'], q))
+    monkeypatch.setattr(graph.node._request_context.chain_links, "poses", lambda *args: 1 / 0)
+    response = graph.call_fk(_fk_request(["panda_link8"], q))
     assert response.error_code.val == C.FAILURE
-    assert _message(response) is None or _message(response).startswith('internal error: ZeroDivisionError')
+    assert _message(response) is None or _message(response).startswith("internal error: ZeroDivisionError")
     monkeypatch.undo()
-    assert graph.call_fk(_fk_request(['panda_link8'], q)).error_code.val == C.SUCCESS
+    assert graph.call_fk(_fk_request(["panda_link8"], q)).error_code.val == C.SUCCESS
 
 
 # ---------------------------------------------------------------------- refusals
@@ -387,10 +423,10 @@ def _bad_requests(panda):
     T = panda.forward(panda.middle)
 
     def request(**changes):
-        r = _request(T, **{k: v for k, v in changes.items() if k in ('frame', 'link', 'group', 'seed', 'timeout_s')})
-        for path, value in changes.get('set', {}).items():
+        r = _request(T, **{k: v for k, v in changes.items() if k in ("frame", "link", "group", "seed", "timeout_s")})
+        for path, value in changes.get("set", {}).items():
             owner = r.ik_request
-            *parents, last = path.split('.')
+            *parents, last = path.split(".")
             for part in parents:
                 owner = getattr(owner, part)
             setattr(owner, last, value)
@@ -401,29 +437,68 @@ def _bad_requests(panda):
     two_poses = request()
     two_poses.ik_request.pose_stamped_vector = [two_poses.ik_request.pose_stamped] * 2
     return [
-        ('unknown group', request(group='right_arm'), C.INVALID_GROUP_NAME),
-        ('link not fixed to the tip', request(link='panda_link3'), C.INVALID_LINK_NAME),
-        ('unknown link', request(link='gripper'), C.INVALID_LINK_NAME),
-        ('two poses', two_poses, C.INVALID_LINK_NAME),
-        ('unknown frame', request(frame='camera_link'), C.FRAME_TRANSFORM_FAILURE),
-        ('frame not fixed to the base', request(frame='panda_link2'), C.FRAME_TRANSFORM_FAILURE),
-        ('seed with unknown joint', request(seed={'elbow': 0.1}), C.INVALID_ROBOT_STATE),
-        ('seed lengths differ', request(set={'robot_state.joint_state.name': ['panda_joint1', 'panda_joint2'],
-                                             'robot_state.joint_state.position': [0.1]}), C.INVALID_ROBOT_STATE),
-        ('seed NaN', request(seed={'panda_joint1': math.nan}), C.INVALID_ROBOT_STATE),
-        ('NaN position', request(set={'pose_stamped.pose.position.y': math.nan}), C.INVALID_GOAL_CONSTRAINTS),
-        ('quaternion norm 2', request(set={'pose_stamped.pose.orientation.w': 2.0,
-                                           'pose_stamped.pose.orientation.x': 0.0, 'pose_stamped.pose.orientation.y': 0.0,
-                                           'pose_stamped.pose.orientation.z': 0.0}), C.INVALID_GOAL_CONSTRAINTS),
-        ('zero quaternion', request(set={f'pose_stamped.pose.orientation.{a}': 0.0 for a in 'xyzw'}),
-         C.INVALID_GOAL_CONSTRAINTS),
-        ('constraint on unknown joint', request(set={'constraints.joint_constraints': [
-            JointConstraint(joint_name='nope', tolerance_above=0.1, tolerance_below=0.1)]}), C.INVALID_GOAL_CONSTRAINTS),
-        ('constraint outside limits', request(set={'constraints.joint_constraints': [
-            JointConstraint(joint_name='panda_joint4', position=1.0, tolerance_above=0.1, tolerance_below=0.1)]}),
-         C.INVALID_GOAL_CONSTRAINTS),
-        ('negative timeout', request(set={'timeout.sec': -1}), C.FAILURE),
-        ('unreachable pose', request(set={'pose_stamped.pose': _pose(far)}), C.NO_IK_SOLUTION),
+        ("unknown group", request(group="right_arm"), C.INVALID_GROUP_NAME),
+        ("link not fixed to the tip", request(link="panda_link3"), C.INVALID_LINK_NAME),
+        ("unknown link", request(link="gripper"), C.INVALID_LINK_NAME),
+        ("two poses", two_poses, C.INVALID_LINK_NAME),
+        ("unknown frame", request(frame="camera_link"), C.FRAME_TRANSFORM_FAILURE),
+        ("frame not fixed to the base", request(frame="panda_link2"), C.FRAME_TRANSFORM_FAILURE),
+        ("seed with unknown joint", request(seed={"elbow": 0.1}), C.INVALID_ROBOT_STATE),
+        (
+            "seed lengths differ",
+            request(
+                set={
+                    "robot_state.joint_state.name": ["panda_joint1", "panda_joint2"],
+                    "robot_state.joint_state.position": [0.1],
+                }
+            ),
+            C.INVALID_ROBOT_STATE,
+        ),
+        ("seed NaN", request(seed={"panda_joint1": math.nan}), C.INVALID_ROBOT_STATE),
+        ("NaN position", request(set={"pose_stamped.pose.position.y": math.nan}), C.INVALID_GOAL_CONSTRAINTS),
+        (
+            "quaternion norm 2",
+            request(
+                set={
+                    "pose_stamped.pose.orientation.w": 2.0,
+                    "pose_stamped.pose.orientation.x": 0.0,
+                    "pose_stamped.pose.orientation.y": 0.0,
+                    "pose_stamped.pose.orientation.z": 0.0,
+                }
+            ),
+            C.INVALID_GOAL_CONSTRAINTS,
+        ),
+        (
+            "zero quaternion",
+            request(set={f"pose_stamped.pose.orientation.{a}": 0.0 for a in "xyzw"}),
+            C.INVALID_GOAL_CONSTRAINTS,
+        ),
+        (
+            "constraint on unknown joint",
+            request(
+                set={
+                    "constraints.joint_constraints": [
+                        JointConstraint(joint_name="nope", tolerance_above=0.1, tolerance_below=0.1)
+                    ]
+                }
+            ),
+            C.INVALID_GOAL_CONSTRAINTS,
+        ),
+        (
+            "constraint outside limits",
+            request(
+                set={
+                    "constraints.joint_constraints": [
+                        JointConstraint(
+                            joint_name="panda_joint4", position=1.0, tolerance_above=0.1, tolerance_below=0.1
+                        )
+                    ]
+                }
+            ),
+            C.INVALID_GOAL_CONSTRAINTS,
+        ),
+        ("negative timeout", request(set={"timeout.sec": -1}), C.FAILURE),
+        ("unreachable pose", request(set={"pose_stamped.pose": _pose(far)}), C.NO_IK_SOLUTION),
     ]
 
 
@@ -439,23 +514,23 @@ def test_bad_requests_get_their_error_code_and_the_node_keeps_serving(graph, pan
     for what, request, code in _bad_requests(panda):
         response = graph.call(request)
         assert response.error_code.val == code, (what, response.error_code.val, _message(response))
-        assert _message(response) is None or (_message(response) and response.error_code.source == 'ik_neural'), what
+        assert _message(response) is None or (_message(response) and response.error_code.source == "ik_neural"), what
         if code == MoveItErrorCodes.NO_IK_SOLUTION:
             # The best effort: the chain's joints, within limits, and the message says so.
             q = _solution(response, panda)
             _assert_within_limits(reference, q)
-            assert _message(response) is None or 'best effort' in _message(response)
+            assert _message(response) is None or "best effort" in _message(response)
         # The node still serves a good request after each bad one.
         T = panda.forward(panda.middle + 0.1)
         good = graph.call(_request(T))
         assert good.error_code.val == MoveItErrorCodes.SUCCESS, what
         _assert_reaches(reference, _solution(good, panda), T)
-    assert commands['commands'] == [] and commands['trajectories'] == []
+    assert commands["commands"] == [] and commands["trajectories"] == []
 
 
 def test_zero_timeout_means_the_default_and_empty_names_mean_base_tip_and_group(graph, panda, reference):
     T = panda.forward(panda.middle - 0.2)
-    response = graph.call(_request(T, frame='', link='', group='', timeout_s=0.0))
+    response = graph.call(_request(T, frame="", link="", group="", timeout_s=0.0))
     assert response.error_code.val == 1, _message(response)
     _assert_reaches(reference, _solution(response, panda), T)
     # The default budget (1 s here) is what an unreachable pose with a zero timeout runs for.
@@ -468,18 +543,25 @@ def test_zero_timeout_means_the_default_and_empty_names_mean_base_tip_and_group(
 
 
 def test_avoid_collisions_policy_ignore_solves_and_says_collisions_were_not_checked(module_context, panda, reference):
-    graph = _Graph(module_context, _namespace('ignore'), avoid_collisions_policy='ignore', model_path='',
-                   base_link='panda_link0', tip_link='panda_link8', default_timeout_s=1.0)
+    graph = _Graph(
+        module_context,
+        _namespace("ignore"),
+        avoid_collisions_policy="ignore",
+        model_path="",
+        base_link="panda_link0",
+        tip_link="panda_link8",
+        default_timeout_s=1.0,
+    )
     try:
         T = panda.forward(panda.middle + 0.2)
         request = _request(T)
         request.ik_request.avoid_collisions = True
         response = graph.call(request)
         assert response.error_code.val == 1
-        assert _message(response) is None or 'collisions NOT checked' in _message(response)
+        assert _message(response) is None or "collisions NOT checked" in _message(response)
         _assert_reaches(reference, _solution(response, panda), T)
         # No model: numerical only, said at start-up.
-        assert graph.node.solver.network is None and 'numerical only' in graph.node.summary()
+        assert graph.node.solver.network is None and "numerical only" in graph.node.summary()
     finally:
         graph.close()
 
@@ -491,26 +573,28 @@ def test_goal_pose_is_solved_from_the_joint_state_and_published_as_commands(grap
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
 
-    joint_states = graph.publisher(JointState, 'joint_states')
-    goals = graph.publisher(PoseStamped, 'ik_neural/goal_pose')
+    joint_states = graph.publisher(JointState, "joint_states")
+    goals = graph.publisher(PoseStamped, "ik_neural/goal_pose")
     q_true, targets = reachable_targets(panda, 3, seed=6)
     rng = np.random.default_rng(7)
     deadline = time.monotonic() + SECONDS_TO_DISCOVER
-    while (goals.get_subscription_count() == 0 or joint_states.get_subscription_count() == 0) and time.monotonic() < deadline:
+    while (
+        goals.get_subscription_count() == 0 or joint_states.get_subscription_count() == 0
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     for i, (q, T) in enumerate(zip(q_true, targets)):
         current = np.clip(q + rng.uniform(-0.05, 0.05, panda.dof), panda.lower, panda.upper)
         # The current state as a robot driver publishes it: all joints, the gripper's too.
-        joint_states.publish(JointState(name=panda.joint_names + ['panda_finger_joint1'], position=[*current, 0.02]))
+        joint_states.publish(JointState(name=panda.joint_names + ["panda_finger_joint1"], position=[*current, 0.02]))
         time.sleep(0.3)
         goal = PoseStamped()
-        goal.header.frame_id = 'world'
+        goal.header.frame_id = "world"
         goal.pose = _pose(T_WORLD_BASE @ T)
         goals.publish(goal)
         deadline = time.monotonic() + SECONDS_TO_ANSWER
-        while len(commands['trajectories']) <= i and time.monotonic() < deadline:
+        while len(commands["trajectories"]) <= i and time.monotonic() < deadline:
             time.sleep(0.02)
-        command, trajectory = commands['commands'][i], commands['trajectories'][i]
+        command, trajectory = commands["commands"][i], commands["trajectories"][i]
         q_command = np.array(command.position)
         assert list(command.name) == panda.joint_names
         _assert_reaches(reference, q_command, T)
@@ -523,11 +607,11 @@ def test_goal_pose_is_solved_from_the_joint_state_and_published_as_commands(grap
     far = np.eye(4)
     far[0, 3] = 4.0
     goal = PoseStamped()
-    goal.header.frame_id = 'panda_link0'
+    goal.header.frame_id = "panda_link0"
     goal.pose = _pose(far)
     goals.publish(goal)
     time.sleep(1.0)
-    assert len(commands['commands']) == len(q_true)
+    assert len(commands["commands"]) == len(q_true)
 
 
 def test_robot_description_from_the_topic(module_context, panda):
@@ -536,14 +620,17 @@ def test_robot_description_from_the_topic(module_context, panda):
     from std_msgs.msg import String
     from ik_neural.ros.node import IKNode
 
-    namespace = _namespace('topic')
-    publisher_node = Node('robot_state_publisher', context=module_context, namespace=namespace)
+    namespace = _namespace("topic")
+    publisher_node = Node("robot_state_publisher", context=module_context, namespace=namespace)
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-    publisher = publisher_node.create_publisher(String, 'robot_description', latched)
-    publisher.publish(String(data=load_robot('panda').urdf_path.read_text()))
+    publisher = publisher_node.create_publisher(String, "robot_description", latched)
+    publisher.publish(String(data=load_robot("panda").urdf_path.read_text()))
     try:
-        node = IKNode(context=module_context, namespace=namespace,
-                      parameter_overrides=_panda_parameters(urdf_path='', robot_description_timeout_s=20.0))
+        node = IKNode(
+            context=module_context,
+            namespace=namespace,
+            parameter_overrides=_panda_parameters(urdf_path="", robot_description_timeout_s=20.0),
+        )
         assert node.chain.fingerprint == panda.fingerprint
         node.destroy_node()
     finally:
@@ -557,7 +644,7 @@ def _wait_all(futures, timeout_s):
     deadline = time.monotonic() + timeout_s
     while not all(f.done() for f in futures) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert all(f.done() for f in futures), 'not all answered in time'
+    assert all(f.done() for f in futures), "not all answered in time"
     return [f.result() for f in futures]
 
 
@@ -565,15 +652,24 @@ def test_an_overflowing_window_on_a_continuous_joint_is_refused_and_the_node_kee
     """Issue 11's crash: the window of {-1e308, above 0, below 1e308} overflows to -inf; once, that ended the node."""
     from moveit_msgs.msg import JointConstraint, MoveItErrorCodes
 
-    urdf = with_continuous_joint(panda_urdf(), 'panda_joint1')
-    graph = _Graph(module_context, _namespace('continuous'), robot_description=urdf, urdf_path='', model_path='',
-                   base_link='panda_link0', tip_link='panda_link8', default_timeout_s=1.0)
-    reference = ReferenceChain(urdf, 'panda_link0', 'panda_link8', PANDA_JOINTS)
+    urdf = with_continuous_joint(panda_urdf(), "panda_joint1")
+    graph = _Graph(
+        module_context,
+        _namespace("continuous"),
+        robot_description=urdf,
+        urdf_path="",
+        model_path="",
+        base_link="panda_link0",
+        tip_link="panda_link8",
+        default_timeout_s=1.0,
+    )
+    reference = ReferenceChain(urdf, "panda_link0", "panda_link8", PANDA_JOINTS)
     try:
         chain = graph.node.chain
         request = _request(chain.forward(chain.middle))
-        request.ik_request.constraints.joint_constraints = [JointConstraint(
-            joint_name='panda_joint1', position=-1e308, tolerance_above=0.0, tolerance_below=1e308)]
+        request.ik_request.constraints.joint_constraints = [
+            JointConstraint(joint_name="panda_joint1", position=-1e308, tolerance_above=0.0, tolerance_below=1e308)
+        ]
         response = graph.call(request)
         assert response.error_code.val == MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS, _message(response)
         # The next request is answered; a window past pi on the continuous joint is searched where it lies.
@@ -581,8 +677,9 @@ def test_an_overflowing_window_on_a_continuous_joint_is_refused_and_the_node_kee
         q[0] = 3.3
         T = reference.forward(q)
         request = _request(T)
-        request.ik_request.constraints.joint_constraints = [JointConstraint(
-            joint_name='panda_joint1', position=3.3, tolerance_above=0.1, tolerance_below=0.1)]
+        request.ik_request.constraints.joint_constraints = [
+            JointConstraint(joint_name="panda_joint1", position=3.3, tolerance_above=0.1, tolerance_below=0.1)
+        ]
         response = graph.call(request)
         assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
         q_solved = _solution(response, chain)
@@ -613,38 +710,40 @@ def test_endless_unreachable_requests_leave_a_thread_for_a_valid_one(graph, pand
     assert [a.error_code.val for a in answers] == [MoveItErrorCodes.NO_IK_SOLUTION] * 4
     if _message(answers[0]) is not None:
         messages = [_message(a) for a in answers]
-        assert all('capped to max_timeout_s = 5 s' in m for m in messages), messages
-        assert sum('cut to default_timeout_s = 1 s' in m for m in messages) == 1, messages
+        assert all("capped to max_timeout_s = 5 s" in m for m in messages), messages
+        assert sum("cut to default_timeout_s = 1 s" in m for m in messages) == 1, messages
 
 
-def test_an_unexpected_error_is_answered_failure_and_the_node_keeps_serving(graph, panda, reference, commands,
-                                                                            monkeypatch):
+def test_an_unexpected_error_is_answered_failure_and_the_node_keeps_serving(
+    graph, panda, reference, commands, monkeypatch
+):
     from geometry_msgs.msg import PoseStamped
     from moveit_msgs.msg import MoveItErrorCodes
 
     def broken_solve(*args, **kwargs):
-        raise RuntimeError('x' * 100_000)
+        raise RuntimeError("x" * 100_000)
 
-    monkeypatch.setattr(graph.node.solver, 'solve', broken_solve)
+    monkeypatch.setattr(graph.node.solver, "solve", broken_solve)
     T = panda.forward(panda.middle + 0.15)
     response = graph.call(_request(T))
     assert response.error_code.val == MoveItErrorCodes.FAILURE
-    assert _message(response) is None or (_message(response).startswith('internal error: RuntimeError')
-                                          and len(_message(response)) < 1000)
+    assert _message(response) is None or (
+        _message(response).startswith("internal error: RuntimeError") and len(_message(response)) < 1000
+    )
     # A goal meets the same error: nothing is published, and the node lives on.
-    published = len(commands['commands'])
-    goals = graph.publisher(PoseStamped, 'ik_neural/goal_pose')
+    published = len(commands["commands"])
+    goals = graph.publisher(PoseStamped, "ik_neural/goal_pose")
     _wait_for_subscriber(goals)
     goals.publish(_goal(T))
     time.sleep(1.0)
-    assert len(commands['commands']) == published
+    assert len(commands["commands"]) == published
     monkeypatch.undo()
     response = graph.call(_request(T))
     assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
     _assert_reaches(reference, _solution(response, panda), T)
 
 
-def _goal(T, frame='panda_link0'):
+def _goal(T, frame="panda_link0"):
     from geometry_msgs.msg import PoseStamped
 
     goal = PoseStamped()
@@ -657,26 +756,26 @@ def _wait_for_subscriber(publisher):
     deadline = time.monotonic() + SECONDS_TO_DISCOVER
     while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert publisher.get_subscription_count() > 0, 'no subscriber discovered'
+    assert publisher.get_subscription_count() > 0, "no subscriber discovered"
 
 
 def test_a_burst_of_goals_ends_with_the_last_goals_command(graph, panda, reference, commands):
     """30 goals at once: solved one at a time in order, stale ones dropped; the last command is the last goal's."""
     from geometry_msgs.msg import PoseStamped
 
-    goals = graph.publisher(PoseStamped, 'ik_neural/goal_pose')
+    goals = graph.publisher(PoseStamped, "ik_neural/goal_pose")
     _wait_for_subscriber(goals)
     _, targets = reachable_targets(panda, 30, seed=9)
-    published = len(commands['commands'])
+    published = len(commands["commands"])
     for T in targets:
         goals.publish(_goal(T))
     # Until no command came for 1.5 s.
     deadline, last_count, quiet_since = time.monotonic() + SECONDS_TO_ANSWER, published, time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.5:
         time.sleep(0.05)
-        if len(commands['commands']) != last_count:
-            last_count, quiet_since = len(commands['commands']), time.monotonic()
-    new = [np.array(c.position) for c in commands['commands'][published:]]
+        if len(commands["commands"]) != last_count:
+            last_count, quiet_since = len(commands["commands"]), time.monotonic()
+    new = [np.array(c.position) for c in commands["commands"][published:]]
     assert 1 <= len(new) <= len(targets)
     # The goal each command reaches (by the reference's FK): in increasing order, ending with the last.
     reached = []
@@ -689,31 +788,40 @@ def test_a_burst_of_goals_ends_with_the_last_goals_command(graph, panda, referen
 # ---------------------------------------------------------------------- start-up
 
 
-@pytest.mark.parametrize('overrides, expected', [
-    ({'model_path': UR5E_MODEL, 'base_link': 'panda_link0', 'tip_link': 'panda_link8'},
-     r'trained for chain fingerprint \w+ .* has fingerprint \w+'),
-    ({'tip_link': 'panda_gripper'}, r"tip_link 'panda_gripper' is not a link"),
-    ({'urdf_path': '/nonexistent/robot.urdf'}, r"cannot read URDF file '/nonexistent/robot.urdf'"),
-    ({'robot_description': '<robot name="broken"><link name="a"/><joint'}, r'malformed URDF XML'),
-    ({'urdf_path': ''}, r'no robot description'),
-    ({'model_path': '/nonexistent/net.pt'}, r'IK network file /nonexistent/net.pt does not exist'),
-    ({'model_path': '', 'base_link': ''}, r'base_link and tip_link must be set'),
-    ({'default_timeout_s': -1.0}, r'default_timeout_s must be a positive number'),
-    ({'avoid_collisions_policy': 'maybe'}, r"avoid_collisions_policy must be one of"),
-    ({'default_timeout_s': 1}, r'parameter default_timeout_s'),
-    ({'max_timeout_s': 0.01}, r'max_timeout_s \(0.01\) must be at least default_timeout_s'),
-    ({'executor_threads': 0}, r'executor_threads must be an integer of at least 1'),
-    ({'max_request_items': 0}, r'max_request_items must be an integer of at least 1'),
-    ({'urdf_path': '', 'robot_description': with_joint_origin(panda_urdf(), 'panda_joint3', 'nan 0 0')},
-     r"joint 'panda_joint3' has a non-finite origin xyz"),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            {"model_path": UR5E_MODEL, "base_link": "panda_link0", "tip_link": "panda_link8"},
+            r"trained for chain fingerprint \w+ .* has fingerprint \w+",
+        ),
+        ({"tip_link": "panda_gripper"}, r"tip_link 'panda_gripper' is not a link"),
+        ({"urdf_path": "/nonexistent/robot.urdf"}, r"cannot read URDF file '/nonexistent/robot.urdf'"),
+        ({"robot_description": '<robot name="broken"><link name="a"/><joint'}, r"malformed URDF XML"),
+        ({"urdf_path": ""}, r"no robot description"),
+        ({"model_path": "/nonexistent/net.pt"}, r"IK network file /nonexistent/net.pt does not exist"),
+        ({"model_path": "", "base_link": ""}, r"base_link and tip_link must be set"),
+        ({"default_timeout_s": -1.0}, r"default_timeout_s must be a positive number"),
+        ({"avoid_collisions_policy": "maybe"}, r"avoid_collisions_policy must be one of"),
+        ({"default_timeout_s": 1}, r"parameter default_timeout_s"),
+        ({"max_timeout_s": 0.01}, r"max_timeout_s \(0.01\) must be at least default_timeout_s"),
+        ({"executor_threads": 0}, r"executor_threads must be an integer of at least 1"),
+        ({"max_request_items": 0}, r"max_request_items must be an integer of at least 1"),
+        (
+            {"urdf_path": "", "robot_description": with_joint_origin(panda_urdf(), "panda_joint3", "nan 0 0")},
+            r"joint 'panda_joint3' has a non-finite origin xyz",
+        ),
+    ],
+)
 def test_start_up_refusals_name_the_problem(module_context, overrides, expected):
     from ik_neural.ros.node import IKNode, StartupError
 
-    if 'model_path' in overrides and overrides['model_path'] == '':
-        overrides = {**overrides, 'tip_link': 'panda_link8'}
+    if "model_path" in overrides and overrides["model_path"] == "":
+        overrides = {**overrides, "tip_link": "panda_link8"}
     with pytest.raises(StartupError, match=expected):
-        IKNode(context=module_context, namespace=_namespace('refused'), parameter_overrides=_panda_parameters(**overrides))
+        IKNode(
+            context=module_context, namespace=_namespace("refused"), parameter_overrides=_panda_parameters(**overrides)
+        )
 
 
 def test_an_error_in_the_solvers_warm_up_is_a_start_up_refusal(module_context, monkeypatch):
@@ -721,20 +829,36 @@ def test_an_error_in_the_solvers_warm_up_is_a_start_up_refusal(module_context, m
     from ik_neural.solver import IKSolver
 
     def broken_warm_up(self):
-        raise ValueError('a kernel met a number it cannot take')
+        raise ValueError("a kernel met a number it cannot take")
 
-    monkeypatch.setattr(IKSolver, 'warm_up', broken_warm_up)
-    with pytest.raises(StartupError, match='a kernel met a number it cannot take'):
-        IKNode(context=module_context, namespace=_namespace('warm_up'), parameter_overrides=_panda_parameters())
+    monkeypatch.setattr(IKSolver, "warm_up", broken_warm_up)
+    with pytest.raises(StartupError, match="a kernel met a number it cannot take"):
+        IKNode(context=module_context, namespace=_namespace("warm_up"), parameter_overrides=_panda_parameters())
 
 
 def _start_node(namespace, *ros_args):
     """ik_node in its own process (and process group) with config/panda.yaml."""
     return subprocess.Popen(
-        [sys.executable, '-m', 'ik_neural.ros.node', '--ros-args', '--params-file', str(ROOT / 'config' / 'panda.yaml'),
-         '-r', f'__ns:={namespace}', '-p', 'robot_description_timeout_s:=0.0',
-         '-p', 'robot_description_semantic_timeout_s:=0.0', *ros_args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "ik_neural.ros.node",
+            "--ros-args",
+            "--params-file",
+            str(ROOT / "config" / "panda.yaml"),
+            "-r",
+            f"__ns:={namespace}",
+            "-p",
+            "robot_description_timeout_s:=0.0",
+            "-p",
+            "robot_description_semantic_timeout_s:=0.0",
+            *ros_args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _stop(process):
@@ -748,83 +872,124 @@ def _stop(process):
     return process.stdout.read()
 
 
-@pytest.mark.parametrize('case', ['fingerprint', 'empty value', 'non-finite URDF'])
+@pytest.mark.parametrize("case", ["fingerprint", "empty value", "non-finite URDF"])
 def test_start_up_refusal_in_its_own_process_is_one_error_line_and_exit_1(case, tmp_path):
-    broken_urdf = tmp_path / 'panda_inf.urdf'
-    broken_urdf.write_text(with_joint_origin(panda_urdf(), 'panda_joint2', '0 inf 0'))
+    broken_urdf = tmp_path / "panda_inf.urdf"
+    broken_urdf.write_text(with_joint_origin(panda_urdf(), "panda_joint2", "0 inf 0"))
     ros_args, expected = {
-        'fingerprint': (['-p', f'model_path:={UR5E_MODEL}'], 'fingerprint'),
-        'empty value': (['-p', 'model_path:='], 'model_path:='),  # rcl takes no empty value: quotes are needed
-        'non-finite URDF': (['-p', f'urdf_path:={broken_urdf}'], "joint 'panda_joint2' has a non-finite origin xyz"),
+        "fingerprint": (["-p", f"model_path:={UR5E_MODEL}"], "fingerprint"),
+        "empty value": (["-p", "model_path:="], "model_path:="),  # rcl takes no empty value: quotes are needed
+        "non-finite URDF": (["-p", f"urdf_path:={broken_urdf}"], "joint 'panda_joint2' has a non-finite origin xyz"),
     }[case]
-    process = _start_node(_namespace('refusal'), *ros_args)
+    process = _start_node(_namespace("refusal"), *ros_args)
     try:
         process.wait(timeout=120)
     finally:
         output = _stop(process)
     assert process.returncode == 1, output
     lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1 and '[ERROR]' in lines[0] and 'cannot start' in lines[0] and expected in lines[0], output
+    assert len(lines) == 1 and "[ERROR]" in lines[0] and "cannot start" in lines[0] and expected in lines[0], output
 
 
 def _client(namespace, count, seed, json_path):
     return subprocess.Popen(
-        [sys.executable, '-m', 'ik_neural.ros.client', '--service', f'{namespace}/ik_neural/compute_ik', '--robot', 'panda',
-         '--count', str(count), '--random-seed', str(seed), '--quiet', '--json', str(json_path),
-         '--wait-s', str(SECONDS_TO_DISCOVER), '--group', 'panda_arm',
-         # A generous budget: 4 clients share 2 cores here, and this test is about answers, not speed.
-         '--timeout-ms', '1000'],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "ik_neural.ros.client",
+            "--service",
+            f"{namespace}/ik_neural/compute_ik",
+            "--robot",
+            "panda",
+            "--count",
+            str(count),
+            "--random-seed",
+            str(seed),
+            "--quiet",
+            "--json",
+            str(json_path),
+            "--wait-s",
+            str(SECONDS_TO_DISCOVER),
+            "--group",
+            "panda_arm",
+            # A generous budget: 4 clients share 2 cores here, and this test is about answers, not speed.
+            "--timeout-ms",
+            "1000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_ik_client_avoid_collisions_gets_checked_answers(tmp_path):
     """ik_client --avoid-collisions against the node as config/panda.yaml starts it: every answer is
     SUCCESS (right by the client's FK check) or NO_IK_SOLUTION, most SUCCESS, from a node that checks."""
-    namespace = _namespace('client_collisions')
+    namespace = _namespace("client_collisions")
     node = _start_node(namespace)
     try:
         client = subprocess.Popen(
-            [sys.executable, '-m', 'ik_neural.ros.client', '--service', f'{namespace}/ik_neural/compute_ik',
-             '--robot', 'panda', '--count', '30', '--group', 'panda_arm', '--avoid-collisions', '--json',
-             str(tmp_path / 'out.json'), '--wait-s', str(SECONDS_TO_DISCOVER)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "ik_neural.ros.client",
+                "--service",
+                f"{namespace}/ik_neural/compute_ik",
+                "--robot",
+                "panda",
+                "--count",
+                "30",
+                "--group",
+                "panda_arm",
+                "--avoid-collisions",
+                "--json",
+                str(tmp_path / "out.json"),
+                "--wait-s",
+                str(SECONDS_TO_DISCOVER),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         out, _ = client.communicate(timeout=300)
     finally:
         node_output = _stop(node)
-    summary = json.loads((tmp_path / 'out.json').read_text())
-    assert client.returncode == 0 and (summary['answered'], summary['wrong']) == (30, 0), out
-    assert set(summary['codes']) <= {'SUCCESS', 'NO_IK_SOLUTION'} and summary['codes'].get('SUCCESS', 0) >= 20, summary
-    assert 'avoid_collisions checks self-collision' in node_output, node_output
+    summary = json.loads((tmp_path / "out.json").read_text())
+    assert client.returncode == 0 and (summary["answered"], summary["wrong"]) == (30, 0), out
+    assert set(summary["codes"]) <= {"SUCCESS", "NO_IK_SOLUTION"} and summary["codes"].get("SUCCESS", 0) >= 20, summary
+    assert "avoid_collisions checks self-collision" in node_output, node_output
 
 
 def _rss_kib(pid):
-    status = Path(f'/proc/{pid}/status').read_text()
-    return int(re.search(r'VmRSS:\s+(\d+) kB', status).group(1))
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
 
 
 def test_separate_processes_four_clients_by_1000_requests(tmp_path):
     """The node and its clients in separate processes: nothing lost, every answer right, memory flat."""
-    namespace = _namespace('load')
+    namespace = _namespace("load")
     # The clients' 1 s budget is the node's default: the test is about answers, not the long-solve cap.
-    node = _start_node(namespace, '-p', 'default_timeout_s:=1.0')
+    node = _start_node(namespace, "-p", "default_timeout_s:=1.0")
     clients = []
     try:
-        warm = _client(namespace, 500, 100, tmp_path / 'warm.json')
+        warm = _client(namespace, 500, 100, tmp_path / "warm.json")
         out, _ = warm.communicate(timeout=600)
         assert warm.returncode == 0, out
-        assert json.loads((tmp_path / 'warm.json').read_text())['codes'] == {'SUCCESS': 500}
+        assert json.loads((tmp_path / "warm.json").read_text())["codes"] == {"SUCCESS": 500}
         rss_before = _rss_kib(node.pid)
 
-        clients = [_client(namespace, 1000, seed, tmp_path / f'client{seed}.json') for seed in range(4)]
+        clients = [_client(namespace, 1000, seed, tmp_path / f"client{seed}.json") for seed in range(4)]
         outputs = [client.communicate(timeout=900)[0] for client in clients]
         rss_after = _rss_kib(node.pid)
         for seed, (client, out) in enumerate(zip(clients, outputs)):
-            summary = json.loads((tmp_path / f'client{seed}.json').read_text())
+            summary = json.loads((tmp_path / f"client{seed}.json").read_text())
             assert client.returncode == 0, out
             # Every request answered, SUCCESS, and its own answer: FK of it reaches this client's target.
-            assert (summary['answered'], summary['lost'], summary['wrong']) == (1000, 0, 0), summary
-            assert summary['codes'] == {'SUCCESS': 1000}, summary
-        assert node.poll() is None, 'the node died'
+            assert (summary["answered"], summary["lost"], summary["wrong"]) == (1000, 0, 0), summary
+            assert summary["codes"] == {"SUCCESS": 1000}, summary
+        assert node.poll() is None, "the node died"
         # Memory: the 4000 requests after warm-up grow the node by less than 8 MiB (~2 KiB a request).
         assert rss_after - rss_before < 8 * 1024, (rss_before, rss_after)
     finally:
@@ -833,26 +998,26 @@ def test_separate_processes_four_clients_by_1000_requests(tmp_path):
                 os.killpg(client.pid, signal.SIGKILL)
         log = _stop(node)
     assert node.returncode == 0, log
-    assert 'serving ' in log and 'compute_ik' in log
+    assert "serving " in log and "compute_ik" in log
 
 
-@pytest.mark.parametrize('signal_number', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_a_node_busy_with_long_solves_within_3_s(module_context, signal_number):
     """Every thread inside a 600 s solve of an unreachable pose: the signal still ends the node at once."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from moveit_msgs.srv import GetPositionIK
 
-    namespace = _namespace(f'busy_{signal_number}')
-    process = _start_node(namespace, '-p', 'default_timeout_s:=600.0', '-p', 'max_timeout_s:=600.0')
-    helper = Node('ik_test_busy_client', context=module_context, namespace=namespace)
+    namespace = _namespace(f"busy_{signal_number}")
+    process = _start_node(namespace, "-p", "default_timeout_s:=600.0", "-p", "max_timeout_s:=600.0")
+    helper = Node("ik_test_busy_client", context=module_context, namespace=namespace)
     executor = SingleThreadedExecutor(context=module_context)
     executor.add_node(helper)
     spinning = threading.Thread(target=executor.spin, daemon=True)
     spinning.start()
     try:
-        client = helper.create_client(GetPositionIK, f'{namespace}/ik_neural/compute_ik')
-        assert client.wait_for_service(timeout_sec=120), 'compute_ik not discovered'
+        client = helper.create_client(GetPositionIK, f"{namespace}/ik_neural/compute_ik")
+        assert client.wait_for_service(timeout_sec=120), "compute_ik not discovered"
         futures = [client.call_async(_request(_unreachable())) for _ in range(4)]  # timeout 0: 600 s
         time.sleep(2.0)
         assert not any(f.done() for f in futures) and process.poll() is None
@@ -867,14 +1032,14 @@ def test_a_signal_ends_a_node_busy_with_long_solves_within_3_s(module_context, s
         helper.destroy_node()
     assert process.returncode == 0, log
     assert ended_s < 3.0, (ended_s, log)
-    assert 'Traceback' not in log, log
+    assert "Traceback" not in log, log
 
 
 # ---------------------------------------------------------------------- configuration
 
 
 def _config_files():
-    return sorted((ROOT / 'config').glob('*.yaml'))
+    return sorted((ROOT / "config").glob("*.yaml"))
 
 
 def test_every_shipped_robot_has_a_complete_config_and_the_node_starts_from_it(module_context):
@@ -887,13 +1052,23 @@ def test_every_shipped_robot_has_a_complete_config_and_the_node_starts_from_it(m
     assert [path.stem for path in _config_files()] == list_robots()
     for path in _config_files():
         text = path.read_text()
-        parameters = yaml.safe_load(text)['/**']['ros__parameters']
-        assert {'urdf_path', 'base_link', 'tip_link', 'model_path', 'group_name'} <= set(parameters), path.name
+        parameters = yaml.safe_load(text)["/**"]["ros__parameters"]
+        assert {"urdf_path", "base_link", "tip_link", "model_path", "group_name"} <= set(parameters), path.name
         assert set(parameters) <= set(defaults()) and len(parameters) <= 10, path.name
-        assert 'README.md' in text.split('/**:')[0], path.name  # the header points to the parameter table
-        node = IKNode(context=module_context, namespace=_namespace(f'config_{path.stem}'),
-                      cli_args=['--ros-args', '--params-file', str(path), '-p', 'robot_description_timeout_s:=0.0',
-                                '-p', 'robot_description_semantic_timeout_s:=0.0'])
+        assert "README.md" in text.split("/**:")[0], path.name  # the header points to the parameter table
+        node = IKNode(
+            context=module_context,
+            namespace=_namespace(f"config_{path.stem}"),
+            cli_args=[
+                "--ros-args",
+                "--params-file",
+                str(path),
+                "-p",
+                "robot_description_timeout_s:=0.0",
+                "-p",
+                "robot_description_semantic_timeout_s:=0.0",
+            ],
+        )
         try:
             robot = load_robot(path.stem)
             assert node.chain.fingerprint == robot.chain.fingerprint, path.name
@@ -906,16 +1081,16 @@ def test_readme_documents_every_parameter_with_its_default():
     """The README's table is NodeSettings' own (regenerate it with ik_neural.ros.settings.markdown_table())."""
     from ik_neural.ros.settings import markdown_table
 
-    readme = (ROOT / 'README.md').read_text()
-    assert markdown_table() in readme, 'README parameter table differs from NodeSettings: paste markdown_table()'
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README parameter table differs from NodeSettings: paste markdown_table()"
 
 
 def test_parameters_are_read_only_once_started(graph):
     from rclpy.parameter import Parameter
 
-    results = graph.node.set_parameters([Parameter('group_name', value='other_arm')])
+    results = graph.node.set_parameters([Parameter("group_name", value="other_arm")])
     assert not results[0].successful
-    assert graph.node.get_parameter('group_name').value == 'panda_arm'
+    assert graph.node.get_parameter("group_name").value == "panda_arm"
 
 
 def test_launch_arguments_name_real_node_parameters():
@@ -923,31 +1098,39 @@ def test_launch_arguments_name_real_node_parameters():
     import ast
     from ik_neural.ros.settings import defaults
 
-    tree = ast.parse((ROOT / 'launch' / 'ik_neural.launch.py').read_text())
-    overrides = next(node.value for node in ast.walk(tree)
-                     if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == 'OVERRIDES')
+    tree = ast.parse((ROOT / "launch" / "ik_neural.launch.py").read_text())
+    overrides = next(
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "OVERRIDES"
+    )
     names = [key.value for key in overrides.keys]
     assert names and set(names) <= set(defaults()), set(names) - set(defaults())
-    for launch_file in ('ik_neural.launch.py', 'demo.launch.py'):
-        text = (ROOT / 'launch' / launch_file).read_text()
+    for launch_file in ("ik_neural.launch.py", "demo.launch.py"):
+        text = (ROOT / "launch" / launch_file).read_text()
         # Remapped names are the node's own; parameter files are shipped ones.
         for remapped in re.findall(r'\("(~/\w+)", ', text):
-            assert remapped in ('~/compute_ik', '~/compute_fk', '~/goal_pose', '~/joint_commands',
-                                '~/joint_trajectory'), remapped
-        assert 'config' in text and 'ik_node' in text
-    assert (ROOT / 'config' / 'demo.rviz').is_file()
+            assert remapped in (
+                "~/compute_ik",
+                "~/compute_fk",
+                "~/goal_pose",
+                "~/joint_commands",
+                "~/joint_trajectory",
+            ), remapped
+        assert "config" in text and "ik_node" in text
+    assert (ROOT / "config" / "demo.rviz").is_file()
 
 
 def test_launch_files_import_nothing_from_ik_neural():
     """No torch, numba or model load in the launch process: the launch files import launch, yaml and paths only."""
     import ast
 
-    for launch_file in ('ik_neural.launch.py', 'demo.launch.py'):
-        tree = ast.parse((ROOT / 'launch' / launch_file).read_text())
+    for launch_file in ("ik_neural.launch.py", "demo.launch.py"):
+        tree = ast.parse((ROOT / "launch" / launch_file).read_text())
         modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-        assert modules and not {m for m in modules if m.split('.')[0] == 'ik_neural'}, (launch_file, modules)
-        assert '__import__' not in (ROOT / 'launch' / launch_file).read_text() and 'importlib' not in modules
+        assert modules and not {m for m in modules if m.split(".")[0] == "ik_neural"}, (launch_file, modules)
+        assert "__import__" not in (ROOT / "launch" / launch_file).read_text() and "importlib" not in modules
 
 
 def _launch_module(launch_file, monkeypatch):
@@ -961,14 +1144,17 @@ def _launch_module(launch_file, monkeypatch):
             pass
 
     for name, attributes in {
-        'launch': ['LaunchDescription'], 'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction'],
-        'launch.substitutions': ['LaunchConfiguration'], 'launch_ros': [], 'launch_ros.actions': ['Node'],
-    }.items():  # fmt: skip
+        "launch": ["LaunchDescription"],
+        "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction"],
+        "launch.substitutions": ["LaunchConfiguration"],
+        "launch_ros": [],
+        "launch_ros.actions": ["Node"],
+    }.items():
         module = types.ModuleType(name)
         for attribute in attributes:
             setattr(module, attribute, Stand_in)
         monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location(launch_file.replace('.', '_'), ROOT / 'launch' / launch_file)
+    spec = importlib.util.spec_from_file_location(launch_file.replace(".", "_"), ROOT / "launch" / launch_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -980,24 +1166,31 @@ def test_launch_files_refuse_an_unknown_robot_naming_the_shipped_ones(monkeypatc
     robots are chain10_003, ...', exit status 1). The source tree stands for the share directory."""
     from ik_neural.robots import list_robots
 
-    node_launch = _launch_module('ik_neural.launch.py', monkeypatch)
-    demo_launch = _launch_module('demo.launch.py', monkeypatch)
-    assert node_launch._robot_config(ROOT, 'panda') == str(ROOT / 'config' / 'panda.yaml')
-    assert demo_launch._robot(ROOT, 'panda')['tip_link'] == 'panda_link8'
-    for refuse in (lambda: node_launch._robot_config(ROOT, 'nosuch'), lambda: demo_launch._robot(ROOT, 'nosuch')):
+    node_launch = _launch_module("ik_neural.launch.py", monkeypatch)
+    demo_launch = _launch_module("demo.launch.py", monkeypatch)
+    assert node_launch._robot_config(ROOT, "panda") == str(ROOT / "config" / "panda.yaml")
+    assert demo_launch._robot(ROOT, "panda")["tip_link"] == "panda_link8"
+    for refuse in (lambda: node_launch._robot_config(ROOT, "nosuch"), lambda: demo_launch._robot(ROOT, "nosuch")):
         with pytest.raises(RuntimeError, match=r"unknown robot 'nosuch': the shipped robots are ") as refused:
             refuse()
-        assert str(refused.value).split('are ')[1].startswith(', '.join(list_robots())), refused.value
+        assert str(refused.value).split("are ")[1].startswith(", ".join(list_robots())), refused.value
 
 
-@pytest.mark.skipif(not shutil.which('ros2') or importlib.util.find_spec('launch_ros') is None,
-                    reason='no ros2 launch here (no launch package in the registry)')
+@pytest.mark.skipif(
+    not shutil.which("ros2") or importlib.util.find_spec("launch_ros") is None,
+    reason="no ros2 launch here (no launch package in the registry)",
+)
 def test_ros2_launch_of_an_unknown_robot_fails_naming_the_shipped_ones():
     """Where ROS 2 is installed (colcon test): the real `ros2 launch`, its exit status and message."""
     from ik_neural.robots import list_robots
 
-    result = subprocess.run(['ros2', 'launch', 'ik_neural', 'ik_neural.launch.py', 'robot:=nosuch'],
-                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        ["ros2", "launch", "ik_neural", "ik_neural.launch.py", "robot:=nosuch"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode != 0, result.stdout + result.stderr
     assert f"the shipped robots are {', '.join(list_robots())}" in result.stdout + result.stderr
 
@@ -1008,7 +1201,7 @@ def test_ros2_launch_of_an_unknown_robot_fails_naming_the_shipped_ones():
 def _pymoveit2_request(T, start):
     """What pymoveit2's MoveIt2.compute_ik sends: avoid_collisions true, timeout zero, the base frame, the
     start state (every joint, fingers too) as the seed, the group's name."""
-    request = _request(T, frame='panda_link0', seed=start, timeout_s=0.0)
+    request = _request(T, frame="panda_link0", seed=start, timeout_s=0.0)
     request.ik_request.avoid_collisions = True
     return request
 
@@ -1019,12 +1212,16 @@ def test_avoid_collisions_as_pymoveit2_sends_it_gets_collision_free_answers(grap
     from reference import PinocchioCollisionJudge
 
     checker = graph.node.collision
-    assert checker is not None and 'self-collision' in graph.node.summary()
-    judge = PinocchioCollisionJudge(load_robot('panda').urdf_path, checker.enabled_pairs, panda.joint_names)
+    assert checker is not None and "self-collision" in graph.node.summary()
+    judge = PinocchioCollisionJudge(load_robot("panda").urdf_path, checker.enabled_pairs, panda.joint_names)
     rng = np.random.default_rng(11)
     free = [q for q in panda.bounds.sample(rng, 200) if not judge.collides(q)][:20]
     colliding = [q for q in panda.bounds.sample(rng, 200) if judge.collides(q)][:10]
-    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), 'panda_finger_joint1': 0.0, 'panda_finger_joint2': 0.0}
+    start = {
+        **dict(zip(panda.joint_names, panda.middle.tolist())),
+        "panda_finger_joint1": 0.0,
+        "panda_finger_joint2": 0.0,
+    }
     successes = 0
     for q in free:
         response = graph.call(_pymoveit2_request(panda.forward(q), start))
@@ -1033,7 +1230,7 @@ def test_avoid_collisions_as_pymoveit2_sends_it_gets_collision_free_answers(grap
             solution = _solution(response, panda)
             _assert_reaches(reference, solution, panda.forward(q))
             assert not judge.collides(solution)
-            assert _message(response) is None or 'free of self-collision' in _message(response)
+            assert _message(response) is None or "free of self-collision" in _message(response)
         else:
             assert response.error_code.val == -31
     assert successes >= 18
@@ -1047,25 +1244,34 @@ def test_avoid_collisions_as_pymoveit2_sends_it_gets_collision_free_answers(grap
             _assert_reaches(reference, solution, panda.forward(q))
             assert not judge.collides(solution)
     # Names in no URDF joint are still refused; the fingers (URDF joints outside the chain) are not.
-    response = graph.call(_pymoveit2_request(panda.forward(panda.middle), {**start, 'nosuch_joint': 0.0}))
+    response = graph.call(_pymoveit2_request(panda.forward(panda.middle), {**start, "nosuch_joint": 0.0}))
     assert response.error_code.val == C.INVALID_ROBOT_STATE
 
 
 def test_avoid_collisions_refuse_policy(module_context, panda):
     from moveit_msgs.msg import MoveItErrorCodes as C
 
-    graph = _Graph(module_context, _namespace('refuse'), avoid_collisions_policy='refuse', model_path='',
-                   base_link='panda_link0', tip_link='panda_link8', default_timeout_s=1.0)
+    graph = _Graph(
+        module_context,
+        _namespace("refuse"),
+        avoid_collisions_policy="refuse",
+        model_path="",
+        base_link="panda_link0",
+        tip_link="panda_link8",
+        default_timeout_s=1.0,
+    )
     try:
         assert graph.node.collision is None
         start = dict(zip(panda.joint_names, panda.middle.tolist()))
         response = graph.call(_pymoveit2_request(panda.forward(panda.middle), start))
-        assert response.error_code.val == C.COLLISION_CHECKING_UNAVAILABLE and 'refuse' in (_message(response) or 'refuse')
+        assert response.error_code.val == C.COLLISION_CHECKING_UNAVAILABLE and "refuse" in (
+            _message(response) or "refuse"
+        )
     finally:
         graph.close()
 
 
-def _collision_box(object_id, center, size, operation='ADD', frame='panda_link0'):
+def _collision_box(object_id, center, size, operation="ADD", frame="panda_link0"):
     """A moveit_msgs/CollisionObject as pymoveit2 5.0.0's add_collision_box publishes it: the box's pose in
     the object's ``pose``, one box primitive, no primitive_poses. ``operation``: the constant's name (the
     field is a byte, bytes in Python)."""
@@ -1083,13 +1289,13 @@ def _collision_box(object_id, center, size, operation='ADD', frame='panda_link0'
     return msg
 
 
-def _publish_until(graph, msg, done, timeout_s=10.0, topic='collision_object'):
+def _publish_until(graph, msg, done, timeout_s=10.0, topic="collision_object"):
     publisher = graph.publisher(type(msg), topic)
     deadline = time.monotonic() + timeout_s
     while not done() and time.monotonic() < deadline:
         publisher.publish(msg)
         time.sleep(0.05)
-    assert done(), f'the node did not take the {topic} message'
+    assert done(), f"the node did not take the {topic} message"
 
 
 def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(graph, panda, reference):
@@ -1099,9 +1305,9 @@ def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(g
     q = panda.middle + 0.3
     assert not checker.in_collision(q)
     T = panda.forward(q)
-    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), 'panda_finger_joint1': 0.0}
-    box = _collision_box('box', T[:3, 3], [0.1, 0.1, 0.1])
-    _publish_until(graph, box, lambda: checker.object_names == ['box'])
+    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), "panda_finger_joint1": 0.0}
+    box = _collision_box("box", T[:3, 3], [0.1, 0.1, 0.1])
+    _publish_until(graph, box, lambda: checker.object_names == ["box"])
     try:
         response = graph.call(_pymoveit2_request(T, start))
         assert response.error_code.val == -31
@@ -1110,14 +1316,18 @@ def test_an_obstacle_on_collision_object_is_avoided_and_remove_frees_its_space(g
         unchecked.ik_request.avoid_collisions = False
         assert graph.call(unchecked).error_code.val == 1
         # MOVE it away (1 m up): the pose is solvable, and the answer is clear of the box.
-        moved = _collision_box('box', T[:3, 3] + [0.0, 0.0, 1.0], [0.1, 0.1, 0.1], operation='MOVE')
+        moved = _collision_box("box", T[:3, 3] + [0.0, 0.0, 1.0], [0.1, 0.1, 0.1], operation="MOVE")
         moved.primitives = []  # MOVE: a new pose for the object, no shapes
         _publish_until(graph, moved, lambda: abs(checker._world.centers[0][2] - (T[2, 3] + 1.0)) < 1e-9)
         response = graph.call(_pymoveit2_request(T, start))
         assert response.error_code.val == 1
         _assert_reaches(reference, _solution(response, panda), T)
     finally:
-        _publish_until(graph, _collision_box('box', [0, 0, 0], [0.1, 0.1, 0.1], operation='REMOVE'), lambda: checker.object_names == [])
+        _publish_until(
+            graph,
+            _collision_box("box", [0, 0, 0], [0.1, 0.1, 0.1], operation="REMOVE"),
+            lambda: checker.object_names == [],
+        )
     response = graph.call(_pymoveit2_request(T, start))
     assert response.error_code.val == 1
     _assert_reaches(reference, _solution(response, panda), T)
@@ -1135,7 +1345,7 @@ def _cube_mesh(edge):
     return Mesh(vertices=vertices, triangles=triangles)
 
 
-def _held(object_id, T_frame_object, frame='', link='panda_hand', touch_links=(), mesh_edge=None, radius=0.03):
+def _held(object_id, T_frame_object, frame="", link="panda_hand", touch_links=(), mesh_edge=None, radius=0.03):
     """A moveit_msgs/AttachedCollisionObject held by ``link``: a sphere of ``radius`` (or a mesh cube of
     ``mesh_edge``) at the object's pose ``T_frame_object`` in ``frame``."""
     from moveit_msgs.msg import AttachedCollisionObject, CollisionObject
@@ -1144,7 +1354,10 @@ def _held(object_id, T_frame_object, frame='', link='panda_hand', touch_links=()
     msg = CollisionObject(id=object_id, operation=CollisionObject.ADD, pose=_pose(T_frame_object))
     msg.header.frame_id = frame
     if mesh_edge is None:
-        msg.primitives, msg.primitive_poses = [SolidPrimitive(type=SolidPrimitive.SPHERE, dimensions=[radius])], [_pose(np.eye(4))]
+        msg.primitives, msg.primitive_poses = (
+            [SolidPrimitive(type=SolidPrimitive.SPHERE, dimensions=[radius])],
+            [_pose(np.eye(4))],
+        )
     else:
         msg.meshes, msg.mesh_poses = [_cube_mesh(mesh_edge)], [_pose(np.eye(4))]
     return AttachedCollisionObject(link_name=link, object=msg, touch_links=list(touch_links))
@@ -1162,13 +1375,13 @@ def test_attached_objects_move_with_the_hand_and_world_meshes_are_obstacles(grap
     checker = graph.node.collision
     q = panda.middle + 0.3
     T = panda.forward(q)
-    T_link8_hand = ReferenceChain(PANDA_URDF_FILE, 'panda_link8', 'panda_hand', PANDA_JOINTS).forward(np.zeros(7))
+    T_link8_hand = ReferenceChain(PANDA_URDF_FILE, "panda_link8", "panda_hand", PANDA_JOINTS).forward(np.zeros(7))
     T_base_hand = T @ T_link8_hand
     ahead = np.eye(4)
     ahead[2, 3] = 0.35
-    box = _collision_box('ahead', (T_base_hand @ ahead)[:3, 3], [0.06, 0.06, 0.06])
-    _publish_until(graph, box, lambda: checker.object_names == ['ahead'])
-    start = {**dict(zip(panda.joint_names, q.tolist())), 'panda_finger_joint1': 0.02, 'panda_finger_joint2': 0.02}
+    box = _collision_box("ahead", (T_base_hand @ ahead)[:3, 3], [0.06, 0.06, 0.06])
+    _publish_until(graph, box, lambda: checker.object_names == ["ahead"])
+    start = {**dict(zip(panda.joint_names, q.tolist())), "panda_finger_joint1": 0.02, "panda_finger_joint2": 0.02}
 
     def ask(*held):
         request = _pymoveit2_request(T, start)
@@ -1181,40 +1394,49 @@ def test_attached_objects_move_with_the_hand_and_world_meshes_are_obstacles(grap
         _assert_reaches(reference, _solution(response, panda), T)
         tool_at = np.eye(4)
         tool_at[2, 3] = 0.3
-        for held in (_held('tool', tool_at, radius=0.04), _held('tool', tool_at, frame='panda_hand', mesh_edge=0.08),
-                     _held('tool', T_base_hand @ tool_at, frame='panda_link0', radius=0.04)):
+        for held in (
+            _held("tool", tool_at, radius=0.04),
+            _held("tool", tool_at, frame="panda_hand", mesh_edge=0.08),
+            _held("tool", T_base_hand @ tool_at, frame="panda_link0", radius=0.04),
+        ):
             assert ask(held).error_code.val == C.NO_IK_SOLUTION, held.object.header.frame_id
         tool_short = np.eye(4)
         tool_short[2, 3] = 0.2  # 0.15 m short of the box: solved
-        response = ask(_held('tool', tool_short, radius=0.04))
+        response = ask(_held("tool", tool_short, radius=0.04))
         assert response.error_code.val == C.SUCCESS, _message(response)
         between = np.eye(4)
         between[2, 3] = 0.1
-        assert ask(_held('ball', between)).error_code.val == C.NO_IK_SOLUTION
-        fingers = ['panda_leftfinger', 'panda_rightfinger']
-        assert ask(_held('ball', between, touch_links=fingers)).error_code.val == C.SUCCESS
-        refused = ask(_held('ball', between, link='nosuch'))
+        assert ask(_held("ball", between)).error_code.val == C.NO_IK_SOLUTION
+        fingers = ["panda_leftfinger", "panda_rightfinger"]
+        assert ask(_held("ball", between, touch_links=fingers)).error_code.val == C.SUCCESS
+        refused = ask(_held("ball", between, link="nosuch"))
         assert refused.error_code.val == C.INVALID_ROBOT_STATE
         assert _message(refused) is None or "link 'nosuch' is not placed" in _message(refused)
-        unknown_frame = ask(_held('ball', between, frame='camera'))
+        unknown_frame = ask(_held("ball", between, frame="camera"))
         assert unknown_frame.error_code.val == C.FRAME_TRANSFORM_FAILURE, _message(unknown_frame)
     finally:
-        _publish_until(graph, _collision_box('ahead', [0, 0, 0], [1, 1, 1], operation='REMOVE'), lambda: checker.object_names == [])
+        _publish_until(
+            graph, _collision_box("ahead", [0, 0, 0], [1, 1, 1], operation="REMOVE"), lambda: checker.object_names == []
+        )
     from moveit_msgs.msg import CollisionObject
 
-    cube = CollisionObject(id='mesh_cube', operation=CollisionObject.ADD, pose=_pose(np.eye(4)))
-    cube.header.frame_id = 'panda_link0'
+    cube = CollisionObject(id="mesh_cube", operation=CollisionObject.ADD, pose=_pose(np.eye(4)))
+    cube.header.frame_id = "panda_link0"
     cube.meshes, cube.mesh_poses = [_cube_mesh(0.1)], [_pose(T)]
-    _publish_until(graph, cube, lambda: checker.object_names == ['mesh_cube'])
+    _publish_until(graph, cube, lambda: checker.object_names == ["mesh_cube"])
     try:
         assert ask().error_code.val == C.NO_IK_SOLUTION
     finally:
-        _publish_until(graph, _collision_box('mesh_cube', [0, 0, 0], [1, 1, 1], operation='REMOVE'), lambda: checker.object_names == [])
+        _publish_until(
+            graph,
+            _collision_box("mesh_cube", [0, 0, 0], [1, 1, 1], operation="REMOVE"),
+            lambda: checker.object_names == [],
+        )
     assert ask().error_code.val == C.SUCCESS
 
 
 def _srdf(link1, link2):
-    return (f'<robot name="panda"><disable_collisions link1="{link1}" link2="{link2}" reason="Never"/></robot>')
+    return f'<robot name="panda"><disable_collisions link1="{link1}" link2="{link2}" reason="Never"/></robot>'
 
 
 def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_context, tmp_path):
@@ -1224,17 +1446,18 @@ def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_
     from ik_neural.ros.node import IKNode, StartupError
     from ik_neural.ros.qos import DESCRIPTION_QOS
 
-    srdf_file = tmp_path / 'panda.srdf'
-    srdf_file.write_text(_srdf('panda_link0', 'panda_link6'))
-    namespace = _namespace('srdf')
-    publisher_node = Node('move_group', context=module_context, namespace=namespace)
-    publisher = publisher_node.create_publisher(String, 'robot_description_semantic', DESCRIPTION_QOS)
-    publisher.publish(String(data=_srdf('panda_link0', 'panda_link5')))
-    numerical = {'model_path': '', 'base_link': 'panda_link0', 'tip_link': 'panda_link8'}
+    srdf_file = tmp_path / "panda.srdf"
+    srdf_file.write_text(_srdf("panda_link0", "panda_link6"))
+    namespace = _namespace("srdf")
+    publisher_node = Node("move_group", context=module_context, namespace=namespace)
+    publisher = publisher_node.create_publisher(String, "robot_description_semantic", DESCRIPTION_QOS)
+    publisher.publish(String(data=_srdf("panda_link0", "panda_link5")))
+    numerical = {"model_path": "", "base_link": "panda_link0", "tip_link": "panda_link8"}
 
     def started(**overrides):
-        node = IKNode(context=module_context, namespace=namespace,
-                      parameter_overrides=_panda_parameters(**numerical, **overrides))
+        node = IKNode(
+            context=module_context, namespace=namespace, parameter_overrides=_panda_parameters(**numerical, **overrides)
+        )
         try:
             return node.collision, node.summary()
         finally:
@@ -1242,22 +1465,39 @@ def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_
 
     try:
         cases = [
-            (dict(robot_description_semantic=_srdf('panda_link0', 'panda_link7'), srdf_path=str(srdf_file),
-                  robot_description_semantic_timeout_s=20.0), 'panda_link7', 'the SRDF of parameter robot_description_semantic'),
-            (dict(srdf_path=str(srdf_file), robot_description_semantic_timeout_s=20.0), 'panda_link6',
-             f"the SRDF of srdf_path '{srdf_file}'"),
-            (dict(robot_description_semantic_timeout_s=20.0), 'panda_link5', 'the SRDF of topic robot_description_semantic'),
+            (
+                dict(
+                    robot_description_semantic=_srdf("panda_link0", "panda_link7"),
+                    srdf_path=str(srdf_file),
+                    robot_description_semantic_timeout_s=20.0,
+                ),
+                "panda_link7",
+                "the SRDF of parameter robot_description_semantic",
+            ),
+            (
+                dict(srdf_path=str(srdf_file), robot_description_semantic_timeout_s=20.0),
+                "panda_link6",
+                f"the SRDF of srdf_path '{srdf_file}'",
+            ),
+            (
+                dict(robot_description_semantic_timeout_s=20.0),
+                "panda_link5",
+                "the SRDF of topic robot_description_semantic",
+            ),
         ]
         for overrides, link, source in cases:
             checker, summary = started(**overrides)
-            assert checker.disabled_source == 'srdf' and f'(disabled pairs: {source})' in summary, summary
-            assert frozenset(('panda_link0', link)) in checker.disabled_pairs
-            others = {'panda_link5', 'panda_link6', 'panda_link7'} - {link}
-            assert not any(frozenset(('panda_link0', other)) in checker.disabled_pairs for other in others)
+            assert checker.disabled_source == "srdf" and f"(disabled pairs: {source})" in summary, summary
+            assert frozenset(("panda_link0", link)) in checker.disabled_pairs
+            others = {"panda_link5", "panda_link6", "panda_link7"} - {link}
+            assert not any(frozenset(("panda_link0", other)) in checker.disabled_pairs for other in others)
         checker, summary = started()  # the topic is not waited for (timeout 0): computed pairs
-        assert checker.disabled_source in ('computed', 'cache') and f'(disabled pairs: {checker.disabled_source})' in summary
+        assert (
+            checker.disabled_source in ("computed", "cache")
+            and f"(disabled pairs: {checker.disabled_source})" in summary
+        )
         with pytest.raises(StartupError, match=r"cannot read SRDF file '/nonexistent/panda.srdf'"):
-            started(srdf_path='/nonexistent/panda.srdf')
+            started(srdf_path="/nonexistent/panda.srdf")
     finally:
         publisher_node.destroy_node()
 
@@ -1272,17 +1512,18 @@ def _srv_kinematics_plugin_request(T, seed):
 
     request = GetPositionIK.Request()
     ik = request.ik_request
-    ik.group_name, ik.avoid_collisions = 'panda_arm', True
-    ik.robot_state.joint_state.name = [*PANDA_JOINTS, 'panda_finger_joint1', 'panda_finger_joint2']
+    ik.group_name, ik.avoid_collisions = "panda_arm", True
+    ik.robot_state.joint_state.name = [*PANDA_JOINTS, "panda_finger_joint1", "panda_finger_joint2"]
     ik.robot_state.joint_state.position = [*map(float, seed), 0.0, 0.0]
-    ik.pose_stamped.header.frame_id = 'panda_link0'
+    ik.pose_stamped.header.frame_id = "panda_link0"
     ik.pose_stamped.pose = _pose(T)
-    ik.ik_link_name = 'panda_link8'
+    ik.ik_link_name = "panda_link8"
     return request
 
 
-def test_srv_kinematics_plugin_requests_to_the_default_node_get_right_collision_free_answers(module_context, panda,
-                                                                                             reference):
+def test_srv_kinematics_plugin_requests_to_the_default_node_get_right_collision_free_answers(
+    module_context, panda, reference
+):
     """The node as config/panda.yaml starts it (every other parameter its default: the network, 50 ms budget,
     collisions checked), asked as srv_kinematics_plugin asks, seeded with another free configuration (MoveIt's
     current state): answers SUCCESS or NO_IK_SOLUTION only; every SUCCESS right by Pinocchio's FK and free by
@@ -1290,12 +1531,24 @@ def test_srv_kinematics_plugin_requests_to_the_default_node_get_right_collision_
     from moveit_msgs.msg import MoveItErrorCodes as C
     from reference import PinocchioCollisionJudge
 
-    graph = _Graph(module_context, _namespace('srv_kinematics'),
-                   cli_args=['--ros-args', '--params-file', str(ROOT / 'config' / 'panda.yaml'),
-                             '-p', 'robot_description_timeout_s:=0.0', '-p', 'robot_description_semantic_timeout_s:=0.0'])
+    graph = _Graph(
+        module_context,
+        _namespace("srv_kinematics"),
+        cli_args=[
+            "--ros-args",
+            "--params-file",
+            str(ROOT / "config" / "panda.yaml"),
+            "-p",
+            "robot_description_timeout_s:=0.0",
+            "-p",
+            "robot_description_semantic_timeout_s:=0.0",
+        ],
+    )
     try:
         assert graph.node.settings.default_timeout_s == 0.05 and graph.node.solver.network is not None
-        judge = PinocchioCollisionJudge(load_robot('panda').urdf_path, graph.node.collision.enabled_pairs, panda.joint_names)
+        judge = PinocchioCollisionJudge(
+            load_robot("panda").urdf_path, graph.node.collision.enabled_pairs, panda.joint_names
+        )
         rng = np.random.default_rng(21)
         free = [q for q in panda.bounds.sample(rng, 400) if not judge.collides(q)][:31]
         solved = 0
@@ -1313,7 +1566,7 @@ def test_srv_kinematics_plugin_requests_to_the_default_node_get_right_collision_
         graph.close()
 
 
-def _attached_sphere(object_id, link, radius_m=None, operation='ADD'):
+def _attached_sphere(object_id, link, radius_m=None, operation="ADD"):
     """A moveit_msgs/AttachedCollisionObject as pymoveit2 publishes it on attached_collision_object: with a
     sphere in the link's frame (radius given), or none (attach_collision_object: take the world object)."""
     from moveit_msgs.msg import AttachedCollisionObject, CollisionObject
@@ -1342,35 +1595,58 @@ def test_attached_collision_object_holds_detaches_and_takes_world_objects(graph,
     from reference import PinocchioCollisionJudge
 
     checker = graph.node.collision
-    judge = PinocchioCollisionJudge(load_robot('panda').urdf_path, checker.enabled_pairs, panda.joint_names)
-    start = {**dict(zip(panda.joint_names, panda.middle.tolist())), 'panda_finger_joint1': 0.0, 'panda_finger_joint2': 0.0}
+    judge = PinocchioCollisionJudge(load_robot("panda").urdf_path, checker.enabled_pairs, panda.joint_names)
+    start = {
+        **dict(zip(panda.joint_names, panda.middle.tolist())),
+        "panda_finger_joint1": 0.0,
+        "panda_finger_joint2": 0.0,
+    }
     T_mid = panda.forward(panda.middle)
     hand_mid = T_mid[:3, 3]
     rng = np.random.default_rng(4)
-    q_far = next(q for q in panda.bounds.sample(rng, 2000)
-                 if np.linalg.norm(panda.forward(q)[:3, 3] - hand_mid) > 0.6 and not judge.collides(q))
+    q_far = next(
+        q
+        for q in panda.bounds.sample(rng, 2000)
+        if np.linalg.norm(panda.forward(q)[:3, 3] - hand_mid) > 0.6 and not judge.collides(q)
+    )
     T_far = panda.forward(q_far)
     code = lambda T: graph.call(_pymoveit2_request(T, start)).error_code.val
     assert code(T_mid) == C.SUCCESS and code(T_far) == C.SUCCESS
 
-    _publish_until(graph, _attached_sphere('ball', 'panda_hand', 0.3), lambda: code(T_mid) == C.NO_IK_SOLUTION,
-                   topic='attached_collision_object')
+    _publish_until(
+        graph,
+        _attached_sphere("ball", "panda_hand", 0.3),
+        lambda: code(T_mid) == C.NO_IK_SOLUTION,
+        topic="attached_collision_object",
+    )
     assert code(T_far) == C.NO_IK_SOLUTION
     try:
-        _publish_until(graph, _attached_sphere('ball', 'panda_hand', operation='REMOVE'), lambda: code(T_far) == C.SUCCESS,
-                       topic='attached_collision_object')
-        assert code(T_mid) == C.NO_IK_SOLUTION and checker.object_names == ['ball']  # now a world object
+        _publish_until(
+            graph,
+            _attached_sphere("ball", "panda_hand", operation="REMOVE"),
+            lambda: code(T_far) == C.SUCCESS,
+            topic="attached_collision_object",
+        )
+        assert code(T_mid) == C.NO_IK_SOLUTION and checker.object_names == ["ball"]  # now a world object
         response = graph.call(_pymoveit2_request(T_far, start))
         solution = _solution(response, panda)
         _assert_reaches(reference, solution, T_far)
         assert not judge.collides(solution)
 
-        _publish_until(graph, _attached_sphere('ball', 'panda_hand'), lambda: code(T_far) == C.NO_IK_SOLUTION,
-                       topic='attached_collision_object')
+        _publish_until(
+            graph,
+            _attached_sphere("ball", "panda_hand"),
+            lambda: code(T_far) == C.NO_IK_SOLUTION,
+            topic="attached_collision_object",
+        )
         assert checker.object_names == []  # held again, no longer in the world
     finally:
-        _publish_until(graph, _attached_sphere('', '', operation='REMOVE'), lambda: checker.object_names == ['ball'],
-                       topic='attached_collision_object')
-        remove = CollisionObject(id='ball', operation=CollisionObject.REMOVE)
+        _publish_until(
+            graph,
+            _attached_sphere("", "", operation="REMOVE"),
+            lambda: checker.object_names == ["ball"],
+            topic="attached_collision_object",
+        )
+        remove = CollisionObject(id="ball", operation=CollisionObject.REMOVE)
         _publish_until(graph, remove, lambda: checker.object_names == [])
     assert code(T_mid) == C.SUCCESS

@@ -17,9 +17,17 @@ from ik_neural.robots import load_robot
 from ik_neural.sampling import reachable_targets
 
 SOLVE_COLUMNS = [
-    "solver", "ok@1e-06", "ok@1e-05", "ok@0.001m/0.01rad",
-    "mean ms", "median ms", "p95 ms", "iterations", "restarts", "mean time / ours",
-]  # fmt: skip
+    "solver",
+    "ok@1e-06",
+    "ok@1e-05",
+    "ok@0.001m/0.01rad",
+    "mean ms",
+    "median ms",
+    "p95 ms",
+    "iterations",
+    "restarts",
+    "mean time / ours",
+]
 BATCH_COLUMNS = ["batch", "solves/s", "wall s", "ok@1e-06"]
 
 
@@ -43,9 +51,7 @@ def _tables(out: str) -> list[list[list[str]]]:
 
 
 def test_bench_ik_prints_the_protocol_table(capsys):
-    bench.main(
-        ["ik", "--robot", "ur5e", "--targets", "20", "--timeout-ms", "50", "--batch-sizes", "16", "--no-tracik"]
-    )
+    bench.main(["ik", "--robot", "ur5e", "--targets", "20", "--timeout-ms", "50", "--batch-sizes", "16", "--no-tracik"])
     out = capsys.readouterr().out
     assert "ur5e, 6 DoF" in out
     assert "targets: 20" in out and "budget 50 ms" in out
@@ -166,7 +172,9 @@ def _usage_error(capsys, argv: list[str]) -> str:
 
 def test_bench_ik_bad_link_names_it(capsys):
     urdf = str(load_robot("ur5e").urdf_path)
-    line = _usage_error(capsys, ["ik", "--urdf", urdf, "--base", "base_link", "--tip", "no_such_link", "--targets", "2"])
+    line = _usage_error(
+        capsys, ["ik", "--urdf", urdf, "--base", "base_link", "--tip", "no_such_link", "--targets", "2"]
+    )
     assert line.startswith("ik_bench ik: error: ") and "no_such_link" in line and "tip_link" in line
 
 
@@ -190,8 +198,10 @@ def test_bench_ik_numerical_only_and_network_options(capsys):
     bench.main(["ik", "--robot", "panda", "--targets", "5", "--batch-sizes", "", "--no-tracik", "--no-network"])
     (solve,) = _tables(capsys.readouterr().out)
     assert [row[0] for row in solve[1:]] == [bench.NUMERICAL]
-    line = _usage_error(capsys, ["ik", "--robot", "ur5e", "--targets", "2", "--no-tracik",
-                                 "--network", str(load_robot("panda").network.path)])  # fmt: skip
+    line = _usage_error(
+        capsys,
+        ["ik", "--robot", "ur5e", "--targets", "2", "--no-tracik", "--network", str(load_robot("panda").network.path)],
+    )
     assert "trained for chain fingerprint" in line
 
 
@@ -212,8 +222,9 @@ def test_bench_ik_random_seed_policy_gives_each_target_its_own_seed(capsys):
     assert chain.bounds.contains(seeds).all() and len(np.unique(seeds[:, 0])) == 50
     np.testing.assert_array_equal(seeds, seed_configurations(chain, "random", 50, random_seed=3))
     assert not np.allclose(seeds, reachable_targets(chain, 50, 3)[0])  # a stream apart from the targets'
-    bench.main(["ik", "--robot", "rrr_3dof", "--targets", "8", "--seed-policy", "random", "--batch-sizes", "16",
-                "--no-tracik"])  # fmt: skip
+    bench.main(
+        ["ik", "--robot", "rrr_3dof", "--targets", "8", "--seed-policy", "random", "--batch-sizes", "16", "--no-tracik"]
+    )
     out = capsys.readouterr().out
     assert "seed policy: random, each target its own" in out
     tables = _tables(out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
@@ -174,7 +173,9 @@ def _inside(points: np.ndarray, link: ElementTree.Element, slack_m: float) -> np
             inside |= np.linalg.norm(local, axis=1) <= float(shape.get("radius")) + slack_m
         elif shape.tag == "cylinder":
             r, length = float(shape.get("radius")), float(shape.get("length"))
-            inside |= (np.linalg.norm(local[:, :2], axis=1) <= r + slack_m) & (np.abs(local[:, 2]) <= length / 2 + slack_m)
+            inside |= (np.linalg.norm(local[:, :2], axis=1) <= r + slack_m) & (
+                np.abs(local[:, 2]) <= length / 2 + slack_m
+            )
         elif shape.tag == "box":
             half = np.array([float(v) for v in shape.get("size").split()]) / 2
             inside |= (np.abs(local) <= half + slack_m).all(1)
@@ -219,7 +220,13 @@ def test_panda_fingerprint_unchanged_by_the_hand():
 
 def test_checker_agrees_with_pinocchio_on_the_panda():
     robot, model = _panda_model()
-    checker = CollisionChecker.from_urdf(model, robot.chain, samples=2000, cache=False, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0})
+    checker = CollisionChecker.from_urdf(
+        model,
+        robot.chain,
+        samples=2000,
+        cache=False,
+        positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0},
+    )
     judge = PinocchioCollisionJudge(robot.urdf_path, checker.enabled_pairs, robot.chain.joint_names)
     Q = robot.chain.bounds.sample(np.random.default_rng(3), 300)
     ours, theirs = judge.verdicts(checker.in_collision, Q)
@@ -263,7 +270,9 @@ def test_panda_primitives_flag_every_mesh_collision_and_few_free_configurations(
     from reference import PandaMeshJudge
 
     robot, model = _panda_model()
-    checker = CollisionChecker.from_urdf(model, robot.chain, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0})
+    checker = CollisionChecker.from_urdf(
+        model, robot.chain, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}
+    )
     judge = PandaMeshJudge(robot.chain.joint_names, robot.chain.middle)
     Q = robot.chain.bounds.sample(np.random.default_rng(5), 400)
     mesh = np.array([judge.self_collides(q) for q in Q])

@@ -107,7 +107,9 @@ def test_a_body_held_by_a_finger_follows_the_finger_joint(checker):
         assert checker.in_collision(_q(0.0), {"grip": 0.35}, attached=[pad])
         assert not checker.in_collision(_q(0.0), {"grip": 0.29}, attached=[pad])
         assert not checker.in_collision(_q(0.0), attached=[pad])  # held at mid-limits, 0.25
-        np.testing.assert_allclose(checker.link_pose(_q(0.7), "finger", {"grip": 0.35}), _at(0.7, 0.35, 0.0), atol=1e-12)
+        np.testing.assert_allclose(
+            checker.link_pose(_q(0.7), "finger", {"grip": 0.35}), _at(0.7, 0.35, 0.0), atol=1e-12
+        )
         np.testing.assert_allclose(checker.link_pose(_q(0.7), "tool"), _at(0.7, 0.0, 0.5), atol=1e-12)
     finally:
         checker.clear()
@@ -117,9 +119,13 @@ def test_bodies_held_by_different_links_meet_and_touch_links_concern_robot_links
     """As MoveIt's FCL checker: objects held by one link never meet; by different links they do, whatever
     their touch links name."""
     on_tool = checker.attached_body("a", "tool", [(Geometry(SPHERE, (0.3,)), _at(z=-0.25))], touch_links=["slider"])
-    on_finger = checker.attached_body("b", "finger", [(Geometry(SPHERE, (0.3,)), np.eye(4))], touch_links=["slider", "tool"])
+    on_finger = checker.attached_body(
+        "b", "finger", [(Geometry(SPHERE, (0.3,)), np.eye(4))], touch_links=["slider", "tool"]
+    )
     assert checker.colliding_pairs(_q(2.0), attached=[on_tool, on_finger]) == [("a", "b")]
-    also_on_tool = checker.attached_body("c", "tool", [(Geometry(SPHERE, (0.3,)), _at(z=-0.25))], touch_links=["slider"])
+    also_on_tool = checker.attached_body(
+        "c", "tool", [(Geometry(SPHERE, (0.3,)), _at(z=-0.25))], touch_links=["slider"]
+    )
     assert checker.colliding_pairs(_q(2.0), attached=[on_tool, also_on_tool]) == []
 
 
@@ -135,11 +141,17 @@ def test_a_plane_is_two_sided_and_unbounded(checker):
         assert not checker.in_collision(_q(2.0), attached=[above])  # centre z 0.7, bottom 0.4 > 0.3
         assert not checker.in_collision(_q(-0.5))  # the robot (cube top 0.05, base 0.1) stays below it
         checker.add_object("plane", [(Plane((0.0, 0.0, 1.0), 0.3), _at(z=-0.3))])  # now z = 0: through the robot
-        assert ("slider", "plane") in checker.colliding_pairs(_q(-0.5)) and ("base", "plane") in checker.colliding_pairs(_q(-0.5))
+        assert ("slider", "plane") in checker.colliding_pairs(_q(-0.5)) and (
+            "base",
+            "plane",
+        ) in checker.colliding_pairs(_q(-0.5))
     finally:
         checker.clear()
-    for normal, offset, message in [((0.0, 0.0, 0.0), 0.0, "not all 0"), ((0.0, np.nan, 1.0), 0.0, "finite"),
-                                    ((0.0, 0.0, 1.0), np.inf, "offset inf is not finite")]:
+    for normal, offset, message in [
+        ((0.0, 0.0, 0.0), 0.0, "not all 0"),
+        ((0.0, np.nan, 1.0), 0.0, "finite"),
+        ((0.0, 0.0, 1.0), np.inf, "offset inf is not finite"),
+    ]:
         with pytest.raises(ValueError, match=message):
             Plane(normal, offset)
 
@@ -175,14 +187,21 @@ def test_a_mesh_cube_collides_as_the_box_it_bounds_by_its_surface(checker):
             assert checker.in_collision(_q(q), attached=[held]) is expected, (q, type(shape))
 
 
-@pytest.mark.parametrize("vertices, triangles, message", [
-    ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 3]], r"triangles\[0\] = \[0, 1, 3\] indexes past the 3 vertices"),
-    ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, -1]], r"triangles\[0\] = \[0, 1, -1\] indexes past"),
-    ([[0, 0, 0], [1, np.inf, 0], [0, 1, 0]], [[0, 1, 2]], r"vertices\[1\] = \[1.0, inf, 0.0\] is not finite"),
-    ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.empty((0, 3), dtype=int), r"triangles is empty: a mesh needs at least one"),
-    ([[0, 0], [1, 0]], [[0, 1, 1]], r"vertices must be \(V, 3\)"),
-    ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0.0, 1.0, 2.0]], r"triangles must be \(T, 3\) vertex indices"),
-])
+@pytest.mark.parametrize(
+    "vertices, triangles, message",
+    [
+        ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 3]], r"triangles\[0\] = \[0, 1, 3\] indexes past the 3 vertices"),
+        ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, -1]], r"triangles\[0\] = \[0, 1, -1\] indexes past"),
+        ([[0, 0, 0], [1, np.inf, 0], [0, 1, 0]], [[0, 1, 2]], r"vertices\[1\] = \[1.0, inf, 0.0\] is not finite"),
+        (
+            [[0, 0, 0], [1, 0, 0], [0, 1, 0]],
+            np.empty((0, 3), dtype=int),
+            r"triangles is empty: a mesh needs at least one",
+        ),
+        ([[0, 0], [1, 0]], [[0, 1, 1]], r"vertices must be \(V, 3\)"),
+        ([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0.0, 1.0, 2.0]], r"triangles must be \(T, 3\) vertex indices"),
+    ],
+)
 def test_bad_meshes_are_refused_naming_the_field(vertices, triangles, message):
     with pytest.raises(ValueError, match=message):
         TriangleMesh(np.array(vertices, dtype=float), np.array(triangles))
@@ -191,8 +210,9 @@ def test_bad_meshes_are_refused_naming_the_field(vertices, triangles, message):
 def test_checks_from_many_threads_agree_with_serial_ones(checker):
     """The node serves requests from several threads, each with its own attached bodies, while world
     objects change: every answer is the one a serial check gives."""
-    bodies = [checker.attached_body(f"held{k}", "tool", [(Geometry(SPHERE, (0.05 + 0.05 * k,)), np.eye(4))])
-              for k in range(4)]
+    bodies = [
+        checker.attached_body(f"held{k}", "tool", [(Geometry(SPHERE, (0.05 + 0.05 * k,)), np.eye(4))]) for k in range(4)
+    ]
     checker.add_object("box", [(Geometry(BOX, (0.1, 0.1, 0.1)), _at(1.0, 0.0, 0.5))])
     qs = np.linspace(0.4, 1.6, 61)
     expected = {k: [checker.in_collision(_q(q), attached=[b]) for q in qs] for k, b in enumerate(bodies)}

@@ -20,7 +20,15 @@ from reference import PinocchioCollisionJudge
 pytestmark = pytest.mark.unit
 
 PI = math.pi
-ARM_LINKS = ["base_link_inertia", "shoulder_link", "upper_arm_link", "forearm_link", "wrist_1_link", "wrist_2_link", "wrist_3_link"]
+ARM_LINKS = [
+    "base_link_inertia",
+    "shoulder_link",
+    "upper_arm_link",
+    "forearm_link",
+    "wrist_1_link",
+    "wrist_2_link",
+    "wrist_3_link",
+]
 # The UR5e chain's fingerprint before it had collision geometry: models/ur5e/ik_network.pt was trained for it.
 FINGERPRINT = "c6dee74652d5b073"
 

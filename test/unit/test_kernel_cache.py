@@ -67,7 +67,9 @@ def test_a_prebuilt_copy_seeds_the_cache_and_a_changed_kernel_gets_a_new_key(tmp
     seeded = _run(FK_ONCE, user_env, tmp_path / "site")
     assert "NOTICE" not in seeded
     user_folder = Path(seeded.splitlines()[-1].split(" ", 1)[1])
-    assert user_folder.name == key_folder.name and user_folder.parent == tmp_path / "user" / "xdg" / "ik_neural" / "numba"
+    assert (
+        user_folder.name == key_folder.name and user_folder.parent == tmp_path / "user" / "xdg" / "ik_neural" / "numba"
+    )
 
     with open(package / "kernels" / "kinematics.py", "a", encoding="utf-8") as source:
         source.write("\n# a changed kernel source\n")

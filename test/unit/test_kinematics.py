@@ -242,12 +242,16 @@ def test_fingerprint_is_stable_across_processes_and_machines():
     # Pinned: a change of this value invalidates every trained model, so it must be deliberate.
     expected = "c9fb8b707443e7eb"
     assert two_link().fingerprint == expected
-    code = (
-        "import sys; sys.path[:0] = sys.argv[1:];"
-        "from test_kinematics import two_link; print(two_link().fingerprint)"
-    )
+    code = "import sys; sys.path[:0] = sys.argv[1:];from test_kinematics import two_link; print(two_link().fingerprint)"
     out = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).parent), str(Path(__file__).parents[1]), str(Path(__file__).parents[2])],
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(Path(__file__).parent),
+            str(Path(__file__).parents[1]),
+            str(Path(__file__).parents[2]),
+        ],
         check=True,
         capture_output=True,
         text=True,

@@ -11,7 +11,14 @@ from reference import ReferenceChain, pose_errors
 
 from ik_neural import IKSolver, load_robot
 from ik_neural.chain import KinematicChain
-from ik_neural.network import FORMAT_VERSION, METADATA_ENTRY, WEIGHTS_ENTRY, NetworkWeights, chain_metadata, load_network
+from ik_neural.network import (
+    FORMAT_VERSION,
+    METADATA_ENTRY,
+    WEIGHTS_ENTRY,
+    NetworkWeights,
+    chain_metadata,
+    load_network,
+)
 from ik_neural.torch_network import PoseToJoints, in_memory_network, save_network
 from ik_neural.sampling import reachable_targets
 
@@ -26,8 +33,9 @@ def _targets(chain: KinematicChain, n: int, seed: int = 0) -> torch.Tensor:
 
 def _module(chain: KinematicChain, batch_norm: bool = False, **kwargs) -> PoseToJoints:
     torch.manual_seed(0)
-    module = PoseToJoints(chain, position_only=False, output_encoding="biternion", width=32, depth=2,
-                          batch_norm=batch_norm, **kwargs)  # fmt: skip
+    module = PoseToJoints(
+        chain, position_only=False, output_encoding="biternion", width=32, depth=2, batch_norm=batch_norm, **kwargs
+    )
     if batch_norm:
         # Non-trivial running statistics, so that folding them into the weights is exercised.
         with torch.no_grad():
@@ -164,7 +172,9 @@ def test_load_refuses_corrupt_missing_and_foreign_files(tmp_path, panda):
 def test_load_refuses_unknown_format_version(tmp_path, panda):
     path = tmp_path / "future.pt"
     save_network(_module(panda), {**chain_metadata(panda), "format_version": FORMAT_VERSION + 1}, path)
-    with pytest.raises(ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, 2, 3, {FORMAT_VERSION}"):
+    with pytest.raises(
+        ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, 2, 3, {FORMAT_VERSION}"
+    ):
         load_network(path, panda)
     extra = {METADATA_ENTRY: ""}
     torch.jit.load(str(path), _extra_files=extra)

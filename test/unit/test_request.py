@@ -17,8 +17,14 @@ import pytest
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
 from hypothesis import HealthCheck, given, settings, strategies as st
-from moveit_msgs.msg import (Constraints, JointConstraint, MoveItErrorCodes as C, PositionConstraint, PositionIKRequest,
-                              RobotState)
+from moveit_msgs.msg import (
+    Constraints,
+    JointConstraint,
+    MoveItErrorCodes as C,
+    PositionConstraint,
+    PositionIKRequest,
+    RobotState,
+)
 from moveit_msgs.srv import GetPositionFK
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
@@ -28,8 +34,7 @@ from urdf_variants import panda_urdf, with_continuous_joint, with_world_frame
 
 from ik_neural.collision import CollisionChecker
 from ik_neural.ros.messages import matrix_to_pose, seconds_to_duration
-from ik_neural.ros.request import (CurrentState, FKProblem, Problem, Refusal, RequestContext, fk_problem_of,
-                                   problem_of)
+from ik_neural.ros.request import CurrentState, FKProblem, Problem, Refusal, RequestContext, fk_problem_of, problem_of
 from ik_neural.ros.settings import NodeSettings
 from ik_neural.solver import IKSolver
 from ik_neural.urdf_model import UrdfModel
@@ -83,7 +88,7 @@ def _T_mid(context):
 def _documented_codes():
     """The codes of the README's request table (the codes a refusal may have)."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("**Requests.**"):readme.index("**Seeds.**")]
+    section = readme[readme.index("**Requests.**") : readme.index("**Seeds.**")]
     rows = "\n".join(line for line in section.splitlines() if line.startswith("|"))
     return {int(code) for code in re.findall(r"\b[A-Z_]+ \((-?\d+)\)", rows)}
 
@@ -102,21 +107,35 @@ def _refusal(outcome, code):
 
 
 def test_documented_codes_are_the_refusal_codes():
-    assert _documented_codes() == {C.INVALID_GROUP_NAME, C.INVALID_LINK_NAME, C.FRAME_TRANSFORM_FAILURE,
-                                   C.INVALID_GOAL_CONSTRAINTS, C.INVALID_ROBOT_STATE, C.FAILURE,
-                                   C.COLLISION_CHECKING_UNAVAILABLE}
+    assert _documented_codes() == {
+        C.INVALID_GROUP_NAME,
+        C.INVALID_LINK_NAME,
+        C.FRAME_TRANSFORM_FAILURE,
+        C.INVALID_GOAL_CONSTRAINTS,
+        C.INVALID_ROBOT_STATE,
+        C.FAILURE,
+        C.COLLISION_CHECKING_UNAVAILABLE,
+    }
 
 
 def test_unknown_group_is_invalid_group_name_and_a_long_one_is_echoed_short(context):
     message = _refusal(problem_of(_request(group="right_arm"), context, _unknown_state(context)), C.INVALID_GROUP_NAME)
     assert "'right_arm'" in message and "'panda_arm'" in message
-    message = _refusal(problem_of(_request(group="g" * 100_000), context, _unknown_state(context)), C.INVALID_GROUP_NAME)
+    message = _refusal(
+        problem_of(_request(group="g" * 100_000), context, _unknown_state(context)), C.INVALID_GROUP_NAME
+    )
     assert "100002 characters" in message
 
 
-@pytest.mark.parametrize("link, vector, links", [
-    ("panda_link3", 0, []), ("gripper", 0, []), ("", 2, []), ("", 1, ["panda_link8", "panda_link7"]),
-])
+@pytest.mark.parametrize(
+    "link, vector, links",
+    [
+        ("panda_link3", 0, []),
+        ("gripper", 0, []),
+        ("", 2, []),
+        ("", 1, ["panda_link8", "panda_link7"]),
+    ],
+)
 def test_links_not_fixed_to_the_tip_and_several_poses_are_invalid_link_name(context, link, vector, links):
     ik = _request(link=link)
     ik.pose_stamped_vector = [ik.pose_stamped] * vector
@@ -130,28 +149,36 @@ def test_frames_not_fixed_to_the_base_are_frame_transform_failure(context, frame
     assert "no TF listener" in message
 
 
-@pytest.mark.parametrize("position, orientation", [
-    ((math.nan, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
-    ((0.0, math.inf, 0.0), (0.0, 0.0, 0.0, 1.0)),
-    ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 2.0)),
-    ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)),
-    ((0.0, 0.0, 0.0), (1e308, 1e308, 0.0, 0.0)),
-])
+@pytest.mark.parametrize(
+    "position, orientation",
+    [
+        ((math.nan, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
+        ((0.0, math.inf, 0.0), (0.0, 0.0, 0.0, 1.0)),
+        ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 2.0)),
+        ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)),
+        ((0.0, 0.0, 0.0), (1e308, 1e308, 0.0, 0.0)),
+    ],
+)
 def test_bad_poses_are_invalid_goal_constraints(context, position, orientation):
     ik = _request()
-    ik.pose_stamped.pose = Pose(position=Point(x=position[0], y=position[1], z=position[2]),
-                                orientation=Quaternion(x=orientation[0], y=orientation[1], z=orientation[2], w=orientation[3]))
+    ik.pose_stamped.pose = Pose(
+        position=Point(x=position[0], y=position[1], z=position[2]),
+        orientation=Quaternion(x=orientation[0], y=orientation[1], z=orientation[2], w=orientation[3]),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         message = _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_GOAL_CONSTRAINTS)
     assert message.startswith("pose_stamped.pose.")
 
 
-@pytest.mark.parametrize("frame, x, y", [
-    ("world", 1.7e308, 1.7e308),  # past the largest float64 along the base's x, in the 45-degree frame
-    ("panda_link0", 1e308, 0.0),  # a float64, but no float32 (which the network reads)
-    ("panda_link0", 0.0, -3.5e38),
-])
+@pytest.mark.parametrize(
+    "frame, x, y",
+    [
+        ("world", 1.7e308, 1.7e308),  # past the largest float64 along the base's x, in the 45-degree frame
+        ("panda_link0", 1e308, 0.0),  # a float64, but no float32 (which the network reads)
+        ("panda_link0", 0.0, -3.5e38),
+    ],
+)
 def test_a_position_beyond_float32_in_the_base_frame_is_invalid_goal_constraints(context, frame, x, y):
     ik = _request(frame=frame)
     ik.pose_stamped.pose.position = Point(x=x, y=y, z=0.0)
@@ -161,12 +188,15 @@ def test_a_position_beyond_float32_in_the_base_frame_is_invalid_goal_constraints
     assert "beyond float32's range" in message
 
 
-@pytest.mark.parametrize("names, positions, expected", [
-    (["elbow"], [0.1], "unknown joints ['elbow']"),
-    (["panda_joint1", "panda_joint2"], [0.1], "2 names but 1 positions"),
-    (["panda_joint1"], [math.nan], "'panda_joint1' is nan"),
-    (["panda_joint1", "panda_joint1"], [0.1, 0.2], "repeats joint names ['panda_joint1']"),
-])
+@pytest.mark.parametrize(
+    "names, positions, expected",
+    [
+        (["elbow"], [0.1], "unknown joints ['elbow']"),
+        (["panda_joint1", "panda_joint2"], [0.1], "2 names but 1 positions"),
+        (["panda_joint1"], [math.nan], "'panda_joint1' is nan"),
+        (["panda_joint1", "panda_joint1"], [0.1, 0.2], "repeats joint names ['panda_joint1']"),
+    ],
+)
 def test_bad_seeds_are_invalid_robot_state(context, names, positions, expected):
     ik = _request(robot_state=RobotState(joint_state=JointState(name=names, position=positions)))
     assert expected in _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_ROBOT_STATE)
@@ -179,13 +209,28 @@ def test_many_unknown_seed_joints_are_echoed_short(context):
     assert f"({len(names)} items)" in message
 
 
-@pytest.mark.parametrize("constraint, expected", [
-    (JointConstraint(joint_name="nope", tolerance_above=0.1, tolerance_below=0.1), "unknown joint 'nope'"),
-    (JointConstraint(joint_name="panda_joint4", position=1.0, tolerance_above=0.1, tolerance_below=0.1), "leaves no room"),
-    (JointConstraint(joint_name="panda_joint2", position=0.0, tolerance_above=-0.1, tolerance_below=0.1), "tolerances must be >= 0"),
-    (JointConstraint(joint_name="panda_joint2", position=math.nan, tolerance_above=0.1, tolerance_below=0.1), "not finite"),
-    (JointConstraint(joint_name="panda_joint2", position=0.0, tolerance_above=math.inf, tolerance_below=0.1), "not finite"),
-])
+@pytest.mark.parametrize(
+    "constraint, expected",
+    [
+        (JointConstraint(joint_name="nope", tolerance_above=0.1, tolerance_below=0.1), "unknown joint 'nope'"),
+        (
+            JointConstraint(joint_name="panda_joint4", position=1.0, tolerance_above=0.1, tolerance_below=0.1),
+            "leaves no room",
+        ),
+        (
+            JointConstraint(joint_name="panda_joint2", position=0.0, tolerance_above=-0.1, tolerance_below=0.1),
+            "tolerances must be >= 0",
+        ),
+        (
+            JointConstraint(joint_name="panda_joint2", position=math.nan, tolerance_above=0.1, tolerance_below=0.1),
+            "not finite",
+        ),
+        (
+            JointConstraint(joint_name="panda_joint2", position=0.0, tolerance_above=math.inf, tolerance_below=0.1),
+            "not finite",
+        ),
+    ],
+)
 def test_bad_joint_constraints_are_invalid_goal_constraints(context, constraint, expected):
     ik = _request(constraints=Constraints(joint_constraints=[constraint]))
     assert expected in _refusal(problem_of(ik, context, _unknown_state(context)), C.INVALID_GOAL_CONSTRAINTS)
@@ -205,16 +250,29 @@ def test_negative_timeout_is_failure(context):
     assert "timeout is negative" in _refusal(problem_of(ik, context, _unknown_state(context)), C.FAILURE)
 
 
-@pytest.mark.parametrize("path", ["robot_state.joint_state.name", "robot_state.joint_state.velocity",
-                                  "constraints.position_constraints", "ik_link_names", "pose_stamped_vector"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "robot_state.joint_state.name",
+        "robot_state.joint_state.velocity",
+        "constraints.position_constraints",
+        "ik_link_names",
+        "pose_stamped_vector",
+    ],
+)
 def test_arrays_over_max_request_items_are_failure_before_any_other_check(context, path):
     ik = _request(group="not_this_group")  # would be INVALID_GROUP_NAME, were it looked at
     owner_path, _, name = path.rpartition(".")
     owner = ik
     for part in filter(None, owner_path.split(".")):
         owner = getattr(owner, part)
-    item = {"name": "x", "velocity": 0.0, "position_constraints": PositionConstraint(), "ik_link_names": "x",
-            "pose_stamped_vector": PoseStamped()}[name]
+    item = {
+        "name": "x",
+        "velocity": 0.0,
+        "position_constraints": PositionConstraint(),
+        "ik_link_names": "x",
+        "pose_stamped_vector": PoseStamped(),
+    }[name]
     setattr(owner, name, [item] * (SETTINGS.max_request_items + 1))
     message = _refusal(problem_of(ik, context, _unknown_state(context)), C.FAILURE)
     assert f"{path} has {SETTINGS.max_request_items + 1} entries" in message and "max_request_items" in message
@@ -228,7 +286,9 @@ def test_avoid_collisions_is_checked_refused_or_noted_by_policy(urdf):
     assert "no collision geometry" in message
     model = UrdfModel.parse(urdf)
     chain = model.chain("panda_link0", "panda_link8")
-    checking = RequestContext.of_model(model, chain, SETTINGS, collision=CollisionChecker.from_urdf(model, chain, disabled_pairs=[]))
+    checking = RequestContext.of_model(
+        model, chain, SETTINGS, collision=CollisionChecker.from_urdf(model, chain, disabled_pairs=[])
+    )
     ik.robot_state.joint_state = JointState(name=["panda_joint1", "panda_finger_joint1"], position=[0.1, 0.03])
     problem = problem_of(ik, checking, _unknown_state(checking))
     assert isinstance(problem, Problem) and problem.avoid_collisions and problem.notes == ()
@@ -240,7 +300,9 @@ def test_avoid_collisions_is_checked_refused_or_noted_by_policy(urdf):
     _refusal(problem_of(ik, refusing, _unknown_state(refusing)), C.COLLISION_CHECKING_UNAVAILABLE)
     ignoring = _context(urdf, NodeSettings(group_name="panda_arm", avoid_collisions_policy="ignore"))
     problem = problem_of(ik, ignoring, _unknown_state(ignoring))
-    assert isinstance(problem, Problem) and not problem.avoid_collisions and "collisions NOT checked" in problem.notes[0]
+    assert (
+        isinstance(problem, Problem) and not problem.avoid_collisions and "collisions NOT checked" in problem.notes[0]
+    )
 
 
 # ---------------------------------------------------------------------- problems
@@ -280,8 +342,10 @@ def test_timeout_is_kept_to_the_nanosecond_and_capped_at_max_timeout_s(context):
 def test_seed_comes_from_the_request_then_the_current_state(context):
     chain = context.chain
     current = CurrentState(chain.middle + 0.1, True)
-    ik = _request(T=_T_mid(context), robot_state=RobotState(joint_state=JointState(
-        name=["panda_joint3", "panda_joint8"], position=[0.25, 7.0])))  # panda_joint8: the robot's, not the chain's
+    ik = _request(
+        T=_T_mid(context),
+        robot_state=RobotState(joint_state=JointState(name=["panda_joint3", "panda_joint8"], position=[0.25, 7.0])),
+    )  # panda_joint8: the robot's, not the chain's
     problem = problem_of(ik, context, current)
     expected = current.q.copy()
     expected[2] = 0.25
@@ -291,9 +355,12 @@ def test_seed_comes_from_the_request_then_the_current_state(context):
 
 def test_joint_constraints_narrow_the_bounds_and_unapplied_ones_are_noted(context, continuous_context):
     constraints = Constraints(
-        joint_constraints=[JointConstraint(joint_name="panda_joint2", position=0.1, tolerance_above=0.2, tolerance_below=0.05),
-                           JointConstraint(joint_name="panda_joint8", position=0.0, tolerance_above=0.1, tolerance_below=0.1)],
-        position_constraints=[PositionConstraint()])
+        joint_constraints=[
+            JointConstraint(joint_name="panda_joint2", position=0.1, tolerance_above=0.2, tolerance_below=0.05),
+            JointConstraint(joint_name="panda_joint8", position=0.0, tolerance_above=0.1, tolerance_below=0.1),
+        ],
+        position_constraints=[PositionConstraint()],
+    )
     problem = problem_of(_request(T=_T_mid(context), constraints=constraints), context, _unknown_state(context))
     assert (problem.bounds.lower[1], problem.bounds.upper[1]) == (0.1 - 0.05, 0.1 + 0.2)
     assert any("outside the chain ignored: ['panda_joint8']" in note for note in problem.notes)
@@ -301,9 +368,16 @@ def test_joint_constraints_narrow_the_bounds_and_unapplied_ones_are_noted(contex
     # A continuous joint's window may lie past pi: it becomes the joint's bounds.
     constraint = JointConstraint(joint_name="panda_joint1", position=3.3, tolerance_above=0.1, tolerance_below=0.1)
     context = continuous_context
-    problem = problem_of(_request(T=_T_mid(context), constraints=Constraints(joint_constraints=[constraint])),
-                         context, _unknown_state(context))
-    assert (problem.bounds.lower[0], problem.bounds.upper[0], bool(problem.bounds.bounded[0])) == (3.3 - 0.1, 3.3 + 0.1, True)
+    problem = problem_of(
+        _request(T=_T_mid(context), constraints=Constraints(joint_constraints=[constraint])),
+        context,
+        _unknown_state(context),
+    )
+    assert (problem.bounds.lower[0], problem.bounds.upper[0], bool(problem.bounds.bounded[0])) == (
+        3.3 - 0.1,
+        3.3 + 0.1,
+        True,
+    )
 
 
 # ---------------------------------------------------------------------- fuzz
@@ -317,34 +391,64 @@ def _mostly(valid, other):
 
 
 _names = _mostly(st.sampled_from(_JOINTS), st.one_of(st.sampled_from(["", "nope"]), st.text(max_size=300)))
-_numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.1, 1.0, 3.3, 1e308, -1e308]))
-_frames = _mostly(st.sampled_from(["", "panda_link0", "/panda_link0", "world", "/world"]),
-                  st.one_of(st.sampled_from(["//panda_link0", "panda_link3"]), st.text(max_size=300)))
-_links = _mostly(st.sampled_from(["", "panda_link8", "panda_link7"]), st.one_of(st.just("panda_link3"), st.text(max_size=300)))
+_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.1, 1.0, 3.3, 1e308, -1e308])
+)
+_frames = _mostly(
+    st.sampled_from(["", "panda_link0", "/panda_link0", "world", "/world"]),
+    st.one_of(st.sampled_from(["//panda_link0", "panda_link3"]), st.text(max_size=300)),
+)
+_links = _mostly(
+    st.sampled_from(["", "panda_link8", "panda_link7"]), st.one_of(st.just("panda_link3"), st.text(max_size=300))
+)
 _quaternions = _mostly(st.just(Quaternion()), st.builds(Quaternion, x=_numbers, y=_numbers, z=_numbers, w=_numbers))
-_pose = st.builds(lambda x, y, z, orientation: Pose(position=Point(x=x, y=y, z=z), orientation=orientation),
-                  _numbers, _numbers, _numbers, _quaternions)
+_pose = st.builds(
+    lambda x, y, z, orientation: Pose(position=Point(x=x, y=y, z=z), orientation=orientation),
+    _numbers,
+    _numbers,
+    _numbers,
+    _quaternions,
+)
 _sane_pose = st.builds(lambda x, y, z: Pose(position=Point(x=x, y=y, z=z)), *[st.floats(-1.0, 1.0)] * 3)
-_pose_stamped = st.builds(lambda frame, pose: PoseStamped(header=Header(frame_id=frame), pose=pose),
-                          _frames, _mostly(_sane_pose, _pose))
-_constraints = st.builds(JointConstraint, joint_name=_names, position=_numbers, tolerance_above=_numbers,
-                         tolerance_below=_numbers, weight=_numbers)
+_pose_stamped = st.builds(
+    lambda frame, pose: PoseStamped(header=Header(frame_id=frame), pose=pose), _frames, _mostly(_sane_pose, _pose)
+)
+_constraints = st.builds(
+    JointConstraint,
+    joint_name=_names,
+    position=_numbers,
+    tolerance_above=_numbers,
+    tolerance_below=_numbers,
+    weight=_numbers,
+)
 _state = st.builds(
     lambda pairs, extra: JointState(name=[name for name, _ in pairs], position=[q for _, q in pairs] + extra),
     st.lists(st.tuples(_names, _mostly(st.floats(-3.0, 3.0), _numbers)), max_size=SETTINGS.max_request_items + 5),
     _mostly(st.just([]), st.lists(_numbers, max_size=2)),
 )
 _requests = st.builds(
-    lambda group, link, pose_stamped, vector, links, state, constraints, avoid, sec, nanosec:
-        PositionIKRequest(group_name=group, ik_link_name=link, pose_stamped=pose_stamped, pose_stamped_vector=vector,
-                          ik_link_names=links, robot_state=RobotState(joint_state=state),
-                          constraints=Constraints(joint_constraints=constraints), avoid_collisions=avoid,
-                          timeout=Duration(sec=sec, nanosec=nanosec)),
-    _mostly(st.sampled_from(["", "panda_arm"]), st.text(max_size=300)), _links, _pose_stamped,
-    _mostly(st.just([]), st.lists(_pose_stamped, max_size=3)), _mostly(st.just([]), st.lists(_links, max_size=3)),
-    _mostly(st.just(JointState()), _state), st.lists(_constraints, max_size=4), _mostly(st.just(False), st.just(True)),
-    _mostly(st.integers(0, 3), st.integers(-2**31, 2**31 - 1)), st.integers(0, 2**32 - 1),
-)  # fmt: skip
+    lambda group, link, pose_stamped, vector, links, state, constraints, avoid, sec, nanosec: PositionIKRequest(
+        group_name=group,
+        ik_link_name=link,
+        pose_stamped=pose_stamped,
+        pose_stamped_vector=vector,
+        ik_link_names=links,
+        robot_state=RobotState(joint_state=state),
+        constraints=Constraints(joint_constraints=constraints),
+        avoid_collisions=avoid,
+        timeout=Duration(sec=sec, nanosec=nanosec),
+    ),
+    _mostly(st.sampled_from(["", "panda_arm"]), st.text(max_size=300)),
+    _links,
+    _pose_stamped,
+    _mostly(st.just([]), st.lists(_pose_stamped, max_size=3)),
+    _mostly(st.just([]), st.lists(_links, max_size=3)),
+    _mostly(st.just(JointState()), _state),
+    st.lists(_constraints, max_size=4),
+    _mostly(st.just(False), st.just(True)),
+    _mostly(st.integers(0, 3), st.integers(-(2**31), 2**31 - 1)),
+    st.integers(0, 2**32 - 1),
+)
 
 
 @pytest.fixture(scope="module")
@@ -360,8 +464,11 @@ def fuzz_cases(urdf, continuous_urdf, continuous_context):
     network_solver = IKSolver(panda.chain, network=load_robot("panda").network)
     for solver in (continuous_solver, network_solver):
         solver.warm_up()
-    return [(continuous_context, continuous_solver), (_context(continuous_urdf, ignoring), continuous_solver),
-            (panda, network_solver)]
+    return [
+        (continuous_context, continuous_solver),
+        (_context(continuous_urdf, ignoring), continuous_solver),
+        (panda, network_solver),
+    ]
 
 
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -383,10 +490,15 @@ def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(
         assert np.all(outcome.bounds.lower <= outcome.bounds.upper)
         assert all(len(note) < MAX_MESSAGE for note in outcome.notes)
         # Whatever the request module lets through, the solver takes without raising.
-        result = solver.solve(outcome.T_base_tip, seed=outcome.seed, timeout_s=0.001,
-                                   lower=outcome.bounds.lower, upper=outcome.bounds.upper, seed_first=outcome.seed_known)
+        result = solver.solve(
+            outcome.T_base_tip,
+            seed=outcome.seed,
+            timeout_s=0.001,
+            lower=outcome.bounds.lower,
+            upper=outcome.bounds.upper,
+            seed_first=outcome.seed_known,
+        )
     assert result.q.shape == (chain.dof,)
-
 
 
 # ---------------------------------------------------------------------- forward kinematics (GetPositionFK)
@@ -403,10 +515,17 @@ def _fk_request(links, q=None, frame="", names=None):
     return request
 
 
-@pytest.mark.parametrize("frame, expected_frame", [
-    ("", "panda_link0"), ("panda_link0", "panda_link0"), ("world", "world"), ("/world", "world"),
-    ("panda_link3", "panda_link3"), ("panda_link8", "panda_link8"),
-])
+@pytest.mark.parametrize(
+    "frame, expected_frame",
+    [
+        ("", "panda_link0"),
+        ("panda_link0", "panda_link0"),
+        ("world", "world"),
+        ("/world", "world"),
+        ("panda_link3", "panda_link3"),
+        ("panda_link8", "panda_link8"),
+    ],
+)
 def test_fk_places_the_chains_links_in_the_frame_asked_as_pinocchio_does(urdf, context, frame, expected_frame):
     links = ["panda_link8", "panda_link7", "panda_link2", "panda_link0", "world", "panda_link8"]
     q = context.chain.middle + np.linspace(-0.4, 0.4, 7)
@@ -421,22 +540,37 @@ def test_fk_places_the_chains_links_in_the_frame_asked_as_pinocchio_does(urdf, c
         assert np.abs(T_link - T_ref).max() < 1e-9, link
 
 
-@pytest.mark.parametrize("request_, code, expected", [
-    (_fk_request([], np.zeros(7)), C.INVALID_LINK_NAME, "fk_link_names is empty"),
-    (_fk_request(["panda_link8", "gripper"], np.zeros(7)), C.INVALID_LINK_NAME, "links ['gripper']"),
-    (_fk_request(["panda_link8"], np.zeros(7), frame="camera_link"), C.FRAME_TRANSFORM_FAILURE, "'camera_link'"),
-    (_fk_request(["panda_link8"], np.zeros(7), frame="//world"), C.FRAME_TRANSFORM_FAILURE, "no TF listener"),
-    (_fk_request(["panda_link8"]), C.INVALID_ROBOT_STATE, "lacks the chain's joints ['panda_joint1'"),
-    (_fk_request(["panda_link8"], np.zeros(6), names=PANDA_JOINTS[:6]), C.INVALID_ROBOT_STATE,
-     "lacks the chain's joints ['panda_joint7']"),
-    (_fk_request(["panda_link8"], np.zeros(8), names=[*PANDA_JOINTS, "elbow"]), C.INVALID_ROBOT_STATE,
-     "unknown joints ['elbow']"),
-    (_fk_request(["panda_link8"], [*np.zeros(6), math.nan]), C.INVALID_ROBOT_STATE, "'panda_joint7' is nan"),
-    (_fk_request(["panda_link8"], np.zeros(7), names=[*PANDA_JOINTS[:6], "panda_joint1"]), C.INVALID_ROBOT_STATE,
-     "repeats joint names ['panda_joint1']"),
-    (_fk_request(["x"] * (SETTINGS.max_request_items + 1), np.zeros(7)), C.FAILURE,
-     f"fk_link_names has {SETTINGS.max_request_items + 1} entries"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "request_, code, expected",
+    [
+        (_fk_request([], np.zeros(7)), C.INVALID_LINK_NAME, "fk_link_names is empty"),
+        (_fk_request(["panda_link8", "gripper"], np.zeros(7)), C.INVALID_LINK_NAME, "links ['gripper']"),
+        (_fk_request(["panda_link8"], np.zeros(7), frame="camera_link"), C.FRAME_TRANSFORM_FAILURE, "'camera_link'"),
+        (_fk_request(["panda_link8"], np.zeros(7), frame="//world"), C.FRAME_TRANSFORM_FAILURE, "no TF listener"),
+        (_fk_request(["panda_link8"]), C.INVALID_ROBOT_STATE, "lacks the chain's joints ['panda_joint1'"),
+        (
+            _fk_request(["panda_link8"], np.zeros(6), names=PANDA_JOINTS[:6]),
+            C.INVALID_ROBOT_STATE,
+            "lacks the chain's joints ['panda_joint7']",
+        ),
+        (
+            _fk_request(["panda_link8"], np.zeros(8), names=[*PANDA_JOINTS, "elbow"]),
+            C.INVALID_ROBOT_STATE,
+            "unknown joints ['elbow']",
+        ),
+        (_fk_request(["panda_link8"], [*np.zeros(6), math.nan]), C.INVALID_ROBOT_STATE, "'panda_joint7' is nan"),
+        (
+            _fk_request(["panda_link8"], np.zeros(7), names=[*PANDA_JOINTS[:6], "panda_joint1"]),
+            C.INVALID_ROBOT_STATE,
+            "repeats joint names ['panda_joint1']",
+        ),
+        (
+            _fk_request(["x"] * (SETTINGS.max_request_items + 1), np.zeros(7)),
+            C.FAILURE,
+            f"fk_link_names has {SETTINGS.max_request_items + 1} entries",
+        ),
+    ],
+)
 def test_bad_fk_requests_are_refused_with_their_code(context, request_, code, expected):
     assert expected in _refusal(fk_problem_of(request_, context), code)
 
@@ -447,8 +581,10 @@ def test_fk_names_and_positions_of_different_lengths_and_long_names_are_refused_
     assert "7 names but 6 positions" in _refusal(fk_problem_of(request, context), C.INVALID_ROBOT_STATE)
     message = _refusal(fk_problem_of(_fk_request(["l" * 100_000], np.zeros(7)), context), C.INVALID_LINK_NAME)
     assert "(1 items)" in message  # and under MAX_MESSAGE (_refusal)
-    message = _refusal(fk_problem_of(_fk_request(["panda_link8"], np.zeros(7), frame="f" * 100_000), context),
-                       C.FRAME_TRANSFORM_FAILURE)
+    message = _refusal(
+        fk_problem_of(_fk_request(["panda_link8"], np.zeros(7), frame="f" * 100_000), context),
+        C.FRAME_TRANSFORM_FAILURE,
+    )
     assert "100002 characters" in message
 
 
@@ -459,7 +595,9 @@ def test_a_collision_object_as_pymoveit2_sends_it_has_its_box_at_the_objects_pos
     from ik_neural.ros.messages import collision_object_shapes
 
     pose = Pose(position=Point(x=0.5, y=0.0, z=0.3), orientation=Quaternion(w=1.0))
-    msg = CollisionObject(id="box", pose=pose, primitives=[SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[0.2, 0.4, 0.2])])
+    msg = CollisionObject(
+        id="box", pose=pose, primitives=[SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[0.2, 0.4, 0.2])]
+    )
     T_frame_object, [(box, T_object_box)] = collision_object_shapes(msg)
     np.testing.assert_allclose(T_frame_object[:3, 3], [0.5, 0.0, 0.3])
     np.testing.assert_array_equal(T_object_box, np.eye(4))
@@ -473,8 +611,10 @@ def test_collision_object_primitives_become_geometries_in_the_objects_frame():
 
     pose = Pose(position=Point(x=0.1, y=0.2, z=0.3), orientation=Quaternion(w=1.0))
     msg = CollisionObject(id="thing", pose=Pose(orientation=Quaternion(x=0.0, y=0.0, z=0.0, w=0.0)))
-    msg.primitives = [SolidPrimitive(type=SolidPrimitive.CYLINDER, dimensions=[0.5, 0.1]),
-                      SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[1.0, 2.0, 3.0])]
+    msg.primitives = [
+        SolidPrimitive(type=SolidPrimitive.CYLINDER, dimensions=[0.5, 0.1]),
+        SolidPrimitive(type=SolidPrimitive.BOX, dimensions=[1.0, 2.0, 3.0]),
+    ]
     msg.primitive_poses = [pose, Pose()]
     T_frame_object, shapes = collision_object_shapes(msg)
     np.testing.assert_array_equal(T_frame_object, np.eye(4))  # an all-zero quaternion: identity, as MoveIt
@@ -519,8 +659,12 @@ def _attached_object(link="panda_hand", frame="", T=None, touch_links=(), mesh=N
         msg.primitive_poses = [matrix_to_pose(np.eye(4))]
     else:
         vertices, triangles = mesh
-        msg.meshes = [Mesh(vertices=[Point(x=float(x), y=float(y), z=float(z)) for x, y, z in vertices],
-                           triangles=[MeshTriangle(vertex_indices=list(t)) for t in triangles])]
+        msg.meshes = [
+            Mesh(
+                vertices=[Point(x=float(x), y=float(y), z=float(z)) for x, y, z in vertices],
+                triangles=[MeshTriangle(vertex_indices=list(t)) for t in triangles],
+            )
+        ]
         msg.mesh_poses = [matrix_to_pose(np.eye(4))]
     return AttachedCollisionObject(link_name=link, object=msg, touch_links=list(touch_links))
 
@@ -529,14 +673,17 @@ def _attached_object(link="panda_hand", frame="", T=None, touch_links=(), mesh=N
 def checking(urdf):
     model = UrdfModel.parse(urdf)
     chain = model.chain("panda_link0", "panda_link8")
-    return RequestContext.of_model(model, chain, SETTINGS, collision=CollisionChecker.from_urdf(model, chain, disabled_pairs=[]))
+    return RequestContext.of_model(
+        model, chain, SETTINGS, collision=CollisionChecker.from_urdf(model, chain, disabled_pairs=[])
+    )
 
 
 def _with_attached(context, *objects, q=None, fingers=0.02):
     ik = _request(T=_T_mid(context), avoid_collisions=True)
     q = context.chain.middle if q is None else q
-    ik.robot_state.joint_state = JointState(name=[*context.chain.joint_names, "panda_finger_joint1"],
-                                            position=[*map(float, q), fingers])
+    ik.robot_state.joint_state = JointState(
+        name=[*context.chain.joint_names, "panda_finger_joint1"], position=[*map(float, q), fingers]
+    )
     ik.robot_state.attached_collision_objects = list(objects)
     return ik
 
@@ -549,8 +696,11 @@ def test_attached_objects_become_bodies_on_their_links_in_the_link_frame_or_at_t
     T_offset = np.eye(4)
     T_offset[:3, 3] = [0.0, 0.0, 0.1]
     for frame in ("", "panda_hand", "/panda_hand"):
-        problem = problem_of(_with_attached(checking, _attached_object(frame=frame, T=T_offset, touch_links=["panda_leftfinger"]), q=q),
-                             checking, _unknown_state(checking))
+        problem = problem_of(
+            _with_attached(checking, _attached_object(frame=frame, T=T_offset, touch_links=["panda_leftfinger"]), q=q),
+            checking,
+            _unknown_state(checking),
+        )
         assert isinstance(problem, Problem), problem
         (body,) = problem.attached
         assert (body.name, body.link, body.touch_links) == ("tool", "panda_hand", frozenset({"panda_leftfinger"}))
@@ -559,8 +709,11 @@ def test_attached_objects_become_bodies_on_their_links_in_the_link_frame_or_at_t
     for frame in ("panda_link0", "world", "panda_link3", "panda_leftfinger"):
         T_frame_object = np.eye(4)
         T_frame_object[:3, 3] = [0.3, -0.1, 0.5]
-        problem = problem_of(_with_attached(checking, _attached_object(frame=frame, T=T_frame_object), q=q, fingers=0.02),
-                             checking, _unknown_state(checking))
+        problem = problem_of(
+            _with_attached(checking, _attached_object(frame=frame, T=T_frame_object), q=q, fingers=0.02),
+            checking,
+            _unknown_state(checking),
+        )
         assert isinstance(problem, Problem), (frame, problem)
         T_hand_frame = ReferenceChain(urdf, "panda_hand", frame, joints).forward(np.array([*q, 0.02]))
         np.testing.assert_allclose(problem.attached[0].T_link_solid[0], T_hand_frame @ T_frame_object, atol=1e-9)
@@ -577,21 +730,44 @@ def test_bad_attached_objects_are_refused_naming_the_object_and_field(checking):
     removed = _attached_object()
     removed.object.operation = CollisionObject.REMOVE
     cases = [
-        (_attached_object(link="nosuch"), C.INVALID_ROBOT_STATE, r"attached_collision_objects\[1\] \(object 'tool'\): link_name: link 'nosuch' is not placed"),
+        (
+            _attached_object(link="nosuch"),
+            C.INVALID_ROBOT_STATE,
+            r"attached_collision_objects\[1\] \(object 'tool'\): link_name: link 'nosuch' is not placed",
+        ),
         (_attached_object(link="world_x"), C.INVALID_ROBOT_STATE, r"link_name: link 'world_x'"),
-        (_attached_object(frame="camera"), C.FRAME_TRANSFORM_FAILURE, r"object.header.frame_id: link 'camera' is not placed"),
+        (
+            _attached_object(frame="camera"),
+            C.FRAME_TRANSFORM_FAILURE,
+            r"object.header.frame_id: link 'camera' is not placed",
+        ),
         (removed, C.INVALID_ROBOT_STATE, r"object.operation b'\\x01' is not ADD"),
-        (_attached_object(mesh=(square[0], [[0, 1, 4]])), C.INVALID_ROBOT_STATE,
-         r"collision object 'tool': meshes\[0\].triangles\[0\] = \[0, 1, 4\] indexes past the 4 vertices"),
+        (
+            _attached_object(mesh=(square[0], [[0, 1, 4]])),
+            C.INVALID_ROBOT_STATE,
+            r"collision object 'tool': meshes\[0\].triangles\[0\] = \[0, 1, 4\] indexes past the 4 vertices",
+        ),
         (_attached_object(mesh=(square[0], [])), C.INVALID_ROBOT_STATE, r"meshes\[0\].triangles is empty"),
-        (_attached_object(mesh=([[0, 0, 0], [1, math.nan, 0], [0, 1, 0]], [[0, 1, 2]])), C.INVALID_ROBOT_STATE,
-         r"meshes\[0\].vertices\[1\] = \[1.0, nan, 0.0\] is not finite"),
-        (_attached_object(mesh=([[0, 0, 0]] * (SETTINGS.max_request_items + 1), [[0, 0, 0]])), C.FAILURE,
-         r"attached_collision_objects\[1\].object.meshes\[0\].vertices has 51 entries"),
+        (
+            _attached_object(mesh=([[0, 0, 0], [1, math.nan, 0], [0, 1, 0]], [[0, 1, 2]])),
+            C.INVALID_ROBOT_STATE,
+            r"meshes\[0\].vertices\[1\] = \[1.0, nan, 0.0\] is not finite",
+        ),
+        (
+            _attached_object(mesh=([[0, 0, 0]] * (SETTINGS.max_request_items + 1), [[0, 0, 0]])),
+            C.FAILURE,
+            r"attached_collision_objects\[1\].object.meshes\[0\].vertices has 51 entries",
+        ),
     ]
     for attached, code, pattern in cases:  # each after a good one: the message names the bad one's index
-        message = _refusal(problem_of(_with_attached(checking, _attached_object(object_id="fine"), attached), checking,
-                                      _unknown_state(checking)), code)
+        message = _refusal(
+            problem_of(
+                _with_attached(checking, _attached_object(object_id="fine"), attached),
+                checking,
+                _unknown_state(checking),
+            ),
+            code,
+        )
         assert re.search(pattern, message), (pattern, message)
     problem = problem_of(_with_attached(checking, _attached_object(mesh=square)), checking, _unknown_state(checking))
     assert isinstance(problem, Problem) and len(problem.attached[0].solids) == 1

@@ -17,12 +17,22 @@ def test_every_parameter_has_a_default_and_a_meaning_and_the_defaults_pass_their
     assert settings.long_solves == settings.executor_threads - 1
 
 
-@pytest.mark.parametrize("name, value", [
-    ("default_timeout_s", 0.0), ("default_timeout_s", math.nan), ("max_timeout_s", -1.0), ("max_timeout_s", math.inf),
-    ("robot_description_timeout_s", -0.1), ("position_tolerance_m", 0.0), ("orientation_tolerance_rad", -1e-5),
-    ("trajectory_time_from_start_s", 0.0), ("executor_threads", 0), ("max_request_items", 0),
-    ("avoid_collisions_policy", "maybe"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("default_timeout_s", 0.0),
+        ("default_timeout_s", math.nan),
+        ("max_timeout_s", -1.0),
+        ("max_timeout_s", math.inf),
+        ("robot_description_timeout_s", -0.1),
+        ("position_tolerance_m", 0.0),
+        ("orientation_tolerance_rad", -1e-5),
+        ("trajectory_time_from_start_s", 0.0),
+        ("executor_threads", 0),
+        ("max_request_items", 0),
+        ("avoid_collisions_policy", "maybe"),
+    ],
+)
 def test_a_bad_value_is_refused_naming_the_parameter(name, value):
     with pytest.raises(SettingsError, match=f"parameter {name} must be") as raised:
         NodeSettings(**{name: value})

@@ -7,8 +7,13 @@ import pytest
 
 from ik_neural import KinematicChain, list_robots, load_robot
 from ik_neural.kernels.dls import (
-    StepSettings, dls_step, dls_step_rows, dls_step_rows_serial, ranked_steps, ranked_steps_serial,
-)  # fmt: skip
+    StepSettings,
+    dls_step,
+    dls_step_rows,
+    dls_step_rows_serial,
+    ranked_steps,
+    ranked_steps_serial,
+)
 from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
 import reference
@@ -34,8 +39,18 @@ def solvers():
 def step_settings(solver: IKSolver, tolerance: float) -> tuple:
     """The settings a solve at ``tolerance`` (m and rad) within the chain's limits gives its steps."""
     bounds = solver.chain.bounds
-    return tuple(StepSettings(False, tolerance, tolerance, solver.settings.damping, solver.settings.error_damping,
-                              bounds.lower, bounds.upper, bounds.bounded))  # fmt: skip
+    return tuple(
+        StepSettings(
+            False,
+            tolerance,
+            tolerance,
+            solver.settings.damping,
+            solver.settings.error_damping,
+            bounds.lower,
+            bounds.upper,
+            bounds.bounded,
+        )
+    )
 
 
 def assert_solved(chain: KinematicChain, q: np.ndarray, T_target: np.ndarray, tolerance: float = TOL) -> None:
@@ -58,7 +73,9 @@ def test_every_shipped_chain_is_solved_and_checked_by_fk(solvers, name):
         assert result.position_error_m == pytest.approx(position_m, abs=1e-12)
         assert result.orientation_error_rad == pytest.approx(rotation_rad, abs=1e-12)
 
-    batch = solver.solve_batch(targets, timeout_s=10 * GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    batch = solver.solve_batch(
+        targets, timeout_s=10 * GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL
+    )
     assert batch.success.all(), name
     assert_solved(chain, batch.q, targets)
 
@@ -91,8 +108,10 @@ def test_a_near_singular_target_is_reached_from_most_seeds_without_a_restart(sol
     chain = solver.chain
     T = chain.forward(np.array([1.432, 1e-4, -1.065]))
     seeds = chain.bounds.sample(np.random.default_rng(1), 100)
-    results = [solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL,
-                            orientation_tolerance_rad=TOL) for seed in seeds]  # fmt: skip
+    results = [
+        solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        for seed in seeds
+    ]
     assert all(r.success for r in results)
     for r in results:
         assert_solved(chain, r.q, T)
@@ -138,7 +157,9 @@ def test_continuous_joints_are_wrapped():
     q, targets = reachable_targets(chain, 5, seed=14)
     seeds = q + np.where(chain.is_continuous, 4 * np.pi, 0.0)  # continuous joints turned twice round
     for T, seed in zip(targets, seeds):
-        result = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        result = solver.solve(
+            T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL
+        )
         assert result.success
         assert_solved(chain, result.q, T)
         wrapped = result.q[chain.is_continuous]
@@ -158,8 +179,9 @@ def test_narrowed_bounds_hold_for_bounded_and_continuous_joints():
         # A window of a continuous joint that crosses +pi: the answer is given inside it, not wrapped.
         j = continuous[0]
         lower[j], upper[j] = q_true[j] + 2 * np.pi - 0.05, q_true[j] + 2 * np.pi + 0.05
-        result = solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL,
-                              lower=lower, upper=upper)  # fmt: skip
+        result = solver.solve(
+            T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL, lower=lower, upper=upper
+        )
         assert result.success
         position_m, rotation_rad = pose_errors(chain.forward(result.q), T)
         assert position_m <= TOL and rotation_rad <= TOL
@@ -167,9 +189,14 @@ def test_narrowed_bounds_hold_for_bounded_and_continuous_joints():
     # A window wider than the limits is the limits; one beside them leaves no room.
     wide = solver.solve(targets[0], lower=chain.lower - 1.0, timeout_s=GENEROUS_S)
     assert wide.success and chain.bounds.contains(wide.q)
-    with pytest.raises(ValueError, match=r"joint 'r_shoulder_pan_joint': window \[.*\] leaves no room within its bounds"):
-        solver.solve(targets[0], lower=np.where(np.arange(7) == 0, chain.upper + 1.0, chain.lower),
-                     upper=np.where(np.arange(7) == 0, chain.upper + 2.0, chain.upper))
+    with pytest.raises(
+        ValueError, match=r"joint 'r_shoulder_pan_joint': window \[.*\] leaves no room within its bounds"
+    ):
+        solver.solve(
+            targets[0],
+            lower=np.where(np.arange(7) == 0, chain.upper + 1.0, chain.lower),
+            upper=np.where(np.arange(7) == 0, chain.upper + 2.0, chain.upper),
+        )
     with pytest.raises(ValueError, match=r"window \[.*\] is not finite and ordered"):
         solver.solve(targets[0], upper=np.full(7, np.nan))
 
@@ -181,12 +208,14 @@ def test_seed_first_gives_the_solution_nearest_the_seed(solvers):
     seeds = chain.bounds.project(q + np.random.default_rng(17).uniform(-0.05, 0.05, q.shape))
     far = 0
     for q_true, T, seed in zip(q, targets, seeds):
-        near = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL,
-                            seed_first=True)  # fmt: skip
+        near = solver.solve(
+            T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL, seed_first=True
+        )
         assert near.success
         assert np.abs(near.q - q_true).max() < 0.1
-        network_first = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL,
-                                     orientation_tolerance_rad=TOL)  # fmt: skip
+        network_first = solver.solve(
+            T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL
+        )
         far += np.abs(network_first.q - q_true).max() > 0.1
     # The network's guess, first by default, lands on another of the redundant arm's solutions at times.
     assert far > 0
@@ -207,7 +236,9 @@ def test_position_only_and_the_solution_closest_to_the_seed():
     np.testing.assert_allclose(chain.forward(q_down)[:3, 3], T[:3, 3], atol=1e-12)
     for near in (q_up, q_down):
         seed = near + np.array([0.2, -0.2])
-        result = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=None)
+        result = solver.solve(
+            T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=None
+        )
         assert result.success
         np.testing.assert_allclose(result.q, near, atol=1e-5)
         batch = solver.solve_batch(T[None], seeds=seed[None], timeout_s=GENEROUS_S, orientation_tolerance_rad=None)
@@ -264,7 +295,9 @@ def test_ranked_guesses_are_each_stepped_once_lowest_error_first(solvers):
         for i in range(300):
             steps = [dls_step(g, T[i], chain.arrays, step) for g in G[i]]
             keys = [-1.0 if converged else error for _, converged, _, _, error in steps]
-            want = [chain.bounds.project(G[i, j]) if steps[j][1] else steps[j][0] for j in np.argsort(keys, kind="stable")]
+            want = [
+                chain.bounds.project(G[i, j]) if steps[j][1] else steps[j][0] for j in np.argsort(keys, kind="stable")
+            ]
             np.testing.assert_array_equal(ranked[i], np.array(want))
         assert chain.bounds.contains(ranked.reshape(-1, 7)).all()
         np.testing.assert_array_equal(ranked[:100, 0], chain.bounds.project(q_true[:100]))
@@ -290,8 +323,20 @@ def test_dls_kernel_equals_the_plain_numpy_reference_step(robot):
         step = tuple(StepSettings(position_only, 1e-6, 1e-6, 1e-6, 0.1, bounds.lower, bounds.upper, bounds.bounded))
         for q, T in zip(q_all, targets):
             got = dls_step(q, T, chain.arrays, step)
-            want = reference.dls_step(ref, q, T, chain.reach_m, position_only, 1e-6, 1e-6, 1e-6, 0.1,
-                                      bounds.lower, bounds.upper, bounds.bounded)  # fmt: skip
+            want = reference.dls_step(
+                ref,
+                q,
+                T,
+                chain.reach_m,
+                position_only,
+                1e-6,
+                1e-6,
+                1e-6,
+                0.1,
+                bounds.lower,
+                bounds.upper,
+                bounds.bounded,
+            )
             np.testing.assert_allclose(got[0], want[0], atol=1e-9)
             assert got[1] == want[1]
             np.testing.assert_allclose(got[2:], want[2:], rtol=1e-9, atol=1e-12)
@@ -356,7 +401,9 @@ def test_hybrid_solves_what_the_numerical_solver_solves_in_fewer_iterations(name
     iterations = {"hybrid": 0, "numerical": 0}
     for T_target in T:
         for label, solver in (("hybrid", hybrid), ("numerical", numerical)):
-            result = solver.solve(T_target, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+            result = solver.solve(
+                T_target, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL
+            )
             assert result.success
             assert_solved(robot.chain, result.q, T_target)
             iterations[label] += result.iterations
@@ -398,7 +445,9 @@ def test_hybrid_with_a_useless_network_still_solves_everything(tmp_path, solvers
 
     chain = load_robot("panda").chain
     torch.manual_seed(0)
-    save_network(PoseToJoints(chain, False, "biternion", 16, 1, False), chain_metadata(chain), tmp_path / "untrained.pt")
+    save_network(
+        PoseToJoints(chain, False, "biternion", 16, 1, False), chain_metadata(chain), tmp_path / "untrained.pt"
+    )
     hybrid = IKSolver(chain, network=load_network(tmp_path / "untrained.pt", chain))
     _, T = reachable_targets(chain, 50, seed=13)
     for T_target in T:
@@ -419,15 +468,31 @@ def test_batch_takes_narrowed_bounds_and_seed_first_as_solve_does():
     lower, upper = chain.lower.copy(), chain.upper.copy()
     lower[3], upper[3] = q[:, 3].min() - 0.01, q[:, 3].max() + 0.01  # a window holding every target's joint 4
     seeds = chain.bounds.project(q + np.random.default_rng(32).uniform(-0.05, 0.05, q.shape))
-    batch = solver.solve_batch(targets, seeds=seeds, timeout_s=12 * GENEROUS_S, position_tolerance_m=TOL,
-                               orientation_tolerance_rad=TOL, lower=lower, upper=upper, seed_first=True)  # fmt: skip
+    batch = solver.solve_batch(
+        targets,
+        seeds=seeds,
+        timeout_s=12 * GENEROUS_S,
+        position_tolerance_m=TOL,
+        orientation_tolerance_rad=TOL,
+        lower=lower,
+        upper=upper,
+        seed_first=True,
+    )
     assert batch.success.all()
     assert_solved(chain, batch.q, targets)
     assert chain.bounds.narrow_arrays(lower, upper).contains(batch.q).all()
     # Seed first: each answer is the solution next to its seed, as solve's is.
     for k, T in enumerate(targets):
-        one = solver.solve(T, seed=seeds[k], timeout_s=GENEROUS_S, position_tolerance_m=TOL,
-                           orientation_tolerance_rad=TOL, lower=lower, upper=upper, seed_first=True)  # fmt: skip
+        one = solver.solve(
+            T,
+            seed=seeds[k],
+            timeout_s=GENEROUS_S,
+            position_tolerance_m=TOL,
+            orientation_tolerance_rad=TOL,
+            lower=lower,
+            upper=upper,
+            seed_first=True,
+        )
         assert np.abs(batch.q[k] - q[k]).max() < 0.1 and np.abs(one.q - q[k]).max() < 0.1
 
 

@@ -87,10 +87,16 @@ def test_a_four_head_network_trains_loads_and_seeds_the_solver(tmp_path):
     chain = robot.chain
     result = Trainer(chain, TrainingConfig(steps=300, heads=4, **SMALL), log=lambda _: None).run(tmp_path / "k4.pt")
     net = load_network(result.path, chain)
-    assert net.heads == 4 and net.metadata["architecture"]["heads"] == 4 and net.metadata["format_version"] == FORMAT_VERSION
+    assert (
+        net.heads == 4
+        and net.metadata["architecture"]["heads"] == 4
+        and net.metadata["format_version"] == FORMAT_VERSION
+    )
     _, T = reachable_targets(chain, 400, seed=21)
     guesses = net.predict_all(T)
-    assert guesses.shape == (400, 4, 6) and chain.bounds.contains(guesses.reshape(-1, 6), tolerance=1e-6).all()  # float32 limits
+    assert (
+        guesses.shape == (400, 4, 6) and chain.bounds.contains(guesses.reshape(-1, 6), tolerance=1e-6).all()
+    )  # float32 limits
     np.testing.assert_array_equal(net.predict(T), guesses[:, 0])
     # Multiple choice: the other heads win where head 0 is worst, so the best of the four is well ahead.
     reference = ReferenceChain(robot.urdf_path, chain.base_link, chain.tip_link, chain.joint_names)
@@ -137,11 +143,17 @@ def test_init_from_starts_where_the_file_left_off_and_refuses_another_network(tm
     config = TrainingConfig(steps=1, heads=4, max_lr=1e-12, seed=5, init_from=str(parent.path), **SMALL)
     child = Trainer(chain, config, log=lambda _: None).run(tmp_path / "child.pt")
     _, T = reachable_targets(chain, 400, seed=21)
-    np.testing.assert_allclose(load_network(child.path, chain).predict_all(T),
-                               load_network(parent.path, chain).predict_all(T), atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        load_network(child.path, chain).predict_all(T), load_network(parent.path, chain).predict_all(T), atol=1e-5
+    )
     assert child.metadata["training"]["init_from"] == str(parent.path)
-    scratch = Trainer(chain, TrainingConfig(steps=1, heads=4, seed=5, **SMALL), log=lambda _: None).run(tmp_path / "s.pt")
-    assert child.metadata["evaluation"]["position_error_mm_median"] < 0.5 * scratch.metadata["evaluation"]["position_error_mm_median"]
+    scratch = Trainer(chain, TrainingConfig(steps=1, heads=4, seed=5, **SMALL), log=lambda _: None).run(
+        tmp_path / "s.pt"
+    )
+    assert (
+        child.metadata["evaluation"]["position_error_mm_median"]
+        < 0.5 * scratch.metadata["evaluation"]["position_error_mm_median"]
+    )
     # Another architecture or another chain is refused, naming the file and what differs.
     with pytest.raises(ValueError, match=r"init-from .*parent.pt is a 2x64 network with 4 head.*trains 2x32"):
         Trainer(chain, TrainingConfig(steps=1, heads=4, init_from=str(parent.path), **{**SMALL, "width": 32}))
@@ -185,11 +197,20 @@ def test_obstacle_loss_keeps_the_joints_out_of_a_sphere_the_plain_net_crosses(tm
         elbow = chain.frames(q)[0][:, 1, :3, 3].numpy()
         return float((np.linalg.norm(elbow - obstacle.center_m, axis=1) < obstacle.radius_m).mean())
 
-    common = dict(steps=1500, position_only=True, max_lr=3e-3, width=64, depth=3, batch_size=256,
-                  validation_targets=500, validation_every_steps=100)  # fmt: skip
+    common = dict(
+        steps=1500,
+        position_only=True,
+        max_lr=3e-3,
+        width=64,
+        depth=3,
+        batch_size=256,
+        validation_targets=500,
+        validation_every_steps=100,
+    )
     plain = Trainer(chain, TrainingConfig(**common), log=lambda _: None).run(tmp_path / "plain.pt")
     avoiding = Trainer(
-        chain, TrainingConfig(**common, obstacles=(obstacle,), obstacle_margin_m=0.05, obstacle_weight=3.0),
+        chain,
+        TrainingConfig(**common, obstacles=(obstacle,), obstacle_margin_m=0.05, obstacle_weight=3.0),
         log=lambda _: None,
     ).run(tmp_path / "avoiding.pt")
     inside_plain, inside_avoiding = elbow_inside(plain), elbow_inside(avoiding)
@@ -207,8 +228,10 @@ def test_train_command_writes_model_and_report(tmp_path):
     out = tmp_path / "rrr.pt"
     done = subprocess.run(
         _train_command("--robot", "rrr_3dof", "--out", str(out), "--steps", "100", "--width", "32", "--depth", "2"),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "network alone on 10000 test targets" in done.stdout
     net = load_network(out, load_robot("rrr_3dof").chain)
@@ -226,8 +249,12 @@ def test_train_command_writes_model_and_report(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_without_a_gpu_auto_trains_on_the_cpu_and_cuda_is_refused(tmp_path):
     assert training_device("auto") == torch.device("cpu")
-    done = subprocess.run(_train_command("--robot", "rrr_3dof", "--out", str(tmp_path / "x.pt"), "--device", "cuda"),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        _train_command("--robot", "rrr_3dof", "--out", str(tmp_path / "x.pt"), "--device", "cuda"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert done.stderr.startswith("ik_train: error: device cuda: CUDA is not available")
     assert not (tmp_path / "x.pt").exists()
@@ -239,9 +266,12 @@ def test_ctrl_c_writes_the_best_model_and_resume_checks_the_settings(tmp_path):
     # SIGINT as a terminal's Ctrl-C delivers it; a shell without job control (CI) starts its background
     # jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt: restore the default.
     process = subprocess.Popen(
-        _train_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        _train_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
     try:
         for line in process.stdout:
             if "steps of" in line:  # the loop starts right after this line
@@ -260,8 +290,9 @@ def test_ctrl_c_writes_the_best_model_and_resume_checks_the_settings(tmp_path):
     assert (tmp_path / "interrupted.pt.ckpt").is_file()
 
     # --resume picks up at the interrupted step (a shorter run of the same settings is refused).
-    refused = subprocess.run(_train_command(*args[:4], "--steps", "50", *args[6:], "--resume"),
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    refused = subprocess.run(
+        _train_command(*args[:4], "--steps", "50", *args[6:], "--resume"), capture_output=True, text=True, timeout=120
+    )
     assert refused.returncode == 2 and "other settings: steps" in refused.stderr
 
 
@@ -289,8 +320,14 @@ with torch.inference_mode():
     expected = result.module.eval()(torch.from_numpy(T).float()).double().numpy()
 assert np.allclose(load_network(result.path, chain).predict(T), expected, atol=1e-5)
 """
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -330,8 +367,16 @@ def test_train_command_names_bad_input(tmp_path):
     assert done.returncode == 2 and "either --robot or --urdf" in done.stderr
     done = run("--urdf", str(load_robot("panda").urdf_path), "--out", str(tmp_path / "x.pt"))
     assert done.returncode == 2 and "--base LINK and --tip LINK" in done.stderr
-    done = run("--urdf", str(load_robot("panda").urdf_path), "--base", "panda_link0", "--tip", "hand",
-               "--out", str(tmp_path / "x.pt"))  # fmt: skip
+    done = run(
+        "--urdf",
+        str(load_robot("panda").urdf_path),
+        "--base",
+        "panda_link0",
+        "--tip",
+        "hand",
+        "--out",
+        str(tmp_path / "x.pt"),
+    )
     assert done.returncode == 2 and "'hand'" in done.stderr
     bad_yaml = tmp_path / "obstacles.yaml"
     bad_yaml.write_text("obstacles:\n  - center: [0, 0]\n    radius: 0.1\n")

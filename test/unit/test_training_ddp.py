@@ -25,8 +25,18 @@ def _free_port() -> int:
 def _train(out, *args: str, processes: int = 1) -> subprocess.CompletedProcess:
     """``ik_train`` in one process, or under torchrun in ``processes`` on the CPU."""
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-                "--master_addr=127.0.0.1", f"--master_port={_free_port()}"] if processes > 1 else [sys.executable]  # fmt: skip
+    launcher = (
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={processes}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_free_port()}",
+        ]
+        if processes > 1
+        else [sys.executable]
+    )
     command = [*launcher, "-m", "ik_neural.commands.train", *SETTINGS, "--device", "cpu", "--out", str(out), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**env, "MASTER_ADDR": "127.0.0.1"})
 
@@ -49,7 +59,9 @@ def test_two_processes_learn_as_one_does_and_rerun_bit_identically(tmp_path):
         assert figures["position_error_mm_median"] < 0.5 * before["position_error_mm_median"]
         assert figures["orientation_error_deg_median"] < 0.5 * before["orientation_error_deg_median"]
     # The split batches are other samples than one process draws, to the same effect.
-    ratio = two.metadata["evaluation"]["position_error_mm_median"] / one.metadata["evaluation"]["position_error_mm_median"]
+    ratio = (
+        two.metadata["evaluation"]["position_error_mm_median"] / one.metadata["evaluation"]["position_error_mm_median"]
+    )
     assert 0.5 < ratio < 2.0, ratio
     # --steps is deterministic for a world size: the rerun has the same weights.
     a, b = (load_network(tmp_path / f"ddp{i}.pt", chain).module.state_dict() for i in range(2))
