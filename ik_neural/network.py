@@ -19,6 +19,7 @@ bounded joint, q = centre + half_range · o (clamped to [-1, 1]), and with the "
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
@@ -26,10 +27,11 @@ import json
 import math
 import os
 import sys
+import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numba
 import numpy as np
@@ -40,9 +42,9 @@ from ik_neural.kernels.mlp import decode_rows, features, guesses_of_pose, mlp_fo
 
 FORMAT_VERSION = 4
 """Version 2 added ``architecture.heads`` (K guesses per pose), version 3 the weights entry, version 4 its
-``input_encoding``. Files of versions 1 and 2 still load, through torch (``ik_neural.torch_network``) to
-fold their weights."""
-READ_VERSIONS = (1, 2, 3, 4)
+``input_encoding``. Files of versions 1 and 2 (no weights entry; none shipped since 2026-12-02) are refused
+by name: train the network again."""
+READ_VERSIONS = (3, 4)
 METADATA_ENTRY = "ik_neural.json"
 WEIGHTS_ENTRY = "ik_neural_weights.npz"
 OUTPUT_ENCODINGS = ("biternion", "linear")
@@ -210,8 +212,6 @@ class IKNetwork:
     def module(self) -> Any:
         """The scripted ``PoseToJoints`` (torch.jit.ScriptModule, eval mode), read from ``path`` on first use."""
         if self._module is None:
-            from ik_neural.torch_network import load_scripted  # torch: only for torch inputs
-
             if self.path is None:
                 raise ValueError("this in-memory IKNetwork has no TorchScript module")
             self._module = load_scripted(self.path)
@@ -290,8 +290,8 @@ def read_network_metadata(path: PathLike) -> dict[str, Any]:
 
 
 def load_network(path: PathLike, chain: KinematicChain) -> IKNetwork:
-    """Load the network at ``path`` for ``chain`` (never with pickle; torch only for files of format
-    versions 1 and 2, which carry no weights entry).
+    """Load the network at ``path`` for ``chain`` from its metadata and weights entries (never with pickle,
+    never with torch).
 
     Raises FileNotFoundError for a missing file and ValueError, naming the file, for one that is not a
     TorchScript model, has no or unreadable metadata or weights, an unknown format version, or was
@@ -305,11 +305,6 @@ def load_network(path: PathLike, chain: KinematicChain) -> IKNetwork:
             f"({metadata.get('base_link')} -> {metadata.get('tip_link')}), but the chain "
             f"{chain.base_link} -> {chain.tip_link} has fingerprint {chain.fingerprint}"
         )
-    if weights_entry is None:  # format 1 or 2: fold the weights out of the TorchScript module
-        from ik_neural.torch_network import load_scripted, network_weights
-
-        module = load_scripted(path)
-        return IKNetwork(network_weights(module), metadata, path, module=module)
     try:
         weights = NetworkWeights.from_npz(weights_entry)
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
@@ -319,9 +314,31 @@ def load_network(path: PathLike, chain: KinematicChain) -> IKNetwork:
     return IKNetwork(weights, metadata, path)
 
 
-def _read(path: Path) -> tuple[dict[str, Any], Optional[bytes]]:
-    """(metadata, weights entry or None before format 3) of a model file, checked to be an ik_neural model
-    of a version this package reads."""
+@contextlib.contextmanager
+def torchscript_is_the_format() -> Iterator[None]:
+    """Silences torch's deprecation notices for torch.jit: TorchScript is our file format (loadable from
+    C++ and without pickle)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        yield
+
+
+def load_scripted(path: Path) -> Any:
+    """The TorchScript module (torch.jit.ScriptModule, eval mode, CPU) of the model file at ``path``;
+    ValueError naming the file for one torch cannot read. Imports torch: only for torch inputs and training."""
+    import torch
+
+    try:
+        with torchscript_is_the_format():
+            return torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as error:  # torch reports a damaged archive as RuntimeError, or worse
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"IK network file {path} is not a readable TorchScript model: {first_line}") from None
+
+
+def _read(path: Path) -> tuple[dict[str, Any], bytes]:
+    """(metadata, weights entry) of a model file, checked to be an ik_neural model of a version this
+    package reads."""
     if not path.is_file():
         raise FileNotFoundError(f"IK network file {path} does not exist")
     try:
@@ -344,10 +361,11 @@ def _read(path: Path) -> tuple[dict[str, Any], Optional[bytes]]:
         raise ValueError(f"IK network file {path} has no readable {METADATA_ENTRY} metadata: not an ik_neural model")
     version = metadata.get("format_version")
     if version not in READ_VERSIONS:
+        retrain = "; train it again with ik_train" if version in (1, 2) else ""
         raise ValueError(
             f"IK network file {path} has format version {version!r}; this ik_neural reads versions "
-            f"{', '.join(map(str, READ_VERSIONS))}"
+            f"{', '.join(map(str, READ_VERSIONS))}{retrain}"
         )
-    if version >= 3 and weights_entry is None:
+    if weights_entry is None:
         raise ValueError(f"IK network file {path} is format version {version} but has no {WEIGHTS_ENTRY} entry")
     return metadata, weights_entry

@@ -6,13 +6,11 @@ float32 weights it carries without importing torch.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import warnings
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -26,7 +24,7 @@ from ik_neural.network import (
     WEIGHTS_ENTRY,
     IKNetwork,
     NetworkWeights,
-    input_encoding_before_format_4,
+    torchscript_is_the_format,
     periodic_joints,
 )
 
@@ -150,11 +148,9 @@ def network_weights(module: Union[PoseToJoints, torch.jit.ScriptModule]) -> Netw
             layers[-1] = (W * scale, b * scale + shift)
     return NetworkWeights(
         layers=tuple((W.astype(np.float32), b.astype(np.float32)) for W, b in layers),
-        input_encoding=str(module.input_encoding)
-        if hasattr(module, "input_encoding")
-        else input_encoding_before_format_4(bool(module.position_only)),
+        input_encoding=str(module.input_encoding),
         inverse_reach=float(module.inverse_reach),
-        heads=int(module.heads) if hasattr(module, "heads") else 1,  # version 1 files: one head
+        heads=int(module.heads),
         n_linear=int(module.n_linear),
         centre=module.centre.numpy().astype(np.float64),
         half_range=module.half_range.numpy().astype(np.float64),
@@ -169,19 +165,10 @@ def in_memory_network(module: PoseToJoints, metadata: dict[str, Any]) -> IKNetwo
     return IKNetwork(network_weights(scripted), metadata, module=scripted)
 
 
-@contextlib.contextmanager
-def _torchscript_is_the_format() -> Iterator[None]:
-    """Silences torch's deprecation notices for torch.jit: TorchScript is our file format
-    (design.md §5), loadable from C++ and without pickle."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
-        yield
-
-
 def script_module(module: Union[PoseToJoints, torch.jit.ScriptModule]) -> torch.jit.ScriptModule:
     """``module`` scripted (and left in eval mode). TorchScript compiles a class from its source file
     on disk, once per process: a later call reuses that compilation even if the file changed since."""
-    with _torchscript_is_the_format():
+    with torchscript_is_the_format():
         return torch.jit.script(module.eval())
 
 
@@ -196,18 +183,7 @@ def save_network(module: Union[PoseToJoints, torch.jit.ScriptModule], metadata: 
     partial = path.with_name(path.name + ".partial")
     scripted = script_module(module)
     extra = {METADATA_ENTRY: json.dumps(metadata, indent=1), WEIGHTS_ENTRY: network_weights(scripted).to_npz()}
-    with _torchscript_is_the_format():
+    with torchscript_is_the_format():
         torch.jit.save(scripted, str(partial), _extra_files=extra)
     module.train(was_training)
     os.replace(partial, path)
-
-
-def load_scripted(path: Path) -> torch.jit.ScriptModule:
-    """The TorchScript module of the model file at ``path`` (eval mode, CPU); ValueError naming the file
-    for one torch cannot read."""
-    try:
-        with _torchscript_is_the_format():
-            return torch.jit.load(str(path), map_location="cpu").eval()
-    except Exception as error:  # torch reports a damaged archive as RuntimeError, or worse
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"IK network file {path} is not a readable TorchScript model: {first_line}") from None

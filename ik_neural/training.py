@@ -39,9 +39,9 @@ import torch.distributed as dist
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import best_guess_errors, evaluate_network, head_errors
 from ik_neural.geometry import pose_errors
-from ik_neural.network import chain_metadata, read_network_metadata
+from ik_neural.network import chain_metadata, load_scripted, read_network_metadata
 from ik_neural.sampling import reachable_targets
-from ik_neural.torch_network import PoseToJoints, load_scripted, save_network, script_module
+from ik_neural.torch_network import PoseToJoints, save_network, script_module
 
 # Validation and test targets come from their own seeds, apart from the training stream.
 VALIDATION_SEED = 1_000_003

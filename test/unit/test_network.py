@@ -214,15 +214,17 @@ def test_a_multi_head_file_gives_all_guesses_and_a_single_head_file_still_loads(
         _module(panda, heads=0)
 
 
-def test_a_file_without_a_weights_entry_loads_through_torch_and_predicts_the_same(tmp_path, panda):
-    """Format 1 and 2 files (no weights entry) still load: torch folds the module's weights."""
+def test_a_file_without_a_weights_entry_is_refused_by_name(tmp_path, panda):
+    """Format 1 and 2 files (no weights entry; none shipped) are refused naming the version and what to do;
+    so is a format 3 or 4 file whose weights entry is missing or damaged. A current file loads."""
     module = _module(panda, batch_norm=True)
-    current, old = tmp_path / "v3.pt", tmp_path / "v2.pt"
+    current, old = tmp_path / "v4.pt", tmp_path / "v2.pt"
     save_network(module, chain_metadata(panda), current)
+    assert load_network(current, panda).predict(reachable_targets(panda, 3, 7)[1]).shape == (3, 7)
     extra = {METADATA_ENTRY: json.dumps({**chain_metadata(panda), "format_version": 2})}
     torch.jit.save(torch.jit.script(module), str(old), _extra_files=extra)
-    T = reachable_targets(panda, 100, 7)[1]
-    np.testing.assert_array_equal(load_network(old, panda).predict(T), load_network(current, panda).predict(T))
+    with pytest.raises(ValueError, match=f"{old} has format version 2; this ik_neural reads versions 3, 4; train it"):
+        load_network(old, panda)
     # Format 3 without its weights entry, or with a damaged one, is refused by name.
     torch.jit.save(torch.jit.script(module), str(old), _extra_files={METADATA_ENTRY: json.dumps(chain_metadata(panda))})
     with pytest.raises(ValueError, match=f"{old} is format version {FORMAT_VERSION} but has no {WEIGHTS_ENTRY}"):
