@@ -1,9 +1,14 @@
 """What importing a module costs: only what it uses (design.md §2; issue 10 item 8)."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+from typing import Iterator
 
 import pytest
+
+import ik_neural
 
 
 @pytest.mark.parametrize(
@@ -45,3 +50,65 @@ def test_predicting_and_solving_with_a_shipped_network_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "[]"
+
+
+# The one import against the direction of the layers, inside a function: the public convenience
+# ``KinematicChain.from_urdf`` calls the URDF parser, which builds chains (design: parser -> chain).
+DEFERRED_UPWARD_IMPORTS = {("ik_neural.chain", "ik_neural.urdf_model")}
+
+
+def _imports(node: ast.AST, in_function: bool = False) -> Iterator[tuple[str, bool]]:
+    """(module, whether it is imported inside a function) for each import a module's code makes, but those
+    under ``if TYPE_CHECKING:`` (never run); ``from a.b import c`` names both a.b and a.b.c."""
+    if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        yield from (found for child in node.orelse for found in _imports(child, in_function))
+        return
+    in_function = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+    if isinstance(node, ast.Import):
+        yield from ((alias.name, in_function) for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+        names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        yield from ((name, in_function) for name in names)
+    for child in ast.iter_child_nodes(node):
+        yield from _imports(child, in_function)
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Each module of ik_neural -> the package's modules it imports, at module level or inside a function,
+    but for ``DEFERRED_UPWARD_IMPORTS`` made inside a function."""
+    root = Path(ik_neural.__file__).parent.parent
+    modules = {
+        ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in (root / "ik_neural").rglob("*.py")
+    }
+    graph = {}
+    for name, path in modules.items():
+        graph[name] = set()
+        for module, in_function in _imports(ast.parse(path.read_text())):
+            while module and module not in modules:  # `from package.module import name` -> package.module
+                module = module.rpartition(".")[0]
+            deferred = in_function and (name, module) in DEFERRED_UPWARD_IMPORTS
+            if module not in ("", "ik_neural", name) and not deferred:
+                graph[name].add(module)
+    return graph
+
+
+def test_no_import_cycle_in_the_package():
+    """Dependencies point down: no module of ik_neural imports itself, directly or through others, even
+    inside a function, but for the one deferred upward import named above."""
+    graph = _package_imports()
+    assert "ik_neural.network" in graph["ik_neural.torch_network"]  # the graph sees real imports
+
+    def on_a_cycle(start: str) -> bool:
+        seen, stack = set(), list(graph[start])
+        while stack:
+            module = stack.pop()
+            if module == start:
+                return True
+            if module not in seen:
+                seen.add(module)
+                stack.extend(graph[module])
+        return False
+
+    cycles = sorted(name for name in graph if on_a_cycle(name))
+    assert cycles == [], f"modules on an import cycle: {cycles}"
