@@ -46,7 +46,7 @@ from xml.etree import ElementTree
 import coal
 import numpy as np
 
-from ik_neural.chain import KinematicChain
+from ik_neural.chain import CONTINUOUS, MOVABLE_JOINT_TYPES, KinematicChain
 from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.cache import user_cache_dir
@@ -57,8 +57,6 @@ from ik_neural.urdf_model import (
     CYLINDER,
     MESH,
     SPHERE,
-    CONTINUOUS,
-    MOVABLE_JOINT_TYPES,
     Plane,
     Shape,
     TriangleMesh,

@@ -13,24 +13,17 @@ import math
 import os
 from pathlib import Path
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional, Union
+from typing import Iterable, NamedTuple, Optional, Union
 from xml.etree import ElementTree
 
 import numpy as np
 from urdf_parser_py.urdf import URDF
 from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
 
+from ik_neural.chain import CONTINUOUS, MOVABLE_JOINT_TYPES, PRISMATIC, REVOLUTE, Joint, KinematicChain
 from ik_neural.geometry import axis_rotation, rpy_to_matrix, transform
 
-if TYPE_CHECKING:
-    from ik_neural.chain import KinematicChain
-
 UrdfSource = Union[str, os.PathLike]
-
-REVOLUTE = "revolute"
-CONTINUOUS = "continuous"
-PRISMATIC = "prismatic"
-MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
 
 BOX, SPHERE, CYLINDER, CAPSULE, CONE, MESH = "box", "sphere", "cylinder", "capsule", "cone", "mesh"
 PRIMITIVES = (BOX, SPHERE, CYLINDER, CAPSULE, CONE)
@@ -136,7 +129,7 @@ class ChainLinks:
     ``world`` above it too), and each movable joint's child link with the links fixed to it (the tip among
     them). Made by ``UrdfModel.chain_links``; ``poses`` gives their poses. Lengths in metres."""
 
-    def __init__(self, chain: "KinematicChain", links: dict[str, ChainLink]) -> None:
+    def __init__(self, chain: KinematicChain, links: dict[str, ChainLink]) -> None:
         self.chain = chain
         self.links = links
 
@@ -225,10 +218,8 @@ class UrdfModel:
                 f"links: {sorted(self.link_names)}"
             )
 
-    def chain(self, base_link: str, tip_link: str) -> "KinematicChain":
+    def chain(self, base_link: str, tip_link: str) -> KinematicChain:
         """The serial chain from ``base_link`` to ``tip_link``."""
-        from ik_neural.chain import Joint, KinematicChain
-
         robot = self.robot
         self.check_link("base_link", base_link)
         self.check_link("tip_link", tip_link)
@@ -288,7 +279,7 @@ class UrdfModel:
                     pending.append(other)
         return frames
 
-    def chain_links(self, chain: "KinematicChain") -> ChainLinks:
+    def chain_links(self, chain: KinematicChain) -> ChainLinks:
         """The links of this URDF that forward kinematics of ``chain`` (made from this URDF) places: the
         links fixed to its base, and each movable joint's child link with the links fixed to it."""
         links = {name: ChainLink(-1, T) for name, T in self.attached_frames(chain.base_link).items()}
