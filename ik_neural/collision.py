@@ -32,6 +32,7 @@ attached bodies are immutable values owned by the caller.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -140,6 +141,16 @@ class _Solid:
 
 
 @dataclass(frozen=True, eq=False)
+class WorldObject:
+    """A world object as given: its shapes, each a ``Shape`` at T_object_shape (4, 4) in the object's frame,
+    that frame at ``T_base_object`` (4, 4) in the base frame; and their solids (the same order)."""
+
+    T_base_object: np.ndarray
+    shapes: tuple[tuple[Shape, np.ndarray], ...]
+    solids: tuple[_Solid, ...]
+
+
+@dataclass(frozen=True, eq=False)
 class _World:
     """The world objects, immutable: per shape (S,) its object's name, solid, pose T_base_shape (S, 4, 4)
     and bounding sphere (centres (S, 3) in the base frame, radii (S,))."""
@@ -152,26 +163,36 @@ class _World:
     transforms: tuple[coal.Transform3s, ...]
 
     @classmethod
-    def of(cls, objects: Mapping[str, Sequence[tuple[_Solid, np.ndarray]]]) -> "_World":
-        names = tuple(name for name, shapes in objects.items() for _ in shapes)
-        solids = tuple(solid for shapes in objects.values() for solid, _ in shapes)
-        poses = np.array([T for shapes in objects.values() for _, T in shapes]).reshape(-1, 4, 4)
+    def of(cls, objects: Mapping[str, WorldObject]) -> "_World":
+        names = tuple(name for name, item in objects.items() for _ in item.solids)
+        solids = tuple(solid for item in objects.values() for solid in item.solids)
+        poses = np.array([item.T_base_object @ T for item in objects.values() for _, T in item.shapes]).reshape(
+            -1, 4, 4
+        )
         centers = np.array([T[:3, :3] @ s.center + T[:3, 3] for s, T in zip(solids, poses)]).reshape(-1, 3)
         radii = np.array([s.radius for s in solids])
         transforms = tuple(coal.Transform3s(T[:3, :3].copy(), T[:3, 3].copy()) for T in poses)
         return cls(names, solids, poses, centers, radii, transforms)
 
 
+def _transform(T, where: str) -> np.ndarray:
+    """T as a float64 (4, 4) array; ValueError naming ``where`` unless it is a finite (4, 4) transform."""
+    T = np.array(T, dtype=np.float64)
+    if T.shape != (4, 4) or not np.isfinite(T).all():
+        raise ValueError(f"{where}: a shape's pose must be a finite (4, 4) transform")
+    return T
+
+
+def _check_placed(item: WorldObject, where: str) -> None:
+    """ValueError naming ``where`` for a shape whose pose in the base frame overflowed once composed."""
+    for _, T in item.shapes:
+        _transform(item.T_base_object @ T, where)
+
+
 def _solids(shapes: Sequence[tuple[Shape, np.ndarray]], resolve: Optional[MeshResolver], where: str) -> list:
     """[(_Solid, T (4, 4))] of shapes at poses; ValueError naming ``where`` for a pose that is not a finite
     (4, 4) transform."""
-    solids = []
-    for geometry, T in shapes:
-        T = np.array(T, dtype=np.float64)
-        if T.shape != (4, 4) or not np.isfinite(T).all():
-            raise ValueError(f"{where}: a shape's pose must be a finite (4, 4) transform")
-        solids.append((_Solid.of(coal_geometry(geometry, resolve, where)), T))
-    return solids
+    return [(_Solid.of(coal_geometry(geometry, resolve, where)), _transform(T, where)) for geometry, T in shapes]
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,7 +257,7 @@ class CollisionChecker:
         """Where the disabled pairs came from: 'srdf', 'given', 'computed', 'cache' (or 'adjacent' alone)."""
         self._set_pairs()
         self._world = _World.of({})
-        self._objects: dict[str, list[tuple[_Solid, np.ndarray]]] = {}
+        self._objects: dict[str, WorldObject] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ construction
@@ -556,14 +577,45 @@ class CollisionChecker:
     # ------------------------------------------------------------------ world objects
 
     def add_object(
-        self, name: str, shapes: Sequence[tuple[Shape, np.ndarray]], resolve: Optional[MeshResolver] = None
+        self,
+        name: str,
+        shapes: Sequence[tuple[Shape, np.ndarray]],
+        resolve: Optional[MeshResolver] = None,
+        T_base_object: Optional[np.ndarray] = None,
     ) -> None:
         """Add world object ``name`` (replacing one of that name): its shapes, each a ``Shape`` at
-        T_base_shape (4, 4) in the chain's base frame. ValueError for a pose that is not finite."""
-        solids = _solids(shapes, resolve, f"world object {echo(name)}")
+        T_object_shape (4, 4) in the object's frame, which is at ``T_base_object`` (4, 4) in the chain's base
+        frame (default identity: the shapes' poses are in the base frame). ValueError for a pose that is not
+        finite, alone or composed."""
+        where = f"world object {echo(name)}"
+        T_base_object = np.eye(4) if T_base_object is None else _transform(T_base_object, where)
+        solids = _solids(shapes, resolve, where)
+        item = WorldObject(
+            T_base_object, tuple((g, T) for (g, _), (_, T) in zip(shapes, solids)), tuple(s for s, _ in solids)
+        )
+        _check_placed(item, where)
         with self._lock:
-            self._objects[name] = solids
+            self._objects[name] = item
             self._world = _World.of(self._objects)
+
+    def move_object(self, name: str, T_base_object: np.ndarray) -> bool:
+        """Put world object ``name`` (its shapes as they are in its frame) at ``T_base_object`` (4, 4) in the
+        base frame; False if there is none. ValueError for a pose that is not finite, alone or composed."""
+        where = f"world object {echo(name)}"
+        T_base_object = _transform(T_base_object, where)
+        with self._lock:
+            item = self._objects.get(name)
+            if item is None:
+                return False
+            moved = dataclasses.replace(item, T_base_object=T_base_object)
+            _check_placed(moved, where)
+            self._objects[name] = moved
+            self._world = _World.of(self._objects)
+        return True
+
+    def world_object(self, name: str) -> Optional[WorldObject]:
+        """World object ``name`` as given (its shapes and pose), None if there is none."""
+        return self._objects.get(name)
 
     def remove_object(self, name: str) -> bool:
         """Remove world object ``name``; False if there was none."""

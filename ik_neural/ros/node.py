@@ -38,29 +38,22 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from ik_neural.collision import AttachedBody, CollisionChecker
+from ik_neural.collision import CollisionChecker
 from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.robots import models_dir
-from ik_neural.ros.messages import (
-    collision_object_shapes,
-    joint_state,
-    joint_trajectory,
-    matrix_to_pose,
-    object_pose_to_matrix,
-)
+from ik_neural.ros.messages import joint_state, joint_trajectory, matrix_to_pose
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
 from ik_neural.ros.request import (
     CurrentState,
-    HeldObject,
     Problem,
     Refusal,
     RequestContext,
     fk_problem_of,
-    held_object_of,
     problem_of,
 )
+from ik_neural.ros.scene import Scene
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
 from ik_neural.urdf_model import UrdfModel
@@ -165,12 +158,8 @@ class IKNode(Node):
             GetPositionFK, "~/compute_fk", self._compute_fk, qos_profile=SERVICE_QOS, callback_group=requests
         )
         self.create_subscription(JointState, "joint_states", self._on_joint_states, 10, callback_group=requests)
-        # The world, as move_group hears it: objects by id, each (T_base_object, [(Geometry, T_object_shape)]).
-        self._world_objects: dict[str, tuple[np.ndarray, list]] = {}
-        self._world_lock = threading.Lock()
-        # Objects the robot holds, as move_group hears them on attached_collision_object: by id, each with its
-        # checker body (an immutable value, replaced as a whole), checked in every avoid_collisions request.
-        self._held: dict[str, tuple[HeldObject, AttachedBody]] = {}
+        # The world objects and the objects the robot holds, as move_group hears them (None: nothing to check).
+        self._scene = Scene(self._request_context) if self.collision is not None else None
         if self.collision is not None:
             self.create_subscription(
                 CollisionObject, "collision_object", self._on_collision_object, 100, callback_group=requests
@@ -400,9 +389,7 @@ class IKNode(Node):
             checker, positions = self.collision, problem.other_positions or None
 
             # The request's robot state's objects, then those held by attached_collision_object (not named there).
-            named = {body.name for body in problem.attached}
-            with self._world_lock:
-                held = [body for name, (_, body) in self._held.items() if name not in named]
+            held = self._scene.held_bodies(excluding={body.name for body in problem.attached})
             attached = (*problem.attached, *held)
 
             def collision_free(q: np.ndarray) -> bool:
@@ -437,105 +424,25 @@ class IKNode(Node):
             self._unexpected("joint_states", error)
 
     def _on_collision_object(self, msg: CollisionObject) -> None:
-        """ADD (replace), REMOVE (an empty id: all), APPEND (shapes added to the object) or MOVE (a new pose)
-        a world object of primitives and meshes; its frame must be the base or a frame fixed to it (there is
-        no TF listener)."""
+        """A world object added, appended to, moved or removed (``Scene.collision_object``)."""
         try:
-            frame = msg.header.frame_id[1:] if msg.header.frame_id.startswith("/") else msg.header.frame_id
-            T_base_frame = self._request_context.T_base_frame.get(frame or self.chain.base_link)
-            if T_base_frame is None:
-                raise ValueError(
-                    f"collision object {echo(msg.id)}: frame {echo(msg.header.frame_id)} is not the base "
-                    f"{self.chain.base_link!r} or a frame fixed to it; this node has no TF listener"
-                )
-            with self._world_lock:
-                objects = self._world_objects
-                if msg.operation == CollisionObject.REMOVE:
-                    if msg.id:
-                        objects.pop(msg.id, None)
-                        self.collision.remove_object(msg.id)
-                    else:
-                        objects.clear()
-                        self.collision.clear()
-                    return
-                if msg.operation == CollisionObject.MOVE:
-                    if msg.id not in objects:
-                        raise ValueError(f"MOVE of collision object {echo(msg.id)}, which was never added")
-                    T_base_object, shapes = T_base_frame @ object_pose_to_matrix(msg.pose), objects[msg.id][1]
-                elif msg.operation in (CollisionObject.ADD, CollisionObject.APPEND):
-                    T_frame_object, shapes = collision_object_shapes(msg)
-                    T_base_object = T_base_frame @ T_frame_object
-                    if msg.operation == CollisionObject.APPEND and msg.id in objects:
-                        T_base_old, old = objects[msg.id]
-                        T_old_new = np.linalg.inv(T_base_old) @ T_base_object
-                        T_base_object, shapes = T_base_old, old + [(g, T_old_new @ T) for g, T in shapes]
-                else:
-                    raise ValueError(f"collision object {echo(msg.id)}: unknown operation {msg.operation}")
-                self.collision.add_object(msg.id, [(g, T_base_object @ T) for g, T in shapes])
-                objects[msg.id] = (T_base_object, shapes)
-        except ValueError as error:
-            self.get_logger().warning(f"collision_object ignored: {error}")
+            self._ignored("collision_object", self._scene.collision_object(msg))
         except Exception as error:  # a subscription callback's exception would end the process
             self._unexpected("collision_object", error)
 
     def _on_attached_collision_object(self, msg: AttachedCollisionObject) -> None:
-        """As move_group: ADD with shapes holds a new object on link_name; ADD without shapes takes world object
-        object.id off the world onto link_name where it is now (pymoveit2's attach_collision_object); REMOVE
-        puts object.id (empty: every object of link_name, or every object) back into the world where it is
-        now. "Now" is the current joint state (joint_states; mid-limits for joints never heard)."""
+        """An object held, taken off the world or put back into it where it is now, at the current joint state
+        (``Scene.attached_collision_object``)."""
         try:
-            current = self._current_state()
-            checker, object_id = self.collision, msg.object.id
-            with self._world_lock:
-                if msg.object.operation == CollisionObject.REMOVE:
-                    names = (
-                        [object_id]
-                        if object_id
-                        else [name for name, (held, _) in self._held.items() if msg.link_name in ("", held.link)]
-                    )
-                    for name in names:
-                        held, _ = self._held.pop(name, (None, None))
-                        if held is None:
-                            raise ValueError(f"attached object {echo(name)} is not held")
-                        T_base_object = checker.link_pose(current.q, held.link) @ held.T_link_object
-                        checker.add_object(name, [(g, T_base_object @ T) for g, T in held.shapes])
-                        self._world_objects[name] = (T_base_object, held.shapes)
-                    return
-                if msg.object.operation != CollisionObject.ADD:
-                    raise ValueError(
-                        f"attached object {echo(object_id)}: operation {msg.object.operation!r} is not ADD or REMOVE"
-                    )
-                has_shapes = msg.object.primitives or msg.object.meshes or msg.object.planes
-                if has_shapes:
-                    outcome = held_object_of(msg, self._request_context, current)
-                    if isinstance(outcome, Refusal):
-                        raise ValueError(outcome.message)
-                    held = outcome
-                else:
-                    if object_id not in self._world_objects:
-                        raise ValueError(
-                            f"attached object {echo(object_id)} has no shapes and no world object has that id"
-                        )
-                    if not checker.places(msg.link_name):
-                        raise ValueError(
-                            f"attached object {echo(object_id)}: link_name {echo(msg.link_name)} is not a link this "
-                            f"node places"
-                        )
-                    if len(msg.touch_links) > self.settings.max_request_items:
-                        raise ValueError(
-                            f"attached object {echo(object_id)}: {len(msg.touch_links)} touch_links, more than "
-                            f"max_request_items ({self.settings.max_request_items})"
-                        )
-                    T_base_object, shapes = self._world_objects[object_id]
-                    T_link_object = np.linalg.inv(checker.link_pose(current.q, msg.link_name)) @ T_base_object
-                    held = HeldObject(object_id, msg.link_name, T_link_object, shapes, tuple(msg.touch_links))
-                self._held[object_id] = (held, held.body(checker))
-                self._world_objects.pop(object_id, None)  # an attached object is no longer in the world
-                checker.remove_object(object_id)
-        except ValueError as error:
-            self.get_logger().warning(f"attached_collision_object ignored: {error}")
+            self._ignored(
+                "attached_collision_object", self._scene.attached_collision_object(msg, self._current_state())
+            )
         except Exception as error:  # a subscription callback's exception would end the process
             self._unexpected("attached_collision_object", error)
+
+    def _ignored(self, topic: str, reason: Optional[str]) -> None:
+        if reason is not None:
+            self.get_logger().warning(f"{topic} ignored: {reason}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         """Solve a goal pose from the current joint state; publish the solution as a joint command."""
