@@ -10,7 +10,8 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from ik_neural.collision import CollisionChecker, cache_path
+from ik_neural.collision import CollisionChecker
+from ik_neural.disabled_pairs import cache_path
 from ik_neural.geometry import rpy_to_matrix
 from ik_neural.robots import load_robot
 from ik_neural.urdf_model import BOX, SPHERE, Geometry, UrdfModel

@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from ik_neural.collision import CollisionChecker, TriangleMesh
-from ik_neural.urdf_model import BOX, SPHERE, Geometry, Plane, UrdfModel
+from ik_neural.collision import CollisionChecker
+from ik_neural.urdf_model import BOX, SPHERE, Geometry, Plane, TriangleMesh, UrdfModel
 
 pytestmark = pytest.mark.unit
 
