@@ -20,14 +20,22 @@ import hashlib
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ik_neural.geometry import matrix_to_rpy, rot_x, rot_z, skew, transform
 from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.kinematics import ChainArrays, fk_jacobian, joint_frames
-from ik_neural.urdf_model import CONTINUOUS, MOVABLE_JOINT_TYPES, PRISMATIC, REVOLUTE, UrdfModel, UrdfSource
+
+if TYPE_CHECKING:
+    from ik_neural.urdf_model import UrdfSource
+
+REVOLUTE = "revolute"
+CONTINUOUS = "continuous"
+PRISMATIC = "prismatic"
+MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
+"""The URDF joint types a chain holds (its fixed joints are folded into the constant transforms)."""
 
 # Digits kept when hashing numbers into the fingerprint: far below any physical tolerance, far
 # above the last-bit differences between libm implementations of sin/cos.
@@ -136,6 +144,8 @@ class KinematicChain:
     def from_urdf(cls, urdf: UrdfSource, base_link: str, tip_link: str) -> "KinematicChain":
         """The chain from ``base_link`` to ``tip_link`` of a URDF given as a file path or an XML string
         (``UrdfModel.parse(urdf).chain(...)``; parse once to take several things from one URDF)."""
+        from ik_neural.urdf_model import UrdfModel  # the parser depends on the chain, not the reverse
+
         return UrdfModel.parse(urdf).chain(base_link, tip_link)
 
     @classmethod

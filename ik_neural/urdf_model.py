@@ -13,24 +13,17 @@ import math
 import os
 from pathlib import Path
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional, Union
+from typing import Iterable, Mapping, NamedTuple, Optional, Union
 from xml.etree import ElementTree
 
 import numpy as np
 from urdf_parser_py.urdf import URDF
 from urdf_parser_py.xml_reflection.core import ParseError as URDFParseError
 
+from ik_neural.chain import CONTINUOUS, MOVABLE_JOINT_TYPES, PRISMATIC, REVOLUTE, Joint, KinematicChain
 from ik_neural.geometry import axis_rotation, rpy_to_matrix, transform
 
-if TYPE_CHECKING:
-    from ik_neural.chain import KinematicChain
-
 UrdfSource = Union[str, os.PathLike]
-
-REVOLUTE = "revolute"
-CONTINUOUS = "continuous"
-PRISMATIC = "prismatic"
-MOVABLE_JOINT_TYPES = (REVOLUTE, CONTINUOUS, PRISMATIC)
 
 BOX, SPHERE, CYLINDER, CAPSULE, CONE, MESH = "box", "sphere", "cylinder", "capsule", "cone", "mesh"
 PRIMITIVES = (BOX, SPHERE, CYLINDER, CAPSULE, CONE)
@@ -132,13 +125,16 @@ class ChainLink(NamedTuple):
 
 
 class ChainLinks:
-    """The links whose pose forward kinematics of ``chain`` gives at any q: those fixed to the base (a
-    ``world`` above it too), and each movable joint's child link with the links fixed to it (the tip among
-    them). Made by ``UrdfModel.chain_links``; ``poses`` gives their poses. Lengths in metres."""
+    """Where the links of ``chain`` are. Forward kinematics places, at any q, the links fixed to the base (a
+    ``world`` above it too) and each movable joint's child link with the links fixed to it (the tip among
+    them): ``links``, ``names``, ``poses``. ``anchor`` also places the links hanging below those through
+    joints outside the chain (a gripper's fingers), for given positions of those joints. Made by
+    ``UrdfModel.chain_links``. Lengths in metres."""
 
-    def __init__(self, chain: "KinematicChain", links: dict[str, ChainLink]) -> None:
+    def __init__(self, chain: KinematicChain, links: dict[str, ChainLink], model: "UrdfModel") -> None:
         self.chain = chain
         self.links = links
+        self.model = model
 
     def __contains__(self, link: object) -> bool:
         return link in self.links
@@ -160,6 +156,30 @@ class ChainLinks:
 
         T_frame_base = np.eye(4) if frame is None else np.linalg.inv(T_base(frame))
         return np.stack([T_frame_base @ T_base(link) for link in links]) if links else np.empty((0, 4, 4))
+
+    def anchor(
+        self, link: str, positions: Mapping[str, float], memo: Optional[dict[str, Optional[ChainLink]]] = None
+    ) -> Optional[ChainLink]:
+        """Where ``link`` is rigid: its ``ChainLink`` if forward kinematics places it; for a link below one
+        through joints outside the chain, that link's frame and T_frame_link (4, 4) with those joints at
+        ``positions`` (by name, rad or m; 0 for one not given); None for a link the chain does not move
+        (another branch of the tree). ``memo`` (link -> answer, for the same positions) spares walking the
+        tree again for each of many links."""
+        memo = {} if memo is None else memo
+        if link not in memo:
+            memo[link] = self._anchor_of(link, positions, memo)
+        return memo[link]
+
+    def _anchor_of(self, link: str, positions: Mapping[str, float], memo: dict) -> Optional[ChainLink]:
+        if link in self.links:
+            return self.links[link]
+        if link not in self.model.robot.parent_map:
+            return None
+        joint, parent = self.model.robot.parent_map[link]
+        above = self.anchor(parent, positions, memo)
+        if above is None:
+            return None
+        return ChainLink(above.frame, above.T_frame_link @ self.model.joint_transform(joint, positions.get(joint, 0.0)))
 
 
 class UrdfModel:
@@ -225,10 +245,8 @@ class UrdfModel:
                 f"links: {sorted(self.link_names)}"
             )
 
-    def chain(self, base_link: str, tip_link: str) -> "KinematicChain":
+    def chain(self, base_link: str, tip_link: str) -> KinematicChain:
         """The serial chain from ``base_link`` to ``tip_link``."""
-        from ik_neural.chain import Joint, KinematicChain
-
         robot = self.robot
         self.check_link("base_link", base_link)
         self.check_link("tip_link", tip_link)
@@ -288,14 +306,14 @@ class UrdfModel:
                     pending.append(other)
         return frames
 
-    def chain_links(self, chain: "KinematicChain") -> ChainLinks:
+    def chain_links(self, chain: KinematicChain) -> ChainLinks:
         """The links of this URDF that forward kinematics of ``chain`` (made from this URDF) places: the
         links fixed to its base, and each movable joint's child link with the links fixed to it."""
         links = {name: ChainLink(-1, T) for name, T in self.attached_frames(chain.base_link).items()}
         for i, joint_name in enumerate(chain.joint_names):
             child = self.robot.joint_map[joint_name].child
             links.update({name: ChainLink(i, T) for name, T in self.attached_frames(child).items()})
-        return ChainLinks(chain, links)
+        return ChainLinks(chain, links, self)
 
 
 def _read(urdf: UrdfSource) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """The ROS 2 node ``ik_neural``: MoveIt's GetPositionIK on ``~/compute_ik`` and GetPositionFK on
 ``~/compute_fk``, goal poses in, joint commands out.
 
-The node wires ROS to the rest: its parameters are ``NodeSettings`` (settings.py), a request becomes a
-problem or a refusal in request.py, the solver solves. Poses reach the solver as the tip link's pose in the
+The node wires ROS to the rest: its parameters are ``NodeSettings`` (settings.py), start-up decisions are
+startup.py's, a request becomes a problem or a refusal in request.py, the solver solves, and the
+collision_object and attached_collision_object topics change the planning scene of scene.py. Poses reach the solver as the tip link's pose in the
 chain's base frame (metres, radians).
 
 No request may end the process or hold it: every callback has one catch-all (FAILURE with the reason), a
@@ -20,7 +21,6 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any, Iterator, Optional, TypeVar
 
 import numpy as np
@@ -38,42 +38,39 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from ik_neural.collision import AttachedBody, CollisionChecker
 from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
-from ik_neural.robots import models_dir
-from ik_neural.ros.messages import (
-    collision_object_shapes,
-    joint_state,
-    joint_trajectory,
-    matrix_to_pose,
-    object_pose_to_matrix,
-)
+from ik_neural.ros.messages import joint_state, joint_trajectory, matrix_to_pose
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
 from ik_neural.ros.request import (
     CurrentState,
-    HeldObject,
     Problem,
     Refusal,
     RequestContext,
     fk_problem_of,
-    held_object_of,
     problem_of,
+)
+from ik_neural.ros.scene import Scene
+from ik_neural.ros.startup import (
+    NODE_NAME,
+    Descriptions,
+    StartupError,
+    collision_checker,
+    description_waits,
+    descriptions,
+    empty_parameter_rule,
+    resolve_path,
+    summary,
 )
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
 from ik_neural.urdf_model import UrdfModel
 
-NODE_NAME = "ik_neural"
 SOURCE = "ik_neural"
 _ERROR_CODES_HAVE_MESSAGE = "message" in MoveItErrorCodes.get_fields_and_field_types()
 RCLError = _rclpy.RCLError
 Response = TypeVar("Response", GetPositionIK.Response, GetPositionFK.Response)
-
-
-class StartupError(RuntimeError):
-    """The node cannot start; the message is one line naming the cause."""
 
 
 def _answer(response: Response, code: int, message: str) -> Response:
@@ -83,23 +80,6 @@ def _answer(response: Response, code: int, message: str) -> Response:
     if _ERROR_CODES_HAVE_MESSAGE:
         response.error_code.message, response.error_code.source = message, SOURCE
     return response
-
-
-def resolve_path(path: str) -> Path:
-    """A file path, or a ``package://<package>/<path>`` URI resolved in that package's share directory
-    (for ik_neural also its source tree)."""
-    prefix = "package://"
-    if not path.startswith(prefix):
-        return Path(path).expanduser()
-    package, _, relative = path[len(prefix) :].partition("/")
-    if package == NODE_NAME:
-        return models_dir().parent / relative
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-    try:
-        return Path(get_package_share_directory(package)) / relative
-    except PackageNotFoundError:
-        raise StartupError(f"{echo(path)}: package {echo(package)} is not installed") from None
 
 
 def _describe(result: IKResult) -> str:
@@ -136,7 +116,7 @@ class IKNode(Node):
             model = UrdfModel.parse(urdf)
             self.chain = model.chain(base_link, tip_link)
             network = load_network(resolve_path(settings.model_path), self.chain) if settings.model_path else None
-            self.collision = self._collision_checker(model, srdf)
+            self.collision = collision_checker(settings, model, self.chain, srdf)
             self._request_context = RequestContext.of_model(model, self.chain, settings, collision=self.collision)
             self.solver = IKSolver(self.chain, network=network)
             # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
@@ -165,12 +145,8 @@ class IKNode(Node):
             GetPositionFK, "~/compute_fk", self._compute_fk, qos_profile=SERVICE_QOS, callback_group=requests
         )
         self.create_subscription(JointState, "joint_states", self._on_joint_states, 10, callback_group=requests)
-        # The world, as move_group hears it: objects by id, each (T_base_object, [(Geometry, T_object_shape)]).
-        self._world_objects: dict[str, tuple[np.ndarray, list]] = {}
-        self._world_lock = threading.Lock()
-        # Objects the robot holds, as move_group hears them on attached_collision_object: by id, each with its
-        # checker body (an immutable value, replaced as a whole), checked in every avoid_collisions request.
-        self._held: dict[str, tuple[HeldObject, AttachedBody]] = {}
+        # The world objects and the objects the robot holds, as move_group hears them (None: nothing to check).
+        self._scene = Scene(self._request_context) if self.collision is not None else None
         if self.collision is not None:
             self.create_subscription(
                 CollisionObject, "collision_object", self._on_collision_object, 100, callback_group=requests
@@ -190,18 +166,6 @@ class IKNode(Node):
             self.create_publisher(JointTrajectory, "~/joint_trajectory", 10) if settings.publish_trajectory else None
         )
         self.get_logger().info(self.summary())
-
-    def _collision_checker(self, model: UrdfModel, srdf: Optional[str]) -> Optional[CollisionChecker]:
-        """The self-collision checker of requests with avoid_collisions (policy 'check'), its disabled pairs
-        from ``srdf`` (XML or a file path; None: computed): None where the policy is another or the chain's
-        links have no collision geometry."""
-        if self.settings.avoid_collisions_policy != "check" or not model.collisions():
-            return None
-        checker = CollisionChecker.from_urdf(model, self.chain, srdf=srdf, resolve=resolve_path)
-        if not checker.link_names:
-            return None
-        checker.in_collision(self.chain.middle)  # the first call's imports and allocations, outside any budget
-        return checker
 
     def stop(self) -> None:
         """End every solve in flight at its next step; later solves end at once (the node is stopping)."""
@@ -232,45 +196,10 @@ class IKNode(Node):
         except SettingsError as error:
             raise StartupError(str(error)) from None
 
-    def _descriptions(self) -> tuple[str, str, Optional[str], str]:
-        """(URDF XML or file path, where it came from, SRDF XML or file path or None, where it came from).
-        The URDF: the parameter, else the topic, else urdf_path. The SRDF (for collision checking): the
-        parameter, else srdf_path, else the topic, else None (computed pairs). Both topics are waited for at once."""
-        settings = self.settings
-        waits = {}
-        if not settings.robot_description and settings.robot_description_timeout_s > 0:
-            waits["robot_description"] = settings.robot_description_timeout_s
-        srdf_topic = (
-            settings.avoid_collisions_policy == "check"
-            and not settings.robot_description_semantic
-            and not settings.srdf_path
-            and settings.robot_description_semantic_timeout_s > 0
-        )
-        if srdf_topic:
-            waits["robot_description_semantic"] = settings.robot_description_semantic_timeout_s
-        published = self._wait_for_latched(waits)
-        if settings.robot_description:
-            urdf = settings.robot_description, "parameter robot_description"
-        elif "robot_description" in published:
-            urdf = published["robot_description"], "topic robot_description"
-        elif settings.urdf_path:
-            path = resolve_path(settings.urdf_path)
-            urdf = str(path), f"urdf_path {echo(str(path))}"
-        else:
-            raise StartupError(
-                f"no robot description: parameter robot_description and urdf_path are empty and nothing was published "
-                f"on {self.resolve_topic_name('robot_description')} within {settings.robot_description_timeout_s} s"
-            )
-        if settings.robot_description_semantic:
-            srdf = settings.robot_description_semantic, "parameter robot_description_semantic"
-        elif settings.srdf_path:
-            path = resolve_path(settings.srdf_path)
-            srdf = str(path), f"srdf_path {echo(str(path))}"
-        elif "robot_description_semantic" in published:
-            srdf = published["robot_description_semantic"], "topic robot_description_semantic"
-        else:
-            srdf = None, ""
-        return (*urdf, *srdf)
+    def _descriptions(self) -> Descriptions:
+        """The robot descriptions (startup.descriptions), both latched topics waited for at once."""
+        published = self._wait_for_latched(description_waits(self.settings))
+        return descriptions(self.settings, published, self.resolve_topic_name("robot_description"))
 
     def _wait_for_latched(self, waits: dict[str, float]) -> dict[str, str]:
         """topic -> the string latched on it (transient local, as robot_state_publisher and move_group publish
@@ -302,22 +231,10 @@ class IKNode(Node):
 
     def summary(self) -> str:
         """What the node serves, in one line."""
-        chain, settings = self.chain, self.settings
-        mode = f"network {settings.model_path}" if self.solver.network is not None else "numerical only (no model)"
-        if self.collision is not None:
-            checker = self.collision
-            pairs = f"the SRDF of {self._srdf_origin}" if checker.disabled_source == "srdf" else checker.disabled_source
-            mode += (
-                f"; avoid_collisions checks self-collision of {len(checker.link_names)} links, "
-                f"{len(checker.enabled_pairs)} pairs (disabled pairs: {pairs})"
-            )
-        return (
-            f"serving {self.resolve_service_name('~/compute_ik')} (moveit_msgs/srv/GetPositionIK) and "
-            f"{self.resolve_service_name('~/compute_fk')} (moveit_msgs/srv/GetPositionFK) for group "
-            f"{settings.group_name!r}: {chain.base_link} -> {chain.tip_link}, {chain.dof} joints "
-            f"{chain.joint_names}, {mode}; goals on {self.resolve_topic_name('~/goal_pose')} -> commands on "
-            f"{self.resolve_topic_name('~/joint_commands')}"
-        )
+        names = {name: self.resolve_service_name(name) for name in ("~/compute_ik", "~/compute_fk")}
+        names.update({name: self.resolve_topic_name(name) for name in ("~/goal_pose", "~/joint_commands")})
+        network_loaded = self.solver.network is not None
+        return summary(self.settings, self.chain, network_loaded, self.collision, self._srdf_origin, names)
 
     # ------------------------------------------------------------------ callbacks
 
@@ -400,9 +317,7 @@ class IKNode(Node):
             checker, positions = self.collision, problem.other_positions or None
 
             # The request's robot state's objects, then those held by attached_collision_object (not named there).
-            named = {body.name for body in problem.attached}
-            with self._world_lock:
-                held = [body for name, (_, body) in self._held.items() if name not in named]
+            held = self._scene.held_bodies(excluding={body.name for body in problem.attached})
             attached = (*problem.attached, *held)
 
             def collision_free(q: np.ndarray) -> bool:
@@ -437,105 +352,25 @@ class IKNode(Node):
             self._unexpected("joint_states", error)
 
     def _on_collision_object(self, msg: CollisionObject) -> None:
-        """ADD (replace), REMOVE (an empty id: all), APPEND (shapes added to the object) or MOVE (a new pose)
-        a world object of primitives and meshes; its frame must be the base or a frame fixed to it (there is
-        no TF listener)."""
+        """A world object added, appended to, moved or removed (``Scene.collision_object``)."""
         try:
-            frame = msg.header.frame_id[1:] if msg.header.frame_id.startswith("/") else msg.header.frame_id
-            T_base_frame = self._request_context.T_base_frame.get(frame or self.chain.base_link)
-            if T_base_frame is None:
-                raise ValueError(
-                    f"collision object {echo(msg.id)}: frame {echo(msg.header.frame_id)} is not the base "
-                    f"{self.chain.base_link!r} or a frame fixed to it; this node has no TF listener"
-                )
-            with self._world_lock:
-                objects = self._world_objects
-                if msg.operation == CollisionObject.REMOVE:
-                    if msg.id:
-                        objects.pop(msg.id, None)
-                        self.collision.remove_object(msg.id)
-                    else:
-                        objects.clear()
-                        self.collision.clear()
-                    return
-                if msg.operation == CollisionObject.MOVE:
-                    if msg.id not in objects:
-                        raise ValueError(f"MOVE of collision object {echo(msg.id)}, which was never added")
-                    T_base_object, shapes = T_base_frame @ object_pose_to_matrix(msg.pose), objects[msg.id][1]
-                elif msg.operation in (CollisionObject.ADD, CollisionObject.APPEND):
-                    T_frame_object, shapes = collision_object_shapes(msg)
-                    T_base_object = T_base_frame @ T_frame_object
-                    if msg.operation == CollisionObject.APPEND and msg.id in objects:
-                        T_base_old, old = objects[msg.id]
-                        T_old_new = np.linalg.inv(T_base_old) @ T_base_object
-                        T_base_object, shapes = T_base_old, old + [(g, T_old_new @ T) for g, T in shapes]
-                else:
-                    raise ValueError(f"collision object {echo(msg.id)}: unknown operation {msg.operation}")
-                self.collision.add_object(msg.id, [(g, T_base_object @ T) for g, T in shapes])
-                objects[msg.id] = (T_base_object, shapes)
-        except ValueError as error:
-            self.get_logger().warning(f"collision_object ignored: {error}")
+            self._ignored("collision_object", self._scene.collision_object(msg))
         except Exception as error:  # a subscription callback's exception would end the process
             self._unexpected("collision_object", error)
 
     def _on_attached_collision_object(self, msg: AttachedCollisionObject) -> None:
-        """As move_group: ADD with shapes holds a new object on link_name; ADD without shapes takes world object
-        object.id off the world onto link_name where it is now (pymoveit2's attach_collision_object); REMOVE
-        puts object.id (empty: every object of link_name, or every object) back into the world where it is
-        now. "Now" is the current joint state (joint_states; mid-limits for joints never heard)."""
+        """An object held, taken off the world or put back into it where it is now, at the current joint state
+        (``Scene.attached_collision_object``)."""
         try:
-            current = self._current_state()
-            checker, object_id = self.collision, msg.object.id
-            with self._world_lock:
-                if msg.object.operation == CollisionObject.REMOVE:
-                    names = (
-                        [object_id]
-                        if object_id
-                        else [name for name, (held, _) in self._held.items() if msg.link_name in ("", held.link)]
-                    )
-                    for name in names:
-                        held, _ = self._held.pop(name, (None, None))
-                        if held is None:
-                            raise ValueError(f"attached object {echo(name)} is not held")
-                        T_base_object = checker.link_pose(current.q, held.link) @ held.T_link_object
-                        checker.add_object(name, [(g, T_base_object @ T) for g, T in held.shapes])
-                        self._world_objects[name] = (T_base_object, held.shapes)
-                    return
-                if msg.object.operation != CollisionObject.ADD:
-                    raise ValueError(
-                        f"attached object {echo(object_id)}: operation {msg.object.operation!r} is not ADD or REMOVE"
-                    )
-                has_shapes = msg.object.primitives or msg.object.meshes or msg.object.planes
-                if has_shapes:
-                    outcome = held_object_of(msg, self._request_context, current)
-                    if isinstance(outcome, Refusal):
-                        raise ValueError(outcome.message)
-                    held = outcome
-                else:
-                    if object_id not in self._world_objects:
-                        raise ValueError(
-                            f"attached object {echo(object_id)} has no shapes and no world object has that id"
-                        )
-                    if not checker.places(msg.link_name):
-                        raise ValueError(
-                            f"attached object {echo(object_id)}: link_name {echo(msg.link_name)} is not a link this "
-                            f"node places"
-                        )
-                    if len(msg.touch_links) > self.settings.max_request_items:
-                        raise ValueError(
-                            f"attached object {echo(object_id)}: {len(msg.touch_links)} touch_links, more than "
-                            f"max_request_items ({self.settings.max_request_items})"
-                        )
-                    T_base_object, shapes = self._world_objects[object_id]
-                    T_link_object = np.linalg.inv(checker.link_pose(current.q, msg.link_name)) @ T_base_object
-                    held = HeldObject(object_id, msg.link_name, T_link_object, shapes, tuple(msg.touch_links))
-                self._held[object_id] = (held, held.body(checker))
-                self._world_objects.pop(object_id, None)  # an attached object is no longer in the world
-                checker.remove_object(object_id)
-        except ValueError as error:
-            self.get_logger().warning(f"attached_collision_object ignored: {error}")
+            self._ignored(
+                "attached_collision_object", self._scene.attached_collision_object(msg, self._current_state())
+            )
         except Exception as error:  # a subscription callback's exception would end the process
             self._unexpected("attached_collision_object", error)
+
+    def _ignored(self, topic: str, reason: Optional[str]) -> None:
+        if reason is not None:
+            self.get_logger().warning(f"{topic} ignored: {reason}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         """Solve a goal pose from the current joint state; publish the solution as a joint command."""
@@ -562,24 +397,10 @@ class IKNode(Node):
         self.get_logger().debug(f"goal pose: {_describe(result)}; command published")
 
 
-def _empty_parameter_rule(argv: list[str]) -> Optional[str]:
-    """The first ``-p name:=`` without a value among the ROS arguments, else None. rcl cannot parse one (it
-    logs its own line and raises); an empty string is written ``-p "name:=''"``."""
-    in_ros_args = False
-    for i, token in enumerate(argv):
-        if token == "--ros-args":
-            in_ros_args = True
-        elif token == "--":
-            in_ros_args = False
-        elif in_ros_args and token in ("-p", "--param") and i + 1 < len(argv) and argv[i + 1].endswith(":="):
-            return argv[i + 1]
-    return None
-
-
 def main(args: Optional[list[str]] = None) -> int:
     """``ik_node``: run the node until Ctrl-C or SIGTERM. Exit 1, with one error line, when it cannot start."""
     logger = rclpy.logging.get_logger(NODE_NAME)
-    empty = _empty_parameter_rule(sys.argv if args is None else args)
+    empty = empty_parameter_rule(sys.argv if args is None else args)
     if empty is not None:
         logger.error(
             f"cannot start: parameter rule {echo(empty)} has no value (an empty string is written -p \"NAME:=''\")"

@@ -10,7 +10,8 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from ik_neural.collision import CollisionChecker, cache_path
+from ik_neural.collision import CollisionChecker
+from ik_neural.disabled_pairs import adjacent_pairs, cache_path, compute_disabled_pairs
 from ik_neural.geometry import rpy_to_matrix
 from ik_neural.robots import load_robot
 from ik_neural.urdf_model import BOX, SPHERE, Geometry, UrdfModel
@@ -280,3 +281,19 @@ def test_panda_primitives_flag_every_mesh_collision_and_few_free_configurations(
     assert 0.05 < mesh.mean() < 0.5
     assert ours[mesh].all(), np.flatnonzero(mesh & ~ours)
     assert ours[~mesh].mean() < 0.2, ours[~mesh].mean()
+
+
+def test_the_pair_computation_is_a_function_of_the_bodies_alone():
+    """disabled_pairs.compute_disabled_pairs reads the robot's bodies only: a checker's world objects and
+    its own disabled pairs change neither the answer nor are changed by it (nothing swapped and restored)."""
+    bare = slider_checker(disabled_pairs=[])
+    reasons = compute_disabled_pairs(bare, samples=200)
+    assert reasons == {
+        frozenset({"base", "slider"}): "adjacent",
+        frozenset({"slider", "block"}): "adjacent",
+    }  # the block meets the base in some of the samples, not all: checked
+    busy = slider_checker(disabled_pairs=[("base", "block")])
+    busy.add_object("ball", [(Geometry(SPHERE, (1.0,)), np.eye(4))])  # around the base: every q collides with it
+    assert compute_disabled_pairs(busy, samples=200) == reasons == busy.compute_disabled_pairs(samples=200)
+    assert busy.enabled_pairs == [] and busy.disabled_source == "given" and busy.object_names == ["ball"]
+    assert adjacent_pairs(busy) == {frozenset({"base", "slider"}), frozenset({"slider", "block"})}

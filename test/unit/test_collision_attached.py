@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from ik_neural.collision import CollisionChecker, TriangleMesh
-from ik_neural.urdf_model import BOX, SPHERE, Geometry, Plane, UrdfModel
+from ik_neural.collision import CollisionChecker
+from ik_neural.urdf_model import BOX, SPHERE, Geometry, Plane, TriangleMesh, UrdfModel
 
 pytestmark = pytest.mark.unit
 
@@ -238,3 +238,20 @@ def test_checks_from_many_threads_agree_with_serial_ones(checker):
     assert not errors, errors
     for k in range(4):
         assert all(run == expected[k] for run in results[k]), k
+
+
+def test_chain_links_anchor_places_links_below_the_chain_through_other_joints():
+    """ChainLinks.anchor, the one home of 'where a link is': FK's links as they are, the finger below the
+    slider through 'grip' (outside the chain) at the position given (0 when none), floor (above the base
+    through a movable joint) nowhere; the checker's link_pose agrees."""
+    model = UrdfModel.parse(HOLDER_URDF)
+    chain = model.chain("base", "tool")
+    links = model.chain_links(chain)
+    assert links.anchor("tool", {}) is links.links["tool"] and links.anchor("floor", {"grip": 0.2}) is None
+    finger = links.anchor("finger", {"grip": 0.2})
+    assert finger.frame == 0  # joint x's frame
+    np.testing.assert_allclose(finger.T_frame_link, _at(y=0.2))
+    np.testing.assert_allclose(links.anchor("finger", {}).T_frame_link, np.eye(4))
+    checker = CollisionChecker.from_urdf(model, chain, disabled_pairs=[], positions={"grip": 0.2})
+    np.testing.assert_allclose(checker.link_pose(_q(1.5), "finger"), _at(1.5, 0.2))
+    np.testing.assert_allclose(checker.link_pose(_q(1.5), "finger", {"grip": 0.4}), _at(1.5, 0.4))

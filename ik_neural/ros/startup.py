@@ -1,0 +1,150 @@
+"""The node's start-up logic, pure: where the robot descriptions come from (``description_waits``,
+``descriptions``), how a ``package://`` path resolves (``resolve_path``), the one line it logs once serving
+(``summary``), its collision checker (``collision_checker``), and the ROS argument rcl cannot parse (``empty_parameter_rule``). ``StartupError`` is the
+node's one-line refusal to start.
+
+No node: the caller waits for the topics and resolves names; these functions only decide.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, NamedTuple, Optional
+
+from ik_neural.chain import KinematicChain
+from ik_neural.collision import CollisionChecker
+from ik_neural.echo import echo
+from ik_neural.robots import models_dir
+from ik_neural.ros.settings import NodeSettings
+from ik_neural.urdf_model import UrdfModel
+
+NODE_NAME = "ik_neural"
+
+
+class StartupError(RuntimeError):
+    """The node cannot start; the message is one line naming the cause."""
+
+
+def resolve_path(path: str) -> Path:
+    """A file path, or a ``package://<package>/<path>`` URI resolved in that package's share directory
+    (for ik_neural also its source tree)."""
+    prefix = "package://"
+    if not path.startswith(prefix):
+        return Path(path).expanduser()
+    package, _, relative = path[len(prefix) :].partition("/")
+    if package == NODE_NAME:
+        return models_dir().parent / relative
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        return Path(get_package_share_directory(package)) / relative
+    except PackageNotFoundError:
+        raise StartupError(f"{echo(path)}: package {echo(package)} is not installed") from None
+
+
+class Descriptions(NamedTuple):
+    """The robot descriptions the node starts from, each with where it came from (for messages)."""
+
+    urdf: str  # URDF XML or a file path
+    urdf_origin: str
+    srdf: Optional[str]  # SRDF XML or a file path; None: the disabled pairs are computed
+    srdf_origin: str
+
+
+def description_waits(settings: NodeSettings) -> dict[str, float]:
+    """The latched topics to wait for (topic -> longest wait, s): robot_description when no parameter gives
+    the URDF; robot_description_semantic when collisions are checked and no parameter or file gives the SRDF."""
+    waits = {}
+    if not settings.robot_description and settings.robot_description_timeout_s > 0:
+        waits["robot_description"] = settings.robot_description_timeout_s
+    if (
+        settings.avoid_collisions_policy == "check"
+        and not settings.robot_description_semantic
+        and not settings.srdf_path
+        and settings.robot_description_semantic_timeout_s > 0
+    ):
+        waits["robot_description_semantic"] = settings.robot_description_semantic_timeout_s
+    return waits
+
+
+def descriptions(settings: NodeSettings, published: Mapping[str, str], description_topic: str) -> Descriptions:
+    """The URDF: the parameter, else the topic (``published``: topic -> what was heard), else urdf_path. The
+    SRDF (for collision checking): the parameter, else srdf_path, else the topic, else None (computed
+    pairs). StartupError without a URDF, naming ``description_topic`` (robot_description, resolved)."""
+    if settings.robot_description:
+        urdf = settings.robot_description, "parameter robot_description"
+    elif "robot_description" in published:
+        urdf = published["robot_description"], "topic robot_description"
+    elif settings.urdf_path:
+        path = resolve_path(settings.urdf_path)
+        urdf = str(path), f"urdf_path {echo(str(path))}"
+    else:
+        raise StartupError(
+            f"no robot description: parameter robot_description and urdf_path are empty and nothing was published "
+            f"on {description_topic} within {settings.robot_description_timeout_s} s"
+        )
+    if settings.robot_description_semantic:
+        srdf = settings.robot_description_semantic, "parameter robot_description_semantic"
+    elif settings.srdf_path:
+        path = resolve_path(settings.srdf_path)
+        srdf = str(path), f"srdf_path {echo(str(path))}"
+    elif "robot_description_semantic" in published:
+        srdf = published["robot_description_semantic"], "topic robot_description_semantic"
+    else:
+        srdf = None, ""
+    return Descriptions(*urdf, *srdf)
+
+
+def summary(
+    settings: NodeSettings,
+    chain: KinematicChain,
+    network_loaded: bool,
+    checker: Optional[CollisionChecker],
+    srdf_origin: str,
+    names: Mapping[str, str],
+) -> str:
+    """What the node serves, in one line; ``names``: '~/compute_ik', '~/compute_fk', '~/goal_pose' and
+    '~/joint_commands' resolved."""
+    mode = f"network {settings.model_path}" if network_loaded else "numerical only (no model)"
+    if checker is not None:
+        pairs = f"the SRDF of {srdf_origin}" if checker.disabled_source == "srdf" else checker.disabled_source
+        mode += (
+            f"; avoid_collisions checks self-collision of {len(checker.link_names)} links, "
+            f"{len(checker.enabled_pairs)} pairs (disabled pairs: {pairs})"
+        )
+    return (
+        f"serving {names['~/compute_ik']} (moveit_msgs/srv/GetPositionIK) and "
+        f"{names['~/compute_fk']} (moveit_msgs/srv/GetPositionFK) for group "
+        f"{settings.group_name!r}: {chain.base_link} -> {chain.tip_link}, {chain.dof} joints "
+        f"{chain.joint_names}, {mode}; goals on {names['~/goal_pose']} -> commands on "
+        f"{names['~/joint_commands']}"
+    )
+
+
+def collision_checker(
+    settings: NodeSettings, model: UrdfModel, chain: KinematicChain, srdf: Optional[str]
+) -> Optional[CollisionChecker]:
+    """The self-collision checker of requests with avoid_collisions (policy 'check'), its disabled pairs
+    from ``srdf`` (XML or a file path; None: computed): None where the policy is another or the chain's
+    links have no collision geometry."""
+    if settings.avoid_collisions_policy != "check" or not model.collisions():
+        return None
+    checker = CollisionChecker.from_urdf(model, chain, srdf=srdf, resolve=resolve_path)
+    if not checker.link_names:
+        return None
+    checker.in_collision(chain.middle)  # the first call's imports and allocations, outside any budget
+    return checker
+
+
+def empty_parameter_rule(argv: list[str]) -> Optional[str]:
+    """The first ``-p name:=`` without a value among the ROS arguments, else None. rcl cannot parse one (it
+    logs its own line and raises); an empty string is written ``-p "name:=''"``."""
+    in_ros_args = False
+    for i, token in enumerate(argv):
+        if token == "--ros-args":
+            in_ros_args = True
+        elif token == "--":
+            in_ros_args = False
+        elif in_ros_args and token in ("-p", "--param") and i + 1 < len(argv) and argv[i + 1].endswith(":="):
+            return argv[i + 1]
+    return None

@@ -1,0 +1,56 @@
+"""The node's start-up decisions without a node: which latched topics it waits for, which robot
+descriptions it takes (parameter, topic, file, in the README's order), and the ROS argument rcl cannot parse."""
+
+import pytest
+
+from ik_neural.ros.settings import NodeSettings
+from ik_neural.ros.startup import (
+    StartupError,
+    description_waits,
+    descriptions,
+    empty_parameter_rule,
+    resolve_path,
+)
+
+pytestmark = pytest.mark.unit
+TOPIC = "/robot_description"
+
+
+def test_the_topics_waited_for_are_those_no_parameter_or_file_gives():
+    assert description_waits(NodeSettings()) == {"robot_description": 2.0, "robot_description_semantic": 1.0}
+    assert description_waits(NodeSettings(robot_description="<robot/>", srdf_path="x.srdf")) == {}
+    assert description_waits(NodeSettings(robot_description_semantic="<robot/>")) == {"robot_description": 2.0}
+    assert description_waits(NodeSettings(avoid_collisions_policy="ignore")) == {"robot_description": 2.0}
+    assert description_waits(NodeSettings(robot_description_timeout_s=0.0)) == {"robot_description_semantic": 1.0}
+
+
+def test_the_urdf_is_the_parameter_then_the_topic_then_urdf_path():
+    published = {"robot_description": "<robot name='t'/>", "robot_description_semantic": "<robot name='s'/>"}
+    chosen = descriptions(NodeSettings(robot_description="<robot name='p'/>"), published, TOPIC)
+    assert (chosen.urdf, chosen.urdf_origin) == ("<robot name='p'/>", "parameter robot_description")
+    chosen = descriptions(NodeSettings(urdf_path="/tmp/r.urdf"), published, TOPIC)
+    assert (chosen.urdf, chosen.urdf_origin) == ("<robot name='t'/>", "topic robot_description")
+    chosen = descriptions(NodeSettings(urdf_path="/tmp/r.urdf"), {}, TOPIC)
+    assert (chosen.urdf, chosen.urdf_origin) == ("/tmp/r.urdf", "urdf_path '/tmp/r.urdf'")
+    with pytest.raises(StartupError, match=r"no robot description: .* nothing was published on /robot_description"):
+        descriptions(NodeSettings(), {}, TOPIC)
+
+
+def test_the_srdf_is_the_parameter_then_srdf_path_then_the_topic_else_none():
+    published = {"robot_description": "<robot/>", "robot_description_semantic": "<robot name='s'/>"}
+    both = NodeSettings(robot_description_semantic="<robot name='p'/>", srdf_path="/tmp/r.srdf")
+    assert descriptions(both, published, TOPIC)[2:] == ("<robot name='p'/>", "parameter robot_description_semantic")
+    path = NodeSettings(srdf_path="/tmp/r.srdf")
+    assert descriptions(path, published, TOPIC)[2:] == ("/tmp/r.srdf", "srdf_path '/tmp/r.srdf'")
+    topic = descriptions(NodeSettings(), published, TOPIC)[2:]
+    assert topic == ("<robot name='s'/>", "topic robot_description_semantic")
+    assert descriptions(NodeSettings(), {"robot_description": "<robot/>"}, TOPIC)[2:] == (None, "")
+
+
+def test_paths_and_parameter_rules():
+    assert resolve_path("package://ik_neural/models/panda/panda.urdf").is_file()
+    with pytest.raises(StartupError, match=r"package 'nosuch_package' is not installed"):
+        resolve_path("package://nosuch_package/x.urdf")
+    assert empty_parameter_rule(["ik_node", "--ros-args", "-p", "model_path:="]) == "model_path:="
+    assert empty_parameter_rule(["ik_node", "--ros-args", "-p", "model_path:=''"]) is None
+    assert empty_parameter_rule(["ik_node", "-p", "model_path:="]) is None  # not a ROS argument
