@@ -1,6 +1,6 @@
 """ik_neural: neural-network inverse kinematics for ROS 2 serial chains.
 
-The public Python API (no ROS needed); see README.md and design.md §10. Names are imported on first use,
+The public Python API (no ROS needed); see README.md. Names are imported on first use,
 so that ``import ik_neural.geometry`` (say, from a launch file or the message conversions) does not load
 torch, numba or the network.
 """

@@ -1,7 +1,7 @@
 """How good a network is on its own: errors on test targets, and the report plots of a training run.
 
 Targets come from ``sampling.reachable_targets`` (FK of configurations uniform within the limits, a fixed
-seed: design.md §8), so every one is reachable. Errors are judged by float64 FK of the network's answer
+seed), so every one is reachable. Errors are judged by float64 FK of the network's answer
 and ``geometry.pose_errors``, the metric the solver is judged by: position error in metres (reported in
 mm), rotation error the angle of R_target·R(q)ᵀ by the log map, in radians (reported in degrees).
 """

@@ -1,4 +1,4 @@
-"""The IK network of a model file: target poses to joint positions, without torch (design.md §5, §6).
+"""The IK network of a model file: target poses to joint positions, without torch (models/README.md, "The model file").
 
 A model file is a TorchScript archive (``ik_neural.torch_network`` writes it) of ``PoseToJoints``:
 T_base_tip (N, 4, 4) -> q (N, dof) within the joint limits, so the file alone is a usable IK guesser
@@ -10,7 +10,7 @@ T_base_tip (N, 4, 4) -> q (N, dof) within the joint limits, so the file alone is
   the constants that decode its outputs (``NetworkWeights``): what ``IKNetwork`` runs, read with
   ``zipfile`` and numpy alone, so a node or solver that only predicts never imports torch (~220 MB).
 
-Encodings (design.md §6): the input (``INPUT_ENCODINGS``) is the tip position divided by the chain's reach
+Encodings: the input (``INPUT_ENCODINGS``) is the tip position divided by the chain's reach
 (dimensionless), then, unless position-only, the three columns of R and the position in the tip frame
 (Rᵀ p / reach; files before format 4: the first two columns of R alone); the output a limit-scaled value o per
 bounded joint, q = centre + half_range · o (clamped to [-1, 1]), and with the "biternion" encoding a

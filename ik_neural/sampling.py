@@ -2,7 +2,7 @@
 
 A target is FK of a joint configuration drawn uniformly within the chain's limits (continuous joints over
 one turn) by numpy's default generator from ``seed``, so every target is reachable and the same (chain,
-n, seed) always gives the same targets (design.md §8).
+n, seed) always gives the same targets.
 """
 
 from __future__ import annotations

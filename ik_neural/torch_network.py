@@ -1,4 +1,4 @@
-"""The IK network as a torch module (``PoseToJoints``), and writing it as a model file (design.md §5).
+"""The IK network as a torch module (``PoseToJoints``), and writing it as a model file (models/README.md, "The model file").
 
 Training and torch tensors use this module; ``ik_neural.network`` reads the file and runs the folded
 float32 weights it carries without importing torch.

@@ -1,5 +1,5 @@
 """Training an IK network for a chain, on the CPU or a CUDA GPU, in one process or data-parallel over
-several (torchrun; design.md §6; the method of seed 003).
+several (torchrun; the method of seed 003).
 
 Every step draws a fresh batch of joint configurations uniformly within the limits, takes their tip poses
 by forward kinematics as targets, and (unsupervised, the default) minimises the error of
@@ -57,7 +57,7 @@ class Obstacle:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How a network is trained. Defaults were chosen by measurement (README, "Training")."""
+    """How a network is trained. Defaults were chosen by measurement (docs/benchmarks.md, "Training: how the defaults were chosen")."""
 
     steps: int = 0
     """Optimiser steps (deterministic for a seed); 0 = train for ``minutes`` of wall time instead."""

@@ -1,4 +1,4 @@
-"""The benchmark behind ``ik_bench`` (design.md §8), without the command line.
+"""The benchmark behind ``ik_bench``, without the command line.
 
 ``protocol``: targets, the seed, the interleaved runs and the FK-judged success of every answer;
 ``tracik``: TRAC-IK (pytracik) as one of the solvers; ``tables``: what each table measures and how it is

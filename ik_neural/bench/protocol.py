@@ -1,4 +1,4 @@
-"""The IK benchmark protocol (design.md §8): the same targets, seed and budget for every solver, the solvers
+"""The IK benchmark protocol: the same targets, seed and budget for every solver, the solvers
 interleaved target by target, and every answer judged by FK, whatever the solver claims.
 
 Targets are ``sampling.reachable_targets``; an answer succeeds at a (position m, rotation rad) pair when

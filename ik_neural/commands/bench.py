@@ -1,6 +1,6 @@
 """`ik_bench`: timing tables for the package's hot paths (``ros2 run ik_neural ik_bench fk --robot panda``).
 
-``ik_bench fk``: FK and Jacobian cost per pose. ``ik_bench ik``: the IK benchmark protocol of design.md §8
+``ik_bench fk``: FK and Jacobian cost per pose. ``ik_bench ik``: the IK benchmark protocol of ``bench.protocol``
 (success at three tolerance pairs, time per solve, batched throughput, the network alone), with the hybrid
 solver (network + DLS), the numerical-only one and TRAC-IK (when the ``pytracik`` binding is importable) in
 one run. ``ik_bench solutions``: ``IKSolver.solutions``, distinct solutions per pose. This module holds the
@@ -188,8 +188,8 @@ def _add_fk_parser(commands: argparse._SubParsersAction) -> None:
 def _add_ik_parser(commands: argparse._SubParsersAction) -> None:
     ik = commands.add_parser(
         "ik",
-        help="IK benchmark (design.md §8): success, ms per solve, batched solves/s; TRAC-IK rows if importable",
-        description=f"IK benchmark on a shipped robot or a URDF chain (design.md §8). Note: {tables.DRIFT_WARNING}.",
+        help="IK benchmark: success, ms per solve, batched solves/s; TRAC-IK rows if importable",
+        description=f"IK benchmark on a shipped robot or a URDF chain. Note: {tables.DRIFT_WARNING}.",
     )
     add_chain_arguments(ik, default_robot="panda")
     ik.add_argument("--targets", type=int, default=1000, help="number of targets (default: 1000)")

@@ -1,1 +1,1 @@
-"""The ROS layer: the only part of the package that imports rclpy and messages (design.md §2)."""
+"""The ROS layer: the only part of the package that imports rclpy and messages."""

@@ -1,4 +1,4 @@
-"""What importing a module costs: only what it uses (design.md §2; issue 10 item 8)."""
+"""What importing a module costs: only what it uses (issue 10 item 8)."""
 
 import ast
 import subprocess
