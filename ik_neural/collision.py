@@ -419,7 +419,7 @@ class CollisionChecker:
         return sorted(set(self._collisions(q, positions, attached, first_only=False)))
 
     def free(self, q: np.ndarray) -> bool:
-        """``not in_collision(q)``: the acceptance test ``IKSolver.solve(collision_free=...)`` takes."""
+        """``not in_collision(q)``: an acceptance test for ``IKSolver`` (``IKQuery.accept``, ``accept=``)."""
         return not self._collisions(q, None, (), first_only=True)
 
     def body_poses(self, q: np.ndarray, positions: Optional[Mapping[str, float]] = None) -> np.ndarray:

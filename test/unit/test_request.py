@@ -490,14 +490,8 @@ def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(
         assert np.all(outcome.bounds.lower <= outcome.bounds.upper)
         assert all(len(note) < MAX_MESSAGE for note in outcome.notes)
         # Whatever the request module lets through, the solver takes without raising.
-        result = solver.solve(
-            outcome.T_base_tip,
-            seed=outcome.seed,
-            timeout_s=0.001,
-            lower=outcome.bounds.lower,
-            upper=outcome.bounds.upper,
-            seed_first=outcome.seed_known,
-        )
+        query = outcome.query(SETTINGS.tolerance, seed_first=True, accept=None, stop=None)
+        result = solver.solve(dataclasses.replace(query, timeout_s=0.001))
     assert result.q.shape == (chain.dof,)
 
 
