@@ -17,7 +17,7 @@ from ik_neural.kernels.dls import (
     ranked_steps_serial,
 )
 from ik_neural.sampling import reachable_targets
-from ik_neural.query import Tolerance
+from ik_neural.query import IKQuery, Tolerance
 from ik_neural.solver import IKSolver
 import reference
 from reference import example_robot_urdf, pose_errors
@@ -543,3 +543,114 @@ def test_solutions_of_an_unreachable_pose_are_none_and_bad_arguments_are_refused
         solver.solutions(T, count=0)
     with pytest.raises(ValueError, match="min_distance_rad must be >= 0"):
         solver.solutions(T, min_distance_rad=-0.1)
+
+
+# ---------------------------------------------------------------------- the query and the acceptance test
+
+
+def test_the_query_form_and_the_keyword_form_give_the_same_answer():
+    robot = load_robot("panda")
+    solver = IKSolver(robot.chain, network=robot.network)
+    chain = solver.chain
+    q, targets = reachable_targets(chain, 6, seed=51)
+    seeds = chain.bounds.project(q + np.random.default_rng(52).uniform(-0.05, 0.05, q.shape))
+    bounds = chain.bounds.narrow({"panda_joint4": (q[:, 3].min() - 0.01, q[:, 3].max() + 0.01)})
+    for T, seed, seed_first in zip(targets, seeds, [False, True] * 3):
+        fields = dict(seed=seed, timeout_s=GENEROUS_S, tolerance=TIGHT, bounds=bounds, seed_first=seed_first)
+        by_query = solver.solve(IKQuery(T, **fields))
+        by_keywords = solver.solve(T, **fields)
+        assert by_query.success and bounds.contains(by_query.q)
+        np.testing.assert_array_equal(by_query.q, by_keywords.q)
+        assert (by_query.iterations, by_query.restarts) == (by_keywords.iterations, by_keywords.restarts)
+    # The older scalar keywords are the same tolerance.
+    old = solver.solve(targets[0], timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    np.testing.assert_array_equal(old.q, solver.solve(IKQuery(targets[0], timeout_s=GENEROUS_S, tolerance=TIGHT)).q)
+    with pytest.raises(TypeError, match=r"an IKQuery comes alone, without keywords \(got seed_first\)"):
+        solver.solve(IKQuery(targets[0]), seed_first=True)
+    with pytest.raises(TypeError, match="lower"):
+        solver.solve(targets[0], lower=chain.lower)
+    with pytest.raises(TypeError, match="collision_free"):
+        solver.solve(targets[0], collision_free=lambda q: True)
+    with pytest.raises(TypeError, match="not both"):
+        solver.solve_batch(targets, tolerance=TIGHT, position_tolerance_m=TOL)
+
+
+def test_per_axis_rotation_tolerances_are_refused_by_every_entry_point(solvers):
+    solver = solvers("panda")
+    T = solver.chain.forward(solver.chain.middle)
+    per_axis = Tolerance(1e-5, (1e-3, 1e-3, math.inf))
+    message = r"per-axis orientation tolerances \(0.001, 0.001, inf\) rad are not supported yet"
+    with pytest.raises(ValueError, match=message):
+        solver.solve(IKQuery(T, tolerance=per_axis))
+    with pytest.raises(ValueError, match=message):
+        solver.solve_batch(T[None], tolerance=per_axis)
+    with pytest.raises(ValueError, match=message):
+        solver.solutions(T, tolerance=per_axis)
+
+
+def two_branches() -> tuple[KinematicChain, np.ndarray, np.ndarray, np.ndarray]:
+    """The two-link arm, a tip position both elbows reach: (chain, T, q_up, q_down)."""
+    chain = two_link_arm()
+    q_up = np.array([0.3, 0.9])
+    q_down = np.array([q_up[0] + 2 * np.arctan2(0.6 * np.sin(q_up[1]), 1.0 + 0.6 * np.cos(q_up[1])), -q_up[1]])
+    return chain, chain.forward(q_up), q_up, q_down
+
+
+def assert_reached(chain: KinematicChain, q: np.ndarray, T: np.ndarray, tolerance_m: float) -> None:
+    """Independent check of position-only answers: FK of q (..., dof) within tolerance_m of T's position."""
+    position_m, _ = pose_errors(chain.forward(q), T)
+    assert np.all(position_m <= tolerance_m) and chain.bounds.contains(q).all()
+
+
+def test_accept_rejects_a_branch_on_every_entry_point():
+    """An acceptance test that rejects the elbow-up branch: from seeds next to it, every answer is the
+    elbow-down one (FK-checked); without the test the seeds' own branch comes back."""
+    chain, T, q_up, q_down = two_branches()
+    solver = IKSolver(chain)
+    tolerance = Tolerance.position_only(TOL)
+    asked: list[np.ndarray] = []
+
+    def elbow_down(q: np.ndarray) -> bool:
+        asked.append(q.copy())
+        return bool(q[1] < 0)
+
+    seeds = q_up + np.random.default_rng(61).uniform(-0.2, 0.2, (5, 2))
+    for seed in seeds:
+        plain = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, tolerance=tolerance)
+        np.testing.assert_allclose(plain.q, q_up, atol=1e-5)
+        result = solver.solve(IKQuery(T, seed=seed, timeout_s=GENEROUS_S, tolerance=tolerance, accept=elbow_down))
+        assert result.success and elbow_down(result.q)
+        np.testing.assert_allclose(result.q, q_down, atol=1e-5)
+        assert_reached(chain, result.q, T, TOL)
+
+    T_rows = np.repeat(T[None], len(seeds), axis=0)
+    plain_batch = solver.solve_batch(T_rows, seeds, timeout_s=GENEROUS_S, tolerance=tolerance)
+    np.testing.assert_allclose(plain_batch.q, np.tile(q_up, (len(seeds), 1)), atol=1e-5)
+    asked.clear()
+    batch = solver.solve_batch(T_rows, seeds, timeout_s=GENEROUS_S, tolerance=tolerance, accept=elbow_down)
+    assert batch.success.all() and all(elbow_down(q) for q in batch.q)
+    np.testing.assert_allclose(batch.q, np.tile(q_down, (len(seeds), 1)), atol=1e-5)
+    assert_reached(chain, batch.q, T_rows, TOL)
+    assert any(q[1] > 0 for q in asked)  # the seeds' own branch was found, and rejected
+
+    both = solver.solutions(T, count=4, seed=seeds[0], timeout_s=0.1, tolerance=tolerance)
+    assert len(both.q) == 2
+    one = solver.solutions(T, count=4, seed=seeds[0], timeout_s=0.1, tolerance=tolerance, accept=elbow_down)
+    assert len(one.q) == 1 and all(elbow_down(q) for q in one.q)
+    np.testing.assert_allclose(one.q[0], q_down, atol=1e-5)
+    assert_reached(chain, one.q, np.repeat(T[None], len(one.q), axis=0), TOL)
+
+
+def test_solutions_with_seed_first_find_the_seeds_own_solution_first():
+    robot = load_robot("panda")
+    solver = IKSolver(robot.chain, network=robot.network)
+    chain = solver.chain
+    q, targets = reachable_targets(chain, 5, seed=71)
+    for q_true, T in zip(q, targets):
+        seed = chain.bounds.project(q_true + 0.02)
+        sols = solver.solutions(T, count=1, seed=seed, seed_first=True, timeout_s=GENEROUS_S, tolerance=TIGHT)
+        assert len(sols.q) == 1 and np.abs(sols.q[0] - q_true).max() < 0.1
+        assert_solved(chain, sols.q, np.repeat(T[None], 1, axis=0))
+        # The rows that follow the seed still find the other branches.
+        several = solver.solutions(T, count=4, seed=seed, seed_first=True, timeout_s=GENEROUS_S)
+        assert len(several.q) >= 2 and np.abs(several.q[0] - q_true).max() < 0.1
