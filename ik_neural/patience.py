@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Optional
 
 
@@ -50,7 +50,7 @@ class SeedHistory:
 
 
 class Budget:
-    """A call's end: ``timeout_s`` after ``start_s`` (``time.perf_counter``), or once ``stop`` is set."""
+    """A call's end: ``timeout_s`` after ``start_s`` (``time.perf_counter``, s), or once ``stop`` is set."""
 
     __slots__ = ("_deadline_s", "_stop")
 
@@ -59,4 +59,4 @@ class Budget:
 
     def spent(self) -> bool:
         """The deadline has passed or the stop event is set."""
-        return time.perf_counter() > self._deadline_s or (self._stop is not None and self._stop.is_set())
+        return perf_counter() > self._deadline_s or (self._stop is not None and self._stop.is_set())

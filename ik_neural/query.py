@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -39,19 +40,20 @@ class Tolerance:
     free (all three inf: position only)."""
 
     def __post_init__(self) -> None:
-        try:
-            position_m = float(self.position_m)
-        except (TypeError, ValueError):
-            raise ValueError(f"Tolerance.position_m must be a number (m), got {self.position_m!r}") from None
+        if not isinstance(self.position_m, numbers.Real):
+            raise ValueError(f"Tolerance.position_m must be a number (m), got {self.position_m!r}")
+        position_m = float(self.position_m)
         if not (math.isfinite(position_m) and position_m > 0):
             raise ValueError(f"Tolerance.position_m must be finite and > 0 (m), got {position_m!r}")
         # Plain Python (no numpy): a tolerance may be built per call.
         orientation = self.orientation_rad
+        values = (orientation,) * 3 if isinstance(orientation, numbers.Real) else orientation
         try:
-            orientation_rad = (float(orientation),) * 3 if np.ndim(orientation) == 0 else tuple(map(float, orientation))
-        except (TypeError, ValueError):
-            orientation_rad = ()
-        if len(orientation_rad) != 3:
+            orientation_rad = tuple(float(v) for v in values if isinstance(v, numbers.Real))
+            count = len(values)
+        except TypeError:  # not a sequence
+            orientation_rad, count = (), 0
+        if count != 3 or len(orientation_rad) != 3:
             raise ValueError(
                 "Tolerance.orientation_rad must be one number or three (about the target frame's x, y, z; rad), "
                 f"got {orientation!r}"

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -234,24 +234,29 @@ class _OnePose:
         self.iterations += 1
         return ranked[0]
 
-    def refine(self, q: np.ndarray, patience: Patience) -> bool:
-        """Refine the seed q (dof,) a step at a time: True once a candidate is accepted; False when it
-        converged to a rejected one (as if exhausted), its patience ran out or the budget is spent."""
+    def refine(self, seeds: Iterable[tuple[np.ndarray, Patience]]) -> bool:
+        """Refine each seed q (dof,) of ``seeds`` in turn, a step at a time, until its patience runs out or
+        it converges: True once a candidate is accepted; False once the seeds are done (a converged one
+        that is rejected is done, as if exhausted) or the budget is spent."""
         # Locals in the loop: it runs once per DLS step, and each lookup costs a share of the step.
         T_target, arrays, step, accept, spent = self.T_target, self.arrays, self.step, self.accept, self.budget.spent
         best_q, best_error, best_position, best_orientation = self.best
-        push, iterations = SeedHistory(patience).push, self.iterations
-        while True:
-            q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
-            iterations += 1
-            accepted = converged and (accept is None or accept(q))
-            if accepted or (not converged and error < best_error):
-                best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
-            if converged or push(error) or spent():
+        accepted = False
+        for q, patience in seeds:
+            push, iterations = SeedHistory(patience).push, self.iterations  # ``seeds`` may count a round
+            while True:
+                q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
+                iterations += 1
+                accepted = converged and (accept is None or accept(q))
+                if accepted or (not converged and error < best_error):
+                    best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
+                if converged or push(error) or spent():
+                    break
+                q = q_next
+            self.iterations = iterations
+            if accepted or spent():
                 break
-            q = q_next
-        self.best = (best_q, best_error, best_position, best_orientation)
-        self.iterations, self.success = iterations, accepted
+        self.best, self.success = (best_q, best_error, best_position, best_orientation), accepted
         return accepted
 
     def refine_random_seeds(self, settings: SolverSettings, patience: Patience) -> None:
@@ -560,10 +565,7 @@ class IKSolver:
         search = _OnePose(
             T_target, self._q_seed(query.seed, bounds), bounds, step, self.chain.arrays, query.accept, budget
         )
-        for q, patience in self._first_seeds(search, query.seed_first):
-            if search.refine(q, patience) or budget.spent():
-                break
-        else:
+        if not search.refine(self._first_seeds(search, query.seed_first)):
             search.refine_random_seeds(self.settings, self._seed_patience)
         return search.result(start_s)
 
@@ -620,7 +622,7 @@ class IKSolver:
         step, budget = self.step_settings(tolerance, bounds), Budget(start_s, timeout_s, stop)
         search = _OnePose(T_target, q_seed, bounds, step, self.chain.arrays, None, budget)
         found = _Found(bounds, count, min_distance_rad, accept)
-        if seed_first and search.refine(q_seed, self._seed_patience):
+        if seed_first and search.refine([(q_seed, self._seed_patience)]):
             q, _, position_error, orientation_error = search.best
             found.add(q, position_error, orientation_error)
         if not found.full:
@@ -755,7 +757,7 @@ class IKSolver:
                 f"per-axis orientation tolerances {tolerance.orientation_rad} rad are not supported yet: give one "
                 "value for all three axes or inf for all three"
             )
-        position_only = tolerance.is_position_only
+        position_only = x == math.inf  # all three, as x == y == z
         return tuple(
             StepSettings(
                 position_only=position_only,
