@@ -17,6 +17,8 @@ _EXPORTS = {
     "Robot": "ik_neural.robots",
     "list_robots": "ik_neural.robots",
     "load_robot": "ik_neural.robots",
+    "IKQuery": "ik_neural.query",
+    "Tolerance": "ik_neural.query",
     "BatchResult": "ik_neural.solver",
     "IKResult": "ik_neural.solver",
     "IKSolver": "ik_neural.solver",

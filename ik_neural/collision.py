@@ -224,7 +224,7 @@ class CollisionChecker(RobotBodies):
         return sorted(set(self._collisions(q, positions, attached, first_only=False)))
 
     def free(self, q: np.ndarray) -> bool:
-        """``not in_collision(q)``: the acceptance test ``IKSolver.solve(collision_free=...)`` takes."""
+        """``not in_collision(q)``: an acceptance test for ``IKSolver`` (``IKQuery.accept``, ``accept=``)."""
         return not self._collisions(q, None, (), first_only=True)
 
     def compute_disabled_pairs(self, samples: int = DEFAULT_SAMPLES, random_seed: int = 0) -> dict[Pair, str]:

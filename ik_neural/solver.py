@@ -1,14 +1,16 @@
 """IK: damped least squares (Levenberg–Marquardt) from the network's guesses, the caller's seed, then random
 restarts, with an FK check (design.md §7).
 
-Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. A target
-counts as solved only when forward kinematics of the returned q meets both tolerances and every joint is
-within its (narrowed) bounds (continuous joints over a full turn are wrapped to [-pi, pi)).
+Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. What a call
+asks for is an ``IKQuery`` (``query.py``). A target counts as solved only when forward kinematics of the
+returned q meets its ``Tolerance``, every joint is within its (narrowed) bounds (continuous joints over a
+full turn are wrapped to [-pi, pi)) and the call's acceptance test, if any, accepts q.
 
-``solve`` serves one pose (tuned for latency: scalar bookkeeping), ``solve_batch`` many (tuned for
-throughput: rows of seeds in one kernel call). Both follow one seed schedule (``_seed_order``, then random
-seeds; a seed is given up by ``Patience``) and one choice of answer (``_closest_converged``), and run the
-same compiled step (``kernels.dls``) in float64.
+``solve`` serves one pose (``_OnePose``, tuned for latency: scalar bookkeeping), ``solve_batch`` many
+(``_BatchSearch``, tuned for throughput: rows of seeds in one kernel call), ``solutions`` several solutions
+of one pose. All follow one seed schedule (``_seed_order``, then random seeds; a seed is given up by the
+one rule of ``patience.py``) and one choice of answer (``_closest_converged``), and run the same compiled
+step (``kernels.dls``) in float64.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
 from ik_neural.chain import KinematicChain
-from ik_neural.joint_bounds import JointBounds
+from ik_neural.joint_bounds import JointBounds, JointBoundsError
 from ik_neural.kernels.dls import (
     StepSettings,
     dls_step,
@@ -32,6 +34,8 @@ from ik_neural.kernels.dls import (
     ranked_steps_serial,
 )
 from ik_neural.kernels.geometry import all_rigid, rigidity_errors
+from ik_neural.patience import Budget, Patience, SeedHistory, exhausted
+from ik_neural.query import UNSET, AcceptanceTest, IKQuery, Tolerance, Unset, check_timeout_s, tolerance_of
 
 if TYPE_CHECKING:
     from ik_neural.network import IKNetwork
@@ -72,19 +76,6 @@ class SolverSettings:
     """In ``solve_batch``, random seeds refined at once for a target whose seed got stuck."""
     random_seed: int = 0
     """Seed of the random restarts: a call is deterministic unless its time budget cuts it short."""
-
-
-@dataclass(frozen=True)
-class Patience:
-    """When a seed is given up: after ``max_iterations`` steps, or when its error did not halve over the
-    last ``window`` steps. The one rule of both solve paths (scalars or arrays alike)."""
-
-    max_iterations: int
-    window: int
-
-    def exhausted(self, age, error, error_window_ago):
-        """Given up after ``age`` steps at ``error``; ``error_window_ago`` is inf before ``window`` steps."""
-        return (age >= self.max_iterations) | (error > 0.5 * error_window_ago)
 
 
 # Where a first seed comes from (``IKSolver._seed_order``).
@@ -207,13 +198,300 @@ def _closest_converged(converged: np.ndarray, distance: np.ndarray, target: np.n
     return converged & (distance == closest[target])
 
 
-def _accepted(
-    converged: np.ndarray, Q: np.ndarray, collision_free: Optional[Callable[[np.ndarray], bool]]
-) -> np.ndarray:
-    """The converged rows (R,) of Q (R, dof) that ``collision_free`` accepts (all of them without one)."""
-    if collision_free is None:
+def _accepted(converged: np.ndarray, Q: np.ndarray, accept: Optional[AcceptanceTest]) -> np.ndarray:
+    """The converged rows (R,) of Q (R, dof) that ``accept`` accepts (all of them without one)."""
+    if accept is None:
         return converged
-    return np.array([bool(c) and bool(collision_free(q)) for c, q in zip(converged, Q)])
+    return np.array([bool(c) and bool(accept(q)) for c, q in zip(converged, Q)])
+
+
+class _OnePose:
+    """One pose's search (``solve``, and ``solutions``' seed): the answer so far (the lowest-error
+    configuration, or the solution once found) and the counters, on Python scalars: for one target, numpy
+    bookkeeping would cost more than a step's arithmetic."""
+
+    def __init__(
+        self,
+        T_target: np.ndarray,
+        q_seed: np.ndarray,
+        bounds: JointBounds,
+        step: tuple,
+        arrays: tuple,
+        accept: Optional[AcceptanceTest],
+        budget: Budget,
+    ) -> None:
+        self.T_target, self.q_seed, self.bounds, self.step, self.arrays = T_target, q_seed, bounds, step, arrays
+        self.accept, self.budget = accept, budget
+        # The answer so far: (q, its normalised error, position error m, orientation error rad).
+        self.best: tuple[np.ndarray, float, float, float] = (q_seed, math.inf, math.inf, math.inf)
+        self.success, self.iterations, self.restarts = False, 0, 0
+
+    def ranked_guesses(self, network: "IKNetwork") -> np.ndarray:
+        """The network's K guesses (K, dof), each stepped once side by side and ordered lowest error first
+        (``kernels.dls.ranked_steps``; one round: an iteration)."""
+        T = self.T_target[None]
+        ranked = ranked_steps_serial(network.predict_all(self.T_target)[None], T, self.arrays, self.step)
+        self.iterations += 1
+        return ranked[0]
+
+    def refine(self, seeds: Iterable[tuple[np.ndarray, Patience]]) -> bool:
+        """Refine each seed q (dof,) of ``seeds`` in turn, a step at a time, until its patience runs out or
+        it converges: True once a candidate is accepted; False once the seeds are done (a converged one
+        that is rejected is done, as if exhausted) or the budget is spent."""
+        # Locals in the loop: it runs once per DLS step, and each lookup costs a share of the step.
+        T_target, arrays, step, accept, spent = self.T_target, self.arrays, self.step, self.accept, self.budget.spent
+        best_q, best_error, best_position, best_orientation = self.best
+        accepted = False
+        for q, patience in seeds:
+            push, iterations = SeedHistory(patience).push, self.iterations  # ``seeds`` may count a round
+            while True:
+                q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
+                iterations += 1
+                accepted = converged and (accept is None or accept(q))
+                if accepted or (not converged and error < best_error):
+                    best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
+                if converged or push(error) or spent():
+                    break
+                q = q_next
+            self.iterations = iterations
+            if accepted or spent():
+                break
+        self.best, self.success = (best_q, best_error, best_position, best_orientation), accepted
+        return accepted
+
+    def refine_random_seeds(self, settings: SolverSettings, patience: Patience) -> None:
+        """``restart_batch_size`` random seeds refined side by side, one kernel call a round, each replaced
+        when exhausted or converged to a rejected candidate, until one is accepted (the one nearest the
+        seed of its round) or the budget is spent."""
+        if self.budget.spent():
+            return
+        k, bounds = settings.restart_batch_size, self.bounds
+        rng = np.random.default_rng(settings.random_seed)
+        T_rows = np.repeat(self.T_target[None], k, axis=0)
+        Q = bounds.sample(rng, k)
+        histories = [SeedHistory(patience) for _ in range(k)]
+        self.restarts += k
+        while not self.budget.spent():
+            Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
+                Q, T_rows, self.arrays, self.step
+            )
+            self.iterations += 1
+            if converged.any():
+                accepted = _accepted(converged, Q, self.accept)
+                if accepted.any():
+                    nearest = _closest_converged(accepted, bounds.distance(Q, self.q_seed), np.zeros(k, int), 1)
+                    i = int(np.flatnonzero(nearest)[0])
+                    self.best = (Q[i].copy(), error[i], position_error[i], orientation_error[i])
+                    self.success = True
+                    return
+                error = np.where(converged, math.inf, error)  # rejected: never the best, replaced below
+            i = int(np.argmin(error))
+            if error[i] < self.best[1]:
+                self.best = (Q[i].copy(), error[i], position_error[i], orientation_error[i])
+            for i, error_i in enumerate(error.tolist()):  # Python floats: numpy scalars cost 10x here
+                if histories[i].push(error_i) or error_i == math.inf:
+                    Q_next[i], histories[i] = bounds.sample(rng, 1)[0], SeedHistory(patience)
+                    self.restarts += 1
+            Q = Q_next
+
+    def result(self, start_s: float) -> IKResult:
+        q, _, position_error, orientation_error = self.best
+        return IKResult(
+            q,
+            self.success,
+            float(position_error),
+            float(orientation_error),
+            self.iterations,
+            self.restarts,
+            time.perf_counter() - start_s,
+        )
+
+
+class _Found:
+    """``solutions``' distinct solutions so far: q (M, dof) and their errors (m, rad)."""
+
+    def __init__(
+        self, bounds: JointBounds, count: int, min_distance_rad: float, accept: Optional[AcceptanceTest]
+    ) -> None:
+        self.bounds, self.count, self.min_distance_rad, self.accept = bounds, count, min_distance_rad, accept
+        self.q = np.empty((0, bounds.dof))
+        self.position_error_m: list[float] = []
+        self.orientation_error_rad: list[float] = []
+
+    @property
+    def full(self) -> bool:
+        return len(self.q) >= self.count
+
+    def add(self, q: np.ndarray, position_error_m: float, orientation_error_rad: float) -> None:
+        """Keep the converged candidate q (dof,) if there is room, no kept one is within min_distance_rad
+        (largest joint difference) and ``accept`` accepts it (asked last: it may be costly)."""
+        if self.full or (len(self.q) and self.bounds.largest_difference(self.q, q).min() < self.min_distance_rad):
+            return
+        if self.accept is not None and not self.accept(q):
+            return
+        self.q = np.vstack([self.q, q])
+        self.position_error_m.append(position_error_m)
+        self.orientation_error_rad.append(orientation_error_rad)
+
+    def result(self, q_seed: np.ndarray, search: _OnePose, start_s: float) -> Solutions:
+        """The solutions nearest ``q_seed`` first, with ``search``'s counters."""
+        order = np.argsort(self.bounds.distance(self.q, q_seed), kind="stable")
+        return Solutions(
+            self.q[order],
+            np.ones(len(order), dtype=bool),
+            np.array(self.position_error_m)[order],
+            np.array(self.orientation_error_rad)[order],
+            search.iterations,
+            search.restarts,
+            time.perf_counter() - start_s,
+        )
+
+
+class _BatchRows:
+    """``solve_batch``'s rows, each refining one seed for one target: target (R,), Q (R, dof), stage (R,)
+    (the index of its first seed, or ``_BatchSearch.random_stage``), age (R,) (steps on its seed) and
+    history (window + 1, R) (the errors of its last steps, newest last)."""
+
+    def __init__(self, target: np.ndarray, Q: np.ndarray, stage: np.ndarray, history_length: int) -> None:
+        self.target, self.Q, self.stage = target, Q, stage
+        self.age = np.zeros(len(target), dtype=int)
+        self.history = np.full((history_length, len(target)), math.inf)
+
+    def push(self, error: np.ndarray, windows: np.ndarray, max_iterations: np.ndarray) -> np.ndarray:
+        """Record a step's errors (R,); which rows are now exhausted (R,), by ``exhausted`` with the
+        patience of each row's stage (``windows``, ``max_iterations``, by stage)."""
+        self.history = np.roll(self.history, -1, axis=0)
+        self.history[-1] = error
+        self.age += 1
+        window = windows[self.stage]
+        earlier = self.history[-1 - window, np.arange(len(window))]
+        return exhausted(self.age, error, earlier, max_iterations[self.stage])
+
+    def keep(self, keep: np.ndarray, Q_next: np.ndarray) -> None:
+        """Go on with the rows ``keep`` (R,) (bool), at their next configurations Q_next (R, dof)."""
+        self.target, self.Q, self.stage = self.target[keep], Q_next[keep], self.stage[keep]
+        self.age, self.history = self.age[keep], self.history[:, keep]
+
+    def restart(self, rows: np.ndarray) -> None:
+        """The rows ``rows`` (bool) start on new seeds."""
+        self.age[rows] = 0
+        self.history[:, rows] = math.inf
+
+    def add(self, target: np.ndarray, Q: np.ndarray, stage: int) -> None:
+        """New rows for targets ``target`` (k,) at Q (k, dof), all on ``stage``."""
+        k = len(target)
+        self.target, self.Q = np.concatenate([self.target, target]), np.concatenate([self.Q, Q])
+        self.stage = np.concatenate([self.stage, np.full(k, stage)])
+        self.age = np.concatenate([self.age, np.zeros(k, dtype=int)])
+        self.history = np.concatenate([self.history, np.full((self.history.shape[0], k), math.inf)], axis=1)
+
+
+class _BatchSearch:
+    """One ``solve_batch`` call's search: a row per target through its first seeds (``_seed_order``: the
+    network's ranked guesses, a stage each, and the caller's seed), each until its patience runs out, then
+    random seeds, until every target is solved or the budget is spent; ``answers`` (per target) are
+    updated in place."""
+
+    def __init__(
+        self,
+        solver: "IKSolver",
+        T_targets: np.ndarray,
+        ranked: Optional[_RankedGuesses],
+        seed_first: bool,
+        q_seed: np.ndarray,
+        bounds: JointBounds,
+        step: tuple,
+        accept: Optional[AcceptanceTest],
+        answers: _Answers,
+    ) -> None:
+        self.T_targets, self.ranked, self.q_seed, self.bounds, self.step = T_targets, ranked, q_seed, bounds, step
+        self.accept, self.answers, self.n, self.arrays = accept, answers, len(T_targets), solver.chain.arrays
+        self.seeds_per_stuck_target = solver.settings.seeds_per_stuck_target
+        self.rng = np.random.default_rng(solver.settings.random_seed)
+        # A stage: seeds (N, 1, dof) and their patience; the network's are views of ``ranked``'s buffer,
+        # filled per target when it enters the first of them (``enter``).
+        self.stages: list[tuple[np.ndarray, Patience]] = []
+        self.network_stage = -1
+        for source in solver._seed_order(seed_first):
+            if source is _CALLER_SEED:
+                self.stages.append((q_seed[:, None, :], solver._seed_patience))
+            else:
+                self.network_stage = len(self.stages)
+                self.stages += [(ranked.seeds[:, k : k + 1], solver._network_patience) for k in range(ranked.heads)]
+        self.random_stage = len(self.stages)  # the stage of the rows on random seeds
+        patiences = [patience for _, patience in self.stages] + [solver._seed_patience]
+        self.windows = np.array([p.window for p in patiences])
+        self.max_iterations = np.array([p.max_iterations for p in patiences])
+
+    def run(self, budget: Budget) -> None:
+        answers, target = self.answers, np.arange(self.n)
+        self.enter(0, target)
+        rows = _BatchRows(target, self.stages[0][0][:, 0].copy(), np.zeros(self.n, dtype=int), self.windows.max() + 1)
+        while len(rows.target) and not budget.spent():
+            kernel = dls_step_rows if len(rows.target) >= _PARALLEL_MIN_ROWS else dls_step_rows_serial
+            Q_next, converged, position_error, orientation_error, error = kernel(
+                rows.Q, self.T_targets[rows.target], self.arrays, self.step
+            )
+            answers.iterations[np.unique(rows.target)] += 1
+            rejected = None
+            if self.accept is not None and converged.any():
+                # A rejected candidate is never an answer, and its seed is done (as if exhausted).
+                rejected = converged & ~_accepted(converged, rows.Q, self.accept)
+                converged, error = converged & ~rejected, np.where(rejected, math.inf, error)
+            self.record(rows, converged, position_error, orientation_error, error)
+            done = rows.push(error, self.windows, self.max_iterations)
+            if rejected is not None:
+                done |= rejected
+            keep = ~answers.success[rows.target]
+            rows.keep(keep, Q_next)
+            done = done[keep]
+            if done.any():
+                self.move_on(rows, done)
+
+    def enter(self, stage: int, targets: np.ndarray) -> None:
+        """``targets`` enter ``stage``: their guesses are ranked first if it is the network's first stage
+        (a round: an iteration)."""
+        if stage == self.network_stage:
+            self.answers.iterations[self.ranked.rank(targets)] += 1
+
+    def record(self, rows: _BatchRows, converged, position_error, orientation_error, error) -> None:
+        """Of a step's rows (R,): each target keeps its lowest-error configuration (its answer if it never
+        converges) and, once rows converge, the solution closest to its seed."""
+        answers, target = self.answers, rows.target
+        best = answers.error.copy()
+        np.minimum.at(best, target, error)
+        lower = (error == best[target]) & (error < answers.error[target])
+        answers.record(lower, target, rows.Q, position_error, orientation_error, error)
+        if converged.any():
+            winners = _closest_converged(converged, self.bounds.distance(rows.Q, self.q_seed[target]), target, self.n)
+            answers.record(winners, target, rows.Q, position_error, orientation_error, error)
+            answers.success[target[winners]] = True
+
+    def move_on(self, rows: _BatchRows, done: np.ndarray) -> None:
+        """The rows ``done`` (bool) take new seeds. A target has one row while on its first seeds: it takes
+        the next stage's seed; past the last, a random one, and a stuck target more rows (``add_tail_rows``)."""
+        stage = rows.stage
+        stage[done] = np.minimum(stage[done] + 1, self.random_stage)
+        for s, (seeds, _) in enumerate(self.stages):
+            moved = np.flatnonzero(done & (stage == s))
+            if len(moved):
+                self.enter(s, rows.target[moved])
+                rows.Q[moved] = seeds[rows.target[moved], 0]
+        to_random = done & (stage == self.random_stage)
+        rows.Q[to_random] = self.bounds.sample(self.rng, int(to_random.sum()))
+        rows.restart(done)
+        self.answers.restarts += np.bincount(rows.target[to_random], minlength=self.n)
+        self.add_tail_rows(rows, np.unique(rows.target[to_random]))
+
+    def add_tail_rows(self, rows: _BatchRows, stuck: np.ndarray) -> None:
+        """Hard targets are a batch's tail: each ``stuck`` target gets more rows of random seeds, the more
+        the fewer targets are left, so that a step's fixed cost is spread over enough seeds."""
+        rows_each = max(self.seeds_per_stuck_target, _TAIL_ROWS // len(np.unique(rows.target)))
+        extra = np.maximum(rows_each - np.bincount(rows.target, minlength=self.n)[stuck], 0)
+        new = np.repeat(stuck, extra)
+        if len(new):
+            self.answers.restarts += np.bincount(new, minlength=self.n)
+            rows.add(new, self.bounds.sample(self.rng, len(new)), self.random_stage)
 
 
 class IKSolver:
@@ -258,218 +536,131 @@ class IKSolver:
             np.tile(chain.middle, (k, 1)),
             np.repeat(T_mid[None], k, axis=0),
             chain.arrays,
-            self.step_settings(1e-5, 1e-5, chain.bounds),
+            self.step_settings(Tolerance(), chain.bounds),
         )
 
     # ------------------------------------------------------------------ one pose
 
-    def solve(
-        self,
-        T_target: np.ndarray,
-        seed: Optional[np.ndarray] = None,
-        timeout_s: float = 0.005,
-        position_tolerance_m: float = 1e-5,
-        orientation_tolerance_rad: Optional[float] = 1e-5,
-        lower: Optional[np.ndarray] = None,
-        upper: Optional[np.ndarray] = None,
-        seed_first: bool = False,
-        stop: Optional[threading.Event] = None,
-        collision_free: Optional[Callable[[np.ndarray], bool]] = None,
-    ) -> IKResult:
-        """Solve one pose T_target (4, 4) (tip in base frame): from the network's ranked guesses, then
-        ``seed`` (dof,), default mid-limits, then random seeds. ``seed_first`` tries ``seed`` before the
-        network's guesses (which are then computed only if it fails): the answer is then usually the
-        solution nearest the seed, as a numerical solver's is.
+    def solve(self, query: Union[IKQuery, np.ndarray], /, **keywords: Any) -> IKResult:
+        """Solve one pose: ``solve(IKQuery(T_target, ...))``, or ``solve(T_target, **keywords)`` with the
+        query's fields as keywords (``IKQuery.of``: also the older ``position_tolerance_m`` and
+        ``orientation_tolerance_rad``, None: position only). TypeError for an IKQuery with keywords.
 
-        ``orientation_tolerance_rad=None`` solves for position only. ``lower``/``upper`` (dof,) narrow the
-        joint bounds for this call (``JointBounds.narrow``). ``stop``, once set, ends the call as its time
-        budget would. Never raises for an unreachable target: it returns ``success=False`` with the best
-        configuration found within ``timeout_s``.
-
-        ``collision_free`` (e.g. ``CollisionChecker.free``), when given, is asked about each converged
-        candidate q (dof,) only (no cost per iteration): a candidate it rejects is dropped as if its seed were
-        exhausted, and the search goes on with the next seed within the budget; success means it accepted q.
+        Seeds: the network's ranked guesses, then the query's seed (default mid-limits), then random
+        seeds; ``seed_first`` puts the seed first (the network's guesses are then computed only if it
+        fails). ``accept`` is asked of each converged candidate only (no cost per iteration). Never raises
+        for an unreachable target: it returns ``success=False`` with the best configuration found within
+        ``timeout_s`` (or before ``stop`` was set); ``success`` means accepted and within the tolerance.
         """
-        start = time.perf_counter()
-        T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
-        self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
-        bounds = self._bounds(lower, upper)
-        q_seed = bounds.project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False))
-        deadline = start + timeout_s
-        step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
-        arrays = self.chain.arrays
-
-        def out_of_time() -> bool:
-            return time.perf_counter() > deadline or (stop is not None and stop.is_set())
-
-        # The answer so far: the lowest-error configuration, or the solution once found.
-        best_q, best_error, best_position, best_orientation = q_seed, math.inf, math.inf, math.inf
-        success, iterations, restarts = False, 0, 0
-
-        def first_seeds():
-            """The seeds refined before random ones, one row at a time (``_seed_order``); the network's
-            guesses are ranked (one round, counted as an iteration) only when the schedule reaches them."""
-            nonlocal iterations
-            for source in self._seed_order(seed_first):
-                if source is _CALLER_SEED:
-                    yield q_seed, self._seed_patience
-                else:
-                    ranked = ranked_steps_serial(self.network.predict_all(T_target)[None], T_target[None], arrays, step)
-                    iterations += 1
-                    for q in ranked[0]:
-                        yield q, self._network_patience
-
-        # The first seeds, then random restarts.
-        for q, patience in first_seeds():
-            errors: list[float] = []
-            while True:
-                q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
-                iterations += 1
-                accepted = converged and (collision_free is None or collision_free(q))
-                if accepted or (not converged and error < best_error):
-                    best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
-                if accepted:
-                    success = True
-                    break
-                if converged:  # rejected by collision_free: this seed is done
-                    break
-                errors.append(error)
-                earlier = errors[-1 - patience.window] if len(errors) > patience.window else math.inf
-                if out_of_time() or patience.exhausted(len(errors), error, earlier):
-                    break
-                q = q_next
-            if success or out_of_time():
-                break
-
-        # Then restart_batch_size random seeds refined together, one kernel call a round, each replaced
-        # when exhausted. (The bookkeeping stays on scalars: for one target, solve_batch's numpy
-        # bookkeeping would cost more than the round's arithmetic.)
-        if not success and not out_of_time():
-            k = self.settings.restart_batch_size
-            rng = np.random.default_rng(self.settings.random_seed)
-            T_rows = np.repeat(T_target[None], k, axis=0)
-            Q = bounds.sample(rng, k)
-            histories: list[list[float]] = [[] for _ in range(k)]
-            restarts += k
-            patience = self._seed_patience
-            while not out_of_time():
-                Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
-                    Q, T_rows, arrays, step
-                )
-                iterations += 1
-                if converged.any():
-                    accepted = _accepted(converged, Q, collision_free)
-                    if accepted.any():
-                        i = int(
-                            np.flatnonzero(
-                                _closest_converged(accepted, bounds.distance(Q, q_seed), np.zeros(k, int), 1)
-                            )[0]
-                        )
-                        best_q, best_position, best_orientation = Q[i].copy(), position_error[i], orientation_error[i]
-                        success = True
-                        break
-                    error = np.where(converged, math.inf, error)  # rejected: never the best, replaced below
-                i = int(np.argmin(error))
-                if error[i] < best_error:
-                    best_q, best_error = Q[i].copy(), error[i]
-                    best_position, best_orientation = position_error[i], orientation_error[i]
-                for i, error_i in enumerate(error.tolist()):  # Python floats: numpy scalars cost 10x here
-                    history = histories[i]
-                    history.append(error_i)
-                    earlier = history[-1 - patience.window] if len(history) > patience.window else math.inf
-                    if patience.exhausted(len(history), error_i, earlier) or error_i == math.inf:
-                        Q_next[i], histories[i] = bounds.sample(rng, 1)[0], []
-                        restarts += 1
-                Q = Q_next
-        return IKResult(
-            best_q,
-            success,
-            float(best_position),
-            float(best_orientation),
-            iterations,
-            restarts,
-            time.perf_counter() - start,
+        start_s = time.perf_counter()
+        if isinstance(query, IKQuery):
+            if keywords:
+                raise TypeError(f"solve: an IKQuery comes alone, without keywords (got {', '.join(sorted(keywords))})")
+        else:
+            query = IKQuery.of(query, **keywords)
+        T_target = self._check_targets(np.asarray(query.T_target, dtype=np.float64), batched=False)
+        bounds = self._bounds(query.bounds)
+        step = self.step_settings(query.tolerance, bounds)
+        budget = Budget(start_s, query.timeout_s, query.stop)
+        search = _OnePose(
+            T_target, self._q_seed(query.seed, bounds), bounds, step, self.chain.arrays, query.accept, budget
         )
+        if not search.refine(self._first_seeds(search, query.seed_first)):
+            search.refine_random_seeds(self.settings, self._seed_patience)
+        return search.result(start_s)
+
+    def _first_seeds(self, search: _OnePose, seed_first: bool) -> Iterator[tuple[np.ndarray, Patience]]:
+        """The seeds ``solve`` refines before random ones, one at a time, in ``_seed_order``; the network's
+        guesses are ranked (``_OnePose.ranked_guesses``) only when the schedule reaches them."""
+        for source in self._seed_order(seed_first):
+            if source is _CALLER_SEED:
+                yield search.q_seed, self._seed_patience
+            else:
+                for q in search.ranked_guesses(self.network):
+                    yield q, self._network_patience
 
     def solutions(
         self,
         T_target: np.ndarray,
         count: int = 8,
+        *,
         seed: Optional[np.ndarray] = None,
+        tolerance: Optional[Tolerance] = None,
+        bounds: Optional[JointBounds] = None,
         timeout_s: float = 0.02,
-        position_tolerance_m: float = 1e-5,
-        orientation_tolerance_rad: Optional[float] = 1e-5,
-        min_distance_rad: float = 0.1,
-        lower: Optional[np.ndarray] = None,
-        upper: Optional[np.ndarray] = None,
+        seed_first: bool = False,
+        accept: Optional[AcceptanceTest] = None,
         stop: Optional[threading.Event] = None,
+        min_distance_rad: float = 0.1,
+        position_tolerance_m: Union[float, Unset] = UNSET,
+        orientation_tolerance_rad: Union[float, None, Unset] = UNSET,
     ) -> Solutions:
         """Up to ``count`` distinct solutions of one pose T_target (4, 4), sorted by distance to ``seed``
         (dof,) (default mid-limits): no two closer than ``min_distance_rad`` in their largest joint
         difference (continuous joints the short way round; rad, or m for a prismatic joint).
 
         Rows of ``restart_batch_size`` (or more) seeds are refined side by side: the caller's seed and the
-        network's K guesses first, then random seeds; a row that converges (FK within both tolerances, within the bounds)
-        is kept when it is far enough from those found, and replaced by a new random seed either way. The
-        call ends with ``count`` solutions, or at ``timeout_s`` with those found so far. ``lower``/``upper``
-        and ``stop`` as for ``solve``.
+        network's K guesses first, then random seeds; a row that converges is replaced by a random seed,
+        its candidate kept when it is far enough from those found and ``accept`` (if given) accepts it.
+        ``seed_first`` refines the caller's seed alone first, so that its solution (if accepted) is found
+        before any other (with ``count=1``: the solution nearest the seed, as ``solve``'s with
+        ``seed_first``); the rows then start with the network's guesses. The call ends with ``count``
+        solutions, or at ``timeout_s`` (or ``stop``) with those found so far. ``tolerance`` and ``bounds``
+        as for ``solve`` (``IKQuery``).
         """
-        start = time.perf_counter()
+        start_s = time.perf_counter()
+        tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
+        check_timeout_s(timeout_s)
         T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
-        self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
         if not (isinstance(count, (int, np.integer)) and count >= 1):
             raise ValueError(f"count must be an integer >= 1, got {count!r}")
         if not min_distance_rad >= 0:
             raise ValueError(f"min_distance_rad must be >= 0, got {min_distance_rad}")
-        bounds = self._bounds(lower, upper)
-        q_seed = bounds.project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False))
-        deadline = start + timeout_s
-        step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
-        rng = np.random.default_rng(self.settings.random_seed)
+        bounds = self._bounds(bounds)
+        q_seed = self._q_seed(seed, bounds)
+        # Candidates are judged by ``found`` (distinct, then accepted), so the search itself accepts any.
+        step, budget = self.step_settings(tolerance, bounds), Budget(start_s, timeout_s, stop)
+        search = _OnePose(T_target, q_seed, bounds, step, self.chain.arrays, None, budget)
+        found = _Found(bounds, count, min_distance_rad, accept)
+        if seed_first and search.refine([(q_seed, self._seed_patience)]):
+            q, _, position_error, orientation_error = search.best
+            found.add(q, position_error, orientation_error)
+        if not found.full:
+            self._solution_rounds(search, found, seed_first)
+        return found.result(q_seed, search, start_s)
+
+    def _solution_rounds(self, search: _OnePose, found: _Found, seed_first: bool) -> None:
+        """``solutions``' rows, refined side by side (one kernel call a round) until ``found`` is full or the
+        budget is spent: the caller's seed (unless ``seed_first`` tried it already) and every head's guess
+        (K heads propose different branches: different solutions), then random seeds; each converged row
+        is offered to ``found`` and replaced by a random seed, as is each exhausted one."""
+        bounds, T_target = search.bounds, search.T_target
         guesses = None if self.network is None else bounds.project(self.network.predict_all(T_target))
-        # The caller's seed first: its solution is the nearest one, the first a caller wants; then every
-        # head's guess (K heads propose different branches: different solutions).
-        first = q_seed[None] if guesses is None else np.vstack([q_seed[None], guesses])
-        patience = [self._seed_patience] + [self._network_patience] * (len(first) - 1)
+        first = [] if seed_first else [search.q_seed]
+        patience = [self._seed_patience] * len(first)
+        if guesses is not None:
+            first, patience = first + list(guesses), patience + [self._network_patience] * len(guesses)
+        rng = np.random.default_rng(self.settings.random_seed)
         k = max(self.settings.restart_batch_size, len(first))
-        Q = np.vstack([first, bounds.sample(rng, k - len(first))])
-        patience += [self._seed_patience] * (k - len(first))
-        histories: list[list[float]] = [[] for _ in range(k)]
+        Q = np.vstack([np.reshape(first, (len(first), bounds.dof)), bounds.sample(rng, k - len(first))])
+        histories = [SeedHistory(p) for p in patience] + [
+            SeedHistory(self._seed_patience) for _ in range(k - len(first))
+        ]
         T_rows = np.repeat(T_target[None], k, axis=0)
-        found_q, found_position, found_orientation = np.empty((0, self.chain.dof)), [], []
-        iterations, restarts = 0, k - len(first)
-        while len(found_q) < count and time.perf_counter() <= deadline and not (stop is not None and stop.is_set()):
+        search.restarts += k - len(first)
+        while not found.full and not search.budget.spent():
             Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
-                Q, T_rows, self.chain.arrays, step
+                Q, T_rows, search.arrays, search.step
             )
-            iterations += 1
+            search.iterations += 1
             for i, error_i in enumerate(error.tolist()):  # Python floats: numpy scalars cost 10x here
                 if converged[i]:
-                    distinct = len(found_q) == 0 or bounds.largest_difference(found_q, Q[i]).min() >= min_distance_rad
-                    if distinct and len(found_q) < count:
-                        found_q = np.vstack([found_q, Q[i]])
-                        found_position.append(position_error[i])
-                        found_orientation.append(orientation_error[i])
-                    replace = True
-                else:
-                    history = histories[i]
-                    history.append(error_i)
-                    earlier = history[-1 - patience[i].window] if len(history) > patience[i].window else math.inf
-                    replace = patience[i].exhausted(len(history), error_i, earlier)
-                if replace:
-                    Q_next[i], histories[i], patience[i] = bounds.sample(rng, 1)[0], [], self._seed_patience
-                    restarts += 1
+                    found.add(Q[i], position_error[i], orientation_error[i])
+                elif not histories[i].push(error_i):
+                    continue
+                Q_next[i], histories[i] = bounds.sample(rng, 1)[0], SeedHistory(self._seed_patience)
+                search.restarts += 1
             Q = Q_next
-        order = np.argsort(bounds.distance(found_q, q_seed), kind="stable")
-        return Solutions(
-            found_q[order],
-            np.ones(len(order), dtype=bool),
-            np.array(found_position)[order],
-            np.array(found_orientation)[order],
-            iterations,
-            restarts,
-            time.perf_counter() - start,
-        )
 
     # ------------------------------------------------------------------ many poses
 
@@ -477,27 +668,31 @@ class IKSolver:
         self,
         T_targets: np.ndarray,
         seeds: Optional[np.ndarray] = None,
+        *,
+        tolerance: Optional[Tolerance] = None,
+        bounds: Optional[JointBounds] = None,
         timeout_s: Optional[float] = None,
-        position_tolerance_m: float = 1e-5,
-        orientation_tolerance_rad: Optional[float] = 1e-5,
-        lower: Optional[np.ndarray] = None,
-        upper: Optional[np.ndarray] = None,
         seed_first: bool = False,
+        accept: Optional[AcceptanceTest] = None,
         stop: Optional[threading.Event] = None,
+        position_tolerance_m: Union[float, Unset] = UNSET,
+        orientation_tolerance_rad: Union[float, None, Unset] = UNSET,
     ) -> BatchResult:
         """Solve poses T_targets (N, 4, 4), all rows at once, by the schedule of ``solve``: the network's
-        guesses and ``seeds`` (N, dof), default mid-limits, then random seeds; the same ``lower``/``upper``
-        and ``seed_first`` for every target.
+        guesses and ``seeds`` (N, dof), default mid-limits, then random seeds; the same ``tolerance``,
+        ``bounds``, ``seed_first`` and ``accept`` for every target (as for ``solve``: ``IKQuery``). A
+        converged row ``accept`` rejects is given up as an exhausted one is.
 
         ``timeout_s`` is the budget of the whole batch (default 5 ms per target). A target whose seeds are
         exhausted gets random seeds, up to ``seeds_per_stuck_target`` refined at once.
         """
-        start = time.perf_counter()
+        start_s = time.perf_counter()
+        tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
         T_targets = self._check_targets(np.asarray(T_targets, dtype=np.float64), batched=True)
         n = len(T_targets)
         timeout_s = 0.005 * n if timeout_s is None else timeout_s
-        self._check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad)
-        bounds = self._bounds(lower, upper)
+        check_timeout_s(timeout_s)
+        bounds = self._bounds(bounds)
         if seeds is None:
             q_seed = np.tile(self.chain.middle, (n, 1))
         else:
@@ -506,13 +701,15 @@ class IKSolver:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
         q_seed = bounds.project(q_seed)
         answers = _Answers.empty(q_seed)
-        step = self.step_settings(position_tolerance_m, orientation_tolerance_rad, bounds)
+        step = self.step_settings(tolerance, bounds)
         ranked = (
             None
             if self.network is None
             else _RankedGuesses(self.network.predict_all(T_targets), T_targets, self.chain, step)
         )
-        self._refine(T_targets, ranked, seed_first, q_seed, answers, bounds, step, start + timeout_s, stop)
+        _BatchSearch(self, T_targets, ranked, seed_first, q_seed, bounds, step, accept, answers).run(
+            Budget(start_s, timeout_s, stop)
+        )
         return BatchResult(
             answers.q,
             answers.success,
@@ -520,10 +717,10 @@ class IKSolver:
             answers.orientation_error_rad,
             answers.iterations,
             answers.restarts,
-            time.perf_counter() - start,
+            time.perf_counter() - start_s,
         )
 
-    # ------------------------------------------------------------------ the search
+    # ------------------------------------------------------------------ helpers
 
     def _seed_order(self, seed_first: bool) -> tuple[object, ...]:
         """Where the seeds refined before random ones come from, in order: the network's guesses (when there
@@ -532,137 +729,40 @@ class IKSolver:
             return (_CALLER_SEED,)
         return (_CALLER_SEED, _NETWORK) if seed_first else (_NETWORK, _CALLER_SEED)
 
-    def _refine(
-        self,
-        T_targets: np.ndarray,
-        ranked: Optional["_RankedGuesses"],
-        seed_first: bool,
-        q_seed: np.ndarray,
-        answers: _Answers,
-        bounds: JointBounds,
-        step: tuple,
-        deadline: float,
-        stop: Optional[threading.Event],
-    ) -> None:
-        """Refine one row per target through its first seeds (``_seed_order``: the network's ranked guesses,
-        a stage each, and the caller's seed ``q_seed`` (N, dof)), each until its patience runs out, then
-        random ones, until every target is solved or the deadline passes; answers (per target) are
-        updated in place."""
-        settings = self.settings
-        n = len(T_targets)
-        # A stage: seeds (N, 1, dof) and their patience; the network's are views of ``ranked``'s buffer,
-        # filled per target when it enters the first of them (``enter``).
-        first_seeds: list[tuple[np.ndarray, Patience]] = []
-        network_stage = -1
-        for source in self._seed_order(seed_first):
-            if source is _CALLER_SEED:
-                first_seeds.append((q_seed[:, None, :], self._seed_patience))
-            else:
-                network_stage = len(first_seeds)
-                first_seeds += [(ranked.seeds[:, k : k + 1], self._network_patience) for k in range(ranked.heads)]
-
-        def enter(s: int, targets: np.ndarray) -> None:
-            """``targets`` enter stage s: rank their guesses first if s is the network's first stage."""
-            if s == network_stage:
-                answers.iterations[ranked.rank(targets)] += 1
-
-        rng = np.random.default_rng(settings.random_seed)
-        # A row's stage: the index of its first seed, or len(first_seeds) once on random seeds.
-        patiences = [patience for _, patience in first_seeds] + [self._seed_patience]
-        windows = np.array([p.window for p in patiences])
-        max_iterations = np.array([p.max_iterations for p in patiences])
-        random_stage = len(first_seeds)
-        target = np.arange(n)
-        enter(0, target)
-        Q = first_seeds[0][0][:, 0].copy()
-        stage = np.zeros(len(target), dtype=int)
-        age = np.zeros(len(target), dtype=int)
-        history = np.full((int(windows.max()) + 1, len(target)), math.inf)  # errors of the last steps, newest last
-        while len(target) and time.perf_counter() <= deadline and not (stop is not None and stop.is_set()):
-            kernel = dls_step_rows if len(target) >= _PARALLEL_MIN_ROWS else dls_step_rows_serial
-            Q_next, converged, position_error, orientation_error, error = kernel(
-                Q, T_targets[target], self.chain.arrays, step
+    def _bounds(self, bounds: Optional[JointBounds]) -> JointBounds:
+        """A call's joint bounds: the chain's, or ``bounds`` held within them: the chain's narrowed by each
+        joint's window of ``bounds`` (``JointBounds.narrow``, which gives bounds narrowed from the chain's
+        back unchanged; a window with no room within the chain's limits raises JointBoundsError naming
+        the joint)."""
+        chain_bounds = self.chain.bounds
+        if bounds is None or bounds is chain_bounds:
+            return chain_bounds
+        if bounds.names != chain_bounds.names:
+            raise JointBoundsError(
+                "", f"bounds are for the joints {list(bounds.names)}, not this chain's {list(chain_bounds.names)}"
             )
-            answers.iterations[np.unique(target)] += 1
+        return chain_bounds.narrow_arrays(bounds.lower, bounds.upper)
 
-            # Each target keeps its lowest-error configuration (its answer if it never converges) ...
-            best = answers.error.copy()
-            np.minimum.at(best, target, error)
-            answers.record(
-                (error == best[target]) & (error < answers.error[target]),
-                target,
-                Q,
-                position_error,
-                orientation_error,
-                error,
-            )
-            # ... and, once rows converge, the solution closest to its seed.
-            if converged.any():
-                winners = _closest_converged(converged, bounds.distance(Q, q_seed[target]), target, n)
-                answers.record(winners, target, Q, position_error, orientation_error, error)
-                answers.success[target[winners]] = True
+    def _q_seed(self, seed: Optional[np.ndarray], bounds: JointBounds) -> np.ndarray:
+        """A one-pose call's seed (dof,): ``seed``, checked, or the chain's middle; moved into ``bounds``."""
+        return bounds.project(self.chain.middle if seed is None else self._check_seeds(seed, batched=False))
 
-            history = np.roll(history, -1, axis=0)
-            history[-1] = error
-            age += 1
-            window = windows[stage]
-            earlier = history[-1 - window, np.arange(len(window))]
-            exhausted = (age >= max_iterations[stage]) | (error > 0.5 * earlier)
-            keep = ~answers.success[target]
-            target, Q, age, history, exhausted = (
-                target[keep],
-                Q_next[keep],
-                age[keep],
-                history[:, keep],
-                exhausted[keep],
-            )
-            stage = stage[keep]
-            if exhausted.any():
-                # A target has one row while on its first seeds: an exhausted one moves on to the next
-                # stage, the last to random seeds.
-                stage[exhausted] = np.minimum(stage[exhausted] + 1, random_stage)
-                for s, (seeds, _) in enumerate(first_seeds):
-                    rows = np.flatnonzero(exhausted & (stage == s))
-                    if len(rows):
-                        enter(s, target[rows])
-                        Q[rows] = seeds[target[rows], 0]
-                to_random = exhausted & (stage == random_stage)
-                Q[to_random] = bounds.sample(rng, int(to_random.sum()))
-                age[exhausted] = 0
-                history[:, exhausted] = math.inf
-                answers.restarts += np.bincount(target[to_random], minlength=n)
-                # Hard targets are a batch's tail: give each stuck one more rows, the more the fewer are
-                # left, so that a step's fixed cost is spread over enough seeds.
-                stuck = np.unique(target[to_random])
-                rows_each = max(settings.seeds_per_stuck_target, _TAIL_ROWS // len(np.unique(target)))
-                extra = np.maximum(rows_each - np.bincount(target, minlength=n)[stuck], 0)
-                new = np.repeat(stuck, extra)
-                if len(new):
-                    answers.restarts += np.bincount(new, minlength=n)
-                    target = np.concatenate([target, new])
-                    Q = np.concatenate([Q, bounds.sample(rng, len(new))])
-                    stage = np.concatenate([stage, np.full(len(new), random_stage)])
-                    age = np.concatenate([age, np.zeros(len(new), dtype=int)])
-                    history = np.concatenate([history, np.full((history.shape[0], len(new)), math.inf)], axis=1)
-
-    # ------------------------------------------------------------------ helpers
-
-    def _bounds(self, lower: Optional[np.ndarray], upper: Optional[np.ndarray]) -> JointBounds:
-        """The call's joint bounds: the chain's, narrowed by ``lower``/``upper`` when given."""
-        if lower is None and upper is None:
-            return self.chain.bounds
-        return self.chain.bounds.narrow_arrays(lower, upper)
-
-    def step_settings(
-        self, position_tolerance_m: float, orientation_tolerance_rad: Optional[float], bounds: JointBounds
-    ) -> tuple:
+    def step_settings(self, tolerance: Tolerance, bounds: JointBounds) -> tuple:
         """A call's ``StepSettings`` within ``bounds``, as the plain tuple the kernels take (``ik_bench`` times
-        one step with it)."""
+        one step with it). The step takes one orientation tolerance for all three axes, or none (position
+        only): ValueError for per-axis ones."""
+        x, y, z = tolerance.orientation_rad
+        if not x == y == z:
+            raise ValueError(
+                f"per-axis orientation tolerances {tolerance.orientation_rad} rad are not supported yet: give one "
+                "value for all three axes or inf for all three"
+            )
+        position_only = x == math.inf  # all three, as x == y == z
         return tuple(
             StepSettings(
-                position_only=orientation_tolerance_rad is None,
-                position_tolerance_m=float(position_tolerance_m),
-                orientation_tolerance_rad=float(orientation_tolerance_rad or 0.0),
+                position_only=position_only,
+                position_tolerance_m=tolerance.position_m,
+                orientation_tolerance_rad=0.0 if position_only else x,
                 damping=self.settings.damping,
                 error_damping=self.settings.error_damping,
                 lower=bounds.lower,
@@ -703,14 +803,3 @@ class IKSolver:
         if not np.isfinite(q).all():
             raise ValueError(f"{name} has non-finite values (NaN or inf)")
         return q
-
-    @staticmethod
-    def _check_tolerances(timeout_s, position_tolerance_m, orientation_tolerance_rad) -> None:
-        if not timeout_s >= 0:
-            raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
-        if not position_tolerance_m > 0:
-            raise ValueError(f"position_tolerance_m must be > 0, got {position_tolerance_m}")
-        if orientation_tolerance_rad is not None and not orientation_tolerance_rad > 0:
-            raise ValueError(
-                f"orientation_tolerance_rad must be > 0 (or None for position only), got {orientation_tolerance_rad}"
-            )

@@ -17,6 +17,7 @@ import numpy as np
 
 from ik_neural.chain import KinematicChain
 from ik_neural.geometry import pose_errors
+from ik_neural.query import Tolerance
 from ik_neural.solver import IKSolver
 
 # (position m, rotation rad) pairs every answer is checked at, tightest first.
@@ -75,6 +76,12 @@ def seed_configurations(
     else:
         raise ValueError(f"unknown seed policy {policy!r}; one of {', '.join(SEED_POLICIES)}")
     return np.tile(q, (n, 1))
+
+
+def solver_tolerance(tolerances: Tolerances) -> Tolerance:
+    """The pair as the solver's ``Tolerance`` (rotation None: position only)."""
+    position_m, rotation_rad = tolerances
+    return Tolerance.position_only(position_m) if rotation_rad is None else Tolerance(position_m, rotation_rad)
 
 
 def judged_pairs(position_only: bool) -> tuple[Tolerances, ...]:
@@ -140,14 +147,10 @@ def _solver_run(name: str, answers: Sequence[Answer], times_s: np.ndarray, dof: 
 def ours_solve_one(solver: IKSolver, timeout_s: float, tolerances: Tolerances) -> SolveOne:
     """``IKSolver.solve`` as the benchmark calls it; its q is judged by FK whatever ``success`` says."""
 
+    tolerance = solver_tolerance(tolerances)
+
     def solve(T: np.ndarray, seed: np.ndarray) -> Answer:
-        result = solver.solve(
-            T,
-            seed=seed,
-            timeout_s=timeout_s,
-            position_tolerance_m=tolerances[0],
-            orientation_tolerance_rad=tolerances[1],
-        )
+        result = solver.solve(T, seed=seed, timeout_s=timeout_s, tolerance=tolerance)
         return Answer(result.q, bool(result.success), int(result.iterations), int(result.restarts))
 
     return solve

@@ -19,6 +19,7 @@ from ik_neural.bench.protocol import (
     Tolerances,
     judged_pairs,
     seed_configurations,
+    solver_tolerance,
     successes,
 )
 from ik_neural.chain import KinematicChain
@@ -225,7 +226,7 @@ def trade_line(solver: IKSolver, T_targets: np.ndarray, tolerances: Tolerances) 
     chain, network = solver.chain, solver.network
     T = T_targets[0]
     q = chain.bounds.project(network.predict(T))
-    step = solver.step_settings(*tolerances, chain.bounds)
+    step = solver.step_settings(solver_tolerance(tolerances), chain.bounds)
     guess_s = _best_time_s(lambda: network.predict_all(T), 5, 200)
     step_s = _best_time_s(lambda: dls_step(q, T, chain.arrays, step), 5, 200)
     return (
@@ -251,10 +252,11 @@ def batch_tables(
     by FK at the tightest pair (``judged_pairs``), on the last call."""
     chain = solvers[0][1].chain
     tight = judged_pairs(tolerances[1] is None)[0]
+    tolerance = solver_tolerance(tolerances)
     _, T_warm = reachable_targets(chain, 8, random_seed + 1)
     seeds_warm = seed_configurations(chain, policy, 8, random_seed + 1, given)
     for _, solver in solvers:
-        solver.solve_batch(T_warm, seeds_warm, 8 * timeout_s, *tolerances)
+        solver.solve_batch(T_warm, seeds_warm, timeout_s=8 * timeout_s, tolerance=tolerance)
     rows: list[list] = [[] for _ in solvers]
     for size in batch_sizes:
         _, T = reachable_targets(chain, size, random_seed)
@@ -264,7 +266,7 @@ def batch_tables(
         for _ in range(calls):
             for i, (_, solver) in enumerate(solvers):
                 start = time.perf_counter()
-                last_q[i] = solver.solve_batch(T, seeds, size * timeout_s, *tolerances).q
+                last_q[i] = solver.solve_batch(T, seeds, timeout_s=size * timeout_s, tolerance=tolerance).q
                 walls_s[i].append(time.perf_counter() - start)
         for i, wall in enumerate(walls_s):
             wall_s = float(np.median(wall))
@@ -295,8 +297,7 @@ def solutions_table(
             count=count,
             seed=seed,
             timeout_s=timeout_s,
-            position_tolerance_m=tolerances[0],
-            orientation_tolerance_rad=tolerances[1],
+            tolerance=solver_tolerance(tolerances),
             min_distance_rad=min_distance_rad,
         )
         times_ms.append(1e3 * (time.perf_counter() - start))

@@ -309,10 +309,7 @@ class IKNode(Node):
 
     def _solve(self, problem: Problem) -> IKResult:
         settings = self.settings
-        # The chain's own bounds unless the request narrowed them (then the solver narrows the chain's
-        # by the same windows again: narrowing is idempotent).
-        narrowed = problem.bounds is not self.chain.bounds
-        collision_free = None
+        accept = None
         if problem.avoid_collisions:
             checker, positions = self.collision, problem.other_positions or None
 
@@ -320,21 +317,11 @@ class IKNode(Node):
             held = self._scene.held_bodies(excluding={body.name for body in problem.attached})
             attached = (*problem.attached, *held)
 
-            def collision_free(q: np.ndarray) -> bool:
+            def accept(q: np.ndarray) -> bool:
+                """Collision-free: the acceptance test of an avoid_collisions request."""
                 return not checker.in_collision(q, positions, attached)
 
-        return self.solver.solve(
-            problem.T_base_tip,
-            seed=problem.seed,
-            timeout_s=problem.timeout_s,
-            position_tolerance_m=settings.position_tolerance_m,
-            orientation_tolerance_rad=None if settings.position_only_ik else settings.orientation_tolerance_rad,
-            lower=problem.bounds.lower if narrowed else None,
-            upper=problem.bounds.upper if narrowed else None,
-            seed_first=settings.seed_first and problem.seed_known,
-            stop=self._stop,
-            collision_free=collision_free,
-        )
+        return self.solver.solve(problem.query(settings.tolerance, settings.seed_first, accept, self._stop))
 
     def _current_state(self) -> CurrentState:
         with self._current_lock:

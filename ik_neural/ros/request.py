@@ -11,6 +11,7 @@ Every value quoted back from a request goes through ``echo``/``echo_list`` (boun
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 import dataclasses
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ik_neural.chain import KinematicChain
 from ik_neural.collision import AttachedBody, CollisionChecker
 from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds, JointBoundsError
+from ik_neural.query import AcceptanceTest, IKQuery, Tolerance
 from ik_neural.ros.messages import collision_object_shapes, duration_to_seconds, pose_to_matrix
 from ik_neural.ros.settings import NodeSettings
 from ik_neural.urdf_model import ChainLinks, UrdfModel
@@ -83,7 +85,9 @@ class CurrentState:
 
 @dataclass(frozen=True)
 class Problem:
-    """A request checked and put in the solver's terms."""
+    """A request checked and put in the solver's terms: its fields map onto an ``IKQuery`` one to one
+    (``query``), besides what the node's collision check takes (``avoid_collisions``, ``other_positions``,
+    ``attached``) and ``notes``."""
 
     T_base_tip: np.ndarray  # (4, 4) the tip's target pose in the chain's base frame, finite
     seed: np.ndarray  # (dof,) finite
@@ -97,6 +101,27 @@ class Problem:
     avoid_collisions checked, those of the checker's held joints (``other_joints``), finite."""
     attached: tuple[AttachedBody, ...] = ()
     """robot_state.attached_collision_objects, for the node's checker (only with avoid_collisions)."""
+
+    def query(
+        self,
+        tolerance: Tolerance,
+        seed_first: bool,
+        accept: Optional[AcceptanceTest],
+        stop: Optional[threading.Event],
+    ) -> IKQuery:
+        """The solver's query: this problem's target (T_base_tip), seed, bounds and budget, with the node's
+        ``tolerance``, acceptance test (its collision check) and stop event; ``seed_first`` holds only for a
+        known seed (a default one is no better a start than the network's guess)."""
+        return IKQuery(
+            T_target=self.T_base_tip,
+            seed=self.seed,
+            bounds=self.bounds,
+            tolerance=tolerance,
+            timeout_s=self.timeout_s,
+            seed_first=seed_first and self.seed_known,
+            accept=accept,
+            stop=stop,
+        )
 
 
 @dataclass(frozen=True)

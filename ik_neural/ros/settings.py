@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional
 
+from ik_neural.query import Tolerance
+
 AVOID_COLLISIONS_POLICIES = ("check", "refuse", "ignore")
 
 Check = Callable[[Any], Optional[str]]
@@ -146,6 +148,14 @@ class NodeSettings:
                 "max_timeout_s",
                 f"parameter max_timeout_s ({self.max_timeout_s}) must be at least default_timeout_s ({self.default_timeout_s})",
             )
+
+    @property
+    def tolerance(self) -> Tolerance:
+        """The solver's tolerance of every request: position_tolerance_m, and orientation_tolerance_rad about
+        every axis unless position_only_ik (then the orientation is free)."""
+        if self.position_only_ik:
+            return Tolerance.position_only(self.position_tolerance_m)
+        return Tolerance(self.position_tolerance_m, self.orientation_tolerance_rad)
 
     @property
     def long_solves(self) -> int:

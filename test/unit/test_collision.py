@@ -216,7 +216,7 @@ def test_panda_fingerprint_unchanged_by_the_hand():
     assert math.isclose(robot.chain.forward(np.zeros(7))[2, 3], 0.333 + 0.316 + 0.384 - 0.107, abs_tol=1e-9)
 
 
-# ---------------------------------------------------------------- the solver's collision_free
+# ---------------------------------------------------------------- the solver's acceptance test: collision-free
 
 
 def test_checker_agrees_with_pinocchio_on_the_panda():
@@ -236,7 +236,7 @@ def test_checker_agrees_with_pinocchio_on_the_panda():
 
 
 def test_solve_rejects_colliding_candidates():
-    """Targets whose seed is a colliding solution: with collision_free the answer is collision-free (by
+    """Targets whose seed is a colliding solution: with accept=checker.free the answer is collision-free (by
     Pinocchio) and right (by Pinocchio's FK), or a failure; without it, the colliding seed comes back."""
     from ik_neural.solver import IKSolver
     from reference import ReferenceChain
@@ -255,7 +255,7 @@ def test_solve_rejects_colliding_candidates():
         T = robot.chain.forward(q_col)
         plain = solver.solve(T, seed=q_col, seed_first=True, timeout_s=0.5)
         assert plain.success and np.allclose(plain.q, q_col)  # the colliding seed is itself the answer
-        result = solver.solve(T, seed=q_col, seed_first=True, timeout_s=0.5, collision_free=checker.free)
+        result = solver.solve(T, seed=q_col, seed_first=True, timeout_s=0.5, accept=checker.free)
         if result.success:
             solved += 1
             assert not judge.collides(result.q)

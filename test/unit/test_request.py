@@ -9,6 +9,7 @@ frame above its base turned 45 degrees about z; the fuzz's also has a continuous
 import dataclasses
 import math
 import re
+import threading
 import warnings
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from reference import ReferenceChain
 from urdf_variants import panda_urdf, with_continuous_joint, with_world_frame
 
 from ik_neural.collision import CollisionChecker
+from ik_neural.query import IKQuery, Tolerance
 from ik_neural.ros.messages import matrix_to_pose, seconds_to_duration
 from ik_neural.ros.request import CurrentState, FKProblem, Problem, Refusal, RequestContext, fk_problem_of, problem_of
 from ik_neural.ros.settings import NodeSettings
@@ -353,6 +355,27 @@ def test_seed_comes_from_the_request_then_the_current_state(context):
     assert problem.seed_known
 
 
+def test_a_problem_is_the_solvers_query_field_for_field(context):
+    """Problem.query: the request's target, seed, bounds and budget, the node's tolerance, acceptance test
+    and stop event; seed_first only where the seed is known."""
+    constraint = JointConstraint(joint_name="panda_joint2", position=0.1, tolerance_above=0.2, tolerance_below=0.05)
+    ik = _request(T=_T_mid(context), timeout_s=0.2, constraints=Constraints(joint_constraints=[constraint]))
+    known = CurrentState(context.chain.middle + 0.1, True)
+    problem = problem_of(ik, context, known)
+    stop, tolerance = threading.Event(), Tolerance.position_only(1e-4)
+
+    def accept(q):
+        return True
+
+    query = problem.query(tolerance, seed_first=True, accept=accept, stop=stop)
+    assert isinstance(query, IKQuery)
+    assert query.T_target is problem.T_base_tip and query.seed is problem.seed and query.bounds is problem.bounds
+    assert (query.timeout_s, query.tolerance, query.accept, query.stop) == (0.2, tolerance, accept, stop)
+    assert query.seed_first and not problem.query(tolerance, False, None, None).seed_first
+    unknown = problem_of(ik, context, _unknown_state(context))
+    assert not unknown.seed_known and not unknown.query(tolerance, True, None, None).seed_first
+
+
 def test_joint_constraints_narrow_the_bounds_and_unapplied_ones_are_noted(context, continuous_context):
     constraints = Constraints(
         joint_constraints=[
@@ -490,14 +513,8 @@ def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(
         assert np.all(outcome.bounds.lower <= outcome.bounds.upper)
         assert all(len(note) < MAX_MESSAGE for note in outcome.notes)
         # Whatever the request module lets through, the solver takes without raising.
-        result = solver.solve(
-            outcome.T_base_tip,
-            seed=outcome.seed,
-            timeout_s=0.001,
-            lower=outcome.bounds.lower,
-            upper=outcome.bounds.upper,
-            seed_first=outcome.seed_known,
-        )
+        query = outcome.query(SETTINGS.tolerance, seed_first=True, accept=None, stop=None)
+        result = solver.solve(dataclasses.replace(query, timeout_s=0.001))
     assert result.q.shape == (chain.dof,)
 
 

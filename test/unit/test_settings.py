@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from ik_neural.query import Tolerance
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description, markdown_table
 
 
@@ -15,6 +16,13 @@ def test_every_parameter_has_a_default_and_a_meaning_and_the_defaults_pass_their
         assert description(field.name).endswith("."), field.name
         assert f"| `{field.name}` |" in markdown_table()
     assert settings.long_solves == settings.executor_threads - 1
+
+
+def test_the_tolerance_parameters_are_the_solvers_tolerance():
+    settings = NodeSettings(position_tolerance_m=1e-4, orientation_tolerance_rad=1e-3)
+    assert settings.tolerance == Tolerance(1e-4, 1e-3)
+    position_only = dataclasses.replace(settings, position_only_ik=True)
+    assert position_only.tolerance == Tolerance.position_only(1e-4) and position_only.tolerance.is_position_only
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,13 @@
 """The numerical solver: answers checked by an independent FK error, restarts, limits, seeds, bad input."""
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from ik_neural import KinematicChain, list_robots, load_robot
+from ik_neural.joint_bounds import JointBounds
 from ik_neural.kernels.dls import (
     StepSettings,
     dls_step,
@@ -15,11 +17,13 @@ from ik_neural.kernels.dls import (
     ranked_steps_serial,
 )
 from ik_neural.sampling import reachable_targets
+from ik_neural.query import IKQuery, Tolerance
 from ik_neural.solver import IKSolver
 import reference
 from reference import example_robot_urdf, pose_errors
 
 TOL = 1e-6
+TIGHT = Tolerance(TOL, TOL)
 GENEROUS_S = 0.5  # budgets far above what these targets need: answers do not depend on the machine's load
 
 
@@ -66,16 +70,14 @@ def test_every_shipped_chain_is_solved_and_checked_by_fk(solvers, name):
     chain = solver.chain
     _, targets = reachable_targets(chain, 10, seed=11)
     for T in targets:
-        result = solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        result = solver.solve(T, timeout_s=GENEROUS_S, tolerance=TIGHT)
         assert result.success, f"{name}: {result}"
         assert_solved(chain, result.q, T)
         position_m, rotation_rad = pose_errors(chain.forward(result.q), T)
         assert result.position_error_m == pytest.approx(position_m, abs=1e-12)
         assert result.orientation_error_rad == pytest.approx(rotation_rad, abs=1e-12)
 
-    batch = solver.solve_batch(
-        targets, timeout_s=10 * GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL
-    )
+    batch = solver.solve_batch(targets, timeout_s=10 * GENEROUS_S, tolerance=TIGHT)
     assert batch.success.all(), name
     assert_solved(chain, batch.q, targets)
 
@@ -85,7 +87,7 @@ def test_restarts_find_what_a_bad_start_misses(solvers):
     chain, step = solver.chain, step_settings(solver, TOL)
     _, targets = reachable_targets(chain, 200, seed=12)
     for T in targets:
-        result = solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        result = solver.solve(T, timeout_s=GENEROUS_S, tolerance=TIGHT)
         if result.restarts:
             break
     else:
@@ -108,10 +110,7 @@ def test_a_near_singular_target_is_reached_from_most_seeds_without_a_restart(sol
     chain = solver.chain
     T = chain.forward(np.array([1.432, 1e-4, -1.065]))
     seeds = chain.bounds.sample(np.random.default_rng(1), 100)
-    results = [
-        solver.solve(T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
-        for seed in seeds
-    ]
+    results = [solver.solve(T, seed=seed, timeout_s=GENEROUS_S, tolerance=TIGHT) for seed in seeds]
     assert all(r.success for r in results)
     for r in results:
         assert_solved(chain, r.q, T)
@@ -127,7 +126,7 @@ def test_limits_are_never_violated_even_when_failing(solvers):
     # The same directions 3 m from the base: the arm reaches about 1.1 m.
     unreachable[:, :3, 3] *= 3.0 / np.linalg.norm(unreachable[:, :3, 3], axis=-1, keepdims=True)
     for T in np.concatenate([reachable, unreachable]):
-        q = solver.solve(T, timeout_s=0.002, position_tolerance_m=TOL, orientation_tolerance_rad=TOL).q
+        q = solver.solve(T, timeout_s=0.002, tolerance=TIGHT).q
         assert chain.bounds.contains(q).all()
     batch = solver.solve_batch(unreachable, timeout_s=0.05)
     assert not batch.success.any()
@@ -157,9 +156,7 @@ def test_continuous_joints_are_wrapped():
     q, targets = reachable_targets(chain, 5, seed=14)
     seeds = q + np.where(chain.is_continuous, 4 * np.pi, 0.0)  # continuous joints turned twice round
     for T, seed in zip(targets, seeds):
-        result = solver.solve(
-            T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL
-        )
+        result = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, tolerance=TIGHT)
         assert result.success
         assert_solved(chain, result.q, T)
         wrapped = result.q[chain.is_continuous]
@@ -179,26 +176,34 @@ def test_narrowed_bounds_hold_for_bounded_and_continuous_joints():
         # A window of a continuous joint that crosses +pi: the answer is given inside it, not wrapped.
         j = continuous[0]
         lower[j], upper[j] = q_true[j] + 2 * np.pi - 0.05, q_true[j] + 2 * np.pi + 0.05
-        result = solver.solve(
-            T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL, lower=lower, upper=upper
-        )
+        result = solver.solve(T, timeout_s=GENEROUS_S, tolerance=TIGHT, bounds=chain.bounds.narrow_arrays(lower, upper))
         assert result.success
         position_m, rotation_rad = pose_errors(chain.forward(result.q), T)
         assert position_m <= TOL and rotation_rad <= TOL
         assert np.all(result.q >= lower) and np.all(result.q <= upper)
-    # A window wider than the limits is the limits; one beside them leaves no room.
-    wide = solver.solve(targets[0], lower=chain.lower - 1.0, timeout_s=GENEROUS_S)
+    # A call's bounds are held within the chain's (JointBounds.narrow, by the solver): wider limits are the
+    # chain's; limits beside them leave no room; bounds of other joints are refused.
+    names, continuous = chain.joint_names, chain.is_continuous
+    wider = JointBounds.of_limits(names, chain.lower - 1.0, chain.upper, continuous)
+    wide = solver.solve(targets[0], bounds=wider, timeout_s=GENEROUS_S)
     assert wide.success and chain.bounds.contains(wide.q)
+    first = np.arange(7) == 0
+    beside = JointBounds.of_limits(
+        names,
+        np.where(first, chain.upper + 1.0, chain.lower),
+        np.where(first, chain.upper + 2.0, chain.upper),
+        continuous,
+    )
     with pytest.raises(
         ValueError, match=r"joint 'r_shoulder_pan_joint': window \[.*\] leaves no room within its bounds"
     ):
-        solver.solve(
-            targets[0],
-            lower=np.where(np.arange(7) == 0, chain.upper + 1.0, chain.lower),
-            upper=np.where(np.arange(7) == 0, chain.upper + 2.0, chain.upper),
-        )
+        solver.solve(targets[0], bounds=beside)
     with pytest.raises(ValueError, match=r"window \[.*\] is not finite and ordered"):
-        solver.solve(targets[0], upper=np.full(7, np.nan))
+        solver.solve(targets[0], bounds=JointBounds.of_limits(names, chain.lower, np.full(7, np.nan), continuous))
+    with pytest.raises(ValueError, match=r"bounds are for the joints \['a0'"):
+        solver.solve(
+            targets[0], bounds=JointBounds.of_limits([f"a{j}" for j in range(7)], chain.lower, chain.upper, continuous)
+        )
 
 
 def test_seed_first_gives_the_solution_nearest_the_seed(solvers):
@@ -208,14 +213,10 @@ def test_seed_first_gives_the_solution_nearest_the_seed(solvers):
     seeds = chain.bounds.project(q + np.random.default_rng(17).uniform(-0.05, 0.05, q.shape))
     far = 0
     for q_true, T, seed in zip(q, targets, seeds):
-        near = solver.solve(
-            T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL, seed_first=True
-        )
+        near = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, tolerance=TIGHT, seed_first=True)
         assert near.success
         assert np.abs(near.q - q_true).max() < 0.1
-        network_first = solver.solve(
-            T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL
-        )
+        network_first = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, tolerance=TIGHT)
         far += np.abs(network_first.q - q_true).max() > 0.1
     # The network's guess, first by default, lands on another of the redundant arm's solutions at times.
     assert far > 0
@@ -236,20 +237,18 @@ def test_position_only_and_the_solution_closest_to_the_seed():
     np.testing.assert_allclose(chain.forward(q_down)[:3, 3], T[:3, 3], atol=1e-12)
     for near in (q_up, q_down):
         seed = near + np.array([0.2, -0.2])
-        result = solver.solve(
-            T, seed=seed, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=None
-        )
+        result = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, tolerance=Tolerance.position_only(TOL))
         assert result.success
         np.testing.assert_allclose(result.q, near, atol=1e-5)
-        batch = solver.solve_batch(T[None], seeds=seed[None], timeout_s=GENEROUS_S, orientation_tolerance_rad=None)
+        batch = solver.solve_batch(T[None], seeds=seed[None], timeout_s=GENEROUS_S, tolerance=Tolerance.position_only())
         np.testing.assert_allclose(batch.q[0], near, atol=1e-4)
     # Position only on an orientation no configuration reaches: solved, and the orientation error reported.
     T_tilted = T.copy()
     T_tilted[:3, :3] = [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]  # 90 degrees about x
-    result = solver.solve(T_tilted, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=None)
+    result = solver.solve(T_tilted, timeout_s=GENEROUS_S, tolerance=Tolerance.position_only(TOL))
     assert result.success and result.position_error_m <= TOL
     assert result.orientation_error_rad > 1.0
-    assert not solver.solve(T_tilted, timeout_s=0.01, position_tolerance_m=TOL, orientation_tolerance_rad=TOL).success
+    assert not solver.solve(T_tilted, timeout_s=0.01, tolerance=TIGHT).success
 
 
 def test_concurrent_solves_give_the_serial_answers(solvers):
@@ -257,7 +256,7 @@ def test_concurrent_solves_give_the_serial_answers(solvers):
     _, targets = reachable_targets(solver.chain, 40, seed=15)
 
     def solve(T):
-        return solver.solve(T, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL).q
+        return solver.solve(T, timeout_s=GENEROUS_S, tolerance=TIGHT).q
 
     serial = [solve(T) for T in targets]
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -369,10 +368,14 @@ def test_bad_target_is_refused(solvers, change, message):
         (dict(seed=np.zeros(6)), r"seed has shape \(6,\); expected \(7,\) for the joints \['panda_joint1'"),
         (dict(seed=np.full(7, np.nan)), "seed has non-finite values"),
         (dict(timeout_s=-0.001), "timeout_s must be >= 0"),
-        (dict(position_tolerance_m=0.0), "position_tolerance_m must be > 0"),
-        (dict(orientation_tolerance_rad=-1e-6), "orientation_tolerance_rad must be > 0"),
+        (dict(position_tolerance_m=0.0), r"Tolerance.position_m must be finite and > 0 \(m\), got 0.0"),
+        (dict(orientation_tolerance_rad=-1e-6), r"Tolerance.orientation_rad must be > 0 about each axis"),
+        (
+            dict(tolerance=Tolerance(1e-5, (1e-3, 1e-3, math.inf))),
+            r"per-axis orientation tolerances \(0.001, 0.001, inf\) rad are not supported yet: give one value",
+        ),
     ],
-    ids=["seed length", "seed nan", "timeout", "position tolerance", "orientation tolerance"],
+    ids=["seed length", "seed nan", "timeout", "position tolerance", "orientation tolerance", "per-axis"],
 )
 def test_bad_arguments_are_refused(solvers, kwargs, message):
     solver = solvers("panda")
@@ -401,9 +404,7 @@ def test_hybrid_solves_what_the_numerical_solver_solves_in_fewer_iterations(name
     iterations = {"hybrid": 0, "numerical": 0}
     for T_target in T:
         for label, solver in (("hybrid", hybrid), ("numerical", numerical)):
-            result = solver.solve(
-                T_target, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL
-            )
+            result = solver.solve(T_target, timeout_s=GENEROUS_S, tolerance=TIGHT)
             assert result.success
             assert_solved(robot.chain, result.q, T_target)
             iterations[label] += result.iterations
@@ -416,8 +417,8 @@ def test_hybrid_batch_solves_with_fewer_iterations(name, solvers):
     robot = load_robot(name)
     hybrid = IKSolver(robot.chain, network=robot.network)
     _, T = reachable_targets(robot.chain, 600, seed=12)
-    with_network = hybrid.solve_batch(T, timeout_s=60.0, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
-    without = solvers(name).solve_batch(T, timeout_s=60.0, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    with_network = hybrid.solve_batch(T, timeout_s=60.0, tolerance=TIGHT)
+    without = solvers(name).solve_batch(T, timeout_s=60.0, tolerance=TIGHT)
     assert with_network.success.all() and without.success.all()
     assert_solved(robot.chain, with_network.q, T)
     assert with_network.iterations.sum() < 0.7 * without.iterations.sum()
@@ -431,7 +432,7 @@ def test_a_batch_of_a_new_size_right_after_another_succeeds_within_a_tight_budge
     solver.warm_up()
     _, T = reachable_targets(robot.chain, 16, seed=14)
     for size in (8, 4, 3, 5, 8):
-        result = solver.solve_batch(T[:size], timeout_s=0.02, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        result = solver.solve_batch(T[:size], timeout_s=0.02, tolerance=TIGHT)
         assert result.success.all(), size
         assert_solved(robot.chain, result.q, T[:size])
 
@@ -451,10 +452,10 @@ def test_hybrid_with_a_useless_network_still_solves_everything(tmp_path, solvers
     hybrid = IKSolver(chain, network=load_network(tmp_path / "untrained.pt", chain))
     _, T = reachable_targets(chain, 50, seed=13)
     for T_target in T:
-        result = hybrid.solve(T_target, timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+        result = hybrid.solve(T_target, timeout_s=GENEROUS_S, tolerance=TIGHT)
         assert result.success
         assert_solved(chain, result.q, T_target)
-    batch = hybrid.solve_batch(T, timeout_s=30.0, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    batch = hybrid.solve_batch(T, timeout_s=30.0, tolerance=TIGHT)
     assert batch.success.all()
     assert_solved(chain, batch.q, T)
 
@@ -467,30 +468,27 @@ def test_batch_takes_narrowed_bounds_and_seed_first_as_solve_does():
     q, targets = reachable_targets(chain, 12, seed=31)
     lower, upper = chain.lower.copy(), chain.upper.copy()
     lower[3], upper[3] = q[:, 3].min() - 0.01, q[:, 3].max() + 0.01  # a window holding every target's joint 4
+    bounds = chain.bounds.narrow_arrays(lower, upper)
     seeds = chain.bounds.project(q + np.random.default_rng(32).uniform(-0.05, 0.05, q.shape))
     batch = solver.solve_batch(
         targets,
         seeds=seeds,
         timeout_s=12 * GENEROUS_S,
-        position_tolerance_m=TOL,
-        orientation_tolerance_rad=TOL,
-        lower=lower,
-        upper=upper,
+        tolerance=TIGHT,
+        bounds=bounds,
         seed_first=True,
     )
     assert batch.success.all()
     assert_solved(chain, batch.q, targets)
-    assert chain.bounds.narrow_arrays(lower, upper).contains(batch.q).all()
+    assert bounds.contains(batch.q).all()
     # Seed first: each answer is the solution next to its seed, as solve's is.
     for k, T in enumerate(targets):
         one = solver.solve(
             T,
             seed=seeds[k],
             timeout_s=GENEROUS_S,
-            position_tolerance_m=TOL,
-            orientation_tolerance_rad=TOL,
-            lower=lower,
-            upper=upper,
+            tolerance=TIGHT,
+            bounds=bounds,
             seed_first=True,
         )
         assert np.abs(batch.q[k] - q[k]).max() < 0.1 and np.abs(one.q - q[k]).max() < 0.1
@@ -545,3 +543,114 @@ def test_solutions_of_an_unreachable_pose_are_none_and_bad_arguments_are_refused
         solver.solutions(T, count=0)
     with pytest.raises(ValueError, match="min_distance_rad must be >= 0"):
         solver.solutions(T, min_distance_rad=-0.1)
+
+
+# ---------------------------------------------------------------------- the query and the acceptance test
+
+
+def test_the_query_form_and_the_keyword_form_give_the_same_answer():
+    robot = load_robot("panda")
+    solver = IKSolver(robot.chain, network=robot.network)
+    chain = solver.chain
+    q, targets = reachable_targets(chain, 6, seed=51)
+    seeds = chain.bounds.project(q + np.random.default_rng(52).uniform(-0.05, 0.05, q.shape))
+    bounds = chain.bounds.narrow({"panda_joint4": (q[:, 3].min() - 0.01, q[:, 3].max() + 0.01)})
+    for T, seed, seed_first in zip(targets, seeds, [False, True] * 3):
+        fields = dict(seed=seed, timeout_s=GENEROUS_S, tolerance=TIGHT, bounds=bounds, seed_first=seed_first)
+        by_query = solver.solve(IKQuery(T, **fields))
+        by_keywords = solver.solve(T, **fields)
+        assert by_query.success and bounds.contains(by_query.q)
+        np.testing.assert_array_equal(by_query.q, by_keywords.q)
+        assert (by_query.iterations, by_query.restarts) == (by_keywords.iterations, by_keywords.restarts)
+    # The older scalar keywords are the same tolerance.
+    old = solver.solve(targets[0], timeout_s=GENEROUS_S, position_tolerance_m=TOL, orientation_tolerance_rad=TOL)
+    np.testing.assert_array_equal(old.q, solver.solve(IKQuery(targets[0], timeout_s=GENEROUS_S, tolerance=TIGHT)).q)
+    with pytest.raises(TypeError, match=r"an IKQuery comes alone, without keywords \(got seed_first\)"):
+        solver.solve(IKQuery(targets[0]), seed_first=True)
+    with pytest.raises(TypeError, match="lower"):
+        solver.solve(targets[0], lower=chain.lower)
+    with pytest.raises(TypeError, match="collision_free"):
+        solver.solve(targets[0], collision_free=lambda q: True)
+    with pytest.raises(TypeError, match="not both"):
+        solver.solve_batch(targets, tolerance=TIGHT, position_tolerance_m=TOL)
+
+
+def test_per_axis_rotation_tolerances_are_refused_by_every_entry_point(solvers):
+    solver = solvers("panda")
+    T = solver.chain.forward(solver.chain.middle)
+    per_axis = Tolerance(1e-5, (1e-3, 1e-3, math.inf))
+    message = r"per-axis orientation tolerances \(0.001, 0.001, inf\) rad are not supported yet"
+    with pytest.raises(ValueError, match=message):
+        solver.solve(IKQuery(T, tolerance=per_axis))
+    with pytest.raises(ValueError, match=message):
+        solver.solve_batch(T[None], tolerance=per_axis)
+    with pytest.raises(ValueError, match=message):
+        solver.solutions(T, tolerance=per_axis)
+
+
+def two_branches() -> tuple[KinematicChain, np.ndarray, np.ndarray, np.ndarray]:
+    """The two-link arm, a tip position both elbows reach: (chain, T, q_up, q_down)."""
+    chain = two_link_arm()
+    q_up = np.array([0.3, 0.9])
+    q_down = np.array([q_up[0] + 2 * np.arctan2(0.6 * np.sin(q_up[1]), 1.0 + 0.6 * np.cos(q_up[1])), -q_up[1]])
+    return chain, chain.forward(q_up), q_up, q_down
+
+
+def assert_reached(chain: KinematicChain, q: np.ndarray, T: np.ndarray, tolerance_m: float) -> None:
+    """Independent check of position-only answers: FK of q (..., dof) within tolerance_m of T's position."""
+    position_m, _ = pose_errors(chain.forward(q), T)
+    assert np.all(position_m <= tolerance_m) and chain.bounds.contains(q).all()
+
+
+def test_accept_rejects_a_branch_on_every_entry_point():
+    """An acceptance test that rejects the elbow-up branch: from seeds next to it, every answer is the
+    elbow-down one (FK-checked); without the test the seeds' own branch comes back."""
+    chain, T, q_up, q_down = two_branches()
+    solver = IKSolver(chain)
+    tolerance = Tolerance.position_only(TOL)
+    asked: list[np.ndarray] = []
+
+    def elbow_down(q: np.ndarray) -> bool:
+        asked.append(q.copy())
+        return bool(q[1] < 0)
+
+    seeds = q_up + np.random.default_rng(61).uniform(-0.2, 0.2, (5, 2))
+    for seed in seeds:
+        plain = solver.solve(T, seed=seed, timeout_s=GENEROUS_S, tolerance=tolerance)
+        np.testing.assert_allclose(plain.q, q_up, atol=1e-5)
+        result = solver.solve(IKQuery(T, seed=seed, timeout_s=GENEROUS_S, tolerance=tolerance, accept=elbow_down))
+        assert result.success and elbow_down(result.q)
+        np.testing.assert_allclose(result.q, q_down, atol=1e-5)
+        assert_reached(chain, result.q, T, TOL)
+
+    T_rows = np.repeat(T[None], len(seeds), axis=0)
+    plain_batch = solver.solve_batch(T_rows, seeds, timeout_s=GENEROUS_S, tolerance=tolerance)
+    np.testing.assert_allclose(plain_batch.q, np.tile(q_up, (len(seeds), 1)), atol=1e-5)
+    asked.clear()
+    batch = solver.solve_batch(T_rows, seeds, timeout_s=GENEROUS_S, tolerance=tolerance, accept=elbow_down)
+    assert batch.success.all() and all(elbow_down(q) for q in batch.q)
+    np.testing.assert_allclose(batch.q, np.tile(q_down, (len(seeds), 1)), atol=1e-5)
+    assert_reached(chain, batch.q, T_rows, TOL)
+    assert any(q[1] > 0 for q in asked)  # the seeds' own branch was found, and rejected
+
+    both = solver.solutions(T, count=4, seed=seeds[0], timeout_s=0.1, tolerance=tolerance)
+    assert len(both.q) == 2
+    one = solver.solutions(T, count=4, seed=seeds[0], timeout_s=0.1, tolerance=tolerance, accept=elbow_down)
+    assert len(one.q) == 1 and all(elbow_down(q) for q in one.q)
+    np.testing.assert_allclose(one.q[0], q_down, atol=1e-5)
+    assert_reached(chain, one.q, np.repeat(T[None], len(one.q), axis=0), TOL)
+
+
+def test_solutions_with_seed_first_find_the_seeds_own_solution_first():
+    robot = load_robot("panda")
+    solver = IKSolver(robot.chain, network=robot.network)
+    chain = solver.chain
+    q, targets = reachable_targets(chain, 5, seed=71)
+    for q_true, T in zip(q, targets):
+        seed = chain.bounds.project(q_true + 0.02)
+        sols = solver.solutions(T, count=1, seed=seed, seed_first=True, timeout_s=GENEROUS_S, tolerance=TIGHT)
+        assert len(sols.q) == 1 and np.abs(sols.q[0] - q_true).max() < 0.1
+        assert_solved(chain, sols.q, np.repeat(T[None], 1, axis=0))
+        # The rows that follow the seed still find the other branches.
+        several = solver.solutions(T, count=4, seed=seed, seed_first=True, timeout_s=GENEROUS_S)
+        assert len(several.q) >= 2 and np.abs(several.q[0] - q_true).max() < 0.1
