@@ -13,7 +13,7 @@ import math
 import numbers
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -40,25 +40,15 @@ class Tolerance:
     free (all three inf: position only)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.position_m, numbers.Real):
-            raise ValueError(f"Tolerance.position_m must be a number (m), got {self.position_m!r}")
-        position_m = float(self.position_m)
+        # Built per call by the keyword form: plain floats take the fast path (an ABC isinstance costs ~1 µs).
+        position_m = self.position_m
+        if not (type(position_m) is float or isinstance(position_m, numbers.Real)):
+            raise ValueError(f"Tolerance.position_m must be a number (m), got {position_m!r}")
+        position_m = float(position_m)
         if not (math.isfinite(position_m) and position_m > 0):
             raise ValueError(f"Tolerance.position_m must be finite and > 0 (m), got {position_m!r}")
-        # Plain Python (no numpy): a tolerance may be built per call.
-        orientation = self.orientation_rad
-        values = (orientation,) * 3 if isinstance(orientation, numbers.Real) else orientation
-        try:
-            orientation_rad = tuple(float(v) for v in values if isinstance(v, numbers.Real))
-            count = len(values)
-        except TypeError:  # not a sequence
-            orientation_rad, count = (), 0
-        if count != 3 or len(orientation_rad) != 3:
-            raise ValueError(
-                "Tolerance.orientation_rad must be one number or three (about the target frame's x, y, z; rad), "
-                f"got {orientation!r}"
-            )
-        if not all(v > 0 for v in orientation_rad):  # NaN fails too
+        orientation_rad = _three_rotations(self.orientation_rad)
+        if not (orientation_rad[0] > 0 and orientation_rad[1] > 0 and orientation_rad[2] > 0):  # NaN fails too
             raise ValueError(
                 f"Tolerance.orientation_rad must be > 0 about each axis (inf: free), got {orientation_rad}"
             )
@@ -74,6 +64,23 @@ class Tolerance:
     def is_position_only(self) -> bool:
         """Every rotation is free: the orientation of the target is ignored."""
         return all(v == math.inf for v in self.orientation_rad)
+
+
+def _three_rotations(orientation: object) -> tuple[float, float, float]:
+    """``Tolerance.orientation_rad`` as three floats (x, y, z); ValueError unless one number or three."""
+    if type(orientation) is float or isinstance(orientation, numbers.Real):
+        value = float(orientation)
+        return value, value, value
+    try:
+        values = tuple(orientation)
+    except TypeError:  # not a sequence
+        values = ()
+    if len(values) != 3 or not all(isinstance(v, numbers.Real) for v in values):
+        raise ValueError(
+            "Tolerance.orientation_rad must be one number or three (about the target frame's x, y, z; rad), "
+            f"got {orientation!r}"
+        )
+    return float(values[0]), float(values[1]), float(values[2])
 
 
 DEFAULT_TOLERANCE = Tolerance()
@@ -119,6 +126,35 @@ def check_timeout_s(timeout_s: float) -> None:
         raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
 
 
+def _check_fields(tolerance: Tolerance, bounds: Optional[JointBounds], timeout_s: float) -> None:
+    """What ``IKQuery`` checks of its fields itself (the solver checks the target and seed against its chain)."""
+    if not isinstance(tolerance, Tolerance):
+        raise TypeError(f"IKQuery.tolerance must be a Tolerance, got {type(tolerance).__name__}")
+    if bounds is not None and not isinstance(bounds, JointBounds):
+        raise TypeError(f"IKQuery.bounds must be a JointBounds or None, got {type(bounds).__name__}")
+    check_timeout_s(timeout_s)
+
+
+def query_fields(
+    seed: Optional[np.ndarray] = None,
+    timeout_s: float = 0.005,
+    tolerance: Optional[Tolerance] = None,
+    bounds: Optional[JointBounds] = None,
+    seed_first: bool = False,
+    accept: Optional[AcceptanceTest] = None,
+    stop: Optional[threading.Event] = None,
+    position_tolerance_m: Union[float, Unset] = UNSET,
+    orientation_tolerance_rad: Union[float, None, Unset] = UNSET,
+) -> tuple:
+    """The keyword form of a query: ``IKQuery``'s fields after ``T_target``, in order, checked as it checks
+    them, the tolerance by ``tolerance_of`` (``tolerance``, or the older ``position_tolerance_m`` and
+    ``orientation_tolerance_rad``). ``IKQuery.of`` builds a query of them; ``IKSolver.solve`` solves them
+    as they are (building a frozen dataclass costs a few µs, a share of a one-pose solve)."""
+    tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
+    _check_fields(tolerance, bounds, timeout_s)
+    return seed, bounds, tolerance, timeout_s, seed_first, accept, stop
+
+
 @dataclass(frozen=True, eq=False)
 class IKQuery:
     """One pose to solve (``IKSolver.solve``). The target and seed are checked against the chain by the
@@ -145,27 +181,10 @@ class IKQuery:
     """Once set, ends the call as its budget would (the node's shutdown sets it)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.tolerance, Tolerance):
-            raise TypeError(f"IKQuery.tolerance must be a Tolerance, got {type(self.tolerance).__name__}")
-        if self.bounds is not None and not isinstance(self.bounds, JointBounds):
-            raise TypeError(f"IKQuery.bounds must be a JointBounds or None, got {type(self.bounds).__name__}")
-        check_timeout_s(self.timeout_s)
+        _check_fields(self.tolerance, self.bounds, self.timeout_s)
 
     @classmethod
-    def of(
-        cls,
-        T_target: np.ndarray,
-        seed: Optional[np.ndarray] = None,
-        timeout_s: float = 0.005,
-        tolerance: Optional[Tolerance] = None,
-        bounds: Optional[JointBounds] = None,
-        seed_first: bool = False,
-        accept: Optional[AcceptanceTest] = None,
-        stop: Optional[threading.Event] = None,
-        position_tolerance_m: Union[float, Unset] = UNSET,
-        orientation_tolerance_rad: Union[float, None, Unset] = UNSET,
-    ) -> "IKQuery":
-        """The query of ``IKSolver.solve``'s keyword form: the fields by name, the tolerance by
-        ``tolerance_of`` (``tolerance``, or the older ``position_tolerance_m``/``orientation_tolerance_rad``)."""
-        tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
-        return cls(T_target, seed, bounds, tolerance, timeout_s, seed_first, accept, stop)
+    def of(cls, T_target: np.ndarray, **keywords: Any) -> "IKQuery":
+        """The query of ``IKSolver.solve``'s keyword form: T_target (4, 4) and the fields by name
+        (``query_fields``, which also takes the older scalar tolerances)."""
+        return cls(T_target, *query_fields(**keywords))

@@ -1,5 +1,5 @@
 """IK: damped least squares (Levenberg–Marquardt) from the network's guesses, the caller's seed, then random
-restarts, with an FK check (design.md §7).
+restarts, with an FK check.
 
 Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. What a call
 asks for is an ``IKQuery`` (``query.py``). A target counts as solved only when forward kinematics of the
@@ -35,7 +35,16 @@ from ik_neural.kernels.dls import (
 )
 from ik_neural.kernels.geometry import all_rigid, rigidity_errors
 from ik_neural.patience import Budget, Patience, SeedHistory, exhausted
-from ik_neural.query import UNSET, AcceptanceTest, IKQuery, Tolerance, Unset, check_timeout_s, tolerance_of
+from ik_neural.query import (
+    UNSET,
+    AcceptanceTest,
+    IKQuery,
+    Tolerance,
+    Unset,
+    check_timeout_s,
+    query_fields,
+    tolerance_of,
+)
 
 if TYPE_CHECKING:
     from ik_neural.network import IKNetwork
@@ -209,6 +218,21 @@ class _OnePose:
     """One pose's search (``solve``, and ``solutions``' seed): the answer so far (the lowest-error
     configuration, or the solution once found) and the counters, on Python scalars: for one target, numpy
     bookkeeping would cost more than a step's arithmetic."""
+
+    # Slots: a call builds one, and the step loop reads its fields.
+    __slots__ = (
+        "T_target",
+        "q_seed",
+        "bounds",
+        "step",
+        "arrays",
+        "accept",
+        "budget",
+        "best",
+        "success",
+        "iterations",
+        "restarts",
+    )
 
     def __init__(
         self,
@@ -543,7 +567,7 @@ class IKSolver:
 
     def solve(self, query: Union[IKQuery, np.ndarray], /, **keywords: Any) -> IKResult:
         """Solve one pose: ``solve(IKQuery(T_target, ...))``, or ``solve(T_target, **keywords)`` with the
-        query's fields as keywords (``IKQuery.of``: also the older ``position_tolerance_m`` and
+        query's fields as keywords (``query.query_fields``: also the older ``position_tolerance_m`` and
         ``orientation_tolerance_rad``, None: position only). TypeError for an IKQuery with keywords.
 
         Seeds: the network's ranked guesses, then the query's seed (default mid-limits), then random
@@ -553,19 +577,34 @@ class IKSolver:
         ``timeout_s`` (or before ``stop`` was set); ``success`` means accepted and within the tolerance.
         """
         start_s = time.perf_counter()
-        if isinstance(query, IKQuery):
-            if keywords:
-                raise TypeError(f"solve: an IKQuery comes alone, without keywords (got {', '.join(sorted(keywords))})")
-        else:
-            query = IKQuery.of(query, **keywords)
-        T_target = self._check_targets(np.asarray(query.T_target, dtype=np.float64), batched=False)
-        bounds = self._bounds(query.bounds)
-        step = self.step_settings(query.tolerance, bounds)
-        budget = Budget(start_s, query.timeout_s, query.stop)
-        search = _OnePose(
-            T_target, self._q_seed(query.seed, bounds), bounds, step, self.chain.arrays, query.accept, budget
+        if not isinstance(query, IKQuery):
+            return self._solve(start_s, query, *query_fields(**keywords))
+        if keywords:
+            raise TypeError(f"solve: an IKQuery comes alone, without keywords (got {', '.join(sorted(keywords))})")
+        q = query
+        return self._solve(
+            start_s, q.T_target, q.seed, q.bounds, q.tolerance, q.timeout_s, q.seed_first, q.accept, q.stop
         )
-        if not search.refine(self._first_seeds(search, query.seed_first)):
+
+    def _solve(
+        self,
+        start_s: float,
+        T_target: np.ndarray,
+        seed: Optional[np.ndarray],
+        bounds: Optional[JointBounds],
+        tolerance: Tolerance,
+        timeout_s: float,
+        seed_first: bool,
+        accept: Optional[AcceptanceTest],
+        stop: Optional[threading.Event],
+    ) -> IKResult:
+        """``solve`` of a query's fields (``IKQuery``'s, in order), begun at ``start_s`` (perf_counter, s)."""
+        T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
+        bounds = self._bounds(bounds)
+        step = self.step_settings(tolerance, bounds)
+        budget = Budget(start_s, timeout_s, stop)
+        search = _OnePose(T_target, self._q_seed(seed, bounds), bounds, step, self.chain.arrays, accept, budget)
+        if not search.refine(self._first_seeds(search, seed_first)):
             search.refine_random_seeds(self.settings, self._seed_patience)
         return search.result(start_s)
 
