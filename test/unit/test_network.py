@@ -173,7 +173,7 @@ def test_load_refuses_unknown_format_version(tmp_path, panda):
     path = tmp_path / "future.pt"
     save_network(_module(panda), {**chain_metadata(panda), "format_version": FORMAT_VERSION + 1}, path)
     with pytest.raises(
-        ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 1, 2, 3, {FORMAT_VERSION}"
+        ValueError, match=f"{path} has format version {FORMAT_VERSION + 1}; .* reads versions 3, {FORMAT_VERSION}$"
     ):
         load_network(path, panda)
     extra = {METADATA_ENTRY: ""}
