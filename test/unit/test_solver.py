@@ -588,6 +588,18 @@ def test_per_axis_rotation_tolerances_are_refused_by_every_entry_point(solvers):
         solver.solutions(T, tolerance=per_axis)
 
 
+def test_step_settings_carry_the_tolerance_damping_and_bounds_by_name(solvers):
+    """The kernels read a call's settings as ``StepSettings(*fields)``: each field lands where it is named."""
+    solver = solvers("panda")
+    bounds = solver.chain.bounds.narrow({"panda_joint4": (-2.0, -1.0)})
+    step = StepSettings(*solver.step_settings(Tolerance(2e-5, 3e-5), bounds))
+    assert (step.position_only, step.position_tolerance_m, step.orientation_tolerance_rad) == (False, 2e-5, 3e-5)
+    assert (step.damping, step.error_damping) == (solver.settings.damping, solver.settings.error_damping)
+    assert step.lower is bounds.lower and step.upper is bounds.upper and step.bounded is bounds.bounded
+    position_only = StepSettings(*solver.step_settings(Tolerance.position_only(1e-4), bounds))
+    assert (position_only.position_only, position_only.position_tolerance_m) == (True, 1e-4)
+
+
 def two_branches() -> tuple[KinematicChain, np.ndarray, np.ndarray, np.ndarray]:
     """The two-link arm, a tip position both elbows reach: (chain, T, q_up, q_down)."""
     chain = two_link_arm()
