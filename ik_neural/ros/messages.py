@@ -6,12 +6,13 @@ geometry_msgs; durations become float seconds.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence, TypeVar
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Pose
-from moveit_msgs.msg import CollisionObject
+from moveit_msgs.msg import CollisionObject, MoveItErrorCodes
+from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from shape_msgs.msg import SolidPrimitive
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
@@ -20,6 +21,14 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from ik_neural.echo import echo
 from ik_neural.geometry import matrix_to_quaternion, quaternion_to_matrix
 from ik_neural.urdf_model import BOX, CONE, CYLINDER, SPHERE, Geometry, Plane, Shape, TriangleMesh
+
+if TYPE_CHECKING:
+    from ik_neural.solver import IKResult
+
+SOURCE = "ik_neural"
+"""What a MoveIt error code's ``source`` says (moveit_msgs from 2.4 on)."""
+_ERROR_CODES_HAVE_MESSAGE = "message" in MoveItErrorCodes.get_fields_and_field_types()
+Response = TypeVar("Response", GetPositionIK.Response, GetPositionFK.Response)
 
 # A pose's quaternion must have norm 1 within this (it is then normalised). Wider than float32 rounding
 # of a unit quaternion, far narrower than any quaternion that was never meant to be a rotation.
@@ -143,3 +152,21 @@ def joint_trajectory(
         positions=[float(v) for v in positions], time_from_start=seconds_to_duration(time_from_start_s)
     )
     return JointTrajectory(joint_names=list(names), points=[point], header=Header(stamp=stamp))
+
+
+def answer(response: Response, code: int, message: str) -> Response:
+    """The (IK or FK) response with its error code, and its message and source where the type has them
+    (moveit_msgs from 2.4 on; Humble's has only the code)."""
+    response.error_code.val = code
+    if _ERROR_CODES_HAVE_MESSAGE:
+        response.error_code.message, response.error_code.source = message, SOURCE
+    return response
+
+
+def describe(result: "IKResult") -> str:
+    """One solve in words, for a response's message and the log: the verdict, the errors, the effort."""
+    verdict = "solved" if result.success else "no solution within the timeout; best effort"
+    return (
+        f"{verdict}: position error {result.position_error_m:.3g} m, orientation error "
+        f"{result.orientation_error_rad:.3g} rad, {result.iterations} iterations, {1e3 * result.elapsed_s:.2f} ms"
+    )

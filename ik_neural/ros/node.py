@@ -21,9 +21,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Iterator, Optional, TypeVar
+from typing import Any, Iterator, Optional
 
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from moveit_msgs.msg import AttachedCollisionObject, CollisionObject, MoveItErrorCodes, PositionIKRequest
@@ -41,7 +40,7 @@ from trajectory_msgs.msg import JointTrajectory
 from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
-from ik_neural.ros.messages import joint_state, joint_trajectory, matrix_to_pose
+from ik_neural.ros.messages import answer, describe, joint_state, joint_trajectory, matrix_to_pose
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
 from ik_neural.ros.request import (
     CurrentState,
@@ -67,27 +66,7 @@ from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, descri
 from ik_neural.solver import IKResult, IKSolver
 from ik_neural.urdf_model import UrdfModel
 
-SOURCE = "ik_neural"
-_ERROR_CODES_HAVE_MESSAGE = "message" in MoveItErrorCodes.get_fields_and_field_types()
 RCLError = _rclpy.RCLError
-Response = TypeVar("Response", GetPositionIK.Response, GetPositionFK.Response)
-
-
-def _answer(response: Response, code: int, message: str) -> Response:
-    """The (IK or FK) response with its error code, and its message and source where the type has them (moveit_msgs
-    from 2.4 on; Humble's has only the code)."""
-    response.error_code.val = code
-    if _ERROR_CODES_HAVE_MESSAGE:
-        response.error_code.message, response.error_code.source = message, SOURCE
-    return response
-
-
-def _describe(result: IKResult) -> str:
-    verdict = "solved" if result.success else "no solution within the timeout; best effort"
-    return (
-        f"{verdict}: position error {result.position_error_m:.3g} m, orientation error "
-        f"{result.orientation_error_rad:.3g} rad, {result.iterations} iterations, {1e3 * result.elapsed_s:.2f} ms"
-    )
 
 
 class IKNode(Node):
@@ -250,13 +229,13 @@ class IKNode(Node):
         try:
             return self._serve(request.ik_request, response)
         except Exception as error:
-            return _answer(GetPositionIK.Response(), MoveItErrorCodes.FAILURE, self._unexpected("compute_ik", error))
+            return answer(GetPositionIK.Response(), MoveItErrorCodes.FAILURE, self._unexpected("compute_ik", error))
 
     def _serve(self, ik: PositionIKRequest, response: GetPositionIK.Response) -> GetPositionIK.Response:
         outcome = problem_of(ik, self._request_context, self._current_state())
         if isinstance(outcome, Refusal):
             self.get_logger().warning(f"compute_ik refused ({outcome.code}): {outcome.message}")
-            return _answer(response, outcome.code, outcome.message)
+            return answer(response, outcome.code, outcome.message)
         with self._budget(outcome) as problem:
             result = self._solve(problem)
         response.solution.joint_state = joint_state(self.chain.joint_names, result.q, self.get_clock().now().to_msg())
@@ -264,19 +243,19 @@ class IKNode(Node):
             self.get_logger().warning(f"compute_ik: {note}")
         code = MoveItErrorCodes.SUCCESS if result.success else MoveItErrorCodes.NO_IK_SOLUTION
         checked = ("free of self-collision (checked)",) if problem.avoid_collisions and result.success else ()
-        return _answer(response, code, "; ".join((_describe(result), *checked, *problem.notes)))
+        return answer(response, code, "; ".join((describe(result), *checked, *problem.notes)))
 
     def _compute_fk(self, request: GetPositionFK.Request, response: GetPositionFK.Response) -> GetPositionFK.Response:
         try:
             return self._serve_fk(request, response)
         except Exception as error:
-            return _answer(GetPositionFK.Response(), MoveItErrorCodes.FAILURE, self._unexpected("compute_fk", error))
+            return answer(GetPositionFK.Response(), MoveItErrorCodes.FAILURE, self._unexpected("compute_fk", error))
 
     def _serve_fk(self, request: GetPositionFK.Request, response: GetPositionFK.Response) -> GetPositionFK.Response:
         outcome = fk_problem_of(request, self._request_context)
         if isinstance(outcome, Refusal):
             self.get_logger().warning(f"compute_fk refused ({outcome.code}): {outcome.message}")
-            return _answer(response, outcome.code, outcome.message)
+            return answer(response, outcome.code, outcome.message)
         T_frame_links = self._request_context.chain_links.poses(outcome.q, outcome.links, outcome.frame)
         stamp = self.get_clock().now().to_msg()
         response.pose_stamped = [
@@ -285,7 +264,7 @@ class IKNode(Node):
         ]
         response.fk_link_names = list(outcome.links)
         placed = f"{len(outcome.links)} link{'s' if len(outcome.links) > 1 else ''}"
-        return _answer(response, MoveItErrorCodes.SUCCESS, f"{placed} placed in the frame of {outcome.frame!r}")
+        return answer(response, MoveItErrorCodes.SUCCESS, f"{placed} placed in the frame of {outcome.frame!r}")
 
     @contextlib.contextmanager
     def _budget(self, problem: Problem) -> Iterator[Problem]:
@@ -309,18 +288,10 @@ class IKNode(Node):
 
     def _solve(self, problem: Problem) -> IKResult:
         settings = self.settings
-        accept = None
-        if problem.avoid_collisions:
-            checker, positions = self.collision, problem.other_positions or None
-
-            # The request's robot state's objects, then those held by attached_collision_object (not named there).
-            held = self._scene.held_bodies(excluding={body.name for body in problem.attached})
-            attached = (*problem.attached, *held)
-
-            def accept(q: np.ndarray) -> bool:
-                """Collision-free: the acceptance test of an avoid_collisions request."""
-                return not checker.in_collision(q, positions, attached)
-
+        # avoid_collisions is set only where the node has a checker, and so a scene.
+        accept = (
+            self._scene.collision_free(problem.attached, problem.other_positions) if problem.avoid_collisions else None
+        )
         return self.solver.solve(problem.query(settings.tolerance, settings.seed_first, accept, self._stop))
 
     def _current_state(self) -> CurrentState:
@@ -373,7 +344,7 @@ class IKNode(Node):
             return
         result = self._solve(outcome)
         if not result.success:
-            self.get_logger().warning(f"goal pose: {_describe(result)}; no command published")
+            self.get_logger().warning(f"goal pose: {describe(result)}; no command published")
             return
         stamp = self.get_clock().now().to_msg()
         self._commands.publish(joint_state(self.chain.joint_names, result.q, stamp))
@@ -381,7 +352,7 @@ class IKNode(Node):
             self._trajectories.publish(
                 joint_trajectory(self.chain.joint_names, result.q, self.settings.trajectory_time_from_start_s, stamp)
             )
-        self.get_logger().debug(f"goal pose: {_describe(result)}; command published")
+        self.get_logger().debug(f"goal pose: {describe(result)}; command published")
 
 
 def main(args: Optional[list[str]] = None) -> int:

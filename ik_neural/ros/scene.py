@@ -19,13 +19,14 @@ base frame unless named otherwise; metres, radians.
 from __future__ import annotations
 
 import threading
-from typing import AbstractSet, Optional
+from typing import AbstractSet, Mapping, Optional
 
 import numpy as np
 from moveit_msgs.msg import AttachedCollisionObject, CollisionObject
 
 from ik_neural.collision import AttachedBody
 from ik_neural.echo import echo
+from ik_neural.query import AcceptanceTest
 from ik_neural.ros.messages import collision_object_shapes, object_pose_to_matrix
 from ik_neural.ros.request import CurrentState, HeldObject, Refusal, RequestContext, held_object_of
 
@@ -47,6 +48,21 @@ class Scene:
         holds objects of those names itself)."""
         with self._lock:
             return tuple(body for name, (_, body) in self._held.items() if name not in excluding)
+
+    def collision_free(
+        self, attached: tuple[AttachedBody, ...], positions: Optional[Mapping[str, float]]
+    ) -> AcceptanceTest:
+        """The acceptance test of an avoid_collisions request: q (dof,) free of self-collision, of the world
+        objects and of the held ones: the request's own (``attached``, its robot state's), then those held
+        through attached_collision_object that it does not name; the joints outside the chain at
+        ``positions`` (a request's robot state; None or empty: the checker's)."""
+        checker, bodies = self._checker, (*attached, *self.held_bodies(excluding={body.name for body in attached}))
+        positions = positions or None
+
+        def accept(q: np.ndarray) -> bool:
+            return not checker.in_collision(q, positions, bodies)
+
+        return accept
 
     # ------------------------------------------------------------------ collision_object
 

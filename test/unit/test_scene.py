@@ -20,7 +20,7 @@ from ik_neural.ros.messages import matrix_to_pose
 from ik_neural.ros.request import CurrentState, RequestContext
 from ik_neural.ros.scene import Scene
 from ik_neural.ros.settings import NodeSettings
-from ik_neural.urdf_model import UrdfModel
+from ik_neural.urdf_model import Geometry, UrdfModel
 
 SETTINGS = NodeSettings(group_name="panda_arm", max_request_items=5)
 T_WORLD_BASE = transform(
@@ -172,6 +172,22 @@ def test_held_objects_with_shapes_collide_and_detach_into_the_world_where_they_a
     assert scene.held_bodies() == () and checker.object_names == ["ball"]
     np.testing.assert_allclose(checker.world_object("ball").T_base_object, _hand(context, q_other), atol=1e-12)
     assert _hits(checker, q_other, "ball")
+
+
+def test_the_collision_free_test_of_a_request_checks_the_world_and_every_held_object(context, scene):
+    """A request's acceptance test: q against the world and the held objects, the request's own first (a
+    held object it names is its own, not the scene's); the checker's verdicts, whatever the scene holds."""
+    checker, q = context.collision, context.chain.middle
+    assert checker.free(q) and scene.collision_free((), None)(q)
+    scene.attached_collision_object(_attached("ball", radius=0.3), _current(context))
+    assert not scene.collision_free((), None)(q)  # the held ball reaches panda_link7
+    # The request holds its own, small "ball" 0.2 m beyond the hand: the scene's is not checked.
+    small = checker.attached_body("ball", "panda_hand", [(Geometry("sphere", (0.01,)), _at([0.0, 0.0, 0.2]))])
+    assert not checker.in_collision(q, attached=[small])
+    assert scene.collision_free((small,), {})(q)
+    # A world box around the hand collides whatever is held.
+    scene.collision_object(_box("box", _hand(context, q), size=0.05))
+    assert not scene.collision_free((small,), None)(q)
 
 
 def test_attach_without_shapes_takes_the_world_object_onto_the_link(context, scene):
