@@ -7,10 +7,10 @@ returned q meets its ``Tolerance``, every joint is within its (narrowed) bounds 
 full turn are wrapped to [-pi, pi)) and the call's acceptance test, if any, accepts q.
 
 ``solve`` serves one pose (``_OnePose``, tuned for latency: scalar bookkeeping), ``solve_batch`` many
-(``_BatchSearch``, tuned for throughput: rows of seeds in one kernel call), ``solutions`` several solutions
-of one pose. All follow one seed schedule (``_seed_order``, then random seeds; a seed is given up by the
-one rule of ``patience.py``) and one choice of answer (``_closest_converged``), and run the same compiled
-step (``kernels.dls``) in float64.
+(``batch_search.BatchSearch``, tuned for throughput: rows of seeds in one kernel call), ``solutions``
+several solutions of one pose. All follow one seed schedule (``_seed_order``, then random seeds; a seed is
+given up by the one rule of ``patience.py``) and one choice of answer (``batch_search.closest_converged``),
+and run the same compiled step (``kernels.dls``) in float64.
 """
 
 from __future__ import annotations
@@ -27,13 +27,20 @@ from ik_neural.chain import KinematicChain
 from ik_neural.joint_bounds import JointBounds, JointBoundsError
 from ik_neural.kernels.dls import (
     dls_step,
-    dls_step_rows,
     dls_step_rows_serial,
-    ranked_steps,
     ranked_steps_serial,
 )
+from ik_neural.batch_search import (
+    PARALLEL_MIN_ROWS,
+    BatchAnswers,
+    BatchSearch,
+    FirstSeeds,
+    RankedGuesses,
+    accepted_rows,
+    closest_converged,
+)
 from ik_neural.kernels.geometry import all_rigid, rigidity_errors
-from ik_neural.patience import Budget, Patience, SeedHistory, exhausted
+from ik_neural.patience import Budget, Patience, SeedHistory
 from ik_neural.query import (
     UNSET,
     AcceptanceTest,
@@ -50,14 +57,6 @@ if TYPE_CHECKING:
 
 # Beyond this the rotation block of a target is not a rotation (it is checked as ||RᵀR - I||, det R).
 _RIGIDITY_TOLERANCE = 1e-6
-# Below this many rows a step runs on one thread: waking a thread pool costs more than it saves, and far
-# more when other processes hold the cores (spinning threads then wait for a time slice). Measured, Panda,
-# 4096 targets, 2 cores: hybrid 61 000 solves/s at 64 or 128, 58 600 at 256, 46 300 at 512.
-_PARALLEL_MIN_ROWS = 128
-# Rows kept busy when only a few hard targets are left (a batch's tail): a near-singular target may need
-# hundreds of random seeds, and a step's bookkeeping costs as much as a few hundred rows of arithmetic.
-# Measured on UR5e's hardest of 4096 targets: 1766 steps at 32 rows, 136 at 512 (1.8x the batch's rate).
-_TAIL_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -88,29 +87,6 @@ class SolverSettings:
 
 # Where a first seed comes from (``IKSolver._seed_order``).
 _NETWORK, _CALLER_SEED = "the network's guesses", "the caller's seed"
-
-
-class _RankedGuesses:
-    """The network's K guesses for N targets, ranked per target when its schedule first reaches them: each
-    guess stepped once, side by side, and the results ordered lowest error first (``kernels.dls.ranked_steps``)."""
-
-    def __init__(self, guesses: np.ndarray, T_targets: np.ndarray, chain: KinematicChain, step: tuple) -> None:
-        self._guesses, self._T_targets, self._arrays, self._step = guesses, T_targets, chain.arrays, step
-        self.seeds = np.empty_like(guesses)  # (N, K, dof): the ranked guesses, rows of targets ranked so far
-        self._ranked = np.zeros(len(guesses), dtype=bool)
-
-    @property
-    def heads(self) -> int:
-        return self._guesses.shape[1]
-
-    def rank(self, targets: np.ndarray) -> np.ndarray:
-        """Rank the guesses of those of ``targets`` not ranked yet (one round of steps each); returns them."""
-        new = np.unique(targets[~self._ranked[targets]])
-        if len(new):
-            kernel = ranked_steps if len(new) * self.heads >= _PARALLEL_MIN_ROWS else ranked_steps_serial
-            self.seeds[new] = kernel(self._guesses[new], self._T_targets[new], self._arrays, self._step)
-            self._ranked[new] = True
-        return new
 
 
 @dataclass(frozen=True)
@@ -161,56 +137,6 @@ class Solutions:
     iterations: int
     restarts: int
     elapsed_s: float
-
-
-@dataclass
-class _Answers:
-    """Per target (N,): the answer so far (best configuration, or the solution once found) and counters."""
-
-    q: np.ndarray
-    position_error_m: np.ndarray
-    orientation_error_rad: np.ndarray
-    error: np.ndarray  # normalised error norm of q, the quantity "best" minimises
-    success: np.ndarray
-    iterations: np.ndarray
-    restarts: np.ndarray
-
-    @classmethod
-    def empty(cls, q_seed: np.ndarray) -> "_Answers":
-        n = len(q_seed)
-        return cls(
-            q_seed.copy(),
-            np.full(n, math.inf),
-            np.full(n, math.inf),
-            np.full(n, math.inf),
-            np.zeros(n, dtype=bool),
-            np.zeros(n, dtype=int),
-            np.zeros(n, dtype=int),
-        )
-
-    def record(self, rows: np.ndarray, target: np.ndarray, Q, position_error, orientation_error, error) -> None:
-        """Write the selected rows into their targets' answers."""
-        t = target[rows]
-        self.q[t] = Q[rows]
-        self.position_error_m[t] = position_error[rows]
-        self.orientation_error_rad[t] = orientation_error[rows]
-        self.error[t] = error[rows]
-
-
-def _closest_converged(converged: np.ndarray, distance: np.ndarray, target: np.ndarray, n: int) -> np.ndarray:
-    """Of rows (R,) aimed at targets ``target`` (R,) of n, the converged row nearest its target's seed (by
-    ``distance`` (R,)): a mask (R,) with one row per target that has any converged."""
-    distance = np.where(converged, distance, math.inf)
-    closest = np.full(n, math.inf)
-    np.minimum.at(closest, target, distance)
-    return converged & (distance == closest[target])
-
-
-def _accepted(converged: np.ndarray, Q: np.ndarray, accept: Optional[AcceptanceTest]) -> np.ndarray:
-    """The converged rows (R,) of Q (R, dof) that ``accept`` accepts (all of them without one)."""
-    if accept is None:
-        return converged
-    return np.array([bool(c) and bool(accept(q)) for c, q in zip(converged, Q)])
 
 
 class _OnePose:
@@ -300,9 +226,9 @@ class _OnePose:
             )
             self.iterations += 1
             if converged.any():
-                accepted = _accepted(converged, Q, self.accept)
+                accepted = accepted_rows(converged, Q, self.accept)
                 if accepted.any():
-                    nearest = _closest_converged(accepted, bounds.distance(Q, self.q_seed), np.zeros(k, int), 1)
+                    nearest = closest_converged(accepted, bounds.distance(Q, self.q_seed), np.zeros(k, int), 1)
                     i = int(np.flatnonzero(nearest)[0])
                     self.best = (Q[i].copy(), error[i], position_error[i], orientation_error[i])
                     self.success = True
@@ -370,153 +296,6 @@ class _Found:
         )
 
 
-class _BatchRows:
-    """``solve_batch``'s rows, each refining one seed for one target: target (R,), Q (R, dof), stage (R,)
-    (the index of its first seed, or ``_BatchSearch.random_stage``), age (R,) (steps on its seed) and
-    history (window + 1, R) (the errors of its last steps, newest last)."""
-
-    def __init__(self, target: np.ndarray, Q: np.ndarray, stage: np.ndarray, history_length: int) -> None:
-        self.target, self.Q, self.stage = target, Q, stage
-        self.age = np.zeros(len(target), dtype=int)
-        self.history = np.full((history_length, len(target)), math.inf)
-
-    def push(self, error: np.ndarray, windows: np.ndarray, max_iterations: np.ndarray) -> np.ndarray:
-        """Record a step's errors (R,); which rows are now exhausted (R,), by ``exhausted`` with the
-        patience of each row's stage (``windows``, ``max_iterations``, by stage)."""
-        self.history = np.roll(self.history, -1, axis=0)
-        self.history[-1] = error
-        self.age += 1
-        window = windows[self.stage]
-        earlier = self.history[-1 - window, np.arange(len(window))]
-        return exhausted(self.age, error, earlier, max_iterations[self.stage])
-
-    def keep(self, keep: np.ndarray, Q_next: np.ndarray) -> None:
-        """Go on with the rows ``keep`` (R,) (bool), at their next configurations Q_next (R, dof)."""
-        self.target, self.Q, self.stage = self.target[keep], Q_next[keep], self.stage[keep]
-        self.age, self.history = self.age[keep], self.history[:, keep]
-
-    def restart(self, rows: np.ndarray) -> None:
-        """The rows ``rows`` (bool) start on new seeds."""
-        self.age[rows] = 0
-        self.history[:, rows] = math.inf
-
-    def add(self, target: np.ndarray, Q: np.ndarray, stage: int) -> None:
-        """New rows for targets ``target`` (k,) at Q (k, dof), all on ``stage``."""
-        k = len(target)
-        self.target, self.Q = np.concatenate([self.target, target]), np.concatenate([self.Q, Q])
-        self.stage = np.concatenate([self.stage, np.full(k, stage)])
-        self.age = np.concatenate([self.age, np.zeros(k, dtype=int)])
-        self.history = np.concatenate([self.history, np.full((self.history.shape[0], k), math.inf)], axis=1)
-
-
-class _BatchSearch:
-    """One ``solve_batch`` call's search: a row per target through its first seeds (``_seed_order``: the
-    network's ranked guesses, a stage each, and the caller's seed), each until its patience runs out, then
-    random seeds, until every target is solved or the budget is spent; ``answers`` (per target) are
-    updated in place."""
-
-    def __init__(
-        self,
-        solver: "IKSolver",
-        T_targets: np.ndarray,
-        ranked: Optional[_RankedGuesses],
-        seed_first: bool,
-        q_seed: np.ndarray,
-        bounds: JointBounds,
-        step: tuple,
-        accept: Optional[AcceptanceTest],
-        answers: _Answers,
-    ) -> None:
-        self.T_targets, self.ranked, self.q_seed, self.bounds, self.step = T_targets, ranked, q_seed, bounds, step
-        self.accept, self.answers, self.n, self.arrays = accept, answers, len(T_targets), solver.chain.arrays
-        self.seeds_per_stuck_target = solver.settings.seeds_per_stuck_target
-        self.rng = np.random.default_rng(solver.settings.random_seed)
-        # A stage: seeds (N, 1, dof) and their patience; the network's are views of ``ranked``'s buffer,
-        # filled per target when it enters the first of them (``enter``).
-        self.stages: list[tuple[np.ndarray, Patience]] = []
-        self.network_stage = -1
-        for source in solver._seed_order(seed_first):
-            if source is _CALLER_SEED:
-                self.stages.append((q_seed[:, None, :], solver._seed_patience))
-            else:
-                self.network_stage = len(self.stages)
-                self.stages += [(ranked.seeds[:, k : k + 1], solver._network_patience) for k in range(ranked.heads)]
-        self.random_stage = len(self.stages)  # the stage of the rows on random seeds
-        patiences = [patience for _, patience in self.stages] + [solver._seed_patience]
-        self.windows = np.array([p.window for p in patiences])
-        self.max_iterations = np.array([p.max_iterations for p in patiences])
-
-    def run(self, budget: Budget) -> None:
-        answers, target = self.answers, np.arange(self.n)
-        self.enter(0, target)
-        rows = _BatchRows(target, self.stages[0][0][:, 0].copy(), np.zeros(self.n, dtype=int), self.windows.max() + 1)
-        while len(rows.target) and not budget.spent():
-            kernel = dls_step_rows if len(rows.target) >= _PARALLEL_MIN_ROWS else dls_step_rows_serial
-            Q_next, converged, position_error, orientation_error, error = kernel(
-                rows.Q, self.T_targets[rows.target], self.arrays, self.step
-            )
-            answers.iterations[np.unique(rows.target)] += 1
-            rejected = None
-            if self.accept is not None and converged.any():
-                # A rejected candidate is never an answer, and its seed is done (as if exhausted).
-                rejected = converged & ~_accepted(converged, rows.Q, self.accept)
-                converged, error = converged & ~rejected, np.where(rejected, math.inf, error)
-            self.record(rows, converged, position_error, orientation_error, error)
-            done = rows.push(error, self.windows, self.max_iterations)
-            if rejected is not None:
-                done |= rejected
-            keep = ~answers.success[rows.target]
-            rows.keep(keep, Q_next)
-            done = done[keep]
-            if done.any():
-                self.move_on(rows, done)
-
-    def enter(self, stage: int, targets: np.ndarray) -> None:
-        """``targets`` enter ``stage``: their guesses are ranked first if it is the network's first stage
-        (a round: an iteration)."""
-        if stage == self.network_stage:
-            self.answers.iterations[self.ranked.rank(targets)] += 1
-
-    def record(self, rows: _BatchRows, converged, position_error, orientation_error, error) -> None:
-        """Of a step's rows (R,): each target keeps its lowest-error configuration (its answer if it never
-        converges) and, once rows converge, the solution closest to its seed."""
-        answers, target = self.answers, rows.target
-        best = answers.error.copy()
-        np.minimum.at(best, target, error)
-        lower = (error == best[target]) & (error < answers.error[target])
-        answers.record(lower, target, rows.Q, position_error, orientation_error, error)
-        if converged.any():
-            winners = _closest_converged(converged, self.bounds.distance(rows.Q, self.q_seed[target]), target, self.n)
-            answers.record(winners, target, rows.Q, position_error, orientation_error, error)
-            answers.success[target[winners]] = True
-
-    def move_on(self, rows: _BatchRows, done: np.ndarray) -> None:
-        """The rows ``done`` (bool) take new seeds. A target has one row while on its first seeds: it takes
-        the next stage's seed; past the last, a random one, and a stuck target more rows (``add_tail_rows``)."""
-        stage = rows.stage
-        stage[done] = np.minimum(stage[done] + 1, self.random_stage)
-        for s, (seeds, _) in enumerate(self.stages):
-            moved = np.flatnonzero(done & (stage == s))
-            if len(moved):
-                self.enter(s, rows.target[moved])
-                rows.Q[moved] = seeds[rows.target[moved], 0]
-        to_random = done & (stage == self.random_stage)
-        rows.Q[to_random] = self.bounds.sample(self.rng, int(to_random.sum()))
-        rows.restart(done)
-        self.answers.restarts += np.bincount(rows.target[to_random], minlength=self.n)
-        self.add_tail_rows(rows, np.unique(rows.target[to_random]))
-
-    def add_tail_rows(self, rows: _BatchRows, stuck: np.ndarray) -> None:
-        """Hard targets are a batch's tail: each ``stuck`` target gets more rows of random seeds, the more
-        the fewer targets are left, so that a step's fixed cost is spread over enough seeds."""
-        rows_each = max(self.seeds_per_stuck_target, _TAIL_ROWS // len(np.unique(rows.target)))
-        extra = np.maximum(rows_each - np.bincount(rows.target, minlength=self.n)[stuck], 0)
-        new = np.repeat(stuck, extra)
-        if len(new):
-            self.answers.restarts += np.bincount(new, minlength=self.n)
-            rows.add(new, self.bounds.sample(self.rng, len(new)), self.random_stage)
-
-
 class IKSolver:
     """Inverse kinematics for one chain. Seeds in order: the network's K guesses (when a network is given),
     the caller's seed (default mid-limits), then random restarts; each refined by DLS. The K guesses take
@@ -553,7 +332,7 @@ class IKSolver:
         T_mid = chain.forward(chain.middle)
         self.solve(T_mid, timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], 2, axis=0), timeout_s=1.0)
-        self.solve_batch(np.repeat(T_mid[None], _PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
+        self.solve_batch(np.repeat(T_mid[None], PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
         k = self.settings.restart_batch_size
         dls_step_rows_serial(
             np.tile(chain.middle, (k, 1)),
@@ -738,16 +517,23 @@ class IKSolver:
             if len(q_seed) != n:
                 raise ValueError(f"seeds has {len(q_seed)} rows for {n} targets")
         q_seed = bounds.project(q_seed)
-        answers = _Answers.empty(q_seed)
+        answers = BatchAnswers.empty(q_seed)
         step = self.step_settings(tolerance, bounds)
-        ranked = (
-            None
-            if self.network is None
-            else _RankedGuesses(self.network.predict_all(T_targets), T_targets, self.chain, step)
+        first = self._batch_first_seeds(T_targets, q_seed, step, seed_first)
+        settings = self.settings
+        search = BatchSearch(
+            T_targets,
+            first,
+            q_seed,
+            bounds,
+            step,
+            self.chain.arrays,
+            accept,
+            answers,
+            settings.seeds_per_stuck_target,
+            np.random.default_rng(settings.random_seed),
         )
-        _BatchSearch(self, T_targets, ranked, seed_first, q_seed, bounds, step, accept, answers).run(
-            Budget(start_s, timeout_s, stop)
-        )
+        search.run(Budget(start_s, timeout_s, stop))
         return BatchResult(
             answers.q,
             answers.success,
@@ -757,6 +543,22 @@ class IKSolver:
             answers.restarts,
             time.perf_counter() - start_s,
         )
+
+    def _batch_first_seeds(
+        self, T_targets: np.ndarray, q_seed: np.ndarray, step: tuple, seed_first: bool
+    ) -> FirstSeeds:
+        """The first seeds of a batch's rows, in ``_seed_order``: the caller's seeds q_seed (N, dof) as one
+        stage, the network's ranked guesses (ranked when a target first reaches them) as a stage each."""
+        stages: list[tuple[np.ndarray, Patience]] = []
+        network_stage, ranked = -1, None
+        for source in self._seed_order(seed_first):
+            if source is _CALLER_SEED:
+                stages.append((q_seed[:, None, :], self._seed_patience))
+            else:
+                ranked = RankedGuesses(self.network.predict_all(T_targets), T_targets, self.chain.arrays, step)
+                network_stage = len(stages)
+                stages += [(ranked.seeds[:, k : k + 1], self._network_patience) for k in range(ranked.heads)]
+        return FirstSeeds(stages, network_stage, ranked, self._seed_patience)
 
     # ------------------------------------------------------------------ helpers
 
