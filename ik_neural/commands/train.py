@@ -13,6 +13,7 @@ the CPU, nccl on CUDA (one GPU per process, by ``LOCAL_RANK``); rank 0 writes th
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -212,6 +213,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.exit(2, f"{parser.prog}: error: cannot write {out}: {error}\n")
     finally:
         if dist.is_initialized():
+            # DistributedDataParallel's state sits in reference cycles: collected now, it goes while its process
+            # group and the interpreter are whole, not at interpreter exit, where torch can abort a rank
+            # ("terminate called without an active exception", seen once in CI at rank 1's exit).
+            gc.collect()
             dist.destroy_process_group()
     if result is None:
         return 0  # a rank other than 0: rank 0 wrote the model and writes the report
