@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
@@ -55,6 +56,7 @@ class Joint:
     ``T_prev_joint`` is the fixed 4x4 transform from the previous joint's moving frame (the base for
     the first joint) to this joint's frame; ``axis`` is a unit vector in this joint's frame.
     Continuous joints have ``lower = -pi``, ``upper = pi``: the range one turn is sampled in.
+    ``velocity_limit`` is rad/s (m/s for a prismatic joint), ``math.inf`` where none is given.
     """
 
     name: str
@@ -63,6 +65,7 @@ class Joint:
     T_prev_joint: np.ndarray
     lower: float
     upper: float
+    velocity_limit: float = math.inf
 
 
 class KinematicChain:
@@ -82,6 +85,8 @@ class KinematicChain:
                 raise ValueError(f"joint {joint.name!r} has type {joint.type!r}; a chain holds {MOVABLE_JOINT_TYPES}")
             if not joint.lower <= joint.upper:
                 raise ValueError(f"joint {joint.name!r}: lower limit {joint.lower} is above upper limit {joint.upper}")
+            if not joint.velocity_limit > 0:  # NaN fails too
+                raise ValueError(f"joint {joint.name!r}: velocity limit {joint.velocity_limit} is not > 0")
         self.joints: tuple[Joint, ...] = tuple(joints)
         self.T_last_tip = np.array(T_last_tip, dtype=np.float64)
         self.base_link = base_link
@@ -90,10 +95,13 @@ class KinematicChain:
         self.lower = np.array([j.lower for j in joints])
         self.upper = np.array([j.upper for j in joints])
         self.is_continuous = np.array([j.type == CONTINUOUS for j in joints])
+        # rad/s (m/s for prismatic joints), inf where the URDF gives none; not part of the fingerprint (the
+        # kinematics and a trained network do not depend on them).
+        self.velocity_limits = np.array([j.velocity_limit for j in joints])
         # The default seed of a solve: mid-limits, 0 for continuous joints.
         self.middle = np.where(self.is_continuous, 0.0, 0.5 * (self.lower + self.upper))
         # Read-only: the fingerprint and the FK constants are computed from these once.
-        for array in (self.T_last_tip, self.lower, self.upper, self.is_continuous, self.middle):
+        for array in (self.T_last_tip, self.lower, self.upper, self.is_continuous, self.middle, self.velocity_limits):
             array.setflags(write=False)
         self.fingerprint = self._compute_fingerprint()
         # Where a search may go: the limits, continuous joints over a full turn.
@@ -158,17 +166,21 @@ class KinematicChain:
         *,
         lower: Sequence[float],
         upper: Sequence[float],
+        velocity_limits: Sequence[float] | None = None,
         joint_names: Sequence[str] | None = None,
         base_link: str = "base_link",
         tip_link: str = "tool0",
     ) -> "KinematicChain":
         """A revolute chain from a standard DH table: link i is Rz(theta_i)·Tz(d_i)·Tx(a_i)·Rx(alpha_i).
 
-        ``theta_i = q_i + theta_offset_i``; a and d in metres, alpha, offsets and limits in radians.
+        ``theta_i = q_i + theta_offset_i``; a and d in metres, alpha, offsets and limits in radians;
+        ``velocity_limits`` in rad/s (default: none given, inf).
         """
         columns = {"a": a, "d": d, "alpha": alpha, "lower": lower, "upper": upper}
         if theta_offset is not None:
             columns["theta_offset"] = theta_offset
+        if velocity_limits is not None:
+            columns["velocity_limits"] = velocity_limits
         if joint_names is not None:
             columns["joint_names"] = joint_names
         dof = len(a)
@@ -177,18 +189,19 @@ class KinematicChain:
                 raise ValueError(f"DH table: {name} has {len(column)} entries, a has {dof}")
         offsets = [0.0] * dof if theta_offset is None else list(theta_offset)
         names = list(joint_names) if joint_names is not None else [f"joint_{i + 1}" for i in range(dof)]
+        velocities = [math.inf] * dof if velocity_limits is None else [float(v) for v in velocity_limits]
 
         joints: list[Joint] = []
         T_prev = np.eye(4)  # constant part of the previous DH link, after its joint rotation
         for i in range(dof):
-            joints.append(
-                Joint(names[i], REVOLUTE, np.array([0.0, 0.0, 1.0]), T_prev, float(lower[i]), float(upper[i]))
-            )
+            axis_z = np.array([0.0, 0.0, 1.0])
+            joints.append(Joint(names[i], REVOLUTE, axis_z, T_prev, float(lower[i]), float(upper[i]), velocities[i]))
             T_prev = transform(rot_z(offsets[i])) @ transform(p=[a[i], 0.0, d[i]]) @ transform(rot_x(alpha[i]))
         return cls(joints, T_prev, base_link, tip_link)
 
     def to_urdf(self, robot_name: str) -> str:
-        """A kinematics-only URDF of this chain (no meshes, no inertias; effort and velocity limits 0).
+        """A kinematics-only URDF of this chain (no meshes, no inertias; effort limits 0, velocity limits 0
+        where none is given).
 
         Links are ``base_link``, ``<joint>_link`` after each joint but the last, and ``tip_link``.
         """
@@ -200,9 +213,12 @@ class KinematicChain:
         children = link_names[1:] + [last_link]
         for joint, parent, child in zip(self.joints, link_names, children):
             limits = None if joint.type == CONTINUOUS else (joint.lower, joint.upper)
-            lines += _urdf_joint_xml(joint.name, joint.type, parent, child, joint.T_prev_joint, joint.axis, limits)
+            velocity = joint.velocity_limit if math.isfinite(joint.velocity_limit) else 0.0
+            lines += _urdf_joint_xml(
+                joint.name, joint.type, parent, child, joint.T_prev_joint, joint.axis, limits, velocity
+            )
         lines += _urdf_joint_xml(
-            f"{self.tip_link}_joint", "fixed", last_link, self.tip_link, self.T_last_tip, None, None
+            f"{self.tip_link}_joint", "fixed", last_link, self.tip_link, self.T_last_tip, None, None, 0.0
         )
         lines.append("</robot>")
         return "\n".join(lines) + "\n"
@@ -367,6 +383,7 @@ def _urdf_joint_xml(
     T_parent_child: np.ndarray,
     axis: np.ndarray | None,
     limits: tuple[float, float] | None,
+    velocity: float,
 ) -> list[str]:
     def numbers(values) -> str:
         return " ".join(repr(float(v) + 0.0) for v in values)
@@ -380,6 +397,8 @@ def _urdf_joint_xml(
     if axis is not None:
         lines.append(f'    <axis xyz="{numbers(axis)}"/>')
     if limits is not None:
-        lines.append(f'    <limit lower="{limits[0]!r}" upper="{limits[1]!r}" effort="0" velocity="0"/>')
+        lines.append(f'    <limit lower="{limits[0]!r}" upper="{limits[1]!r}" effort="0" velocity="{velocity!r}"/>')
+    elif velocity:  # a continuous joint: its velocity limit alone
+        lines.append(f'    <limit effort="0" velocity="{velocity!r}"/>')
     lines.append("  </joint>")
     return lines

@@ -279,8 +279,9 @@ class UrdfModel:
             if urdf_joint.mimic is not None:
                 raise ValueError(f"joint {urdf_joint.name!r} is a mimic joint; mimic joints are not supported")
             lower, upper = _joint_limits(urdf_joint)
+            T_prev_joint, velocity = T_pending @ T_origin, _velocity_limit(urdf_joint)
             joints.append(
-                Joint(urdf_joint.name, urdf_joint.type, _unit_axis(urdf_joint), T_pending @ T_origin, lower, upper)
+                Joint(urdf_joint.name, urdf_joint.type, _unit_axis(urdf_joint), T_prev_joint, lower, upper, velocity)
             )
             T_pending = np.eye(4)
         return KinematicChain(joints, T_pending, base_link, tip_link)
@@ -423,3 +424,15 @@ def _joint_limits(urdf_joint) -> tuple[float, float]:
     if not (math.isfinite(lower) and math.isfinite(upper)) or lower > upper:
         raise ValueError(f"joint {urdf_joint.name!r} has invalid limits lower={lower}, upper={upper}")
     return lower, upper
+
+
+def _velocity_limit(urdf_joint) -> float:
+    """The joint's ``<limit velocity=...>`` (rad/s, m/s for a prismatic joint), or ``math.inf`` where there is
+    none, or it is 0, negative or not a number (kinematics-only URDFs write 0): a URDF that MoveIt loads is
+    never refused for it."""
+    limit = urdf_joint.limit
+    velocity = None if limit is None else limit.velocity
+    if velocity is None:
+        return math.inf
+    velocity = float(velocity)
+    return velocity if math.isfinite(velocity) and velocity > 0 else math.inf

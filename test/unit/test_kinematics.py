@@ -1,5 +1,6 @@
 """Kinematics layer: FK against Pinocchio, Jacobian against finite differences, fingerprints, errors."""
 
+import math
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from ik_neural.chain import KinematicChain
-from reference import dh_fk, example_robot_urdf, pinocchio_fk, pose_errors
+from reference import ReferenceChain, dh_fk, example_robot_urdf, pinocchio_fk, pose_errors
 
 # URDFs written by others, each with (base, tip). Between them: fixed joints folded into the chain,
 # a prismatic joint (TIAGo's torso), continuous joints (PR2's forearm and wrist roll), links and
@@ -179,6 +180,33 @@ def test_to_urdf_is_what_pinocchio_reads(tmp_path):
     q = random_q(chain, 200, seed=4)
     position_m, rotation_rad = pose_errors(chain.forward(q), pinocchio_fk(path, "base", "flange", chain.joint_names, q))
     assert position_m.max() <= 1e-9 and rotation_rad.max() <= 1e-9
+
+
+def test_velocity_limits_are_the_urdfs_as_pinocchio_reads_them(third_party):
+    """rad/s (m/s for TIAGo's prismatic torso), in chain order; PR2's continuous joints keep theirs too."""
+    path, chain = third_party
+    reference = ReferenceChain(path, chain.base_link, chain.tip_link, chain.joint_names)
+    expected = [reference.model.velocityLimit[reference.model.joints[i].idx_v] for i in reference.joint_ids]
+    np.testing.assert_array_equal(chain.velocity_limits, expected)
+    assert (chain.velocity_limits > 0).all() and np.isfinite(chain.velocity_limits).all()
+
+
+def test_velocity_limits_not_given_are_inf_and_do_not_change_the_fingerprint():
+    """A DH table's default, a URDF's velocity 0 (as kinematics-only URDFs write it) or none: no limit known
+    (inf), never a refused URDF; given ones survive to_urdf; the kinematics' fingerprint ignores them all."""
+    plain = KinematicChain.from_dh(**DH, base_link="base", tip_link="flange")
+    assert np.isinf(plain.velocity_limits).all()
+    velocities = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    limited = KinematicChain.from_dh(**DH, velocity_limits=velocities, base_link="base", tip_link="flange")
+    np.testing.assert_array_equal(limited.velocity_limits, velocities)
+    assert limited.fingerprint == plain.fingerprint
+    reloaded = KinematicChain.from_urdf(limited.to_urdf("dh"), "base", "flange")
+    np.testing.assert_array_equal(reloaded.velocity_limits, velocities)
+    assert np.isinf(KinematicChain.from_urdf(plain.to_urdf("dh"), "base", "flange").velocity_limits).all()
+    urdf = URDF_TEMPLATE.format(**NOMINAL).replace('velocity="1"', 'velocity="0"', 1)
+    assert KinematicChain.from_urdf(urdf, "world", "tool").velocity_limits.tolist() == [math.inf, 1.0]
+    with pytest.raises(ValueError, match=r"joint 'joint_2': velocity limit -1.0 is not > 0"):
+        KinematicChain.from_dh(**DH, velocity_limits=[1, -1, 1, 1, 1, 1])
 
 
 # ---------------------------------------------------------------------------- fingerprint
