@@ -61,7 +61,8 @@ _RIGIDITY_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """How the solver searches. Defaults were chosen by measurement (README, "Solver")."""
+    """How the solver searches. Defaults were chosen by measurement (docs/benchmarks.md, "Solver settings:
+    how the defaults were chosen")."""
 
     damping: float = 1e-8
     """Constant part of the LM damping, on errors normalised by the chain's reach (dimensionless). Kept
