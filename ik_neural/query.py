@@ -120,19 +120,15 @@ def tolerance_of(
     return Tolerance(position_m, math.inf if orientation_tolerance_rad is None else orientation_tolerance_rad)
 
 
-def check_timeout_s(timeout_s: float) -> None:
-    """ValueError unless ``timeout_s`` (a call's budget, s) is >= 0."""
-    if not timeout_s >= 0:  # NaN fails too
-        raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
-
-
-def _check_fields(tolerance: Tolerance, bounds: Optional[JointBounds], timeout_s: float) -> None:
-    """What ``IKQuery`` checks of its fields itself (the solver checks the target and seed against its chain)."""
+def check_fields(tolerance: Tolerance, bounds: Optional[JointBounds], timeout_s: float) -> None:
+    """What a call's fields must be, whatever the entry point (``IKQuery``, ``solve_batch``, ``solutions``;
+    the solver checks the targets and seeds against its chain): TypeError or ValueError naming the field."""
     if not isinstance(tolerance, Tolerance):
         raise TypeError(f"IKQuery.tolerance must be a Tolerance, got {type(tolerance).__name__}")
     if bounds is not None and not isinstance(bounds, JointBounds):
         raise TypeError(f"IKQuery.bounds must be a JointBounds or None, got {type(bounds).__name__}")
-    check_timeout_s(timeout_s)
+    if not timeout_s >= 0:  # NaN fails too
+        raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
 
 
 def query_fields(
@@ -151,7 +147,7 @@ def query_fields(
     ``orientation_tolerance_rad``). ``IKQuery.of`` builds a query of them; ``IKSolver.solve`` solves them
     as they are (building a frozen dataclass costs a few µs, a share of a one-pose solve)."""
     tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
-    _check_fields(tolerance, bounds, timeout_s)
+    check_fields(tolerance, bounds, timeout_s)
     return seed, bounds, tolerance, timeout_s, seed_first, accept, stop
 
 
@@ -181,7 +177,7 @@ class IKQuery:
     """Once set, ends the call as its budget would (the node's shutdown sets it)."""
 
     def __post_init__(self) -> None:
-        _check_fields(self.tolerance, self.bounds, self.timeout_s)
+        check_fields(self.tolerance, self.bounds, self.timeout_s)
 
     @classmethod
     def of(cls, T_target: np.ndarray, **keywords: Any) -> "IKQuery":

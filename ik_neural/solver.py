@@ -47,7 +47,7 @@ from ik_neural.query import (
     IKQuery,
     Tolerance,
     Unset,
-    check_timeout_s,
+    check_fields,
     query_fields,
     tolerance_of,
 )
@@ -428,7 +428,7 @@ class IKSolver:
         """
         start_s = time.perf_counter()
         tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
-        check_timeout_s(timeout_s)
+        check_fields(tolerance, bounds, timeout_s)
         T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
         if not (isinstance(count, (int, np.integer)) and count >= 1):
             raise ValueError(f"count must be an integer >= 1, got {count!r}")
@@ -509,7 +509,7 @@ class IKSolver:
         T_targets = self._check_targets(np.asarray(T_targets, dtype=np.float64), batched=True)
         n = len(T_targets)
         timeout_s = 0.005 * n if timeout_s is None else timeout_s
-        check_timeout_s(timeout_s)
+        check_fields(tolerance, bounds, timeout_s)
         bounds = self._bounds(bounds)
         if seeds is None:
             q_seed = np.tile(self.chain.middle, (n, 1))

@@ -588,6 +588,16 @@ def test_per_axis_rotation_tolerances_are_refused_by_every_entry_point(solvers):
         solver.solutions(T, tolerance=per_axis)
 
 
+def test_solve_batch_and_solutions_check_their_fields_as_a_query_does(solvers):
+    solver = solvers("panda")
+    T = solver.chain.forward(solver.chain.middle)
+    for call in (lambda **kw: solver.solve_batch(T[None], **kw), lambda **kw: solver.solutions(T, **kw)):
+        with pytest.raises(TypeError, match="IKQuery.bounds must be a JointBounds or None, got tuple"):
+            call(bounds=(solver.chain.lower, solver.chain.upper))
+        with pytest.raises(ValueError, match="timeout_s must be >= 0, got -1"):
+            call(timeout_s=-1)
+
+
 def test_step_settings_carry_the_tolerance_damping_and_bounds_by_name(solvers):
     """The kernels read a call's settings as ``StepSettings(*fields)``: each field lands where it is named."""
     solver = solvers("panda")
