@@ -24,6 +24,9 @@ _EXPORTS = {
     "IKSolver": "ik_neural.solver",
     "SolverSettings": "ik_neural.solver",
     "Solutions": "ik_neural.solver",
+    "Tracker": "ik_neural.tracker",
+    "TrackerCommand": "ik_neural.tracker",
+    "TrackerSettings": "ik_neural.tracker",
 }
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 (a list, built from the one table of names)
 

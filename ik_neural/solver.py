@@ -297,6 +297,31 @@ class _Found:
         )
 
 
+def checked_targets(T: np.ndarray, batched: bool) -> np.ndarray:
+    """T (4, 4), or (N, 4, 4) when ``batched``, as a contiguous float64 array of rigid transforms; ValueError
+    naming what is wrong (shape, NaN or inf, not a rigid transform) otherwise."""
+    T = np.asarray(T, dtype=np.float64)
+    name = "T_targets" if batched else "T_target"
+    expected = "(N, 4, 4)" if batched else "(4, 4)"
+    if T.shape[-2:] != (4, 4) or T.ndim != (3 if batched else 2):
+        raise ValueError(f"{name} has shape {T.shape}; expected {expected}")
+    T = np.ascontiguousarray(T)
+    poses = T if batched else T[None]
+    if all_rigid(poses, _RIGIDITY_TOLERANCE):
+        return T
+    finite, orthonormality, det, bottom = rigidity_errors(poses)
+    where = lambda bad: f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""  # noqa: E731
+    if not finite.all():
+        raise ValueError(f"{name} has non-finite values (NaN or inf){where(~finite)}")
+    bad = (orthonormality > _RIGIDITY_TOLERANCE) | (det < 0) | (bottom > 0)
+    if bad.any():
+        raise ValueError(
+            f"{name} is not a rigid transform{where(bad)}: the rotation block must be orthonormal with "
+            f"det +1 (|RᵀR - I| up to {float(orthonormality.max()):.2g}) and the bottom row 0 0 0 1"
+        )
+    return T
+
+
 class IKSolver:
     """Inverse kinematics for one chain. Seeds in order: the network's K guesses (when a network is given),
     the caller's seed (default mid-limits), then random restarts; each refined by DLS. The K guesses take
@@ -378,7 +403,7 @@ class IKSolver:
         stop: Optional[threading.Event],
     ) -> IKResult:
         """``solve`` of a query's fields (``IKQuery``'s, in order), begun at ``start_s`` (perf_counter, s)."""
-        T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
+        T_target = checked_targets(T_target, batched=False)
         bounds = self._bounds(bounds)
         step = self.step_settings(tolerance, bounds)
         budget = Budget(start_s, timeout_s, stop)
@@ -429,7 +454,7 @@ class IKSolver:
         start_s = time.perf_counter()
         tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
         check_fields(tolerance, bounds, timeout_s)
-        T_target = self._check_targets(np.asarray(T_target, dtype=np.float64), batched=False)
+        T_target = checked_targets(T_target, batched=False)
         if not (isinstance(count, (int, np.integer)) and count >= 1):
             raise ValueError(f"count must be an integer >= 1, got {count!r}")
         if not min_distance_rad >= 0:
@@ -506,7 +531,7 @@ class IKSolver:
         """
         start_s = time.perf_counter()
         tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
-        T_targets = self._check_targets(np.asarray(T_targets, dtype=np.float64), batched=True)
+        T_targets = checked_targets(T_targets, batched=True)
         n = len(T_targets)
         timeout_s = 0.005 * n if timeout_s is None else timeout_s
         check_fields(tolerance, bounds, timeout_s)
@@ -612,27 +637,6 @@ class IKSolver:
             bounds.upper,
             bounds.bounded,
         )
-
-    def _check_targets(self, T: np.ndarray, batched: bool) -> np.ndarray:
-        name = "T_targets" if batched else "T_target"
-        expected = "(N, 4, 4)" if batched else "(4, 4)"
-        if T.shape[-2:] != (4, 4) or T.ndim != (3 if batched else 2):
-            raise ValueError(f"{name} has shape {T.shape}; expected {expected}")
-        T = np.ascontiguousarray(T)
-        poses = T if batched else T[None]
-        if all_rigid(poses, _RIGIDITY_TOLERANCE):
-            return T
-        finite, orthonormality, det, bottom = rigidity_errors(poses)
-        where = lambda bad: f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""  # noqa: E731
-        if not finite.all():
-            raise ValueError(f"{name} has non-finite values (NaN or inf){where(~finite)}")
-        bad = (orthonormality > _RIGIDITY_TOLERANCE) | (det < 0) | (bottom > 0)
-        if bad.any():
-            raise ValueError(
-                f"{name} is not a rigid transform{where(bad)}: the rotation block must be orthonormal with "
-                f"det +1 (|RᵀR - I| up to {float(orthonormality.max()):.2g}) and the bottom row 0 0 0 1"
-            )
-        return T
 
     def _check_seeds(self, seed, batched: bool) -> np.ndarray:
         name = "seeds" if batched else "seed"

@@ -145,6 +145,25 @@ def _dls_step(q, T_target, chain, step):
 
 
 @njit(cache=True, nogil=True)
+def dls_steps(q, T_target, chain_fields, step_fields, max_steps):
+    """Up to ``max_steps`` DLS steps from q (n,) towards T_target (4, 4), within the step's bounds, on one
+    call (a goal stream's step: no per-step dispatch). Returns (q_best, converged, position error m,
+    orientation error rad, steps taken): q_best is the first configuration within both tolerances, else
+    the one of lowest normalised error among those visited, q itself included; the errors are q_best's."""
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    best, best_position, best_orientation, best_norm = q, math.inf, math.inf, math.inf
+    current = q
+    for taken in range(max_steps + 1):
+        q_next, converged, position_error, orientation_error, error_norm = _dls_step(current, T_target, chain, step)
+        if converged:
+            return current, True, position_error, orientation_error, taken
+        if error_norm < best_norm:
+            best, best_position, best_orientation, best_norm = current, position_error, orientation_error, error_norm
+        current = q_next
+    return best, False, best_position, best_orientation, max_steps
+
+
+@njit(cache=True, nogil=True)
 def _row_outputs(Q):
     """Empty outputs of a rows step for Q (R, n): (Q_next, converged, position, orientation, error norm)."""
     rows = Q.shape[0]

@@ -28,18 +28,19 @@ from geometry_msgs.msg import PoseStamped
 from moveit_msgs.msg import AttachedCollisionObject, CollisionObject, MoveItErrorCodes, PositionIKRequest
 from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Header, String
+from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from ik_neural.echo import echo
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
+from ik_neural.ros.goal_stream import Goal, GoalStream, LatestGoal, StreamCommand, status_text
 from ik_neural.ros.messages import answer, describe, joint_state, joint_trajectory, matrix_to_pose
 from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
 from ik_neural.ros.request import (
@@ -64,6 +65,7 @@ from ik_neural.ros.startup import (
 )
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
+from ik_neural.tracker import EXACT, Tracker
 from ik_neural.urdf_model import UrdfModel
 
 RCLError = _rclpy.RCLError
@@ -137,21 +139,31 @@ class IKNode(Node):
                 100,
                 callback_group=requests,
             )
-        # Goals one at a time, in arrival order; with a history of one, the next solved is the newest.
-        goals = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=goals)
+        # Goals: the subscription only keeps the newest (LatestGoal); one thread of its own commands them, so
+        # that neither a burst of goals nor a long request holds the other up.
+        self._goals = LatestGoal()
+        self._next_goal_log_s = 0.0  # monotonic s: no log line about a goal before (status_log_period_s)
+        tracker = Tracker(self.solver, settings.tolerance, settings.tracking, stop=self._stop)
+        self._stream = GoalStream(self._request_context, tracker, self._scene, settings.command_timeout_s)
+        self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=requests)
         self._commands = self.create_publisher(JointState, "~/joint_commands", 10)
-        self._trajectories = (
-            self.create_publisher(JointTrajectory, "~/joint_trajectory", 10) if settings.publish_trajectory else None
-        )
+        self._trajectories = self.create_publisher(JointTrajectory, "~/joint_trajectory", 10)
+        self._positions = self.create_publisher(Float64MultiArray, "~/position_commands", 10)
+        self._status = self.create_publisher(String, "~/command_status", 10)
+        self._goal_thread = threading.Thread(target=self._command_goals, name="ik_neural goals", daemon=True)
+        self._goal_thread.start()
         self.get_logger().info(self.summary())
 
     def stop(self) -> None:
         """End every solve in flight at its next step; later solves end at once (the node is stopping)."""
         self._stop.set()
+        if hasattr(self, "_goals"):  # not when start-up failed before the goal stream was made
+            self._goals.close()
 
     def destroy_node(self) -> None:
         self.stop()
+        if hasattr(self, "_goal_thread"):
+            self._goal_thread.join(timeout=1.0)
         super().destroy_node()
 
     # ------------------------------------------------------------------ start-up
@@ -331,28 +343,43 @@ class IKNode(Node):
             self.get_logger().warning(f"{topic} ignored: {reason}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
-        """Solve a goal pose from the current joint state; publish the solution as a joint command."""
-        try:
-            self._solve_goal(msg)
-        except Exception as error:
-            self._unexpected("goal_pose", error)
+        """Keep the newest goal for the goal thread (an older one waiting is superseded)."""
+        self._goals.put(Goal(msg, time.monotonic()))
 
-    def _solve_goal(self, msg: PoseStamped) -> None:
-        outcome = problem_of(PositionIKRequest(pose_stamped=msg), self._request_context, self._current_state())
+    def _command_goals(self) -> None:
+        """The goal thread: each newest goal commanded in turn (``GoalStream``), until the node stops."""
+        while not self._stop.is_set():
+            goal = self._goals.take(timeout_s=0.5)
+            if goal is None:
+                continue
+            try:
+                self._command_goal(goal)
+            except Exception as error:  # the goal thread must outlive any goal
+                self._unexpected("goal_pose", error)
+
+    def _command_goal(self, goal: Goal) -> None:
+        outcome = self._stream.command(goal, self._current_state())
         if isinstance(outcome, Refusal):
-            self.get_logger().warning(f"goal pose refused ({outcome.code}): {outcome.message}")
-            return
-        result = self._solve(outcome)
-        if not result.success:
-            self.get_logger().warning(f"goal pose: {describe(result)}; no command published")
-            return
+            text = f"refused ({outcome.code}): {outcome.message}"
+        else:
+            text = status_text(outcome.command)
+            if outcome.command.q is not None:
+                self._publish_command(outcome)
+        self._status.publish(String(data=text))
+        now_s = time.monotonic()
+        if (isinstance(outcome, Refusal) or outcome.command.status != EXACT) and now_s >= self._next_goal_log_s:
+            # Throttled here: rclpy's own throttle inspects the caller's frame on every call (about 0.5 ms).
+            self._next_goal_log_s = now_s + self.settings.status_log_period_s
+            self.get_logger().warning(f"goal pose: {text}")
+
+    def _publish_command(self, outcome: StreamCommand) -> None:
+        """The command on every output: JointState, a one-point JointTrajectory reached in the step's time,
+        and the positions alone in chain order (Float64MultiArray, as forward_command_controller takes)."""
+        names, q = self.chain.joint_names, outcome.command.q
         stamp = self.get_clock().now().to_msg()
-        self._commands.publish(joint_state(self.chain.joint_names, result.q, stamp))
-        if self._trajectories is not None:
-            self._trajectories.publish(
-                joint_trajectory(self.chain.joint_names, result.q, self.settings.trajectory_time_from_start_s, stamp)
-            )
-        self.get_logger().debug(f"goal pose: {describe(result)}; command published")
+        self._commands.publish(joint_state(names, q, stamp))
+        self._trajectories.publish(joint_trajectory(names, q, outcome.dt_s, stamp))
+        self._positions.publish(Float64MultiArray(data=q.tolist()))
 
 
 def main(args: Optional[list[str]] = None) -> int:

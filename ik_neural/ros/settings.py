@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional
 
 from ik_neural.query import Tolerance
+from ik_neural.tracker import TrackerSettings
 
 AVOID_COLLISIONS_POLICIES = ("check", "refuse", "ignore")
+_TRACKING = TrackerSettings()  # the goal stream's defaults, kept in one place
 
 Check = Callable[[Any], Optional[str]]
 """A value check: None when the value is fine, else what it must be ("a positive number")."""
@@ -122,11 +124,40 @@ class NodeSettings:
         "together with the robot_description topic. 0: not waited for (computed pairs).",
         _non_negative,
     )
-    publish_trajectory: bool = _setting(
-        False, "Also publish goal solutions on ~/joint_trajectory (a ros2_control trajectory)."
+    velocity_scale: float = _setting(
+        _TRACKING.velocity_scale,
+        "Goal streams: fraction of each joint's URDF velocity limit a joint command may use; a command moves no "
+        "joint farther from the last one than this times the time since it allows.",
+        _positive,
     )
-    trajectory_time_from_start_s: float = _setting(
-        2.0, "time_from_start of the published trajectory point, s.", _positive
+    max_step_dt_s: float = _setting(
+        _TRACKING.max_step_dt_s,
+        "Goal streams: longest time since the last command a step limit counts, s (after a pause, the first "
+        "command moves no farther than this much time at the scaled velocity allows).",
+        _positive,
+    )
+    step_without_velocity_limit: float = _setting(
+        _TRACKING.step_without_velocity_limit,
+        "Goal streams: step limit per command of a joint whose URDF gives no velocity limit, rad (m for a "
+        "prismatic joint).",
+        _positive,
+    )
+    max_steps_per_command: int = _setting(
+        _TRACKING.max_steps,
+        "Goal streams: damped-least-squares steps towards a goal within the step limits, per command.",
+        _positive_integer,
+    )
+    command_timeout_s: float = _setting(
+        0.5,
+        "Goal streams: a goal is solved from the last command when it is at most this old, s; else from "
+        "joint_states (when heard), else from the last command anyway.",
+        _positive,
+    )
+    status_log_period_s: float = _setting(
+        1.0,
+        "Goal streams: shortest time between two log lines about commands that are not exact, s (every command's "
+        "status is on ~/command_status).",
+        _positive,
     )
     executor_threads: int = _setting(
         4,
@@ -156,6 +187,17 @@ class NodeSettings:
         if self.position_only_ik:
             return Tolerance.position_only(self.position_tolerance_m)
         return Tolerance(self.position_tolerance_m, self.orientation_tolerance_rad)
+
+    @property
+    def tracking(self) -> TrackerSettings:
+        """The goal stream's tracker settings; its first command's full solve has default_timeout_s."""
+        return TrackerSettings(
+            velocity_scale=self.velocity_scale,
+            max_step_dt_s=self.max_step_dt_s,
+            step_without_velocity_limit=self.step_without_velocity_limit,
+            max_steps=self.max_steps_per_command,
+            first_timeout_s=self.default_timeout_s,
+        )
 
     @property
     def long_solves(self) -> int:

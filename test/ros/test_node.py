@@ -152,8 +152,6 @@ def graph(module_context):
         _namespace("graph"),
         robot_description=_panda_description_with_world(),
         urdf_path="",
-        publish_trajectory=True,
-        trajectory_time_from_start_s=1.5,
         default_timeout_s=1.0,
     )
     yield graph
@@ -569,51 +567,6 @@ def test_avoid_collisions_policy_ignore_solves_and_says_collisions_were_not_chec
 # ---------------------------------------------------------------------- topics
 
 
-def test_goal_pose_is_solved_from_the_joint_state_and_published_as_commands(graph, panda, reference, commands):
-    from geometry_msgs.msg import PoseStamped
-    from sensor_msgs.msg import JointState
-
-    joint_states = graph.publisher(JointState, "joint_states")
-    goals = graph.publisher(PoseStamped, "ik_neural/goal_pose")
-    q_true, targets = reachable_targets(panda, 3, seed=6)
-    rng = np.random.default_rng(7)
-    deadline = time.monotonic() + SECONDS_TO_DISCOVER
-    while (
-        goals.get_subscription_count() == 0 or joint_states.get_subscription_count() == 0
-    ) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for i, (q, T) in enumerate(zip(q_true, targets)):
-        current = np.clip(q + rng.uniform(-0.05, 0.05, panda.dof), panda.lower, panda.upper)
-        # The current state as a robot driver publishes it: all joints, the gripper's too.
-        joint_states.publish(JointState(name=panda.joint_names + ["panda_finger_joint1"], position=[*current, 0.02]))
-        time.sleep(0.3)
-        goal = PoseStamped()
-        goal.header.frame_id = "world"
-        goal.pose = _pose(T_WORLD_BASE @ T)
-        goals.publish(goal)
-        deadline = time.monotonic() + SECONDS_TO_ANSWER
-        while len(commands["trajectories"]) <= i and time.monotonic() < deadline:
-            time.sleep(0.02)
-        command, trajectory = commands["commands"][i], commands["trajectories"][i]
-        q_command = np.array(command.position)
-        assert list(command.name) == panda.joint_names
-        _assert_reaches(reference, q_command, T)
-        assert np.abs(q_command - q).max() < 0.1  # near the current state, not any solution
-        assert list(trajectory.joint_names) == panda.joint_names
-        assert np.array_equal(trajectory.points[0].positions, q_command)
-        tfs = trajectory.points[0].time_from_start
-        assert (tfs.sec, tfs.nanosec) == (1, 500_000_000)
-    # An unreachable goal publishes nothing.
-    far = np.eye(4)
-    far[0, 3] = 4.0
-    goal = PoseStamped()
-    goal.header.frame_id = "panda_link0"
-    goal.pose = _pose(far)
-    goals.publish(goal)
-    time.sleep(1.0)
-    assert len(commands["commands"]) == len(q_true)
-
-
 def test_robot_description_from_the_topic(module_context, panda):
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -757,32 +710,6 @@ def _wait_for_subscriber(publisher):
     while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert publisher.get_subscription_count() > 0, "no subscriber discovered"
-
-
-def test_a_burst_of_goals_ends_with_the_last_goals_command(graph, panda, reference, commands):
-    """30 goals at once: solved one at a time in order, stale ones dropped; the last command is the last goal's."""
-    from geometry_msgs.msg import PoseStamped
-
-    goals = graph.publisher(PoseStamped, "ik_neural/goal_pose")
-    _wait_for_subscriber(goals)
-    _, targets = reachable_targets(panda, 30, seed=9)
-    published = len(commands["commands"])
-    for T in targets:
-        goals.publish(_goal(T))
-    # Until no command came for 1.5 s.
-    deadline, last_count, quiet_since = time.monotonic() + SECONDS_TO_ANSWER, published, time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.5:
-        time.sleep(0.05)
-        if len(commands["commands"]) != last_count:
-            last_count, quiet_since = len(commands["commands"]), time.monotonic()
-    new = [np.array(c.position) for c in commands["commands"][published:]]
-    assert 1 <= len(new) <= len(targets)
-    # The goal each command reaches (by the reference's FK): in increasing order, ending with the last.
-    reached = []
-    for q in new:
-        errors = [reference.errors(q, T) for T in targets]
-        reached.append(next(i for i, (p, r) in enumerate(errors) if p <= TOL and r <= TOL))
-    assert reached == sorted(set(reached)) and reached[-1] == len(targets) - 1, reached
 
 
 # ---------------------------------------------------------------------- start-up

@@ -1,0 +1,136 @@
+"""Goal poses to joint commands, pure: the node's goal stream without the node.
+
+Goals arrive on a topic at up to control rates; only the newest matters. ``LatestGoal`` holds the one goal
+waiting: a newer goal replaces it (superseded, never queued) and the node's goal thread takes it when it is
+free. ``GoalStream`` turns a goal into a command: the goal (a ``geometry_msgs/PoseStamped``) goes through
+the request layer (frames, links, the same refusals as a ``compute_ik`` request), then the ``Tracker``
+steps towards it from the last command, when there is a recent one, else from the joint state heard on
+joint_states, within the joints' step limits; the command is collision-checked as an ``avoid_collisions``
+request is under the node's policy.
+
+No node and no DDS: messages are plain Python objects. Times are monotonic seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from geometry_msgs.msg import PoseStamped
+from moveit_msgs.msg import PositionIKRequest
+
+from ik_neural.ros.request import CurrentState, Refusal, RequestContext, problem_of
+from ik_neural.ros.scene import Scene
+from ik_neural.tracker import HELD, Tracker, TrackerCommand
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A goal pose as it arrived: the message and when (monotonic s)."""
+
+    msg: PoseStamped
+    arrival_s: float
+
+
+class LatestGoal:
+    """The newest goal not yet taken. ``put`` replaces a waiting goal (it is superseded: counted, never
+    commanded); ``take`` waits for one. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._goal: Optional[Goal] = None
+        self._closed = False
+        self.superseded = 0
+
+    def put(self, goal: Goal) -> None:
+        with self._ready:
+            if self._goal is not None:
+                self.superseded += 1
+            self._goal = goal
+            self._ready.notify()
+
+    def take(self, timeout_s: float) -> Optional[Goal]:
+        """The waiting goal, or None after ``timeout_s`` or once closed."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._goal is not None or self._closed, timeout_s)
+            goal, self._goal = self._goal, None
+            return goal
+
+    def close(self) -> None:
+        """Wake every ``take`` for good: the node is stopping."""
+        with self._ready:
+            self._closed = True
+            self._goal = None
+            self._ready.notify_all()
+
+
+@dataclass(frozen=True)
+class StreamCommand:
+    """A goal's command (``TrackerCommand``) and ``dt_s``, the time since the last command the step limits
+    were sized for (s; what a trajectory point's time_from_start says)."""
+
+    command: TrackerCommand
+    dt_s: float
+
+
+class GoalStream:
+    """Commands for the goals of one node, one goal at a time (not thread-safe: the goal thread's)."""
+
+    def __init__(
+        self,
+        context: RequestContext,
+        tracker: Tracker,
+        scene: Optional[Scene],
+        command_timeout_s: float,
+    ) -> None:
+        """``scene``: the node's (None: commands are not collision-checked); ``command_timeout_s``: how long
+        the last command stays the start of the next step; older, the joint state is (when one was heard)."""
+        self._context, self._tracker, self._scene = context, tracker, scene
+        self._command_timeout_s = command_timeout_s
+        settings = context.settings
+        # Checked as an avoid_collisions request is, where the node can check: with the 'check' policy.
+        self._check_collisions = scene is not None and settings.avoid_collisions_policy == "check"
+        self._last: Optional[tuple[float, float]] = None  # the last command's goal: (arrival s, stamp s)
+
+    def command(self, goal: Goal, current: CurrentState) -> Union[StreamCommand, Refusal]:
+        """The command for ``goal``, or why the goal is refused (as a compute_ik request would be)."""
+        request = PositionIKRequest(pose_stamped=goal.msg, avoid_collisions=self._check_collisions)
+        problem = problem_of(request, self._context, current)
+        if isinstance(problem, Refusal):
+            return problem
+        stamp_s = _stamp_s(goal.msg)
+        dt_s = self._interval_s(goal.arrival_s, stamp_s)
+        if dt_s > self._command_timeout_s and current.known:
+            self._tracker.reset(current.q)
+        accept = self._scene.collision_free((), problem.other_positions) if problem.avoid_collisions else None
+        command = self._tracker.step(problem.T_base_tip, dt_s, accept)
+        if command.q is not None and command.status != HELD:
+            self._last = (goal.arrival_s, stamp_s)
+        return StreamCommand(command, min(dt_s, self._tracker.settings.max_step_dt_s))
+
+    def _interval_s(self, arrival_s: float, stamp_s: float) -> float:
+        """Time since the last command's goal, s: the later of the arrival times' and the stamps' difference
+        (stamps where both goals have one and they increase), so that a goal delayed on the way is not held
+        to a shorter step than the sender meant; inf before any command."""
+        if self._last is None:
+            return float("inf")
+        last_arrival_s, last_stamp_s = self._last
+        dt_s = arrival_s - last_arrival_s
+        if stamp_s > last_stamp_s > 0:
+            dt_s = max(dt_s, stamp_s - last_stamp_s)
+        return max(dt_s, 0.0)
+
+
+def _stamp_s(msg: PoseStamped) -> float:
+    """The goal's header stamp, s (0: none given)."""
+    stamp = msg.header.stamp
+    return stamp.sec + 1e-9 * stamp.nanosec
+
+
+def status_text(command: TrackerCommand) -> str:
+    """A command in one line, for the status topic and the log: what it is, why, how far from its goal."""
+    if command.q is None:
+        return f"{command.status}: {command.reason}"
+    errors = f"{command.position_error_m:.3g} m, {command.orientation_error_rad:.3g} rad from the goal"
+    return f"{command.status}: {command.reason} ({errors})" if command.reason else f"{command.status} ({errors})"
