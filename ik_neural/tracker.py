@@ -3,12 +3,16 @@
 A ``Tracker`` turns a stream of tip poses (4x4, base frame) into a stream of joint commands a robot can
 follow. Each command starts from the previous one and moves no joint farther than its step limit: its
 velocity limit (the URDF's, rad/s or m/s) scaled by ``velocity_scale`` times the time since the last
-command (counted at most ``max_step_dt_s``), or ``step_without_velocity_limit`` (rad or m) per command
-where the URDF gives none. Within that window a few damped-least-squares steps go towards the goal: the
-command is exact when they reach it, else the configuration of the window that brings the tip closest
-(position over the reach, plus rotation), so the arm keeps moving towards a goal that is out of reach, on
-another branch or beyond a singularity, and is exact again once the goal is within reach of the window. A
-command the caller's acceptance test refuses (a collision) is not given: the arm holds.
+command, plus what the joint left unused of the earlier commands' limits, at most ``max_step_dt_s`` worth
+in all (so goals that arrive in a burst are not held back, and no run of commands moves a joint faster on
+average than its limit); or ``step_without_velocity_limit`` (rad or m) per command where the URDF gives
+no velocity. Within that window a few damped-least-squares steps go towards the goal: the command is exact
+when they reach it, else the configuration of the window that brings the tip closest (position over the
+reach, plus rotation), so the arm keeps moving towards a goal that is out of reach, on another branch or
+beyond a singularity, and is exact again once the goal is within reach of the window. Where the steps stall
+short of the goal (a local minimum, not a step limit), a short full solve looks for a solution and the
+arm moves towards it in joint space, within the step limits. A command the caller's acceptance test
+refuses (a collision) is not given: the arm holds.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from ik_neural.kernels.dls import dls_steps
+from ik_neural.kernels.dls import dls_steps, within_window
 from ik_neural.query import AcceptanceTest, Tolerance
 from ik_neural.solver import IKSolver, checked_targets
 
@@ -32,7 +36,11 @@ again (the step was refused); no command (no previous command or state, and the 
 STEP_LIMIT = "step limit: the goal moved faster than the joints may"
 JOINT_LIMIT = "joint limits"
 OUT_OF_REACH = "out of reach (or not reached at a singularity): the closest pose"
+TO_SOLUTION = "moving within the step limits to a solution the local steps did not reach"
 COLLISION = "the step collides"
+
+# A joint this close to a bound is at it (a step shortened to the window ends on it up to rounding), rad or m.
+_AT_BOUND = 1e-9
 
 DEFAULT_TOLERANCE = Tolerance()
 """1e-5 m and 1e-5 rad, as the solver's."""
@@ -44,15 +52,18 @@ class TrackerSettings:
 
     velocity_scale: float = 1.0
     """Fraction of each joint's velocity limit (the URDF's ``<limit velocity>``) a command may use."""
-    max_step_dt_s: float = 0.05
-    """Longest time since the last command a step limit counts, s: after a pause, the first command moves
-    no farther than this much time at full velocity allows."""
+    max_step_dt_s: float = 0.02
+    """Most time a step limit counts, s: the time since the last command plus what earlier commands left
+    unused. After a pause, or after slow tracking, a command moves a joint at most this long at its
+    (scaled) velocity."""
     step_without_velocity_limit: float = 0.05
     """Step limit per command of a joint whose URDF gives no velocity limit, rad (m for a prismatic joint)."""
     max_steps: int = 8
     """DLS steps per command towards the goal, within the window."""
     first_timeout_s: float = 0.05
     """Budget of the first command's full solve (no previous command or state to step from), s."""
+    rescue_timeout_s: float = 0.001
+    """Budget of the full solve tried when the steps stall short of the goal (not at a step limit), s."""
 
     def __post_init__(self) -> None:
         positive = {
@@ -60,6 +71,7 @@ class TrackerSettings:
             "max_step_dt_s": self.max_step_dt_s,
             "step_without_velocity_limit": self.step_without_velocity_limit,
             "first_timeout_s": self.first_timeout_s,
+            "rescue_timeout_s": self.rescue_timeout_s,
         }
         for name, value in positive.items():
             if not (math.isfinite(value) and value > 0):
@@ -89,6 +101,12 @@ class TrackerCommand:
         return self.status == EXACT
 
 
+def _frozen(values: np.ndarray) -> np.ndarray:
+    # Read-only, as every bounds array the kernels see: numba compiles one variant per array type.
+    values.setflags(write=False)
+    return values
+
+
 class Tracker:
     """Joint commands for a stream of goal poses, from ``solver``'s chain. Not thread-safe: one stream, one
     tracker (``step`` and ``reset`` from one thread at a time)."""
@@ -104,17 +122,27 @@ class Tracker:
         self.solver, self.tolerance, self.settings, self._stop = solver, tolerance, settings, stop
         # The step's tolerances and damping, checked once (per-axis tolerances are refused here); each
         # command appends its window.
-        self._step_prefix = solver.step_settings(tolerance, chain.bounds)[:5]
+        # Continuous joints have no limits: the window alone bounds them, on the turn they are on.
+        self._lower = _frozen(np.where(chain.is_continuous, -math.inf, chain.lower))
+        self._upper = _frozen(np.where(chain.is_continuous, math.inf, chain.upper))
+        bounded = _frozen(np.ones(chain.dof, dtype=bool))
+        # The step's tolerances, damping and joint limits (per-axis tolerances are refused here); each
+        # command adds its window.
+        self._step = (*solver.step_settings(tolerance, chain.bounds)[:5], self._lower, self._upper, bounded)
         limited = np.isfinite(chain.velocity_limits)
         # step limit (dof,) = rate * dt + fixed: rad/s (m/s) where the URDF gives a velocity, else per command.
         self._rate = np.where(limited, settings.velocity_scale * np.where(limited, chain.velocity_limits, 0.0), 0.0)
         self._fixed = np.where(limited, 0.0, settings.step_without_velocity_limit)
-        # Continuous joints have no limits: the window alone bounds them, on the turn they are on.
-        self._lower = np.where(chain.is_continuous, -math.inf, chain.lower)
-        self._upper = np.where(chain.is_continuous, math.inf, chain.upper)
-        self._bounded = np.ones(chain.dof, dtype=bool)
-        self._bounded.setflags(write=False)  # as every bounds array the kernels see (one compiled variant)
         self._q: Optional[np.ndarray] = None
+        self._unused = np.zeros(chain.dof)  # step limit left unused by earlier commands, rad or m
+        self._heading: Optional[np.ndarray] = None  # the solution a stalled stream is moving to (dof,)
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the step's kernel, so that the first goal does not wait for it."""
+        chain = self.solver.chain
+        q = chain.middle.copy()  # writable, as every command is (numba compiles per array type)
+        lower, upper = self.window(q, 0.0)
+        dls_steps(q, chain.forward(q), chain.arrays, self._step, lower, upper, 1)
 
     @property
     def q(self) -> Optional[np.ndarray]:
@@ -130,45 +158,94 @@ class Tracker:
                 raise ValueError(
                     f"reset: q must be {self.solver.chain.dof} finite joint values for {self.solver.chain.joint_names}"
                 )
-        self._q = q
+        self._q, self._heading = q, None
+        self._unused[:] = 0.0
 
     def step(self, T_target: np.ndarray, dt_s: float, accept: Optional[AcceptanceTest] = None) -> TrackerCommand:
         """The next command towards T_target (4, 4), the tip's pose in the base frame, ``dt_s`` seconds after
-        the last command (inf: long ago; counted at most ``max_step_dt_s``). ``accept`` (q -> bool, e.g. a collision test) is asked of the command; refused, the
-        arm holds. The command becomes the start of the next step (a HELD or UNSOLVED one changes nothing)."""
+        the last command (inf: long ago). ``accept`` (q -> bool, e.g. a collision test) is asked of the
+        command; refused, the arm holds. The command becomes the start of the next step (a HELD or UNSOLVED
+        one changes nothing)."""
         if not dt_s >= 0:  # NaN fails too
             raise ValueError(f"dt_s must be a number of seconds >= 0 (inf: long ago), got {dt_s!r}")
         T_target = checked_targets(T_target, batched=False)
         if self._q is None:
             return self._first(T_target, accept)
         q_last = self._q
-        lower, upper = self.window(q_last, dt_s)
-        step = (*self._step_prefix, lower, upper, self._bounded)
-        q, converged, position_error, orientation_error, steps = dls_steps(
-            q_last, T_target, self.solver.chain.arrays, step, self.settings.max_steps
-        )
+        limit = self._step_limit(dt_s)
+        lower, upper = self._window(q_last, limit)
+        q, converged, position_error, orientation_error, steps = self._steps(q_last, T_target, lower, upper)
+        reason = "" if converged else self._held_back_by(q, lower, upper)
+        if converged:
+            self._heading = None
+        elif reason != STEP_LIMIT:
+            rescued = self._towards_a_solution(q_last, T_target, lower, upper, accept)
+            if rescued is not None:
+                q, converged, position_error, orientation_error, _ = rescued
+                reason = "" if converged else TO_SOLUTION
         if accept is not None and not accept(q):
+            self._unused = limit - self._fixed
             return TrackerCommand(q_last, HELD, COLLISION, position_error, orientation_error, steps)
         self._q = q
-        if converged:
-            return TrackerCommand(q, EXACT, "", position_error, orientation_error, steps)
-        return TrackerCommand(
-            q, APPROXIMATE, self._held_back_by(q, lower, upper), position_error, orientation_error, steps
-        )
+        self._unused = np.maximum(limit - self._fixed - np.abs(q - q_last), 0.0)
+        status = EXACT if converged else APPROXIMATE
+        return TrackerCommand(q, status, reason, position_error, orientation_error, steps)
 
     def window(self, q_last: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """Where the next command may go from ``q_last`` (dof,) after ``dt_s``: (lower, upper) (dof,), the
-        step limits within the joint limits. A joint found beyond its limits may only move back towards them."""
-        step = self._rate * min(dt_s, self.settings.max_step_dt_s) + self._fixed
-        lower = np.maximum(q_last - step, np.minimum(self._lower, q_last))
-        upper = np.minimum(q_last + step, np.maximum(self._upper, q_last))
-        lower.setflags(write=False)
-        upper.setflags(write=False)
+        """Where the next command may go from ``q_last`` (dof,) ``dt_s`` after the last command: (lower,
+        upper) (dof,), the step limits within the joint limits. A joint found beyond its limits may only move
+        back towards them."""
+        return self._window(q_last, self._step_limit(dt_s))
+
+    def _step_limit(self, dt_s: float) -> np.ndarray:
+        """How far each joint may move in the next command (dof,), rad or m."""
+        longest_s = self.settings.max_step_dt_s
+        accrued = np.minimum(self._unused + self._rate * min(dt_s, longest_s), self._rate * longest_s)
+        return accrued + self._fixed
+
+    def _window(self, q_last: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lower = np.maximum(q_last - limit, np.minimum(self._lower, q_last))
+        upper = np.minimum(q_last + limit, np.maximum(self._upper, q_last))
         return lower, upper
+
+    def _steps(
+        self, q: np.ndarray, T_target: np.ndarray, lower: np.ndarray, upper: np.ndarray, max_steps: Optional[int] = None
+    ) -> tuple[np.ndarray, bool, float, float, int]:
+        """``kernels.dls.dls_steps`` from q within [lower, upper]; max_steps 0: q's errors alone."""
+        steps = self.settings.max_steps if max_steps is None else max_steps
+        return dls_steps(q, T_target, self.solver.chain.arrays, self._step, lower, upper, steps)
+
+    def _towards_a_solution(
+        self,
+        q_last: np.ndarray,
+        T_target: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        accept: Optional[AcceptanceTest],
+    ) -> Optional[tuple[np.ndarray, bool, float, float, int]]:
+        """Where the steps stalled short of the goal: a short full solve (from the solution the stream is
+        already moving to, else from q_last) and, if it finds one, the move from q_last straight towards it
+        in joint space, shortened to the window, with its errors as ``_steps`` gives them; None when no
+        solution was found (the goal may be out of reach)."""
+        result = self.solver.solve(
+            T_target,
+            seed=q_last if self._heading is None else self._heading,
+            seed_first=True,
+            tolerance=self.tolerance,
+            timeout_s=self.settings.rescue_timeout_s,
+            accept=accept,
+            stop=self._stop,
+        )
+        if not result.success:
+            self._heading = None
+            return None
+        self._heading = result.q
+        q = within_window(q_last, result.q, lower, upper)
+        return self._steps(q, T_target, lower, upper, max_steps=0)
 
     def _held_back_by(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> str:
         """Why the closest configuration q of the window [lower, upper] is not exact."""
-        at_lower, at_upper = q <= lower, q >= upper
+        at_lower, at_upper = q <= lower + _AT_BOUND, q >= upper - _AT_BOUND
         if (at_lower & (lower > self._lower)).any() or (at_upper & (upper < self._upper)).any():
             return STEP_LIMIT
         if (at_lower | at_upper).any():

@@ -3,8 +3,9 @@
 setup.py's install step (what ``colcon build`` runs) calls ``python -m ik_neural.commands.prebuild_kernels
 OUT URDF NETWORK``, so that the first start of the node loads the kernels (milliseconds) instead of
 compiling them (``kernels.cache.COMPILE_ALL_S``). It warms up the hybrid and the numerical solver for the
-URDF's chain (base and tip from the network file) as the node does, which reaches every kernel the node
-runs; the kernels' types do not depend on the chain, so one robot serves them all.
+URDF's chain (base and tip from the network file) as the node does, and the goal stream's tracker, which
+reaches every kernel the node runs; the kernels' types do not depend on the chain, so one robot serves them
+all.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         from ik_neural.kernels.cache import cache_dir, cache_key, kernel_files
         from ik_neural.network import load_network, read_network_metadata
         from ik_neural.solver import IKSolver
+        from ik_neural.tracker import Tracker
 
         metadata = read_network_metadata(network_file)
         chain = KinematicChain.from_urdf(urdf, metadata["base_link"], metadata["tip_link"])
-        IKSolver(chain, network=load_network(network_file, chain)).warm_up()
+        solver = IKSolver(chain, network=load_network(network_file, chain))
+        solver.warm_up()
+        Tracker(solver).warm_up()
         IKSolver(chain).warm_up()
         for q in (chain.middle, chain.middle.copy()):  # numba compiles read-only and writable arrays apart
             chain.forward_and_jacobian(q)

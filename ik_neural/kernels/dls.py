@@ -145,21 +145,59 @@ def _dls_step(q, T_target, chain, step):
 
 
 @njit(cache=True, nogil=True)
-def dls_steps(q, T_target, chain_fields, step_fields, max_steps):
-    """Up to ``max_steps`` DLS steps from q (n,) towards T_target (4, 4), within the step's bounds, on one
-    call (a goal stream's step: no per-step dispatch). Returns (q_best, converged, position error m,
-    orientation error rad, steps taken): q_best is the first configuration within both tolerances, else
-    the one of lowest normalised error among those visited, q itself included; the errors are q_best's."""
-    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
-    best, best_position, best_orientation, best_norm = q, math.inf, math.inf, math.inf
-    current = q
-    for taken in range(max_steps + 1):
-        q_next, converged, position_error, orientation_error, error_norm = _dls_step(current, T_target, chain, step)
+def within_window(q, q_next, lower, upper):
+    """q_next (n,) pulled back towards q along the line between them, as little as needed for every joint
+    to stay within [lower, upper] (q must be within it): the step keeps its direction."""
+    fraction = 1.0
+    for k in range(q.shape[0]):
+        move = q_next[k] - q[k]
+        if move > 0.0 and q[k] + move > upper[k]:
+            fraction = min(fraction, (upper[k] - q[k]) / move)
+        elif move < 0.0 and q[k] + move < lower[k]:
+            fraction = min(fraction, (lower[k] - q[k]) / move)
+    return q + max(fraction, 0.0) * (q_next - q)
+
+
+@njit(cache=True, nogil=True)
+def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps):
+    """Up to ``max_steps`` DLS steps from q (n,) towards T_target (4, 4) within the window [lower, upper]
+    (n,) around q (a goal stream's step limits, within the step's bounds, the joint limits), on one call
+    with no per-step dispatch. Returns (q_best, converged, position error m, orientation error rad, steps
+    taken): q_best is the first configuration within both tolerances, else the one of lowest normalised
+    error among those visited, q included; the errors are q_best's.
+
+    Each step is first clamped joint by joint to the window, which keeps tracking fast where one joint
+    saturates. When that does not lower the error (far from the target, a clamped step can turn uphill),
+    the step within the joint limits is taken whole, shortened along its direction to fit the window, and
+    halved until it does."""
+    chain, limits = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    window = StepSettings(
+        limits.position_only,
+        limits.position_tolerance_m,
+        limits.orientation_tolerance_rad,
+        limits.damping,
+        limits.error_damping,
+        lower,
+        upper,
+        limits.bounded,
+    )
+    proposal, converged, best_position, best_orientation, best_norm = _dls_step(q, T_target, chain, window)
+    if converged:
+        return q, True, best_position, best_orientation, 0
+    best, clamped, fraction = q, True, 1.0
+    for taken in range(1, max_steps + 1):
+        candidate = best + fraction * (proposal - best)
+        q_next, converged, position_error, orientation_error, error_norm = _dls_step(candidate, T_target, chain, window)
         if converged:
-            return current, True, position_error, orientation_error, taken
+            return candidate, True, position_error, orientation_error, taken
         if error_norm < best_norm:
-            best, best_position, best_orientation, best_norm = current, position_error, orientation_error, error_norm
-        current = q_next
+            best, proposal, clamped, fraction = candidate, q_next, True, 1.0
+            best_position, best_orientation, best_norm = position_error, orientation_error, error_norm
+        elif clamped:
+            whole = _dls_step(best, T_target, chain, limits)[0]
+            proposal, clamped = within_window(best, whole, lower, upper), False
+        else:
+            fraction *= 0.5
     return best, False, best_position, best_orientation, max_steps
 
 

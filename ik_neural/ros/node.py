@@ -100,9 +100,11 @@ class IKNode(Node):
             self.collision = collision_checker(settings, model, self.chain, srdf)
             self._request_context = RequestContext.of_model(model, self.chain, settings, collision=self.collision)
             self.solver = IKSolver(self.chain, network=network)
+            self._tracker = Tracker(self.solver, settings.tolerance, settings.tracking, stop=self._stop)
             # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
             with compiling_notice(self.get_logger().info):
                 self.solver.warm_up()
+                self._tracker.warm_up()
         except StartupError:
             raise
         except (ValueError, OSError, RuntimeError) as error:  # torch reports a broken model as RuntimeError
@@ -143,8 +145,7 @@ class IKNode(Node):
         # that neither a burst of goals nor a long request holds the other up.
         self._goals = LatestGoal()
         self._next_goal_log_s = 0.0  # monotonic s: no log line about a goal before (status_log_period_s)
-        tracker = Tracker(self.solver, settings.tolerance, settings.tracking, stop=self._stop)
-        self._stream = GoalStream(self._request_context, tracker, self._scene, settings.command_timeout_s)
+        self._stream = GoalStream(self._request_context, self._tracker, self._scene, settings.command_timeout_s)
         self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=requests)
         self._commands = self.create_publisher(JointState, "~/joint_commands", 10)
         self._trajectories = self.create_publisher(JointTrajectory, "~/joint_trajectory", 10)

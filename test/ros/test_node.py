@@ -567,6 +567,242 @@ def test_avoid_collisions_policy_ignore_solves_and_says_collisions_were_not_chec
 # ---------------------------------------------------------------------- topics
 
 
+def _centre(chain):
+    """A Panda configuration away from limits, singularities and (capsule) self-collision."""
+    q = chain.middle.copy()
+    q[3], q[5] = -1.5, 1.9
+    return q
+
+
+def _sine_path(q_centre, steps, dt_s, amplitude_rad=0.3, period_s=3.0):
+    """A slow joint-space sine around q_centre, one row every dt_s."""
+    t = np.arange(steps)[:, None] * dt_s
+    return q_centre + amplitude_rad * np.sin(2 * np.pi * t / period_s + np.arange(q_centre.size))
+
+
+class _Outputs:
+    """What the node publishes for goals, as the helper hears it: commands (JointState), trajectories,
+    positions (Float64MultiArray) and status lines; with ``echo``, every command is sent back on
+    joint_states at once, as a robot that follows its commands reports them."""
+
+    def __init__(self, graph, echo=False):
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray, String
+        from trajectory_msgs.msg import JointTrajectory
+
+        self.commands, self.trajectories, self.positions, self.status = [], [], [], []
+        self.echo = echo
+        joint_states = graph.publisher(JointState, "joint_states")
+
+        def on_command(msg):
+            self.commands.append(np.array(msg.position))
+            if self.echo:
+                joint_states.publish(msg)
+
+        ns = f"{graph.namespace}/ik_neural"
+        self._subscriptions = [
+            graph.helper.create_subscription(JointState, f"{ns}/joint_commands", on_command, 1000),
+            graph.helper.create_subscription(JointTrajectory, f"{ns}/joint_trajectory", self.trajectories.append, 1000),
+            graph.helper.create_subscription(Float64MultiArray, f"{ns}/position_commands", self.positions.append, 1000),
+            graph.helper.create_subscription(
+                String, f"{ns}/command_status", lambda m: self.status.append(m.data), 1000
+            ),
+        ]
+        self._graph = graph
+
+    def close(self):
+        for subscription in self._subscriptions:
+            self._graph.helper.destroy_subscription(subscription)
+
+    def wait_quiet(self, quiet_s=1.0):
+        """Until no status came for quiet_s (every goal taken has its status)."""
+        deadline, count, since = time.monotonic() + SECONDS_TO_ANSWER, -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+            time.sleep(0.05)
+            if len(self.status) != count:
+                count, since = len(self.status), time.monotonic()
+
+
+def _stream_goals(graph, T_goals, rate_hz, frame="panda_link0"):
+    """Publish the goals at rate_hz (deadline-paced), each stamped when sent."""
+    from geometry_msgs.msg import PoseStamped
+
+    goals = graph.publisher(PoseStamped, "ik_neural/goal_pose")
+    _wait_for_subscriber(goals)
+    start = time.monotonic()
+    for i, T in enumerate(T_goals):
+        goal = _goal(T, frame)
+        goal.header.stamp = graph.helper.get_clock().now().to_msg()
+        goals.publish(goal)
+        time.sleep(max(0.0, start + (i + 1) / rate_hz - time.monotonic()))
+
+
+def _assert_continuous(commands, chain, dt_s):
+    """No joint moves between two commands farther than its velocity limit allows in max_step_dt_s."""
+    from ik_neural.ros.settings import NodeSettings
+
+    steps = np.abs(np.diff(np.array(commands), axis=0))
+    limit = chain.velocity_limits * NodeSettings().max_step_dt_s
+    assert steps.size == 0 or (steps <= limit + 1e-9).all(), steps.max(axis=0)
+
+
+def _nearest_goal_errors(reference, q, T_goals):
+    """The reference's (position m, rotation rad) errors of q to the goal it is nearest."""
+    return min((reference.errors(q, T) for T in T_goals), key=lambda e: e[0])
+
+
+def test_a_goal_stream_with_an_echoing_robot_is_followed_exactly_on_every_output(graph, panda, reference):
+    """100 Hz goals along a smooth path; the robot echoes each command on joint_states. Every command is
+    exact for a goal of the path, near the robot's state, continuous; the trajectory and the positions
+    carry the same command, the trajectory point timed to the step."""
+    from sensor_msgs.msg import JointState
+
+    from ik_neural.ros.settings import NodeSettings
+
+    path = _sine_path(_centre(panda), 150, 0.01)
+    T_goals = panda.forward(path)
+    outputs = _Outputs(graph, echo=True)
+    try:
+        joint_states = graph.publisher(JointState, "joint_states")
+        time.sleep(NodeSettings().command_timeout_s)  # any earlier command is stale: the joint state is the start
+        for _ in range(3):
+            joint_states.publish(JointState(name=panda.joint_names, position=path[0].tolist()))
+            time.sleep(0.05)
+        _stream_goals(graph, T_goals, rate_hz=100.0)
+        outputs.wait_quiet()
+    finally:
+        outputs.close()
+    assert outputs.commands and len(outputs.status) == len(outputs.commands)
+    assert all(text.startswith("exact") for text in outputs.status), [t for t in outputs.status if t[0] != "e"][:3]
+    assert np.abs(outputs.commands[0] - path[0]).max() < 0.05
+    for q in outputs.commands:
+        assert max(_nearest_goal_errors(reference, q, T_goals)) <= TOL
+    _assert_continuous(outputs.commands, panda, 0.01)
+    _assert_reaches(reference, outputs.commands[-1], T_goals[-1])
+    last_point = outputs.trajectories[-1].points[0]
+    assert list(outputs.trajectories[-1].joint_names) == panda.joint_names
+    assert np.array_equal(last_point.positions, outputs.commands[-1])
+    assert np.array_equal(outputs.positions[-1].data, outputs.commands[-1])
+    time_from_start_s = last_point.time_from_start.sec + 1e-9 * last_point.time_from_start.nanosec
+    assert 0.0 < time_from_start_s <= NodeSettings().max_step_dt_s
+
+
+def test_without_joint_states_the_first_goal_is_solved_in_full_then_tracked_through_the_wrist(
+    module_context, panda, reference
+):
+    """A node that never heard joint_states: the first goal is solved in full, the rest are stepped from the
+    last command, continuous, along a path that takes joint 6 through the wrist singularity (the Jacobian's
+    smallest singular value near 0) and back."""
+    centre = _centre(panda)
+    sweep_rad = np.linspace(2.8, 3.7, 91)
+    smallest = [
+        np.linalg.svd(panda.jacobian(np.r_[centre[:5], j6, centre[6:]]), compute_uv=False)[-1] for j6 in sweep_rad
+    ]
+    singular_rad = sweep_rad[int(np.argmin(smallest))]
+    assert min(smallest) < 0.02
+    path = _sine_path(centre, 200, 0.01, amplitude_rad=0.05)
+    path[:, 5] = singular_rad - 0.35 * np.cos(np.linspace(0.0, 2 * np.pi, 200))  # up through it and back
+    graph = _Graph(module_context, _namespace("nostate"))
+    outputs = _Outputs(graph)
+    try:
+        _stream_goals(graph, panda.forward(path), rate_hz=100.0)
+        outputs.wait_quiet()
+    finally:
+        outputs.close()
+        graph.close()
+    assert outputs.status[0].startswith("exact")
+    _assert_reaches(reference, outputs.commands[0], panda.forward(path[0]))
+    _assert_continuous(outputs.commands, panda, 0.01)
+    _assert_reaches(reference, outputs.commands[-1], panda.forward(path[-1]))
+
+
+def test_an_unreachable_stretch_is_approximate_and_exact_again_once_back_in_reach(graph, panda, reference):
+    path = _sine_path(_centre(panda), 160, 0.01)
+    T_goals = panda.forward(path)
+    T_goals[40:80, :3, 3] *= 1.6  # beyond the Panda's reach
+    T_goals = np.concatenate([T_goals, np.repeat(T_goals[-1:], 40, axis=0)])  # then rest at the last goal
+    outputs = _Outputs(graph)
+    try:
+        time.sleep(0.6)
+        _stream_goals(graph, T_goals, rate_hz=100.0)
+        outputs.wait_quiet()
+    finally:
+        outputs.close()
+    assert any(text.startswith("approximate: ") for text in outputs.status)
+    _assert_continuous(outputs.commands, panda, 0.01)
+    _assert_reaches(reference, outputs.commands[-1], T_goals[-1])
+
+
+def test_commands_never_enter_a_world_object_in_the_way(graph, panda, reference):
+    """A box over the tip's path: the arm holds before it (status 'held'), judged on the real meshes."""
+    from moveit_msgs.msg import CollisionObject
+    from shape_msgs.msg import SolidPrimitive
+
+    from reference import PandaMeshJudge
+
+    from ik_neural.geometry import transform
+
+    path = _sine_path(_centre(panda), 150, 0.01)
+    T_goals = panda.forward(path)
+    box_center_m, box_size_m = T_goals[100, :3, 3], (0.08, 0.08, 0.08)
+    judge = PandaMeshJudge(panda.joint_names, panda.middle, box_center_m, box_size_m)
+    assert judge.hits_box(path[100]) and not judge.hits_box(path[0])
+    objects = graph.publisher(CollisionObject, "collision_object")
+    box = CollisionObject(id="stream_box", operation=CollisionObject.ADD)
+    box.header.frame_id = "panda_link0"
+    box.pose = _pose(np.eye(4))
+    box.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=list(box_size_m))]
+    box.primitive_poses = [_pose(transform(np.eye(3), box_center_m))]
+    outputs = _Outputs(graph)
+    try:
+        _wait_for_subscriber(objects)
+        objects.publish(box)
+        time.sleep(0.6)
+        _stream_goals(graph, T_goals, rate_hz=100.0)
+        outputs.wait_quiet()
+    finally:
+        outputs.close()
+        objects.publish(CollisionObject(id="stream_box", operation=CollisionObject.REMOVE))
+        time.sleep(0.2)
+    assert any(text.startswith("held: the step collides") for text in outputs.status)
+    assert not any(judge.hits_box(q) for q in outputs.commands)
+    _assert_continuous(outputs.commands, panda, 0.01)
+
+
+def test_a_flood_of_goals_and_joint_states_leaves_the_service_answering(graph, panda, reference):
+    """Junk and valid goals and joint states as fast as one thread sends them, while compute_ik is called:
+    every request is answered, right."""
+    from geometry_msgs.msg import PoseStamped
+    from moveit_msgs.msg import MoveItErrorCodes
+    from sensor_msgs.msg import JointState
+
+    goals = graph.publisher(PoseStamped, "ik_neural/goal_pose")
+    joint_states = graph.publisher(JointState, "joint_states")
+    _, targets = reachable_targets(panda, 20, seed=21)
+    far = np.eye(4)
+    far[0, 3] = 5.0
+    junk = [_goal(targets[0], frame="nowhere"), _goal(far), _goal(targets[1])]
+    state = JointState(name=[*panda.joint_names, "unknown"], position=[*panda.middle, math.nan])
+    stop = threading.Event()
+
+    def flood():
+        while not stop.is_set():
+            for goal in junk:
+                goals.publish(goal)
+                joint_states.publish(state)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        for T in targets:
+            response = graph.call(_request(T))
+            assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
+            _assert_reaches(reference, _solution(response, panda), T)
+    finally:
+        stop.set()
+        flooder.join(timeout=5)
+
+
 def test_robot_description_from_the_topic(module_context, panda):
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
