@@ -22,8 +22,10 @@ from ik_neural.bench.protocol import (
     solver_tolerance,
     successes,
 )
+from ik_neural.bench.stream import arm_commands
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import best_guess_errors, head_errors, summary
+from ik_neural.geometry import pose_errors
 from ik_neural.kernels.dls import dls_step
 from ik_neural.network import IKNetwork
 from ik_neural.sampling import reachable_targets
@@ -329,3 +331,89 @@ def solutions_table(
         str(rejected),
     ]
     return headers, [row]
+
+
+# ------------------------------------------------------------------------------------------ ik_bench stream
+
+
+def stream_header(
+    name: str,
+    chain: KinematicChain,
+    rate_hz: float,
+    seconds: float,
+    step_limit: np.ndarray,
+    solver_lines: Sequence[str],
+) -> str:
+    """The lines above ``ik_bench stream``'s tables: the chain, the goal rate, the step limit, how each solver
+    runs (``solver_lines``), what the columns measure, and the drift warning."""
+    return "\n".join(
+        [
+            f"Goal streams: {name}, {chain.dof} DoF, {chain.base_link} -> {chain.tip_link}",
+            f"goals at {rate_hz:g} Hz (dt {1e3 / rate_hz:g} ms), {seconds:g} s per path; every solver starts at the "
+            "path's first configuration; solvers interleaved goal by goal, the order rotating",
+            f"step limit per goal (velocity limit x dt, rad): [{', '.join(f'{v:.4g}' for v in step_limit)}]",
+            *solver_lines,
+            "commands: goals answered (no command: the arm keeps the last one); largest step: between consecutive "
+            "commands, the start included, rad; over limit: steps with a joint beyond its step limit; "
+            "median/max mm: position error (FK) of the arm's command vs its goal over the reachable goals; "
+            "final mm: at the last goal; collisions: commands the path's acceptance test refuses",
+            f"{DRIFT_WARNING[0].upper()}{DRIFT_WARNING[1:]}",
+        ]
+    )
+
+
+def stream_table(
+    chain: KinematicChain,
+    q0: np.ndarray,
+    T_goals: np.ndarray,
+    reachable: np.ndarray,
+    accept: Optional[Callable[[np.ndarray], bool]],
+    step_limit: np.ndarray,
+    runs: Sequence[SolverRun],
+) -> tuple[list, list]:
+    """Headers and one row per solver of one path: goals, commands, largest joint step (rad), steps over
+    ``step_limit`` (dof,), median and max position error (mm) over the ``reachable`` goals and at the last
+    goal, commands ``accept`` refuses ("-" without a test), µs per call p50 and p99.
+
+    The arm's command after goal i is the solver's answer, or its last answer (q0 before the first) where
+    it gave none: steps and errors are the arm's, judged by FK whatever the solver said."""
+    headers = [
+        "solver",
+        "goals",
+        "commands",
+        "largest step rad",
+        "over limit",
+        "median mm",
+        "max mm",
+        "final mm",
+        "collisions",
+        "p50 µs",
+        "p99 µs",
+    ]
+    rows = []
+    for run in runs:
+        given = np.isfinite(run.q).all(-1)
+        arm = arm_commands(q0, run.q)
+        steps = np.abs(np.diff(np.concatenate([np.asarray(q0)[None], arm]), axis=0))
+        over = int((steps > step_limit * (1 + 1e-9) + 1e-12).any(-1).sum())
+        _, _, position_error, _ = pose_errors(T_goals, chain.forward(arm))
+        error_mm = position_error * 1e3
+        tracked = error_mm[reachable]
+        collisions = "-" if accept is None else str(sum(not accept(q) for q in run.q[given]))
+        us = run.times_s * 1e6
+        rows.append(
+            [
+                run.name,
+                str(len(T_goals)),
+                str(int(given.sum())),
+                f"{steps.max():.5f}",
+                str(over),
+                f"{np.median(tracked):.3f}" if tracked.size else "-",
+                f"{tracked.max():.3f}" if tracked.size else "-",
+                f"{error_mm[-1]:.3f}",
+                collisions,
+                f"{np.percentile(us, 50):.0f}",
+                f"{np.percentile(us, 99):.0f}",
+            ]
+        )
+    return headers, rows

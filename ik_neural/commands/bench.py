@@ -3,8 +3,10 @@
 ``ik_bench fk``: FK and Jacobian cost per pose. ``ik_bench ik``: the IK benchmark protocol of ``bench.protocol``
 (success at three tolerance pairs, time per solve, batched throughput, the network alone), with the hybrid
 solver (network + DLS), the numerical-only one and TRAC-IK (when the ``pytracik`` binding is importable) in
-one run. ``ik_bench solutions``: ``IKSolver.solutions``, distinct solutions per pose. This module holds the
-command line only; the benchmark is ``ik_neural.bench``.
+one run. ``ik_bench solutions``: ``IKSolver.solutions``, distinct solutions per pose. ``ik_bench stream``:
+goal streams (``bench.stream``: smooth, through the wrist singularity, out of reach, a jump, an obstacle),
+the ``Tracker`` against each goal solved independently and TRAC-IK seeded with its last answer. This module
+holds the command line only; the benchmark is ``ik_neural.bench``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ik_neural.bench import tables
+from ik_neural.bench import stream, tables
 from ik_neural.bench.protocol import SEED_POLICIES, SolveOne, ours_solve_one, run_interleaved, seed_configurations
-from ik_neural.bench.tracik import tracik_solvers
+from ik_neural.bench.tracik import TracIK, available, tracik_solvers
 from ik_neural.commands.chain_selection import ChosenChain, add_chain_arguments, chosen_chain
 from ik_neural.network import IKNetwork, load_network
 from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
+from ik_neural.tracker import Tracker
 
 HYBRID = "ik_neural (network + DLS)"
 NUMERICAL = "ik_neural (DLS, numerical only)"
@@ -160,6 +163,68 @@ def _run_solutions(args: argparse.Namespace) -> None:
     print(tables.format_table(*rows))
 
 
+def _stream_tracik(chosen: ChosenChain) -> tuple[Optional[TracIK], str]:
+    """TRAC-IK for the stream (``stream.TIMEOUT_S``, ``stream.TRACIK_EPSILON``), and its header line."""
+    chain = chosen.chain
+    how = f"TRAC-IK: pytracik, Speed, eps {stream.TRACIK_EPSILON:g}, {stream.TIMEOUT_S * 1e3:g} ms"
+    if not available():
+        return None, "TRAC-IK: not run (the pytracik binding is not importable)"
+    try:
+        solver = TracIK(
+            chosen.urdf_path,
+            chain.base_link,
+            chain.tip_link,
+            chain.lower,
+            chain.upper,
+            stream.TIMEOUT_S,
+            stream.TRACIK_EPSILON,
+        )
+    except (ImportError, ValueError, RuntimeError) as exc:
+        return None, f"TRAC-IK: not run ({exc})"
+    return solver, f"{how}, seeded with its last answer (as MoveIt Servo uses it); no acceptance test"
+
+
+def _run_stream(args: argparse.Namespace) -> None:
+    parser: argparse.ArgumentParser = args.parser
+    if not (args.rate_hz > 0 and args.seconds > 0):
+        parser.error("--rate-hz and --seconds must be > 0")
+    try:
+        chosen, network = _chain_and_network(args)
+        paths = stream.stream_paths(chosen.chain, args.rate_hz, args.seconds, args.paths)
+    except ValueError as exc:
+        parser.error(str(exc))
+    chain = chosen.chain
+    dt_s = 1.0 / args.rate_hz
+    ik = IKSolver(chain, network=network)
+    ik.warm_up()  # no kernel compiles inside a timed call
+    tracker = Tracker(IKSolver(chain, network=network))
+    solver_kind = "network + DLS" if network is not None else "DLS only"
+    solvers: list[stream.StreamSolver] = [stream.TrackerStream(tracker), stream.IndependentStream(ik)]
+    lines = [
+        f"{stream.TRACKER}: steps from the last command within the step limits (default TrackerSettings, "
+        f"{solver_kind}); a held command counts as none",
+        f"{stream.INDEPENDENT}: IKSolver.solve ({solver_kind}), seed = the last command, seed_first, "
+        f"{stream.TIMEOUT_S * 1e3:g} ms, the path's acceptance test; a failure gives no command",
+    ]
+    tracik_line = "TRAC-IK: not run (--no-tracik)"
+    if not args.no_tracik:
+        tracik, tracik_line = _stream_tracik(chosen)
+        if tracik is not None:
+            solvers.append(stream.TracIKStream(tracik))
+    limit = stream.step_limits(chain, dt_s, tracker.settings)
+    print(tables.stream_header(chosen.name, chain, args.rate_hz, args.seconds, limit, [*lines, tracik_line]))
+    stream.warm_up(solvers, paths[0], dt_s)
+    for number, path in enumerate(paths, 1):
+        runs = stream.run_stream(solvers, path, dt_s)
+        print()
+        print(f"path {number}: {path.name}: {path.description}")
+        print(
+            tables.format_table(
+                *tables.stream_table(chain, path.q[0], path.T_goals, path.reachable, path.accept, limit, runs)
+            )
+        )
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",")]
@@ -256,12 +321,45 @@ def _add_solutions_parser(commands: argparse._SubParsersAction) -> None:
     solutions.set_defaults(run=_run_solutions, parser=solutions)
 
 
+def _path_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in stream.PATH_NAMES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected paths among {','.join(stream.PATH_NAMES)}, got {text!r}")
+    return names
+
+
+def _add_stream_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "stream",
+        help="goal streams: the Tracker, each goal solved independently, TRAC-IK seeded with its last answer",
+        description=f"Goal streams along paths that matter (ik_neural.bench.stream). Note: {tables.DRIFT_WARNING}.",
+    )
+    add_chain_arguments(parser, default_robot="panda")
+    parser.add_argument("--rate-hz", type=float, default=200.0, help="goal rate, Hz: dt between goals (default: 200)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each path, s (default: 10)")
+    parser.add_argument(
+        "--paths",
+        type=_path_names,
+        default=list(stream.PATH_NAMES),
+        metavar="P1,P2,...",
+        help=f"paths to run (default: all: {','.join(stream.PATH_NAMES)})",
+    )
+    parser.add_argument("--no-tracik", action="store_true", help="leave TRAC-IK out even if pytracik is importable")
+    parser.add_argument(
+        "--network", type=Path, help="network model file for the chain (default: the robot's shipped one)"
+    )
+    parser.add_argument("--no-network", action="store_true", help="DLS alone, even where a network is shipped")
+    parser.set_defaults(run=_run_stream, parser=parser)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ik_bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     _add_fk_parser(commands)
     _add_ik_parser(commands)
     _add_solutions_parser(commands)
+    _add_stream_parser(commands)
     args = parser.parse_args(argv)
     args.run(args)
 

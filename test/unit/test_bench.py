@@ -239,3 +239,74 @@ def test_bench_solutions_counts_distinct_checked_solutions(capsys):
     headers, row = _tables(out)[0]
     values = dict(zip(headers, row))
     assert values["targets"] == "5" and float(values["mean found"]) >= 4 and values["rejected"] == "0"
+
+
+STREAM_COLUMNS = [
+    "solver",
+    "goals",
+    "commands",
+    "largest step rad",
+    "over limit",
+    "median mm",
+    "max mm",
+    "final mm",
+    "collisions",
+    "p50 µs",
+    "p99 µs",
+]
+
+
+def test_bench_stream_tracker_stays_within_its_step_limits(capsys):
+    from ik_neural.bench import stream
+
+    bench.main(["stream", "--robot", "panda", "--seconds", "0.5", "--no-tracik"])
+    out = capsys.readouterr().out
+    assert "Goal streams: panda, 7 DoF" in out and "goals at 200 Hz (dt 5 ms), 0.5 s per path" in out
+    assert "TRAC-IK: not run (--no-tracik)" in out
+    tables = _tables(out)
+    assert re.findall(r"^path \d: ([\w-]+): ", out, flags=re.M) == list(stream.PATH_NAMES)
+    assert len(tables) == len(stream.PATH_NAMES)
+    chain = load_robot("panda").chain
+    largest_limit = float(stream.step_limits(chain, 1 / 200).max())
+    for name, table in zip(stream.PATH_NAMES, tables):
+        assert table[0] == STREAM_COLUMNS
+        rows = {row[0]: dict(zip(STREAM_COLUMNS, row)) for row in table[1:]}
+        assert list(rows) == [stream.TRACKER, stream.INDEPENDENT]
+        tracker = rows[stream.TRACKER]
+        assert tracker["goals"] == "100"
+        assert tracker["over limit"] == "0", (name, tracker)
+        # Printed to 5 decimals; "over limit" is the exact check, joint by joint.
+        assert 0.0 < float(tracker["largest step rad"]) <= largest_limit + 1e-5, (name, tracker)
+        assert tracker["collisions"] == ("0" if name == "obstacle" else "-")
+    # On the smooth path every goal is answered exactly enough by both.
+    smooth = {row[0]: dict(zip(STREAM_COLUMNS, row)) for row in tables[0][1:]}
+    for row in smooth.values():
+        assert row["commands"] == "100" and float(row["max mm"]) < 0.1
+    # The independent solve jumps to the goal out of reach's return: more than a step limit.
+    out_of_reach = {row[0]: dict(zip(STREAM_COLUMNS, row)) for row in tables[2][1:]}
+    assert int(out_of_reach[stream.INDEPENDENT]["commands"]) < 100
+
+
+def test_stream_paths_move_no_joint_faster_than_the_path_speed():
+    from ik_neural.bench import stream
+
+    chain = load_robot("panda").chain
+    for rate_hz in (200.0, 50.0):
+        paths = stream.stream_paths(chain, rate_hz, 2.0, stream.PATH_NAMES)
+        for path in paths:
+            assert path.q.shape == (round(2 * rate_hz), chain.dof) and chain.bounds.contains(path.q).all()
+            assert np.abs(np.diff(path.q, axis=0)).max() <= 0.006 * 200 / rate_hz, path.name
+            assert 0 < path.reachable.sum() <= len(path.q)
+    by_name = {path.name: path for path in paths}
+    # The wrist path crosses the Panda's wrist singularity (joint6 near 3.3 rad).
+    j, value = stream.wrist_singularity(chain, stream.path_centre(chain))
+    assert chain.joint_names[j] == "panda_joint6"
+    sweep = by_name["wrist-singularity"].q[:, j]
+    assert sweep.min() < value < sweep.max()
+    # The obstacle: the first goal outside, some goals inside, and the test refuses a tip inside it.
+    obstacle = by_name["obstacle"]
+    assert obstacle.reachable[0] and not obstacle.reachable.all()
+    inside = obstacle.q[np.flatnonzero(~obstacle.reachable)[0]]
+    assert obstacle.accept(obstacle.q[0]) and not obstacle.accept(inside)
+    with pytest.raises(ValueError, match="unknown path"):
+        stream.stream_paths(chain, 200.0, 1.0, ["nowhere"])
