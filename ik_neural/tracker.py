@@ -191,6 +191,12 @@ class Tracker:
         status = EXACT if converged else APPROXIMATE
         return TrackerCommand(q, status, reason, position_error, orientation_error, steps)
 
+    @property
+    def largest_step(self) -> np.ndarray:
+        """The most one command may move each joint (dof,), rad or m: its scaled velocity limit times
+        ``max_step_dt_s``, or ``step_without_velocity_limit``."""
+        return self._rate * self.settings.max_step_dt_s + self._fixed
+
     def window(self, q_last: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Where the next command may go from ``q_last`` (dof,) ``dt_s`` after the last command: (lower,
         upper) (dof,), the step limits within the joint limits. A joint found beyond its limits may only move

@@ -54,7 +54,7 @@ from ik_neural.bench.tracik import TracIK
 from ik_neural.chain import KinematicChain
 from ik_neural.query import AcceptanceTest
 from ik_neural.solver import IKSolver
-from ik_neural.tracker import APPROXIMATE, EXACT, Tracker, TrackerSettings
+from ik_neural.tracker import APPROXIMATE, EXACT, Tracker
 
 PATH_NAMES: tuple[str, ...] = ("smooth", "wrist-singularity", "out-of-reach", "branch-jump", "obstacle")
 MAX_PATH_SPEED_RAD_S = 1.2
@@ -258,16 +258,6 @@ def stream_paths(chain: KinematicChain, rate_hz: float, seconds: float, names: S
                 StreamPath(name, description, q_smooth, T_smooth, ~inside, _tip_accept(chain, obstacle), obstacle)
             )
     return paths
-
-
-def step_limits(chain: KinematicChain, dt_s: float, settings: Optional[TrackerSettings] = None) -> np.ndarray:
-    """The Tracker's step limit per joint (dof,), rad (m), ``dt_s`` after the last command: velocity limit x
-    ``velocity_scale`` x min(dt_s, ``max_step_dt_s``), or ``step_without_velocity_limit`` where the URDF
-    gives no velocity (``Tracker.window`` without the joint limits); ``settings`` None: the defaults."""
-    settings = TrackerSettings() if settings is None else settings
-    limited = np.isfinite(chain.velocity_limits)
-    rate = settings.velocity_scale * np.where(limited, chain.velocity_limits, 0.0)
-    return np.where(limited, rate * min(dt_s, settings.max_step_dt_s), settings.step_without_velocity_limit)
 
 
 # ----------------------------------------------------------------------------------------------- solvers

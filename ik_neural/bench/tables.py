@@ -351,10 +351,11 @@ def stream_header(
             f"Goal streams: {name}, {chain.dof} DoF, {chain.base_link} -> {chain.tip_link}",
             f"goals at {rate_hz:g} Hz (dt {1e3 / rate_hz:g} ms), {seconds:g} s per path; every solver starts at the "
             "path's first configuration; solvers interleaved goal by goal, the order rotating",
-            f"step limit per goal (velocity limit x dt, rad): [{', '.join(f'{v:.4g}' for v in step_limit)}]",
+            f"largest step one command may make (velocity limit x max_step_dt_s, rad): "
+            f"[{', '.join(f'{v:.4g}' for v in step_limit)}]",
             *solver_lines,
             "commands: goals answered (no command: the arm keeps the last one); largest step: between consecutive "
-            "commands, the start included, rad; over limit: steps with a joint beyond its step limit; "
+            "commands, the start included, rad; over limit: steps with a joint beyond the largest step one command may make; "
             "median/max mm: position error (FK) of the arm's command vs its goal over the reachable goals; "
             "final mm: at the last goal; collisions: commands the path's acceptance test refuses",
             f"{DRIFT_WARNING[0].upper()}{DRIFT_WARNING[1:]}",

@@ -211,7 +211,7 @@ def _run_stream(args: argparse.Namespace) -> None:
         tracik, tracik_line = _stream_tracik(chosen)
         if tracik is not None:
             solvers.append(stream.TracIKStream(tracik))
-    limit = stream.step_limits(chain, dt_s, tracker.settings)
+    limit = tracker.largest_step
     print(tables.stream_header(chosen.name, chain, args.rate_hz, args.seconds, limit, [*lines, tracik_line]))
     stream.warm_up(solvers, paths[0], dt_s)
     for number, path in enumerate(paths, 1):
