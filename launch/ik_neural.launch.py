@@ -34,6 +34,16 @@ def _robot_config(share: Path, robot: str) -> str:
     return str(path)
 
 
+def _controller_remappings(context) -> list[tuple[str, str]]:
+    """Goal commands straight to ros2_control controllers named by the launch arguments (empty: not)."""
+    position = LaunchConfiguration("position_controller").perform(context)
+    trajectory = LaunchConfiguration("trajectory_controller").perform(context)
+    remappings = [("~/position_commands", f"/{position.strip('/')}/commands")] if position else []
+    if trajectory:
+        remappings.append(("~/joint_trajectory", f"/{trajectory.strip('/')}/joint_trajectory"))
+    return remappings
+
+
 def _node(context):
     share = Path(get_package_share_directory("ik_neural"))
     config = LaunchConfiguration("config").perform(context)
@@ -52,6 +62,7 @@ def _node(context):
             remappings=[
                 ("~/compute_ik", LaunchConfiguration("compute_ik_service")),
                 ("~/compute_fk", LaunchConfiguration("compute_fk_service")),
+                *_controller_remappings(context),
             ],
             output="screen",
         )
@@ -77,6 +88,18 @@ def generate_launch_description() -> LaunchDescription:
                 "compute_fk_service",
                 default_value="~/compute_fk",
                 description="GetPositionFK service name (/compute_fk stands in for move_group's)",
+            ),
+            DeclareLaunchArgument(
+                "position_controller",
+                default_value="",
+                description="forward_command_controller (JointGroupPositionController) fed the goal commands "
+                "(~/position_commands remapped to /<name>/commands); empty: none",
+            ),
+            DeclareLaunchArgument(
+                "trajectory_controller",
+                default_value="",
+                description="joint_trajectory_controller fed the goal commands (~/joint_trajectory remapped to "
+                "/<name>/joint_trajectory); empty: none",
             ),
             *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in OVERRIDES.items()),
             OpaqueFunction(function=_node),

@@ -6,7 +6,8 @@ free. ``GoalStream`` turns a goal into a command: the goal (a ``geometry_msgs/Po
 the request layer (frames, links, the same refusals as a ``compute_ik`` request), then the ``Tracker``
 steps towards it from the last command, when there is a recent one, else from the joint state heard on
 joint_states, within the joints' step limits; the command is collision-checked as an ``avoid_collisions``
-request is under the node's policy.
+request is under the node's policy. A goal not reached in one step is commanded ``again`` until it is (or
+no step moves the arm), unless a newer goal comes first.
 
 No node and no DDS: messages are plain Python objects. Times are monotonic seconds.
 """
@@ -17,12 +18,13 @@ import threading
 from dataclasses import dataclass
 from typing import Optional, Union
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped
 from moveit_msgs.msg import PositionIKRequest
 
 from ik_neural.ros.request import CurrentState, Refusal, RequestContext, problem_of
 from ik_neural.ros.scene import Scene
-from ik_neural.tracker import HELD, Tracker, TrackerCommand
+from ik_neural.tracker import APPROXIMATE, HELD, Tracker, TrackerCommand
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,19 @@ class GoalStream:
         # Checked as an avoid_collisions request is, where the node can check: with the 'check' policy.
         self._check_collisions = scene is not None and settings.avoid_collisions_policy == "check"
         self._last: Optional[tuple[float, float]] = None  # the last command's goal: (arrival s, stamp s)
+        self._unreached: Optional[Goal] = None  # the last goal, while its command is on the way to it
+
+    @property
+    def following(self) -> bool:
+        """Whether the last goal is not reached yet and its last command moved the arm."""
+        return self._unreached is not None
+
+    def again(self, now_s: float) -> Optional[Goal]:
+        """The last goal once more, as arrived at ``now_s``, while its last command was approximate and moved
+        the arm (a single goal, RViz's, is followed to the end, not one step towards it); else None."""
+        if self._unreached is None:
+            return None
+        return Goal(self._unreached.msg, now_s)
 
     def command(self, goal: Goal, current: CurrentState) -> Union[StreamCommand, Refusal]:
         """The command for ``goal``, or why the goal is refused (as a compute_ik request would be)."""
@@ -104,9 +119,12 @@ class GoalStream:
         if dt_s > self._command_timeout_s and current.known:
             self._tracker.reset(current.q)
         accept = self._scene.collision_free((), problem.other_positions) if problem.avoid_collisions else None
+        q_last = self._tracker.q
         command = self._tracker.step(problem.T_base_tip, dt_s, accept)
         if command.q is not None and command.status != HELD:
             self._last = (goal.arrival_s, stamp_s)
+        moved = q_last is not None and command.q is not None and not np.array_equal(command.q, q_last)
+        self._unreached = goal if command.status == APPROXIMATE and moved else None
         return StreamCommand(command, min(dt_s, self._tracker.settings.max_step_dt_s))
 
     def _interval_s(self, arrival_s: float, stamp_s: float) -> float:

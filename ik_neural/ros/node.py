@@ -348,9 +348,11 @@ class IKNode(Node):
         self._goals.put(Goal(msg, time.monotonic()))
 
     def _command_goals(self) -> None:
-        """The goal thread: each newest goal commanded in turn (``GoalStream``), until the node stops."""
+        """The goal thread: each newest goal commanded in turn (``GoalStream``), and a goal not reached yet
+        again every follow_up_period_s while no newer one comes, until the node stops."""
         while not self._stop.is_set():
-            goal = self._goals.take(timeout_s=0.5)
+            wait_s = self.settings.follow_up_period_s if self._stream.following else 0.5
+            goal = self._goals.take(timeout_s=wait_s) or self._stream.again(time.monotonic())
             if goal is None:
                 continue
             try:

@@ -80,7 +80,10 @@ class NodeSettings:
         "so that the solution is the one nearest the seed, as with KDL or TRAC-IK. False: the network's guess first.",
     )
     default_timeout_s: float = _setting(
-        0.05, "Solve budget of a request whose timeout is zero, and of goal poses, s.", _positive
+        0.05,
+        "Solve budget of a request whose timeout is zero, and of a goal stream's first goal when no command or "
+        "joint state is known (a full solve), s.",
+        _positive,
     )
     max_timeout_s: float = _setting(
         5.0,
@@ -151,6 +154,12 @@ class NodeSettings:
         0.5,
         "Goal streams: a goal is solved from the last command when it is at most this old, s; else from "
         "joint_states (when heard), else from the last command anyway.",
+        _positive,
+    )
+    follow_up_period_s: float = _setting(
+        0.01,
+        "Goal streams: while the last goal is not reached (its command was approximate and moved the arm) and no "
+        "newer goal comes, it is commanded again this often, s: a single goal is followed to the end.",
         _positive,
     )
     status_log_period_s: float = _setting(

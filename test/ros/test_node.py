@@ -1279,6 +1279,8 @@ def test_launch_arguments_name_real_node_parameters():
                 "~/goal_pose",
                 "~/joint_commands",
                 "~/joint_trajectory",
+                "~/position_commands",
+                "~/command_status",
             ), remapped
         assert "config" in text and "ik_node" in text
     assert (ROOT / "config" / "demo.rviz").is_file()
@@ -1337,6 +1339,27 @@ def test_launch_files_refuse_an_unknown_robot_naming_the_shipped_ones(monkeypatc
         with pytest.raises(RuntimeError, match=r"unknown robot 'nosuch': the shipped robots are ") as refused:
             refuse()
         assert str(refused.value).split("are ")[1].startswith(", ".join(list_robots())), refused.value
+
+
+def test_launch_arguments_point_the_goal_commands_at_controllers(monkeypatch):
+    """position_controller:= and trajectory_controller:= remap the node's outputs to the topics
+    forward_command_controller and joint_trajectory_controller read; empty, nothing is remapped."""
+    node_launch = _launch_module("ik_neural.launch.py", monkeypatch)
+
+    class Configuration:  # LaunchConfiguration.perform, reading the arguments from a dict
+        def __init__(self, name):
+            self.name = name
+
+        def perform(self, context):
+            return context[self.name]
+
+    monkeypatch.setattr(node_launch, "LaunchConfiguration", Configuration)
+    arguments = {"position_controller": "forward_position_controller", "trajectory_controller": "/arm_controller/"}
+    assert node_launch._controller_remappings(arguments) == [
+        ("~/position_commands", "/forward_position_controller/commands"),
+        ("~/joint_trajectory", "/arm_controller/joint_trajectory"),
+    ]
+    assert node_launch._controller_remappings({"position_controller": "", "trajectory_controller": ""}) == []
 
 
 @pytest.mark.skipif(
