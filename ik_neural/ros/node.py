@@ -42,7 +42,7 @@ from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.ros.goal_stream import Goal, GoalStream, LatestGoal, StreamCommand, status_text
 from ik_neural.ros.messages import answer, describe, joint_state, joint_trajectory, matrix_to_pose
-from ik_neural.ros.qos import DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
+from ik_neural.ros.qos import COMMAND_QOS, DESCRIPTION_QOS, GOAL_QOS, SERVICE_QOS
 from ik_neural.ros.request import (
     CurrentState,
     Problem,
@@ -147,10 +147,10 @@ class IKNode(Node):
         self._next_goal_log_s = 0.0  # monotonic s: no log line about a goal before (status_log_period_s)
         self._stream = GoalStream(self._request_context, self._tracker, self._scene, settings.command_timeout_s)
         self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=requests)
-        self._commands = self.create_publisher(JointState, "~/joint_commands", 10)
-        self._trajectories = self.create_publisher(JointTrajectory, "~/joint_trajectory", 10)
-        self._positions = self.create_publisher(Float64MultiArray, "~/position_commands", 10)
-        self._status = self.create_publisher(String, "~/command_status", 10)
+        self._commands = self.create_publisher(JointState, "~/joint_commands", COMMAND_QOS)
+        self._trajectories = self.create_publisher(JointTrajectory, "~/joint_trajectory", COMMAND_QOS)
+        self._positions = self.create_publisher(Float64MultiArray, "~/position_commands", COMMAND_QOS)
+        self._status = self.create_publisher(String, "~/command_status", COMMAND_QOS)
         self._goal_thread = threading.Thread(target=self._command_goals, name="ik_neural goals", daemon=True)
         self._goal_thread.start()
         self.get_logger().info(self.summary())

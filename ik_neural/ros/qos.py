@@ -11,9 +11,14 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 # clients under such load should too. Reliable and volatile, as the default.
 SERVICE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
-# Goal poses: only the newest matters. The reader keeps one; goals that arrive while one is being solved
-# replace each other, and the next solve takes the latest (a stale goal is dropped, never solved later).
+# Goal poses: only the newest matters. The reader keeps one; the node's goal thread takes the newest when
+# it is free (goal_stream.LatestGoal), so a stale goal is dropped, never commanded later.
 GOAL_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+# Joint commands and their status: every one matters to a robot following them (two commands one step
+# apart each, never a lost one between). A history of 100, so a subscriber that falls behind for a moment
+# on a loaded machine still gets them all; reliable, as ROS's default.
+COMMAND_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
 # The robot description as robot_state_publisher latches it.
 DESCRIPTION_QOS = QoSProfile(
