@@ -24,7 +24,7 @@ from moveit_msgs.msg import PositionIKRequest
 
 from ik_neural.ros.request import CurrentState, Refusal, RequestContext, problem_of
 from ik_neural.ros.scene import Scene
-from ik_neural.tracker import APPROXIMATE, HELD, Tracker, TrackerCommand
+from ik_neural.tracker import APPROXIMATE, Tracker, TrackerCommand
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class GoalStream:
         settings = context.settings
         # Checked as an avoid_collisions request is, where the node can check: with the 'check' policy.
         self._check_collisions = scene is not None and settings.avoid_collisions_policy == "check"
-        self._last: Optional[tuple[float, float]] = None  # the last command's goal: (arrival s, stamp s)
+        self._last: Optional[tuple[float, float]] = None  # the last published command's goal: (arrival s, stamp s)
         self._unreached: Optional[Goal] = None  # the last goal, while its command is on the way to it
 
     @property
@@ -121,7 +121,7 @@ class GoalStream:
         accept = self._scene.collision_free((), problem.other_positions) if problem.avoid_collisions else None
         q_last = self._tracker.q
         command = self._tracker.step(problem.T_base_tip, dt_s, accept)
-        if command.q is not None and command.status != HELD:
+        if command.q is not None:  # published: a held command too is the robot's latest
             self._last = (goal.arrival_s, stamp_s)
         moved = q_last is not None and command.q is not None and not np.array_equal(command.q, q_last)
         self._unreached = goal if command.status == APPROXIMATE and moved else None

@@ -52,6 +52,7 @@ from ik_neural.ros.request import (
     problem_of,
 )
 from ik_neural.ros.scene import Scene
+from ik_neural.ros.topic_thread import TopicThread
 from ik_neural.ros.startup import (
     NODE_NAME,
     Descriptions,
@@ -127,33 +128,33 @@ class IKNode(Node):
         self.create_service(
             GetPositionFK, "~/compute_fk", self._compute_fk, qos_profile=SERVICE_QOS, callback_group=requests
         )
-        self.create_subscription(JointState, "joint_states", self._on_joint_states, 10, callback_group=requests)
         # The world objects and the objects the robot holds, as move_group hears them (None: nothing to check).
         self._scene = Scene(self._request_context) if self.collision is not None else None
-        if self.collision is not None:
-            self.create_subscription(
-                CollisionObject, "collision_object", self._on_collision_object, 100, callback_group=requests
-            )
-            self.create_subscription(
-                AttachedCollisionObject,
-                "attached_collision_object",
-                self._on_attached_collision_object,
-                100,
-                callback_group=requests,
-            )
-        # Goals: the subscription only keeps the newest (LatestGoal); one thread of its own commands them, so
-        # that neither a burst of goals nor a long request holds the other up.
+        # Goals: the subscription only keeps the newest (LatestGoal); one thread of its own commands them.
         self._goals = LatestGoal()
         self._next_goal_log_s = 0.0  # monotonic s: no log line about a goal before (status_log_period_s)
         self._stream = GoalStream(self._request_context, self._tracker, self._scene, settings.command_timeout_s)
-        self.create_subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS, callback_group=requests)
-        self._commands = self.create_publisher(JointState, "~/joint_commands", COMMAND_QOS)
-        self._trajectories = self.create_publisher(JointTrajectory, "~/joint_trajectory", COMMAND_QOS)
-        self._positions = self.create_publisher(Float64MultiArray, "~/position_commands", COMMAND_QOS)
-        self._status = self.create_publisher(String, "~/command_status", COMMAND_QOS)
+        self._topics = self._create_topics()
         self._goal_thread = threading.Thread(target=self._command_goals, name="ik_neural goals", daemon=True)
         self._goal_thread.start()
+        self._topics.start()
         self.get_logger().info(self.summary())
+
+    def _create_topics(self) -> TopicThread:
+        """Every subscription and publisher, on the topic thread (topic_thread.py says why)."""
+        topics = TopicThread(self)
+        topics.subscription(JointState, "joint_states", self._on_joint_states, 10)
+        if self._scene is not None:
+            topics.subscription(CollisionObject, "collision_object", self._on_collision_object, 100)
+            topics.subscription(
+                AttachedCollisionObject, "attached_collision_object", self._on_attached_collision_object, 100
+            )
+        topics.subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS)
+        self._commands = topics.publisher(JointState, "~/joint_commands", COMMAND_QOS)
+        self._trajectories = topics.publisher(JointTrajectory, "~/joint_trajectory", COMMAND_QOS)
+        self._positions = topics.publisher(Float64MultiArray, "~/position_commands", COMMAND_QOS)
+        self._status = topics.publisher(String, "~/command_status", COMMAND_QOS)
+        return topics
 
     def stop(self) -> None:
         """End every solve in flight at its next step; later solves end at once (the node is stopping)."""
@@ -165,6 +166,8 @@ class IKNode(Node):
         self.stop()
         if hasattr(self, "_goal_thread"):
             self._goal_thread.join(timeout=1.0)
+        if hasattr(self, "_topics"):
+            self._topics.close()
         super().destroy_node()
 
     # ------------------------------------------------------------------ start-up

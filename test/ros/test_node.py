@@ -84,7 +84,7 @@ class _Graph:
 
     def __init__(self, context, namespace, cli_args=None, **overrides):
         """The node's parameters: ``cli_args`` (e.g. a params file) when given, else the Panda's and ``overrides``."""
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
         from rclpy.node import Node
         from moveit_msgs.srv import GetPositionFK, GetPositionIK
         from ik_neural.ros.node import IKNode
@@ -96,11 +96,18 @@ class _Graph:
         self.client = self.helper.create_client(GetPositionIK, f"{namespace}/ik_neural/compute_ik")
         self.fk_client = self.helper.create_client(GetPositionFK, f"{namespace}/ik_neural/compute_fk")
         self._publishers = {}
+        # The node's services on a multi-threaded executor, as ik_node spins them; the helper's clients and
+        # subscriptions on a single-threaded one (a multi-threaded executor falls behind a fast topic:
+        # ik_neural/ros/topic_thread.py says why).
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self.executor.add_node(self.node)
-        self.executor.add_node(self.helper)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.helper_executor = SingleThreadedExecutor(context=context)
+        self.helper_executor.add_node(self.helper)
+        self.threads = [
+            threading.Thread(target=executor.spin, daemon=True) for executor in (self.executor, self.helper_executor)
+        ]
+        for thread in self.threads:
+            thread.start()
         assert self.client.wait_for_service(timeout_sec=SECONDS_TO_DISCOVER), "compute_ik not discovered"
 
     def publisher(self, msg_type, topic):
@@ -125,8 +132,9 @@ class _Graph:
         return self.call(request, self.fk_client)
 
     def close(self):
-        self.executor.shutdown()
-        self.thread.join(timeout=10)
+        for executor, thread in zip((self.executor, self.helper_executor), self.threads):
+            executor.shutdown()
+            thread.join(timeout=10)
         self.helper.destroy_node()
         self.node.destroy_node()
 
@@ -645,7 +653,13 @@ def _assert_continuous(commands, chain, dt_s):
 
     steps = np.abs(np.diff(np.array(commands), axis=0))
     limit = chain.velocity_limits * NodeSettings().max_step_dt_s
-    assert steps.size == 0 or (steps <= limit + 1e-9).all(), steps.max(axis=0)
+    bad = np.flatnonzero((steps > limit + 1e-9).any(axis=1))
+    assert steps.size == 0 or (steps <= limit + 1e-9).all(), (
+        bad,
+        steps.max(axis=0),
+        [np.round(commands[i], 3) for i in bad[:2]],
+        [np.round(commands[i + 1], 3) for i in bad[:2]],
+    )
 
 
 def _nearest_goal_errors(reference, q, T_goals):
@@ -675,7 +689,9 @@ def test_a_goal_stream_with_an_echoing_robot_is_followed_exactly_on_every_output
     finally:
         outputs.close()
     assert outputs.commands and len(outputs.status) == len(outputs.commands)
-    assert all(text.startswith("exact") for text in outputs.status), [(i, t) for i, t in enumerate(outputs.status) if t[0] != "e"][:5] + [len(outputs.status)]
+    assert all(text.startswith("exact") for text in outputs.status), [
+        (i, t) for i, t in enumerate(outputs.status) if t[0] != "e"
+    ][:5] + [len(outputs.status)]
     assert np.abs(outputs.commands[0] - path[0]).max() < 0.05
     for q in outputs.commands:
         assert max(_nearest_goal_errors(reference, q, T_goals)) <= TOL

@@ -141,9 +141,14 @@ def test_a_command_into_a_world_object_is_held(context, solver, reference):
         command = stream.command(_goal(T_next, 1.0), CurrentState(q, True)).command
         assert command.status == HELD and np.array_equal(command.q, q)
         assert status_text(command).startswith("held: the step collides")
+        # Held for longer than command_timeout_s: a held command is published, so it stays the start (a
+        # stale joint state elsewhere does not move the arm).
+        for arrival_s in (1.4, 1.8, 2.2):
+            held = stream.command(_goal(T_next, arrival_s), CurrentState(q - 0.3, True)).command
+            assert held.status == HELD and np.array_equal(held.q, q)
     finally:
         context.collision.clear()
-    free = stream.command(_goal(T_next, 1.005), CurrentState(q, True)).command
+    free = stream.command(_goal(T_next, 2.205), CurrentState(q, True)).command
     assert free.exact and max(reference.errors(free.q, T_next)) <= TOL
 
 
