@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from ik_neural.kernels.dls import dls_steps, within_window
+from ik_neural.kernels.tracking import dls_steps, step_window, track, within_window
 from ik_neural.query import AcceptanceTest, Tolerance
 from ik_neural.solver import IKSolver, checked_targets
 
@@ -38,6 +38,10 @@ JOINT_LIMIT = "joint limits"
 OUT_OF_REACH = "out of reach (or not reached at a singularity): the closest pose"
 TO_SOLUTION = "moving within the step limits to a solution the local steps did not reach"
 COLLISION = "the step collides"
+
+# Steps that leave more than this fraction of the error they started from have stalled (a local minimum, or
+# the closest pose to a goal out of reach): a full solve looks for a solution.
+_STALLED = 0.99
 
 # A joint this close to a bound is at it (a step shortened to the window ends on it up to rounding), rad or m.
 _AT_BOUND = 1e-9
@@ -60,6 +64,10 @@ class TrackerSettings:
     """Step limit per command of a joint whose URDF gives no velocity limit, rad (m for a prismatic joint)."""
     max_steps: int = 8
     """DLS steps per command towards the goal, within the window."""
+    centring_gain: float = 0.005
+    """Fraction of the way to the middle of the joint limits each command moves the joints along the arm's
+    self-motion (the null space of the tip's Jacobian; only a redundant arm has one), within half its step
+    limit: without it a 7-joint arm's commands drift towards joint limits over a long stream. 0: none."""
     first_timeout_s: float = 0.05
     """Budget of the first command's full solve (no previous command or state to step from), s."""
     rescue_timeout_s: float = 0.001
@@ -76,6 +84,8 @@ class TrackerSettings:
         for name, value in positive.items():
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"TrackerSettings.{name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.centring_gain) and 0 <= self.centring_gain <= 1):
+            raise ValueError(f"TrackerSettings.centring_gain must be within [0, 1], got {self.centring_gain!r}")
         if self.max_steps < 1:
             raise ValueError(f"TrackerSettings.max_steps must be at least 1, got {self.max_steps!r}")
 
@@ -133,6 +143,7 @@ class Tracker:
         # step limit (dof,) = rate * dt + fixed: rad/s (m/s) where the URDF gives a velocity, else per command.
         self._rate = np.where(limited, settings.velocity_scale * np.where(limited, chain.velocity_limits, 0.0), 0.0)
         self._fixed = np.where(limited, 0.0, settings.step_without_velocity_limit)
+        self._centre = chain.middle.copy()  # writable, as every command is (numba compiles per array type)
         self._q: Optional[np.ndarray] = None
         self._unused = np.zeros(chain.dof)  # step limit left unused by earlier commands, rad or m
         self._heading: Optional[np.ndarray] = None  # the solution a stalled stream is moving to (dof,)
@@ -141,8 +152,10 @@ class Tracker:
         """Compile (or load from numba's cache) the step's kernel, so that the first goal does not wait for it."""
         chain = self.solver.chain
         q = chain.middle.copy()  # writable, as every command is (numba compiles per array type)
+        self._track(q, chain.forward(q), 0.0)
         lower, upper = self.window(q, 0.0)
-        dls_steps(q, chain.forward(q), chain.arrays, self._step, lower, upper, 1)
+        within_window(q, q, lower, upper)
+        self._steps(q, chain.forward(q), lower, upper, max_steps=0)
 
     @property
     def q(self) -> Optional[np.ndarray]:
@@ -172,22 +185,26 @@ class Tracker:
         if self._q is None:
             return self._first(T_target, accept)
         q_last = self._q
-        limit = self._step_limit(dt_s)
-        lower, upper = self._window(q_last, limit)
-        q, converged, position_error, orientation_error, steps = self._steps(q_last, T_target, lower, upper)
+        q, converged, position_error, orientation_error, steps, remaining, lower, upper, unused_moved, unused_held = (
+            self._track(q_last, T_target, dt_s)
+        )
         reason = "" if converged else self._held_back_by(q, lower, upper)
         if converged:
             self._heading = None
-        elif reason != STEP_LIMIT:
+        refused = accept is not None and not accept(q)
+        stalled = not converged and reason != STEP_LIMIT and remaining > _STALLED
+        if refused or stalled or (self._heading is not None and not converged):
+            # Blocked, or stalled short of the goal (a local minimum): towards a solution found anew (an
+            # accepted one), and on towards it while the steps do not reach the goal.
             rescued = self._towards_a_solution(q_last, T_target, lower, upper, accept)
-            if rescued is not None:
-                q, converged, position_error, orientation_error, _ = rescued
-                reason = "" if converged else TO_SOLUTION
-        if accept is not None and not accept(q):
-            self._unused = limit - self._fixed
+            if rescued is not None and (accept is None or accept(rescued[0])):
+                q, converged, position_error, orientation_error, _, _ = rescued
+                reason, refused = ("" if converged else TO_SOLUTION), False
+                unused_moved = np.maximum(unused_held - np.abs(q - q_last), 0.0)
+        if refused:
+            self._unused = unused_held
             return TrackerCommand(q_last, HELD, COLLISION, position_error, orientation_error, steps)
-        self._q = q
-        self._unused = np.maximum(limit - self._fixed - np.abs(q - q_last), 0.0)
+        self._q, self._unused = q, unused_moved
         status = EXACT if converged else APPROXIMATE
         return TrackerCommand(q, status, reason, position_error, orientation_error, steps)
 
@@ -201,23 +218,33 @@ class Tracker:
         """Where the next command may go from ``q_last`` (dof,) ``dt_s`` after the last command: (lower,
         upper) (dof,), the step limits within the joint limits. A joint found beyond its limits may only move
         back towards them."""
-        return self._window(q_last, self._step_limit(dt_s))
-
-    def _step_limit(self, dt_s: float) -> np.ndarray:
-        """How far each joint may move in the next command (dof,), rad or m."""
         longest_s = self.settings.max_step_dt_s
-        accrued = np.minimum(self._unused + self._rate * min(dt_s, longest_s), self._rate * longest_s)
-        return accrued + self._fixed
-
-    def _window(self, q_last: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lower = np.maximum(q_last - limit, np.minimum(self._lower, q_last))
-        upper = np.minimum(q_last + limit, np.maximum(self._upper, q_last))
+        limits = (self._lower, self._upper)
+        _, lower, upper = step_window(q_last, dt_s, self._unused, self._rate, self._fixed, longest_s, *limits)
         return lower, upper
+
+    def _track(self, q_last: np.ndarray, T_target: np.ndarray, dt_s: float) -> tuple:
+        """``kernels.tracking.track`` with this tracker's settings."""
+        settings = self.settings
+        return track(
+            q_last,
+            T_target,
+            self.solver.chain.arrays,
+            self._step,
+            dt_s,
+            self._unused,
+            self._rate,
+            self._fixed,
+            settings.max_step_dt_s,
+            self._centre,
+            settings.centring_gain,
+            settings.max_steps,
+        )
 
     def _steps(
         self, q: np.ndarray, T_target: np.ndarray, lower: np.ndarray, upper: np.ndarray, max_steps: Optional[int] = None
-    ) -> tuple[np.ndarray, bool, float, float, int]:
-        """``kernels.dls.dls_steps`` from q within [lower, upper]; max_steps 0: q's errors alone."""
+    ) -> tuple[np.ndarray, bool, float, float, int, float]:
+        """``kernels.tracking.dls_steps`` from q within [lower, upper]; max_steps 0: q's errors alone."""
         steps = self.settings.max_steps if max_steps is None else max_steps
         return dls_steps(q, T_target, self.solver.chain.arrays, self._step, lower, upper, steps)
 
@@ -228,7 +255,7 @@ class Tracker:
         lower: np.ndarray,
         upper: np.ndarray,
         accept: Optional[AcceptanceTest],
-    ) -> Optional[tuple[np.ndarray, bool, float, float, int]]:
+    ) -> Optional[tuple[np.ndarray, bool, float, float, int, float]]:
         """Where the steps stalled short of the goal: a short full solve (from the solution the stream is
         already moving to, else from q_last) and, if it finds one, the move from q_last straight towards it
         in joint space, shortened to the window, with its errors as ``_steps`` gives them; None when no

@@ -31,7 +31,7 @@ class StepSettings(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _damped_solve(J, e, damping):
+def damped_solve(J, e, damping):
     """dq = Jᵀ (J Jᵀ + λ I)⁻¹ e by Cholesky (J Jᵀ + λ I is symmetric positive definite)."""
     m, n = J.shape
     L = np.zeros((m, m))
@@ -72,7 +72,7 @@ def dls_step(q, T_target, chain_fields, step_fields):
     """One DLS step at q (n,) towards T_target (4, 4): (q_next, converged, position error m, orientation
     error rad, normalised error norm). The errors and ``converged`` are those of q itself, before the step.
     ``chain_fields``, ``step_fields``: ``ChainArrays`` and ``StepSettings`` as plain tuples."""
-    return _dls_step(q, T_target, ChainArrays(*chain_fields), StepSettings(*step_fields))
+    return dls_step_with(q, T_target, ChainArrays(*chain_fields), StepSettings(*step_fields))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -87,7 +87,7 @@ def _into_bounds(q, step):
 
 
 @njit(cache=True, nogil=True)
-def _dls_step(q, T_target, chain, step):
+def dls_step_with(q, T_target, chain, step):
     """``dls_step`` on the named tuples.
 
     The error is [dp / reach; omega] (or dp / reach alone), λ = damping + error_damping · |e|²; a step that
@@ -113,7 +113,7 @@ def _dls_step(q, T_target, chain, step):
     for r in range(m):
         error_norm_sq += e[r] * e[r]
     lam = step.error_damping * error_norm_sq + step.damping
-    q_next = _damped_solve(J, e, lam)  # dq, turned into q + dq in place below (no allocation per step)
+    q_next = damped_solve(J, e, lam)  # dq, turned into q + dq in place below (no allocation per step)
     for k in range(n):
         q_next[k] += q[k]
 
@@ -137,68 +137,11 @@ def _dls_step(q, T_target, chain, step):
         for k in range(n):
             if over[k]:
                 J_free[:, k] = 0.0
-        q_next = _damped_solve(J_free, e_left, lam)
+        q_next = damped_solve(J_free, e_left, lam)
         for k in range(n):
             q_next[k] += q[k] + delta[k]
     _into_bounds(q_next, step)
     return q_next, converged, position_error, orientation_error, math.sqrt(error_norm_sq)
-
-
-@njit(cache=True, nogil=True)
-def within_window(q, q_next, lower, upper):
-    """q_next (n,) pulled back towards q along the line between them, as little as needed for every joint
-    to stay within [lower, upper] (q must be within it): the step keeps its direction."""
-    fraction = 1.0
-    for k in range(q.shape[0]):
-        move = q_next[k] - q[k]
-        if move > 0.0 and q[k] + move > upper[k]:
-            fraction = min(fraction, (upper[k] - q[k]) / move)
-        elif move < 0.0 and q[k] + move < lower[k]:
-            fraction = min(fraction, (lower[k] - q[k]) / move)
-    return q + max(fraction, 0.0) * (q_next - q)
-
-
-@njit(cache=True, nogil=True)
-def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps):
-    """Up to ``max_steps`` DLS steps from q (n,) towards T_target (4, 4) within the window [lower, upper]
-    (n,) around q (a goal stream's step limits, within the step's bounds, the joint limits), on one call
-    with no per-step dispatch. Returns (q_best, converged, position error m, orientation error rad, steps
-    taken): q_best is the first configuration within both tolerances, else the one of lowest normalised
-    error among those visited, q included; the errors are q_best's.
-
-    Each step is first clamped joint by joint to the window, which keeps tracking fast where one joint
-    saturates. When that does not lower the error (far from the target, a clamped step can turn uphill),
-    the step within the joint limits is taken whole, shortened along its direction to fit the window, and
-    halved until it does."""
-    chain, limits = ChainArrays(*chain_fields), StepSettings(*step_fields)
-    window = StepSettings(
-        limits.position_only,
-        limits.position_tolerance_m,
-        limits.orientation_tolerance_rad,
-        limits.damping,
-        limits.error_damping,
-        lower,
-        upper,
-        limits.bounded,
-    )
-    proposal, converged, best_position, best_orientation, best_norm = _dls_step(q, T_target, chain, window)
-    if converged:
-        return q, True, best_position, best_orientation, 0
-    best, clamped, fraction = q, True, 1.0
-    for taken in range(1, max_steps + 1):
-        candidate = best + fraction * (proposal - best)
-        q_next, converged, position_error, orientation_error, error_norm = _dls_step(candidate, T_target, chain, window)
-        if converged:
-            return candidate, True, position_error, orientation_error, taken
-        if error_norm < best_norm:
-            best, proposal, clamped, fraction = candidate, q_next, True, 1.0
-            best_position, best_orientation, best_norm = position_error, orientation_error, error_norm
-        elif clamped:
-            whole = _dls_step(best, T_target, chain, limits)[0]
-            proposal, clamped = within_window(best, whole, lower, upper), False
-        else:
-            fraction *= 0.5
-    return best, False, best_position, best_orientation, max_steps
 
 
 @njit(cache=True, nogil=True)
@@ -211,7 +154,7 @@ def _row_outputs(Q):
 @njit(cache=True, nogil=True)
 def _step_row(r, Q, T_targets, out, chain, step):
     """``dls_step`` of row r of Q against T_targets[r], written into row r of the outputs ``out``."""
-    out[0][r], out[1][r], out[2][r], out[3][r], out[4][r] = _dls_step(Q[r], T_targets[r], chain, step)
+    out[0][r], out[1][r], out[2][r], out[3][r], out[4][r] = dls_step_with(Q[r], T_targets[r], chain, step)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -246,7 +189,7 @@ def _rank_target(i, G, T_targets, out, chain, step):
     error = np.empty(k)
     stepped = np.empty_like(G[i])
     for j in range(k):
-        stepped[j], converged, _, _, error[j] = _dls_step(G[i, j], T_targets[i], chain, step)
+        stepped[j], converged, _, _, error[j] = dls_step_with(G[i, j], T_targets[i], chain, step)
         if converged:
             stepped[j] = G[i, j]
             _into_bounds(stepped[j], step)

@@ -27,6 +27,11 @@ from ik_neural.ros.scene import Scene
 from ik_neural.tracker import APPROXIMATE, Tracker, TrackerCommand
 
 
+# A follow-up command that moves no joint farther than this (rad or m) ends the follow-ups: the arm is as
+# close to an unreachable goal as it gets.
+_SETTLED_STEP = 1e-6
+
+
 @dataclass(frozen=True)
 class Goal:
     """A goal pose as it arrived: the message and when (monotonic s)."""
@@ -103,7 +108,8 @@ class GoalStream:
 
     def again(self, now_s: float) -> Optional[Goal]:
         """The last goal once more, as arrived at ``now_s``, while its last command was approximate and moved
-        the arm (a single goal, RViz's, is followed to the end, not one step towards it); else None."""
+        the arm more than ``_SETTLED_STEP`` (a single goal, RViz's, is followed to the end, not one step
+        towards it); else None."""
         if self._unreached is None:
             return None
         return Goal(self._unreached.msg, now_s)
@@ -123,7 +129,7 @@ class GoalStream:
         command = self._tracker.step(problem.T_base_tip, dt_s, accept)
         if command.q is not None:  # published: a held command too is the robot's latest
             self._last = (goal.arrival_s, stamp_s)
-        moved = q_last is not None and command.q is not None and not np.array_equal(command.q, q_last)
+        moved = q_last is not None and command.q is not None and np.abs(command.q - q_last).max() > _SETTLED_STEP
         self._unreached = goal if command.status == APPROXIMATE and moved else None
         return StreamCommand(command, min(dt_s, self._tracker.settings.max_step_dt_s))
 

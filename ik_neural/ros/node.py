@@ -3,8 +3,11 @@
 
 The node wires ROS to the rest: its parameters are ``NodeSettings`` (settings.py), start-up decisions are
 startup.py's, a request becomes a problem or a refusal in request.py, the solver solves, and the
-collision_object and attached_collision_object topics change the planning scene of scene.py. Poses reach the solver as the tip link's pose in the
-chain's base frame (metres, radians).
+collision_object and attached_collision_object topics change the planning scene of scene.py. Goal poses
+become commands in goal_stream.py (the ``Tracker``), on a goal thread of the node's own. Every topic is on
+a companion node spun by a thread of its own (topic_thread.py says why); the services are on this node,
+spun by whoever spins it (``ik_node``: a multi-threaded executor). Poses reach the solver as the tip
+link's pose in the chain's base frame (metres, radians).
 
 No request may end the process or hold it: every callback has one catch-all (FAILURE with the reason), a
 request's budget is capped at ``max_timeout_s``, at most ``executor_threads - 1`` requests at once may use

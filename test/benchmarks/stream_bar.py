@@ -13,7 +13,7 @@ configuration published on ``joint_states``. ``--service-under-stream``: compute
 random reachable poses while a 500 Hz smooth stream runs. Answers are judged by test/reference.py's FK.
 
 The script's own nodes each spin a SingleThreadedExecutor in a thread of their own: rclpy's
-MultiThreadedExecutor can stall a subscription for hundreds of ms at these rates (FINDINGS of this branch).
+MultiThreadedExecutor can stall a subscription for hundreds of ms at these rates (ik_neural/ros/topic_thread.py).
 """
 
 from __future__ import annotations

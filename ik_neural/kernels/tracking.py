@@ -1,0 +1,142 @@
+"""A goal stream's step, compiled: the step limits of one command, the pull along a redundant arm's
+self-motion towards the middle of the limits, and a few DLS steps within the window, in one call (a
+control loop's budget has no room for a dispatch per step).
+
+Arrays are (n,) in chain order, rad or m; ``chain_fields`` and ``step_fields`` are ``ChainArrays`` and
+``StepSettings`` as plain tuples; the step's bounds are the joint limits (inf for continuous joints).
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+from numba import njit
+
+from ik_neural.kernels.dls import StepSettings, damped_solve, dls_step_with
+from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian
+
+
+@njit(cache=True, nogil=True)
+def step_window(q_last, dt_s, unused, rate, fixed, longest_s, limit_lower, limit_upper):
+    """The next command's step limit and window, ``dt_s`` (s, inf: long ago) after the last command at
+    q_last: (limit, lower, upper). limit = min(unused + rate x dt, rate x longest) + fixed, with ``rate``
+    the scaled velocity limits (0 where none), ``fixed`` the per-command step of joints without one and
+    ``unused`` what earlier commands left of their limits; the window is q_last +- limit within the joint
+    limits, and a joint found beyond its limits may only move back towards them."""
+    n = q_last.shape[0]
+    dt = min(dt_s, longest_s)
+    limit, lower, upper = np.empty(n), np.empty(n), np.empty(n)
+    for k in range(n):
+        limit[k] = min(unused[k] + rate[k] * dt, rate[k] * longest_s) + fixed[k]
+        lower[k] = max(q_last[k] - limit[k], min(limit_lower[k], q_last[k]))
+        upper[k] = min(q_last[k] + limit[k], max(limit_upper[k], q_last[k]))
+    return limit, lower, upper
+
+
+@njit(cache=True, nogil=True)
+def within_window(q, q_next, lower, upper):
+    """q_next (n,) pulled back towards q along the line between them, as little as needed for every joint
+    to stay within [lower, upper] (q must be within it): the step keeps its direction."""
+    fraction = 1.0
+    for k in range(q.shape[0]):
+        move = q_next[k] - q[k]
+        if move > 0.0 and q[k] + move > upper[k]:
+            fraction = min(fraction, (upper[k] - q[k]) / move)
+        elif move < 0.0 and q[k] + move < lower[k]:
+            fraction = min(fraction, (lower[k] - q[k]) / move)
+    return q + max(fraction, 0.0) * (q_next - q)
+
+
+@njit(cache=True, nogil=True)
+def towards_centre(q, chain_fields, step_fields, q_centre, gain, lower, upper):
+    """q (n,) moved by gain x (q_centre - q), projected onto the null space of the tip's Jacobian (to first
+    order the tip does not move: the rows the step uses, position over the reach and rotation), then
+    shortened along its direction to stay within [lower, upper] (n,). A redundant arm's commands drift
+    along its self-motion towards joint limits and singular wrists; this pulls them back."""
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    _, J_full = chain_fk_jacobian(q, chain)
+    n = q.shape[0]
+    m = 3 if step.position_only else 6
+    for r in range(3):
+        for k in range(n):
+            J_full[r, k] /= chain.reach_m
+    J = J_full[:m]
+    pull = np.empty(n)
+    for k in range(n):
+        pull[k] = gain * (q_centre[k] - q[k])
+    moved = np.zeros(m)
+    for r in range(m):
+        for k in range(n):
+            moved[r] += J[r, k] * pull[k]
+    along_task = damped_solve(J, moved, step.damping)  # Jᵀ (J Jᵀ + λ I)⁻¹ J pull: the part that moves the tip
+    return within_window(q, q + pull - along_task, lower, upper)
+
+
+@njit(cache=True, nogil=True)
+def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps):
+    """Up to ``max_steps`` DLS steps from q (n,) towards T_target (4, 4) within the window [lower, upper]
+    (n,) around q (a goal stream's step limits, within the step's bounds, the joint limits), on one call
+    with no per-step dispatch. Returns (q_best, converged, position error m, orientation error rad, steps
+    taken, remaining): q_best is the first configuration within both tolerances, else the one of lowest
+    normalised error among those visited, q included; the errors are q_best's; ``remaining`` is q_best's
+    normalised error over q's (1: no progress; 0 when converged).
+
+    Each step is first clamped joint by joint to the window, which keeps tracking fast where one joint
+    saturates. When that does not lower the error (far from the target, a clamped step can turn uphill),
+    the step within the joint limits is taken whole, shortened along its direction to fit the window, and
+    halved until it does."""
+    chain, limits = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    window = StepSettings(
+        limits.position_only,
+        limits.position_tolerance_m,
+        limits.orientation_tolerance_rad,
+        limits.damping,
+        limits.error_damping,
+        lower,
+        upper,
+        limits.bounded,
+    )
+    proposal, converged, best_position, best_orientation, best_norm = dls_step_with(q, T_target, chain, window)
+    if converged:
+        return q, True, best_position, best_orientation, 0, 0.0
+    start_norm = best_norm
+    best, clamped, fraction = q, True, 1.0
+    for taken in range(1, max_steps + 1):
+        candidate = best + fraction * (proposal - best)
+        q_next, converged, position_error, orientation_error, error_norm = dls_step_with(
+            candidate, T_target, chain, window
+        )
+        if converged:
+            return candidate, True, position_error, orientation_error, taken, 0.0
+        if error_norm < best_norm:
+            best, proposal, clamped, fraction = candidate, q_next, True, 1.0
+            best_position, best_orientation, best_norm = position_error, orientation_error, error_norm
+        elif clamped:
+            whole = dls_step_with(best, T_target, chain, limits)[0]
+            proposal, clamped = within_window(best, whole, lower, upper), False
+        else:
+            fraction *= 0.5
+    return best, False, best_position, best_orientation, max_steps, best_norm / start_norm
+
+
+@njit(cache=True, nogil=True)
+def track(q_last, T_target, chain_fields, step_fields, dt_s, unused, rate, fixed, longest_s, centre, gain, max_steps):
+    """One command of a goal stream from q_last towards T_target (4, 4): the window (``step_window``), the
+    pull towards ``centre`` (``towards_centre``, within half the window; gain 0 or an arm with no more
+    joints than the step's task rows: none), then ``dls_steps`` from there. Returns (q, converged, position
+    error m, orientation error rad, steps, remaining, lower, upper, unused if q is commanded, unused if the
+    arm holds)."""
+    step = StepSettings(*step_fields)
+    limit, lower, upper = step_window(q_last, dt_s, unused, rate, fixed, longest_s, step.lower, step.upper)
+    n = q_last.shape[0]
+    q_start = q_last
+    if gain > 0.0 and n > (3 if step.position_only else 6):
+        q_start = towards_centre(
+            q_last, chain_fields, step_fields, centre, gain, 0.5 * (q_last + lower), 0.5 * (q_last + upper)
+        )
+    q, converged, position_error, orientation_error, steps, remaining = dls_steps(
+        q_start, T_target, chain_fields, step_fields, lower, upper, max_steps
+    )
+    held = limit - fixed
+    moved = np.maximum(held - np.abs(q - q_last), 0.0)
+    return q, converged, position_error, orientation_error, steps, remaining, lower, upper, moved, held
