@@ -10,7 +10,8 @@ rate and collects the commands on ``/ik_neural/joint_commands``. A command answe
 goal whose position is nearest its FK; its latency is its arrival minus that goal's publishing. With echo, a
 "robot" republishes each command on ``joint_states`` at once. Every stream starts with its first
 configuration published on ``joint_states``. ``--service-under-stream``: compute_ik called back to back for
-random reachable poses while a 500 Hz smooth stream runs. Answers are judged by test/reference.py's FK.
+random reachable poses with no other traffic, then while a 500 Hz smooth stream runs; ``--flood-hz 1000``: the same under a flood of
+junk goals and joint_states. Answers are judged by test/reference.py's FK.
 
 The script's own nodes each spin a SingleThreadedExecutor in a thread of their own: rclpy's
 MultiThreadedExecutor can stall a subscription for hundreds of ms at these rates (ik_neural/ros/topic_thread.py).
@@ -209,8 +210,9 @@ def judge_stream(commands, sent, goals, reachable, reference: ReferenceChain, do
     return row
 
 
-def service_under_stream(bench: Bench, chain, reference: ReferenceChain, duration_s: float, seed: int) -> dict:
-    """compute_ik back to back from a thread for random reachable poses while a 500 Hz smooth stream runs."""
+def service_calls(bench: Bench, chain, reference: ReferenceChain, seed: int, load) -> dict:
+    """compute_ik back to back from a thread for random reachable poses while ``load()`` (returning its
+    achieved rate, Hz) runs on this one; the calls' round trips, lost and wrong answers."""
     rng = np.random.default_rng(seed)
     stop, results = threading.Event(), []
 
@@ -220,10 +222,9 @@ def service_under_stream(bench: Bench, chain, reference: ReferenceChain, duratio
             response, round_trip = bench.call_ik(T)
             results.append((T, response, round_trip))
 
-    _, goals, _ = stream_goals("smooth", chain, reference, int(500 * duration_s))
     thread = threading.Thread(target=caller)
     thread.start()
-    sent = bench.stream(goals, 500.0)
+    achieved_hz = load()
     stop.set()
     thread.join()
     answered = [(T, r, t) for T, r, t in results if r is not None]
@@ -241,17 +242,61 @@ def service_under_stream(bench: Bench, chain, reference: ReferenceChain, duratio
         "wrong": wrong,
         "median": np.median(round_trips_ms),
         "p99": np.percentile(round_trips_ms, 99),
-        "achieved_hz": (len(sent) - 1) / (sent[-1] - sent[0]),
+        "achieved_hz": achieved_hz,
     }
+
+
+def smooth_stream_load(bench: Bench, chain, reference: ReferenceChain, duration_s: float):
+    """A 500 Hz smooth goal stream, as a ``service_calls`` load."""
+    _, goals, _ = stream_goals("smooth", chain, reference, int(500 * duration_s))
+
+    def load() -> float:
+        sent = bench.stream(goals, 500.0)
+        return (len(sent) - 1) / (sent[-1] - sent[0])
+
+    return load
+
+
+def flood_load(bench: Bench, chain, reference: ReferenceChain, duration_s: float, rate_hz: float):
+    """Goals (in turn: one in an unknown frame, one out of reach, one reachable) and joint_states (every
+    joint, one unknown and NaN), each at ``rate_hz``, as a ``service_calls`` load: what a runaway
+    teleoperation node and a driver might send at once."""
+    from geometry_msgs.msg import PoseStamped
+    from sensor_msgs.msg import JointState
+
+    from ik_neural.ros.messages import matrix_to_pose
+
+    T_reachable = reference.forward(chain.middle)
+    T_far = T_reachable.copy()
+    T_far[:3, 3] = [4.0, 0.0, 0.0]
+    goals = [PoseStamped(pose=matrix_to_pose(T)) for T in (T_reachable, T_far, T_reachable)]
+    for goal, frame in zip(goals, ("nowhere", "panda_link0", "panda_link0")):
+        goal.header.frame_id = frame
+    state = JointState(name=[*bench.joint_names, "unknown"], position=[*map(float, chain.middle), float("nan")])
+
+    def load() -> float:
+        count, start = int(rate_hz * duration_s), time.perf_counter()
+        for k in range(count):
+            delay = start + k / rate_hz - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            bench.goals.publish(goals[k % 3])
+            bench.joint_states.publish(state)
+        return (count - 1) / (time.perf_counter() - start)
+
+    return load
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 200.0, 500.0])
     parser.add_argument("--duration-s", type=float, default=10.0, help="per stream")
-    parser.add_argument("--streams", nargs="+", default=["smooth", "wrist", "out_of_reach"])
+    parser.add_argument("--streams", nargs="*", default=["smooth", "wrist", "out_of_reach"])
     parser.add_argument("--echo", choices=["no", "yes", "both"], default="both")
     parser.add_argument("--service-under-stream", action="store_true")
+    parser.add_argument(
+        "--flood-hz", type=float, default=0.0, help="also: compute_ik under a flood of goals and joint_states (Hz)"
+    )
     parser.add_argument("--random-seed", type=int, default=0)
     args = parser.parse_args()
     os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 101)
@@ -279,7 +324,7 @@ def main() -> None:
         start_new_session=True,
     )
     rclpy.init()
-    rows, service = [], None
+    rows, services = [], []
     try:
         bench = Bench(list(chain.joint_names))
         if not bench.client.wait_for_service(timeout_sec=60.0):
@@ -300,9 +345,16 @@ def main() -> None:
                     row.update(name=name, rate=rate, echo=echo, achieved=(len(sent) - 1) / (sent[-1] - sent[0]))
                     rows.append(row)
                     print(f"  {name} {rate:g} Hz echo {echo}: {row['commands']}/{row['sent']}", flush=True)
+        loads = []
         if args.service_under_stream:
+            loads.append(("no other traffic (the baseline)", lambda: time.sleep(args.duration_s) or 0.0))
+            loads.append(("a 500 Hz smooth stream", smooth_stream_load(bench, chain, reference, args.duration_s)))
+        if args.flood_hz:
+            flood = flood_load(bench, chain, reference, args.duration_s, args.flood_hz)
+            loads.append((f"a {args.flood_hz:g} Hz flood of goals and joint_states", flood))
+        for what, load in loads:
             bench.publish_state(chain.middle)
-            service = service_under_stream(bench, chain, reference, args.duration_s, args.random_seed)
+            services.append((what, service_calls(bench, chain, reference, args.random_seed, load)))
     finally:
         rclpy.shutdown()
         os.killpg(node_process.pid, signal.SIGINT)
@@ -325,10 +377,9 @@ def main() -> None:
             )
             + (f"{r['last_error']:.2e} |" if judged and r["name"] == "out_of_reach" else "- |")
         )
-    if service:
-        s = service
+    for what, s in services:
         print(
-            f"compute_ik under a 500 Hz smooth stream (achieved {s['achieved_hz']:.1f} Hz): {s['calls']} calls, "
+            f"compute_ik under {what} (achieved {s['achieved_hz']:.1f} Hz): {s['calls']} calls, "
             f"{s['success']} SUCCESS, round trip median {s['median']:.2f} ms, p99 {s['p99']:.2f} ms, "
             f"lost (no answer in 1 s) {s['lost']}, wrong {s['wrong']}"
         )
