@@ -130,8 +130,6 @@ class Tracker:
     ) -> None:
         chain = solver.chain
         self.solver, self.tolerance, self.settings, self._stop = solver, tolerance, settings, stop
-        # The step's tolerances and damping, checked once (per-axis tolerances are refused here); each
-        # command appends its window.
         # Continuous joints have no limits: the window alone bounds them, on the turn they are on.
         self._lower = _frozen(np.where(chain.is_continuous, -math.inf, chain.lower))
         self._upper = _frozen(np.where(chain.is_continuous, math.inf, chain.upper))

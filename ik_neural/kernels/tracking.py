@@ -8,7 +8,6 @@ Arrays are (n,) in chain order, rad or m; ``chain_fields`` and ``step_fields`` a
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import njit
 

@@ -299,7 +299,7 @@ def main() -> None:
     )
     parser.add_argument("--random-seed", type=int, default=0)
     args = parser.parse_args()
-    os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 101)
+    os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 101))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     import rclpy
 
