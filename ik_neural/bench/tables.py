@@ -363,6 +363,22 @@ def stream_header(
     )
 
 
+STREAM_COLUMNS = (
+    "solver",
+    "goals",
+    "commands",
+    "largest step rad",
+    "over limit",
+    "median mm",
+    "max mm",
+    "final mm",
+    "collisions",
+    "p50 µs",
+    "p99 µs",
+)
+"""The columns of ``ik_bench stream``'s tables."""
+
+
 def stream_table(
     chain: KinematicChain,
     q0: np.ndarray,
@@ -378,19 +394,7 @@ def stream_table(
 
     The arm's command after goal i is the solver's answer, or its last answer (q0 before the first) where
     it gave none: steps and errors are the arm's, judged by FK whatever the solver said."""
-    headers = [
-        "solver",
-        "goals",
-        "commands",
-        "largest step rad",
-        "over limit",
-        "median mm",
-        "max mm",
-        "final mm",
-        "collisions",
-        "p50 µs",
-        "p99 µs",
-    ]
+    headers = list(STREAM_COLUMNS)
     rows = []
     for run in runs:
         given = np.isfinite(run.q).all(-1)

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 
+from ik_neural.bench.tables import STREAM_COLUMNS
 from ik_neural.bench.protocol import TOLERANCE_PAIRS, Answer, judged_pairs, run_interleaved, successes
 from ik_neural.commands import bench
 from ik_neural.robots import load_robot
@@ -243,21 +244,6 @@ def test_bench_solutions_counts_distinct_checked_solutions(capsys):
     assert values["targets"] == "5" and float(values["mean found"]) >= 4 and values["rejected"] == "0"
 
 
-STREAM_COLUMNS = [
-    "solver",
-    "goals",
-    "commands",
-    "largest step rad",
-    "over limit",
-    "median mm",
-    "max mm",
-    "final mm",
-    "collisions",
-    "p50 µs",
-    "p99 µs",
-]
-
-
 def test_bench_stream_tracker_stays_within_its_step_limits(capsys):
     from ik_neural.bench import stream
 
@@ -271,7 +257,7 @@ def test_bench_stream_tracker_stays_within_its_step_limits(capsys):
     chain = load_robot("panda").chain
     largest_limit = float(Tracker(IKSolver(chain)).largest_step.max())
     for name, table in zip(stream.PATH_NAMES, tables):
-        assert table[0] == STREAM_COLUMNS
+        assert table[0] == list(STREAM_COLUMNS)
         rows = {row[0]: dict(zip(STREAM_COLUMNS, row)) for row in table[1:]}
         assert list(rows) == [stream.TRACKER, stream.INDEPENDENT]
         tracker = rows[stream.TRACKER]
