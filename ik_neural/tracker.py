@@ -145,6 +145,8 @@ class Tracker:
         self._q: Optional[np.ndarray] = None
         self._unused = np.zeros(chain.dof)  # step limit left unused by earlier commands, rad or m
         self._heading: Optional[np.ndarray] = None  # the solution a stalled stream is moving to (dof,)
+        # Where the first joint is (base frame, m): no tip is farther from it than the chain's reach.
+        self._first_joint_m = chain.joints[0].T_prev_joint[:3, 3].copy()
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) the step's kernel, so that the first goal does not wait for it."""
@@ -191,7 +193,7 @@ class Tracker:
             self._heading = None
         refused = accept is not None and not accept(q)
         stalled = not converged and reason != STEP_LIMIT and remaining > _STALLED
-        if refused or stalled or (self._heading is not None and not converged):
+        if (refused or stalled or (self._heading is not None and not converged)) and self._may_reach(T_target):
             # Blocked, or stalled short of the goal (a local minimum): towards a solution found anew (an
             # accepted one), and on towards it while the steps do not reach the goal.
             rescued = self._towards_a_solution(q_last, T_target, lower, upper, accept)
@@ -245,6 +247,11 @@ class Tracker:
         """``kernels.tracking.dls_steps`` from q within [lower, upper]; max_steps 0: q's errors alone."""
         steps = self.settings.max_steps if max_steps is None else max_steps
         return dls_steps(q, T_target, self.solver.chain.arrays, self._step, lower, upper, steps)
+
+    def _may_reach(self, T_target: np.ndarray) -> bool:
+        """False where the target is certainly out of reach: farther from the first joint than the chain's
+        reach (an upper bound), so no full solve can find it."""
+        return float(np.linalg.norm(T_target[:3, 3] - self._first_joint_m)) <= self.solver.chain.reach_m
 
     def _towards_a_solution(
         self,
