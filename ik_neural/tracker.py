@@ -246,7 +246,7 @@ class Tracker:
     ) -> tuple[np.ndarray, bool, float, float, int, float]:
         """``kernels.tracking.dls_steps`` from q within [lower, upper]; max_steps 0: q's errors alone."""
         steps = self.settings.max_steps if max_steps is None else max_steps
-        return dls_steps(q, T_target, self.solver.chain.arrays, self._step, lower, upper, steps)
+        return dls_steps(q, T_target, self.solver.chain.arrays, self._step, lower, upper, steps, np.zeros_like(q))
 
     def _may_reach(self, T_target: np.ndarray) -> bool:
         """False where the target is certainly out of reach: farther from the first joint than the chain's

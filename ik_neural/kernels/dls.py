@@ -88,10 +88,20 @@ def _into_bounds(q, step):
 
 @njit(cache=True, nogil=True)
 def dls_step_with(q, T_target, chain, step):
-    """``dls_step`` on the named tuples.
+    """``dls_step`` on the named tuples (``dls_step_pulled`` with no pull)."""
+    return dls_step_pulled(q, T_target, chain, step, None)
+
+
+@njit(cache=True, nogil=True)
+def dls_step_pulled(q, T_target, chain, step, pull):
+    """One DLS step at q (n,) towards T_target (4, 4) that also moves the joints by ``pull`` (n,, rad or m)
+    within the null space of the task: dq = Jᵀ (J Jᵀ + λ I)⁻¹ (e - J pull) + pull, which to first order
+    moves the tip as the plain step does; ``pull`` None: the plain step (numba compiles that case apart,
+    the pull's arithmetic pruned). Returns what ``dls_step`` returns.
 
     The error is [dp / reach; omega] (or dp / reach alone), λ = damping + error_damping · |e|²; a step that
-    leaves a bounded joint's limits is redone with that joint held at its limit (the rest re-solved).
+    leaves a bounded joint's limits is redone with that joint held at its limit and not pulled (the rest
+    re-solved).
     """
     T, J_full = chain_fk_jacobian(q, chain)
     dp, omega, position_error, orientation_error = pose_error(T_target, T)
@@ -113,9 +123,14 @@ def dls_step_with(q, T_target, chain, step):
     for r in range(m):
         error_norm_sq += e[r] * e[r]
     lam = step.error_damping * error_norm_sq + step.damping
-    q_next = damped_solve(J, e, lam)  # dq, turned into q + dq in place below (no allocation per step)
-    for k in range(n):
-        q_next[k] += q[k]
+    if pull is None:
+        q_next = damped_solve(J, e, lam)  # dq, turned into q + dq in place (no allocation per step)
+        for k in range(n):
+            q_next[k] += q[k]
+    else:
+        q_next = damped_solve(J, _less_moved(e, J, pull), lam)
+        for k in range(n):
+            q_next[k] += pull[k] + q[k]
 
     lower, upper, bounded = step.lower, step.upper, step.bounded
     any_over = False
@@ -124,24 +139,31 @@ def dls_step_with(q, T_target, chain, step):
             any_over = True
     if any_over:
         over = np.zeros(n, dtype=np.bool_)
-        delta = np.zeros(n)
+        # What the redone step moves by itself: the held joints' delta, the others' pull.
+        moved = np.zeros(n) if pull is None else pull.copy()
         for k in range(n):
             if bounded[k] and (q_next[k] < lower[k] or q_next[k] > upper[k]):
                 over[k] = True
-                delta[k] = min(max(q_next[k], lower[k]), upper[k]) - q[k]
-        e_left = e.copy()
-        for r in range(m):
-            for k in range(n):
-                e_left[r] -= J[r, k] * delta[k]
+                moved[k] = min(max(q_next[k], lower[k]), upper[k]) - q[k]
         J_free = J.copy()
         for k in range(n):
             if over[k]:
                 J_free[:, k] = 0.0
-        q_next = damped_solve(J_free, e_left, lam)
+        q_next = damped_solve(J_free, _less_moved(e, J, moved), lam)
         for k in range(n):
-            q_next[k] += q[k] + delta[k]
+            q_next[k] += q[k] + moved[k]
     _into_bounds(q_next, step)
     return q_next, converged, position_error, orientation_error, math.sqrt(error_norm_sq)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _less_moved(e, J, moved):
+    """e (m,) less what the joints' motion ``moved`` (n,) does to it to first order: e - J moved."""
+    left = e.copy()
+    for r in range(e.shape[0]):
+        for k in range(moved.shape[0]):
+            left[r] -= J[r, k] * moved[k]
+    return left
 
 
 @njit(cache=True, nogil=True)

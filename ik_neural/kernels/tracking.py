@@ -1,5 +1,5 @@
-"""A goal stream's step, compiled: the step limits of one command, the pull along a redundant arm's
-self-motion towards the middle of the limits, and a few DLS steps within the window, in one call (a
+"""A goal stream's step, compiled: the step limits of one command and a few DLS steps within the window,
+the first pulled along a redundant arm's self-motion towards the middle of the limits, in one call (a
 control loop's budget has no room for a dispatch per step).
 
 Arrays are (n,) in chain order, rad or m; ``chain_fields`` and ``step_fields`` are ``ChainArrays`` and
@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ik_neural.kernels.dls import StepSettings, damped_solve, dls_step_with
-from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian
+from ik_neural.kernels.dls import StepSettings, dls_step_pulled, dls_step_with
+from ik_neural.kernels.kinematics import ChainArrays
 
 
 @njit(cache=True, nogil=True)
@@ -47,35 +47,22 @@ def within_window(q, q_next, lower, upper):
 
 
 @njit(cache=True, nogil=True)
-def towards_centre(q, chain_fields, step_fields, q_centre, gain, lower, upper):
-    """q (n,) moved by gain x (q_centre - q), projected onto the null space of the tip's Jacobian (to first
-    order the tip does not move: the rows the step uses, position over the reach and rotation), then
-    shortened along its direction to stay within [lower, upper] (n,). A redundant arm's commands drift
-    along its self-motion towards joint limits and singular wrists; this pulls them back."""
-    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
-    _, J_full = chain_fk_jacobian(q, chain)
-    n = q.shape[0]
-    m = 3 if step.position_only else 6
-    for r in range(3):
-        for k in range(n):
-            J_full[r, k] /= chain.reach_m
-    J = J_full[:m]
-    pull = np.empty(n)
-    for k in range(n):
-        pull[k] = gain * (q_centre[k] - q[k])
-    moved = np.zeros(m)
-    for r in range(m):
-        for k in range(n):
-            moved[r] += J[r, k] * pull[k]
-    along_task = damped_solve(J, moved, step.damping)  # Jᵀ (J Jᵀ + λ I)⁻¹ J pull: the part that moves the tip
-    return within_window(q, q + pull - along_task, lower, upper)
+def centring_pull(q, centre, gain, lower, upper):
+    """gain x (centre - q) (n,), each joint's share kept within half its room to [lower, upper] (so the
+    steps keep room to follow the goal): the pull a command adds along a redundant arm's self-motion, whose
+    commands otherwise drift towards joint limits and singular wrists."""
+    pull = np.empty(q.shape[0])
+    for k in range(q.shape[0]):
+        pull[k] = min(max(gain * (centre[k] - q[k]), 0.5 * (lower[k] - q[k])), 0.5 * (upper[k] - q[k]))
+    return pull
 
 
 @njit(cache=True, nogil=True)
-def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps):
+def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps, pull):
     """Up to ``max_steps`` DLS steps from q (n,) towards T_target (4, 4) within the window [lower, upper]
     (n,) around q (a goal stream's step limits, within the step's bounds, the joint limits), on one call
-    with no per-step dispatch. Returns (q_best, converged, position error m, orientation error rad, steps
+    with no per-step dispatch; the first step also moves the joints by ``pull`` (n,) in the task's null
+    space (``dls_step_pulled``; zeros: none). Returns (q_best, converged, position error m, orientation error rad, steps
     taken, remaining): q_best is the first configuration within both tolerances, else the one of lowest
     normalised error among those visited, q included; the errors are q_best's; ``remaining`` is q_best's
     normalised error over q's (1: no progress; 0 when converged).
@@ -95,7 +82,7 @@ def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps):
         upper,
         limits.bounded,
     )
-    proposal, converged, best_position, best_orientation, best_norm = dls_step_with(q, T_target, chain, window)
+    proposal, converged, best_position, best_orientation, best_norm = dls_step_pulled(q, T_target, chain, window, pull)
     if converged:
         return q, True, best_position, best_orientation, 0, 0.0
     start_norm = best_norm
@@ -120,21 +107,19 @@ def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps):
 
 @njit(cache=True, nogil=True)
 def track(q_last, T_target, chain_fields, step_fields, dt_s, unused, rate, fixed, longest_s, centre, gain, max_steps):
-    """One command of a goal stream from q_last towards T_target (4, 4): the window (``step_window``), the
-    pull towards ``centre`` (``towards_centre``, within half the window; gain 0 or an arm with no more
-    joints than the step's task rows: none), then ``dls_steps`` from there. Returns (q, converged, position
+    """One command of a goal stream from q_last towards T_target (4, 4): the window (``step_window``), then
+    ``dls_steps`` within it, its first step pulled towards ``centre`` (``centring_pull``; gain 0, or an arm
+    with no more joints than the task has rows: no pull). Returns (q, converged, position
     error m, orientation error rad, steps, remaining, lower, upper, unused if q is commanded, unused if the
     arm holds)."""
     step = StepSettings(*step_fields)
     limit, lower, upper = step_window(q_last, dt_s, unused, rate, fixed, longest_s, step.lower, step.upper)
     n = q_last.shape[0]
-    q_start = q_last
+    pull = np.zeros(n)
     if gain > 0.0 and n > (3 if step.position_only else 6):
-        q_start = towards_centre(
-            q_last, chain_fields, step_fields, centre, gain, 0.5 * (q_last + lower), 0.5 * (q_last + upper)
-        )
+        pull = centring_pull(q_last, centre, gain, lower, upper)
     q, converged, position_error, orientation_error, steps, remaining = dls_steps(
-        q_start, T_target, chain_fields, step_fields, lower, upper, max_steps
+        q_last, T_target, chain_fields, step_fields, lower, upper, max_steps, pull
     )
     held = limit - fixed
     moved = np.maximum(held - np.abs(q - q_last), 0.0)
