@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ik_neural.kernels.dls import StepSettings, dls_step_pulled, dls_step_with
+from ik_neural.kernels.dls import StepSettings, dls_step_pulled
 from ik_neural.kernels.kinematics import ChainArrays
 
 
@@ -86,11 +86,14 @@ def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps, p
     if converged:
         return q, True, best_position, best_orientation, 0, 0.0
     start_norm = best_norm
+    # The later steps pull nothing, through the same compiled step as the first (one copy of its code in
+    # the instruction cache: a control loop's other work evicts it between commands).
+    no_pull = np.zeros(q.shape[0])
     best, clamped, fraction = q, True, 1.0
     for taken in range(1, max_steps + 1):
         candidate = best + fraction * (proposal - best)
-        q_next, converged, position_error, orientation_error, error_norm = dls_step_with(
-            candidate, T_target, chain, window
+        q_next, converged, position_error, orientation_error, error_norm = dls_step_pulled(
+            candidate, T_target, chain, window, no_pull
         )
         if converged:
             return candidate, True, position_error, orientation_error, taken, 0.0
@@ -98,7 +101,7 @@ def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps, p
             best, proposal, clamped, fraction = candidate, q_next, True, 1.0
             best_position, best_orientation, best_norm = position_error, orientation_error, error_norm
         elif clamped:
-            whole = dls_step_with(best, T_target, chain, limits)[0]
+            whole = dls_step_pulled(best, T_target, chain, limits, no_pull)[0]
             proposal, clamped = within_window(best, whole, lower, upper), False
         else:
             fraction *= 0.5
