@@ -129,14 +129,16 @@ class NodeSettings:
     )
     velocity_scale: float = _setting(
         _TRACKING.velocity_scale,
-        "Goal streams: fraction of each joint's URDF velocity limit a joint command may use; a command moves no "
-        "joint farther from the last one than this times the time since it allows.",
+        "Goal streams: fraction of each joint's URDF velocity limit a joint command may use: a command moves no "
+        "joint farther than this velocity times the time since the last command, plus what earlier commands left "
+        "unused (at most max_step_dt_s worth).",
         _positive,
     )
     max_step_dt_s: float = _setting(
         _TRACKING.max_step_dt_s,
-        "Goal streams: longest time since the last command a step limit counts, s (after a pause, the first "
-        "command moves no farther than this much time at the scaled velocity allows).",
+        "Goal streams: most time one command's step limit counts, s: the time since the last command plus what "
+        "earlier commands left unused (after a pause, a command moves a joint at most this long at its scaled "
+        "velocity).",
         _positive,
     )
     step_without_velocity_limit: float = _setting(

@@ -1360,6 +1360,31 @@ def test_launch_files_refuse_an_unknown_robot_naming_the_shipped_ones(monkeypatc
         assert str(refused.value).split("are ")[1].startswith(", ".join(list_robots())), refused.value
 
 
+def test_topics_are_named_and_remapped_as_the_nodes_own(module_context):
+    """The topics live on the companion node <name>_topics, but a remap given to the node applies to them
+    (as `ros2 run ... -r ~/goal_pose:=/goal_pose` and the launch arguments give them)."""
+    from ik_neural.ros.node import IKNode
+
+    namespace = _namespace("remap")
+    remaps = ["-r", f"~/goal_pose:={namespace}/goal", "-r", f"~/position_commands:={namespace}/controller/commands"]
+    node = IKNode(
+        context=module_context,
+        namespace=namespace,
+        cli_args=["--ros-args", *remaps],
+        parameter_overrides=_panda_parameters(),
+    )
+    try:
+        topics = node._topics.node
+        name = topics.get_name()
+        subscribed = {topic for topic, _ in topics.get_subscriber_names_and_types_by_node(name, namespace)}
+        published = {topic for topic, _ in topics.get_publisher_names_and_types_by_node(name, namespace)}
+    finally:
+        node.destroy_node()
+    assert name == "ik_neural_topics"
+    assert {f"{namespace}/goal", f"{namespace}/joint_states", f"{namespace}/collision_object"} <= subscribed, subscribed
+    assert {f"{namespace}/controller/commands", f"{namespace}/ik_neural/joint_commands"} <= published, published
+
+
 def test_launch_arguments_point_the_goal_commands_at_controllers(monkeypatch):
     """position_controller:= and trajectory_controller:= remap the node's outputs to the topics
     forward_command_controller and joint_trajectory_controller read; empty, nothing is remapped."""
