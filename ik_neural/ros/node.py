@@ -55,7 +55,7 @@ from ik_neural.ros.request import (
     problem_of,
 )
 from ik_neural.ros.scene import Scene
-from ik_neural.ros.topic_thread import TopicThread
+from ik_neural.ros.topic_thread import TopicThread, wake_on_shutdown
 from ik_neural.ros.startup import (
     NODE_NAME,
     Descriptions,
@@ -420,6 +420,7 @@ def main(args: Optional[list[str]] = None) -> int:
         gc.freeze()
         executor = MultiThreadedExecutor(num_threads=node.settings.executor_threads)
         executor.add_node(node)
+        wake_on_shutdown(node.context, executor)
         try:
             executor.spin()
         finally:

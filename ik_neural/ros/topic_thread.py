@@ -12,14 +12,21 @@ cannot form; the subscriptions' callbacks here are short (the goal thread does t
 
 The companion node is ``<name>_topics`` in the owner's namespace; topic names are resolved by the owner
 (its ``~/`` and its remappings), so users name and remap topics as the owner's.
+
+``wake_on_shutdown``: rclpy's SIGINT handling wakes every executor's wait and shuts the context down, in
+that order; an executor whose wait returns in between sees a live context, waits again and never wakes
+(with two executors in the process, one SIGINT in two was ignored). A watcher wakes it again once the
+context is down.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.context import Context
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -51,6 +58,7 @@ class TopicThread:
 
     def start(self) -> None:
         self._thread.start()
+        wake_on_shutdown(self._owner.context, self._executor)
 
     def close(self) -> None:
         """Stop spinning and destroy the companion node."""
@@ -64,3 +72,17 @@ class TopicThread:
             self._executor.spin()
         except ExternalShutdownException:  # the context was shut down under it (Ctrl-C)
             pass
+
+
+def wake_on_shutdown(context: Context, executor: Executor, poll_s: float = 0.1) -> threading.Thread:
+    """A daemon thread that wakes ``executor`` once ``context`` is shut down (checked every ``poll_s``), so
+    that its spin ends within ``poll_s`` of a SIGINT or SIGTERM whatever the order rclpy did things in."""
+
+    def watch() -> None:
+        while context.ok():
+            time.sleep(poll_s)
+        executor.wake()
+
+    watcher = threading.Thread(target=watch, name="wake on shutdown", daemon=True)
+    watcher.start()
+    return watcher
