@@ -55,7 +55,7 @@ from ik_neural.ros.request import (
     problem_of,
 )
 from ik_neural.ros.scene import Scene
-from ik_neural.ros.topic_thread import TopicThread, wake_on_shutdown
+from ik_neural.ros.topic_thread import ShutdownWaker, TopicThread
 from ik_neural.ros.startup import (
     NODE_NAME,
     Descriptions,
@@ -420,11 +420,12 @@ def main(args: Optional[list[str]] = None) -> int:
         gc.freeze()
         executor = MultiThreadedExecutor(num_threads=node.settings.executor_threads)
         executor.add_node(node)
-        wake_on_shutdown(node.context, executor)
+        waker = ShutdownWaker(node.context, executor)
         try:
             executor.spin()
         finally:
             # Solves in flight end at their next step, so the threads are free to be joined at once.
+            waker.close()
             node.stop()
             executor.shutdown()
             node.destroy_node()

@@ -13,7 +13,7 @@ cannot form; the subscriptions' callbacks here are short (the goal thread does t
 The companion node is ``<name>_topics`` in the owner's namespace; topic names are resolved by the owner
 (its ``~/`` and its remappings), so users name and remap topics as the owner's.
 
-``wake_on_shutdown``: rclpy's SIGINT handling wakes every executor's wait and shuts the context down, in
+``ShutdownWaker``: rclpy's SIGINT handling wakes every executor's wait and shuts the context down, in
 that order; an executor whose wait returns in between sees a live context, waits again and never wakes
 (with two executors in the process, one SIGINT in two was ignored). A watcher wakes it again once the
 context is down.
@@ -22,7 +22,6 @@ context is down.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable
 
 from rclpy.context import Context
@@ -58,10 +57,12 @@ class TopicThread:
 
     def start(self) -> None:
         self._thread.start()
-        wake_on_shutdown(self._owner.context, self._executor)
+        self._waker = ShutdownWaker(self._owner.context, self._executor)
 
     def close(self) -> None:
         """Stop spinning and destroy the companion node."""
+        if hasattr(self, "_waker"):  # started
+            self._waker.close()
         self._executor.shutdown()
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
@@ -74,15 +75,23 @@ class TopicThread:
             pass
 
 
-def wake_on_shutdown(context: Context, executor: Executor, poll_s: float = 0.1) -> threading.Thread:
+class ShutdownWaker:
     """A daemon thread that wakes ``executor`` once ``context`` is shut down (checked every ``poll_s``), so
-    that its spin ends within ``poll_s`` of a SIGINT or SIGTERM whatever the order rclpy did things in."""
+    that its spin ends within ``poll_s`` of a SIGINT or SIGTERM whatever the order rclpy did things in.
+    ``close`` ends it (and waits for it), so that no thread of ours touches rclpy while the process exits."""
 
-    def watch() -> None:
-        while context.ok():
-            time.sleep(poll_s)
-        executor.wake()
+    def __init__(self, context: Context, executor: Executor, poll_s: float = 0.1) -> None:
+        self._closed = threading.Event()
 
-    watcher = threading.Thread(target=watch, name="wake on shutdown", daemon=True)
-    watcher.start()
-    return watcher
+        def watch() -> None:
+            while context.ok() and not self._closed.wait(poll_s):
+                pass
+            if not self._closed.is_set():
+                executor.wake()
+
+        self._thread = threading.Thread(target=watch, name="wake on shutdown", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=1.0)
