@@ -84,7 +84,7 @@ class IKNode(Node):
         self._stop = threading.Event()
         try:
             self._start()
-        except StartupError:
+        except BaseException:  # a start-up error, or Ctrl-C: the threads started so far end with the node
             self.destroy_node()
             raise
 
@@ -124,13 +124,6 @@ class IKNode(Node):
         # Budgets above default_timeout_s are held by at most executor_threads - 1 requests at once.
         self._long_solves = threading.BoundedSemaphore(settings.long_solves)
 
-        requests = ReentrantCallbackGroup()
-        self.create_service(
-            GetPositionIK, "~/compute_ik", self._compute_ik, qos_profile=SERVICE_QOS, callback_group=requests
-        )
-        self.create_service(
-            GetPositionFK, "~/compute_fk", self._compute_fk, qos_profile=SERVICE_QOS, callback_group=requests
-        )
         # The world objects and the objects the robot holds, as move_group hears them (None: nothing to check).
         self._scene = Scene(self._request_context) if self.collision is not None else None
         # Goals: the subscription only keeps the newest (LatestGoal); one thread of its own commands them.
@@ -141,7 +134,16 @@ class IKNode(Node):
         self._goal_thread = threading.Thread(target=self._command_goals, name="ik_neural goals", daemon=True)
         self._goal_thread.start()
         self._topics.start()
+        # The services last, the summary just before them: whoever finds the services finds the node ready
+        # and its log already saying what it serves.
         self.get_logger().info(self.summary())
+        requests = ReentrantCallbackGroup()
+        self.create_service(
+            GetPositionIK, "~/compute_ik", self._compute_ik, qos_profile=SERVICE_QOS, callback_group=requests
+        )
+        self.create_service(
+            GetPositionFK, "~/compute_fk", self._compute_fk, qos_profile=SERVICE_QOS, callback_group=requests
+        )
 
     def _create_topics(self) -> TopicThread:
         """Every subscription and publisher, on the topic thread (topic_thread.py says why)."""
@@ -391,6 +393,28 @@ class IKNode(Node):
         self._positions.publish(Float64MultiArray(data=q.tolist()))
 
 
+def serve(node: IKNode) -> None:
+    """Spin ``node`` until Ctrl-C or SIGTERM; every thread of the node's has ended when this returns."""
+    executor = None
+    try:
+        # The ~265 000 objects of start-up (torch, the model, rclpy) made every full garbage collection
+        # a 160 ms pause inside some request's time budget; frozen, they are never scanned again.
+        gc.freeze()
+        executor = MultiThreadedExecutor(num_threads=node.settings.executor_threads)
+        executor.add_node(node)
+        waker = ShutdownWaker(node.context, executor)
+        try:
+            executor.spin()
+        finally:
+            waker.close()
+    finally:
+        # Solves in flight end at their next step, so the threads are free to be joined at once.
+        node.stop()
+        if executor is not None:
+            executor.shutdown()
+        node.destroy_node()
+
+
 def main(args: Optional[list[str]] = None) -> int:
     """``ik_node``: run the node until Ctrl-C or SIGTERM. Exit 1, with one error line, when it cannot start."""
     logger = rclpy.logging.get_logger(NODE_NAME)
@@ -405,6 +429,7 @@ def main(args: Optional[list[str]] = None) -> int:
     except RCLError as error:  # other arguments rcl cannot parse (it has logged its own line too)
         logger.error(f"cannot start: bad ROS arguments: {echo(' '.join(str(error).split()))}")
         return 1
+    started = False
     try:
         try:
             node = IKNode()
@@ -414,23 +439,12 @@ def main(args: Optional[list[str]] = None) -> int:
         except Exception:
             if rclpy.ok():
                 raise
-            return 0  # Ctrl-C during start-up: rclpy shut the context down under the constructor
-        # The ~265 000 objects of start-up (torch, the model, rclpy) made every full garbage collection
-        # a 160 ms pause inside some request's time budget; frozen, they are never scanned again.
-        gc.freeze()
-        executor = MultiThreadedExecutor(num_threads=node.settings.executor_threads)
-        executor.add_node(node)
-        waker = ShutdownWaker(node.context, executor)
-        try:
-            executor.spin()
-        finally:
-            # Solves in flight end at their next step, so the threads are free to be joined at once.
-            waker.close()
-            node.stop()
-            executor.shutdown()
-            node.destroy_node()
+            raise ExternalShutdownException() from None  # rclpy shut the context down under the constructor
+        started = True
+        serve(node)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if not started:
+            logger.info("stopped during start-up")
     finally:
         rclpy.try_shutdown()
     return 0

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from rclpy.context import Context
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -73,6 +74,9 @@ class TopicThread:
             self._executor.spin()
         except ExternalShutdownException:  # the context was shut down under it (Ctrl-C)
             pass
+        except _rclpy.RCLError:  # the same, between the executor's check of the context and its wait
+            if self._owner.context.ok():
+                raise
 
 
 class ShutdownWaker:
