@@ -88,7 +88,8 @@ class JointBounds:
                 continue
             if self.continuous[j]:
                 # Move the window by whole turns to where its centre is nearest the current window's.
-                turns = round((0.5 * (lower[j] + upper[j]) - 0.5 * (low + high)) / TWO_PI)
+                # Halves first: the sum of two windows' ends near the largest float overflows to inf.
+                turns = round((0.5 * lower[j] + 0.5 * upper[j] - (0.5 * low + 0.5 * high)) / TWO_PI)
                 low, high = low + TWO_PI * turns, high + TWO_PI * turns
             new_lower, new_upper = max(lower[j], low), min(upper[j], high)
             if new_lower > new_upper:

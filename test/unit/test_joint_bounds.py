@@ -52,6 +52,13 @@ def test_bad_windows_name_the_joint(bounds, windows, message):
     assert error.value.joint == next(iter(windows))
 
 
+def test_a_window_near_the_largest_float_on_a_narrowed_continuous_joint_is_refused_not_overflowed(bounds):
+    # Found by the request fuzz: the centre of [9e307, 9e307] was computed as a sum, inf, then round(inf).
+    narrowed = bounds.narrow({"wrist_roll": (3.0, 3.5)})
+    with pytest.raises(JointBoundsError, match="joint 'wrist_roll': .* leaves no room"):
+        narrowed.narrow({"wrist_roll": (8.98846567431158e307, 8.98846567431158e307)})
+
+
 def test_an_unknown_name_is_echoed_bounded(bounds):
     with pytest.raises(JointBoundsError) as error:
         bounds.narrow({"x" * 100_000: (0.0, 1.0)})
