@@ -39,7 +39,7 @@ from ik_neural.batch_search import (
     accepted_rows,
     closest_converged,
 )
-from ik_neural.kernels.geometry import all_rigid, rigidity_errors
+from ik_neural.kernels.geometry import RIGIDITY_TOLERANCE, all_rigid, rigidity_errors
 from ik_neural.patience import Budget, Patience, SeedHistory
 from ik_neural.query import (
     UNSET,
@@ -54,9 +54,6 @@ from ik_neural.query import (
 
 if TYPE_CHECKING:
     from ik_neural.network import IKNetwork
-
-# Beyond this the rotation block of a target is not a rotation (it is checked as ||RᵀR - I||, det R).
-_RIGIDITY_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -307,13 +304,13 @@ def checked_targets(T: np.ndarray, batched: bool) -> np.ndarray:
         raise ValueError(f"{name} has shape {T.shape}; expected {expected}")
     T = np.ascontiguousarray(T)
     poses = T if batched else T[None]
-    if all_rigid(poses, _RIGIDITY_TOLERANCE):
+    if all_rigid(poses, RIGIDITY_TOLERANCE):
         return T
     finite, orthonormality, det, bottom = rigidity_errors(poses)
     where = lambda bad: f" (first at index {int(np.flatnonzero(bad)[0])})" if batched else ""  # noqa: E731
     if not finite.all():
         raise ValueError(f"{name} has non-finite values (NaN or inf){where(~finite)}")
-    bad = (orthonormality > _RIGIDITY_TOLERANCE) | (det < 0) | (bottom > 0)
+    bad = (orthonormality > RIGIDITY_TOLERANCE) | (det < 0) | (bottom > 0)
     if bad.any():
         raise ValueError(
             f"{name} is not a rigid transform{where(bad)}: the rotation block must be orthonormal with "

@@ -20,11 +20,20 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ik_neural.kernels.tracking import dls_steps, step_window, track, within_window
+from ik_neural.kernels.tracking import (
+    HELD_BY_JOINT_LIMIT,
+    HELD_BY_REACH,
+    HELD_BY_STEP_LIMIT,
+    NOT_HELD,
+    dls_steps,
+    step_window,
+    track,
+    within_window,
+)
 from ik_neural.query import AcceptanceTest, Tolerance
 from ik_neural.solver import IKSolver, checked_targets
 
@@ -38,13 +47,11 @@ JOINT_LIMIT = "joint limits"
 OUT_OF_REACH = "out of reach (or not reached at a singularity): the closest pose"
 TO_SOLUTION = "moving within the step limits to a solution the local steps did not reach"
 COLLISION = "the step collides"
+_REASONS = {NOT_HELD: "", HELD_BY_STEP_LIMIT: STEP_LIMIT, HELD_BY_JOINT_LIMIT: JOINT_LIMIT, HELD_BY_REACH: OUT_OF_REACH}
 
 # Steps that leave more than this fraction of the error they started from have stalled (a local minimum, or
 # the closest pose to a goal out of reach): a full solve looks for a solution.
 _STALLED = 0.99
-
-# A joint this close to a bound is at it (a step shortened to the window ends on it up to rounding), rad or m.
-_AT_BOUND = 1e-9
 
 DEFAULT_TOLERANCE = Tolerance()
 """1e-5 m and 1e-5 rad, as the solver's."""
@@ -90,9 +97,8 @@ class TrackerSettings:
             raise ValueError(f"TrackerSettings.max_steps must be at least 1, got {self.max_steps!r}")
 
 
-@dataclass(frozen=True)
-class TrackerCommand:
-    """One command of a goal stream.
+class TrackerCommand(NamedTuple):
+    """One command of a goal stream (immutable; a named tuple: cheap to make, 1 kHz loops make many).
 
     ``q`` (dof,) the joint command (None only when ``status`` is UNSOLVED); ``status`` EXACT, APPROXIMATE,
     HELD or UNSOLVED; ``reason`` why it is not exact ("" when it is); ``position_error_m`` and
@@ -145,6 +151,17 @@ class Tracker:
         self._q: Optional[np.ndarray] = None
         self._unused = np.zeros(chain.dof)  # step limit left unused by earlier commands, rad or m
         self._heading: Optional[np.ndarray] = None  # the solution a stalled stream is moving to (dof,)
+        # track's arguments after the command's own, gathered once: a 1 kHz loop has no time to spare.
+        self._track_constants = (
+            chain.arrays,
+            self._step,
+            self._rate,
+            self._fixed,
+            settings.max_step_dt_s,
+            self._centre,
+            settings.centring_gain,
+            settings.max_steps,
+        )
         # Where the first joint is (base frame, m): no tip is farther from it than the chain's reach.
         self._first_joint_m = chain.joints[0].T_prev_joint[:3, 3].copy()
 
@@ -152,7 +169,7 @@ class Tracker:
         """Compile (or load from numba's cache) the step's kernel, so that the first goal does not wait for it."""
         chain = self.solver.chain
         q = chain.middle.copy()  # writable, as every command is (numba compiles per array type)
-        self._track(q, chain.forward(q), 0.0)
+        track(q, chain.forward(q), 0.0, self._unused, *self._track_constants)
         lower, upper = self.window(q, 0.0)
         within_window(q, q, lower, upper)
         self._steps(q, chain.forward(q), lower, upper, max_steps=0)
@@ -181,30 +198,44 @@ class Tracker:
         one changes nothing)."""
         if not dt_s >= 0:  # NaN fails too
             raise ValueError(f"dt_s must be a number of seconds >= 0 (inf: long ago), got {dt_s!r}")
-        T_target = checked_targets(T_target, batched=False)
+        # The kernel takes a writable, C-contiguous float64 (4, 4) array as it is (numba would compile another
+        # variant for any other array type); anything else is checked and copied into one first.
+        if not (
+            type(T_target) is np.ndarray
+            and T_target.dtype == np.float64
+            and T_target.shape == (4, 4)
+            and T_target.flags.c_contiguous
+            and T_target.flags.writeable
+        ):
+            T_target = np.array(checked_targets(T_target, batched=False))
         if self._q is None:
             return self._first(T_target, accept)
         q_last = self._q
-        q, converged, position_error, orientation_error, steps, remaining, lower, upper, unused_moved, unused_held = (
-            self._track(q_last, T_target, dt_s)
+        q, rigid, converged, position_error, orientation_error, steps, remaining, held_by, unused = track(
+            q_last, T_target, dt_s, self._unused, *self._track_constants
         )
-        reason = "" if converged else self._held_back_by(q, lower, upper)
+        if not rigid:
+            checked_targets(T_target, batched=False)  # raises, naming what is wrong with T_target
+        refused = accept is not None and not accept(q)
+        if converged and not refused:  # the usual command, first and with as little work as can be
+            self._q, self._unused, self._heading = q, unused[0], None
+            return TrackerCommand(q, EXACT, "", position_error, orientation_error, steps)
+        reason = _REASONS[held_by]
         if converged:
             self._heading = None
-        refused = accept is not None and not accept(q)
-        stalled = not converged and reason != STEP_LIMIT and remaining > _STALLED
+        stalled = not converged and held_by != HELD_BY_STEP_LIMIT and remaining > _STALLED
         if (refused or stalled or (self._heading is not None and not converged)) and self._may_reach(T_target):
             # Blocked, or stalled short of the goal (a local minimum): towards a solution found anew (an
             # accepted one), and on towards it while the steps do not reach the goal.
-            rescued = self._towards_a_solution(q_last, T_target, lower, upper, accept)
+            rescued = self._towards_a_solution(q_last, T_target, dt_s, accept)
             if rescued is not None and (accept is None or accept(rescued[0])):
                 q, converged, position_error, orientation_error, _, _ = rescued
                 reason, refused = ("" if converged else TO_SOLUTION), False
-                unused_moved = np.maximum(unused_held - np.abs(q - q_last), 0.0)
+                unused[0] = np.maximum(unused[1] - np.abs(q - q_last), 0.0)
         if refused:
-            self._unused = unused_held
+            self._unused = unused[1]
             return TrackerCommand(q_last, HELD, COLLISION, position_error, orientation_error, steps)
-        self._q, self._unused = q, unused_moved
+        self._q, self._unused = q, unused[0]
         status = EXACT if converged else APPROXIMATE
         return TrackerCommand(q, status, reason, position_error, orientation_error, steps)
 
@@ -223,24 +254,6 @@ class Tracker:
         _, lower, upper = step_window(q_last, dt_s, self._unused, self._rate, self._fixed, longest_s, *limits)
         return lower, upper
 
-    def _track(self, q_last: np.ndarray, T_target: np.ndarray, dt_s: float) -> tuple:
-        """``kernels.tracking.track`` with this tracker's settings."""
-        settings = self.settings
-        return track(
-            q_last,
-            T_target,
-            self.solver.chain.arrays,
-            self._step,
-            dt_s,
-            self._unused,
-            self._rate,
-            self._fixed,
-            settings.max_step_dt_s,
-            self._centre,
-            settings.centring_gain,
-            settings.max_steps,
-        )
-
     def _steps(
         self, q: np.ndarray, T_target: np.ndarray, lower: np.ndarray, upper: np.ndarray, max_steps: Optional[int] = None
     ) -> tuple[np.ndarray, bool, float, float, int, float]:
@@ -254,17 +267,12 @@ class Tracker:
         return float(np.linalg.norm(T_target[:3, 3] - self._first_joint_m)) <= self.solver.chain.reach_m
 
     def _towards_a_solution(
-        self,
-        q_last: np.ndarray,
-        T_target: np.ndarray,
-        lower: np.ndarray,
-        upper: np.ndarray,
-        accept: Optional[AcceptanceTest],
+        self, q_last: np.ndarray, T_target: np.ndarray, dt_s: float, accept: Optional[AcceptanceTest]
     ) -> Optional[tuple[np.ndarray, bool, float, float, int, float]]:
         """Where the steps stalled short of the goal: a short full solve (from the solution the stream is
         already moving to, else from q_last) and, if it finds one, the move from q_last straight towards it
-        in joint space, shortened to the window, with its errors as ``_steps`` gives them; None when no
-        solution was found (the goal may be out of reach)."""
+        in joint space, shortened to the window of ``dt_s``, with its errors as ``_steps`` gives them; None
+        when no solution was found (the goal may be out of reach)."""
         result = self.solver.solve(
             T_target,
             seed=q_last if self._heading is None else self._heading,
@@ -278,17 +286,9 @@ class Tracker:
             self._heading = None
             return None
         self._heading = result.q
+        lower, upper = self.window(q_last, dt_s)
         q = within_window(q_last, result.q, lower, upper)
         return self._steps(q, T_target, lower, upper, max_steps=0)
-
-    def _held_back_by(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> str:
-        """Why the closest configuration q of the window [lower, upper] is not exact."""
-        at_lower, at_upper = q <= lower + _AT_BOUND, q >= upper - _AT_BOUND
-        if (at_lower & (lower > self._lower)).any() or (at_upper & (upper < self._upper)).any():
-            return STEP_LIMIT
-        if (at_lower | at_upper).any():
-            return JOINT_LIMIT
-        return OUT_OF_REACH
 
     def _first(self, T_target: np.ndarray, accept: Optional[AcceptanceTest]) -> TrackerCommand:
         """With nothing to step from: a full solve, nearest mid-limits (no step limit can hold)."""

@@ -101,7 +101,7 @@ def dls_step_pulled(q, T_target, chain, step, pull):
 
     The error is [dp / reach; omega] (or dp / reach alone), λ = damping + error_damping · |e|²; a step that
     leaves a bounded joint's limits is redone with that joint held at its limit and not pulled (the rest
-    re-solved).
+    re-solved). Where q is converged no step is taken: q_next is q, within the bounds.
     """
     T, J_full = chain_fk_jacobian(q, chain)
     dp, omega, position_error, orientation_error = pose_error(T_target, T)
@@ -122,6 +122,10 @@ def dls_step_pulled(q, T_target, chain, step, pull):
     error_norm_sq = 0.0
     for r in range(m):
         error_norm_sq += e[r] * e[r]
+    if converged:  # no step is taken from an answer: every caller keeps q itself
+        q_next = q.copy()
+        _into_bounds(q_next, step)
+        return q_next, True, position_error, orientation_error, math.sqrt(error_norm_sq)
     lam = step.error_damping * error_norm_sq + step.damping
     if pull is None:
         q_next = damped_solve(J, e, lam)  # dq, turned into q + dq in place (no allocation per step)

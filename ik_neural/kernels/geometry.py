@@ -11,6 +11,9 @@ from numba import njit
 # The same thresholds as ik_neural.geometry's log map.
 from ik_neural.geometry import NEAR_PI_SINE, SMALL_SINE
 
+RIGIDITY_TOLERANCE = 1e-6
+"""The largest |RᵀR - I| of an input pose taken as a rigid transform (rounding of a pose built in float64)."""
+
 
 @njit(cache=True, nogil=True)
 def pose_error(T_target, T):
@@ -45,34 +48,54 @@ def pose_error(T_target, T):
 
 
 @njit(cache=True, nogil=True)
-def rigidity_errors(T):
-    """For each of T (N, 4, 4): (finite, max |RᵀR - I|, det R, max |bottom row - (0 0 0 1)|), each (N,)."""
-    n = T.shape[0]
-    finite = np.ones(n, dtype=np.bool_)
-    orthonormality, det, bottom = np.zeros(n), np.zeros(n), np.zeros(n)
-    for k in range(n):
-        for r in range(4):
-            for c in range(4):
-                if not math.isfinite(T[k, r, c]):
-                    finite[k] = False
-        for r in range(3):
-            for c in range(3):
-                dot = T[k, 0, r] * T[k, 0, c] + T[k, 1, r] * T[k, 1, c] + T[k, 2, r] * T[k, 2, c]
-                orthonormality[k] = max(orthonormality[k], abs(dot - (1.0 if r == c else 0.0)))
-        det[k] = (
-            T[k, 0, 0] * (T[k, 1, 1] * T[k, 2, 2] - T[k, 1, 2] * T[k, 2, 1])
-            - T[k, 0, 1] * (T[k, 1, 0] * T[k, 2, 2] - T[k, 1, 2] * T[k, 2, 0])
-            + T[k, 0, 2] * (T[k, 1, 0] * T[k, 2, 1] - T[k, 1, 1] * T[k, 2, 0])
-        )
+def pose_rigidity(T):
+    """For one pose T (4, 4): (finite, max |RᵀR - I|, det R, max |bottom row - (0 0 0 1)|)."""
+    finite = True
+    for r in range(4):
         for c in range(4):
-            bottom[k] = max(bottom[k], abs(T[k, 3, c] - (1.0 if c == 3 else 0.0)))
+            if not math.isfinite(T[r, c]):
+                finite = False
+    orthonormality = 0.0
+    for r in range(3):
+        for c in range(3):
+            dot = T[0, r] * T[0, c] + T[1, r] * T[1, c] + T[2, r] * T[2, c]
+            orthonormality = max(orthonormality, abs(dot - (1.0 if r == c else 0.0)))
+    det = (
+        T[0, 0] * (T[1, 1] * T[2, 2] - T[1, 2] * T[2, 1])
+        - T[0, 1] * (T[1, 0] * T[2, 2] - T[1, 2] * T[2, 0])
+        + T[0, 2] * (T[1, 0] * T[2, 1] - T[1, 1] * T[2, 0])
+    )
+    bottom = 0.0
+    for c in range(4):
+        bottom = max(bottom, abs(T[3, c] - (1.0 if c == 3 else 0.0)))
     return finite, orthonormality, det, bottom
 
 
 @njit(cache=True, nogil=True)
+def rigidity_errors(T):
+    """``pose_rigidity`` of each of T (N, 4, 4): (finite, max |RᵀR - I|, det R, max |bottom row - (0 0 0
+    1)|), each (N,)."""
+    n = T.shape[0]
+    finite = np.ones(n, dtype=np.bool_)
+    orthonormality, det, bottom = np.zeros(n), np.zeros(n), np.zeros(n)
+    for k in range(n):
+        finite[k], orthonormality[k], det[k], bottom[k] = pose_rigidity(T[k])
+    return finite, orthonormality, det, bottom
+
+
+@njit(cache=True, nogil=True)
+def is_rigid(T, tolerance):
+    """Whether the pose T (4, 4) is a rigid transform by ``pose_rigidity``: finite, max |RᵀR - I| within
+    ``tolerance``, det R >= 0 and the bottom row exactly (0 0 0 1)."""
+    finite, orthonormality, det, bottom = pose_rigidity(T)
+    return finite and orthonormality <= tolerance and det >= 0 and bottom <= 0
+
+
+@njit(cache=True, nogil=True)
 def all_rigid(T, tolerance):
-    """Whether every pose of T (N, 4, 4) is a rigid transform by ``rigidity_errors``: finite, max |RᵀR - I|
-    within ``tolerance``, det R >= 0 and the bottom row exactly (0 0 0 1). One call for the usual case;
+    """Whether every pose of T (N, 4, 4) is a rigid transform (``is_rigid``). One call for the usual case;
     the caller asks ``rigidity_errors`` what is wrong only when it is not."""
-    finite, orthonormality, det, bottom = rigidity_errors(T)
-    return finite.all() and (orthonormality <= tolerance).all() and (det >= 0).all() and (bottom <= 0).all()
+    for k in range(T.shape[0]):
+        if not is_rigid(T[k], tolerance):
+            return False
+    return True

@@ -12,7 +12,14 @@ import numpy as np
 from numba import njit
 
 from ik_neural.kernels.dls import StepSettings, dls_step_pulled
+from ik_neural.kernels.geometry import RIGIDITY_TOLERANCE, is_rigid
 from ik_neural.kernels.kinematics import ChainArrays
+
+# What held a command that is not exact back (``held_back_by``).
+NOT_HELD, HELD_BY_STEP_LIMIT, HELD_BY_JOINT_LIMIT, HELD_BY_REACH = 0, 1, 2, 3
+
+# A joint this close to a bound is at it (a step shortened to the window ends on it up to rounding), rad or m.
+_AT_BOUND = 1e-9
 
 
 @njit(cache=True, nogil=True)
@@ -109,21 +116,42 @@ def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps, p
 
 
 @njit(cache=True, nogil=True)
-def track(q_last, T_target, chain_fields, step_fields, dt_s, unused, rate, fixed, longest_s, centre, gain, max_steps):
-    """One command of a goal stream from q_last towards T_target (4, 4): the window (``step_window``), then
-    ``dls_steps`` within it, its first step pulled towards ``centre`` (``centring_pull``; gain 0, or an arm
-    with no more joints than the task has rows: no pull). Returns (q, converged, position
-    error m, orientation error rad, steps, remaining, lower, upper, unused if q is commanded, unused if the
-    arm holds)."""
+def held_back_by(q, lower, upper, limit_lower, limit_upper):
+    """Why q, the closest configuration of the window [lower, upper] (n,) to a goal it does not reach, is
+    not exact: HELD_BY_STEP_LIMIT where a joint is at a bound of the window that is a step limit (not its
+    joint limit ``limit_lower``/``limit_upper``), else HELD_BY_JOINT_LIMIT where one is at a joint limit,
+    else HELD_BY_REACH (out of reach, or not reached at a singularity)."""
+    at_joint_limit = False
+    for k in range(q.shape[0]):
+        at_lower, at_upper = q[k] <= lower[k] + _AT_BOUND, q[k] >= upper[k] - _AT_BOUND
+        if (at_lower and lower[k] > limit_lower[k]) or (at_upper and upper[k] < limit_upper[k]):
+            return HELD_BY_STEP_LIMIT
+        at_joint_limit = at_joint_limit or at_lower or at_upper
+    return HELD_BY_JOINT_LIMIT if at_joint_limit else HELD_BY_REACH
+
+
+@njit(cache=True, nogil=True)
+def track(q_last, T_target, dt_s, unused, chain_fields, step_fields, rate, fixed, longest_s, centre, gain, max_steps):
+    """One command of a goal stream from q_last towards T_target (4, 4), a C-contiguous float64 pose: the
+    window (``step_window``), then ``dls_steps`` within it, its first step pulled towards ``centre``
+    (``centring_pull``; gain 0, or an arm with no more joints than the task has rows: no pull). Returns (q,
+    rigid, converged, position error m, orientation error rad, steps, remaining, held by (``held_back_by``;
+    NOT_HELD when converged), unused (2, n): row 0 the step limits left unused if q is commanded, row 1 if
+    the arm holds). rigid False: T_target is not a rigid transform (``is_rigid``) and nothing was done."""
+    n = q_last.shape[0]
+    unused_next = np.zeros((2, n))
+    if not is_rigid(T_target, RIGIDITY_TOLERANCE):
+        return q_last.copy(), False, False, np.inf, np.inf, 0, 1.0, NOT_HELD, unused_next
     step = StepSettings(*step_fields)
     limit, lower, upper = step_window(q_last, dt_s, unused, rate, fixed, longest_s, step.lower, step.upper)
-    n = q_last.shape[0]
     pull = np.zeros(n)
     if gain > 0.0 and n > (3 if step.position_only else 6):
         pull = centring_pull(q_last, centre, gain, lower, upper)
     q, converged, position_error, orientation_error, steps, remaining = dls_steps(
         q_last, T_target, chain_fields, step_fields, lower, upper, max_steps, pull
     )
-    held = limit - fixed
-    moved = np.maximum(held - np.abs(q - q_last), 0.0)
-    return q, converged, position_error, orientation_error, steps, remaining, lower, upper, moved, held
+    held_by = NOT_HELD if converged else held_back_by(q, lower, upper, step.lower, step.upper)
+    for k in range(n):
+        unused_next[1, k] = limit[k] - fixed[k]
+        unused_next[0, k] = max(unused_next[1, k] - abs(q[k] - q_last[k]), 0.0)
+    return q, True, converged, position_error, orientation_error, steps, remaining, held_by, unused_next
