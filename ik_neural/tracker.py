@@ -53,6 +53,11 @@ _REASONS = {NOT_HELD: "", HELD_BY_STEP_LIMIT: STEP_LIMIT, HELD_BY_JOINT_LIMIT: J
 # the closest pose to a goal out of reach): a full solve looks for a solution.
 _STALLED = 0.99
 
+# After a full solve that found nothing (most often: the goal is out of reach), the next one waits 2, 4, ...
+# commands, at most this many: a stream that stays out of reach costs a solve's budget now and then, not
+# on every command.
+_MOST_COMMANDS_BETWEEN_RESCUES = 64
+
 DEFAULT_TOLERANCE = Tolerance()
 """1e-5 m and 1e-5 rad, as the solver's."""
 
@@ -77,8 +82,9 @@ class TrackerSettings:
     limit: without it a 7-joint arm's commands drift towards joint limits over a long stream. 0: none."""
     first_timeout_s: float = 0.05
     """Budget of the first command's full solve (no previous command or state to step from), s."""
-    rescue_timeout_s: float = 0.001
-    """Budget of the full solve tried when the steps stall short of the goal (not at a step limit), s."""
+    rescue_timeout_s: float = 0.0002
+    """Budget of the full solve tried when the steps stall short of the goal (not at a step limit), s. After
+    one that found nothing, the next is tried 2, 4, ... up to 64 commands later."""
 
     def __post_init__(self) -> None:
         positive = {
@@ -151,6 +157,8 @@ class Tracker:
         self._q: Optional[np.ndarray] = None
         self._unused = np.zeros(chain.dof)  # step limit left unused by earlier commands, rad or m
         self._heading: Optional[np.ndarray] = None  # the solution a stalled stream is moving to (dof,)
+        self._failed_rescues = 0  # full solves in a row that found nothing
+        self._commands_to_next_rescue = 0
         # track's arguments after the command's own, gathered once: a 1 kHz loop has no time to spare.
         self._track_constants = (
             chain.arrays,
@@ -189,6 +197,7 @@ class Tracker:
                     f"reset: q must be {self.solver.chain.dof} finite joint values for {self.solver.chain.joint_names}"
                 )
         self._q, self._heading = q, None
+        self._failed_rescues = self._commands_to_next_rescue = 0
         self._unused[:] = 0.0
 
     def step(self, T_target: np.ndarray, dt_s: float, accept: Optional[AcceptanceTest] = None) -> TrackerCommand:
@@ -219,12 +228,13 @@ class Tracker:
         refused = accept is not None and not accept(q)
         if converged and not refused:  # the usual command, first and with as little work as can be
             self._q, self._unused, self._heading = q, unused[0], None
+            self._failed_rescues = self._commands_to_next_rescue = 0
             return TrackerCommand(q, EXACT, "", position_error, orientation_error, steps)
         reason = _REASONS[held_by]
         if converged:
             self._heading = None
         stalled = not converged and held_by != HELD_BY_STEP_LIMIT and remaining > _STALLED
-        if (refused or stalled or (self._heading is not None and not converged)) and self._may_reach(T_target):
+        if (refused or stalled or (self._heading is not None and not converged)) and self._may_rescue(T_target):
             # Blocked, or stalled short of the goal (a local minimum): towards a solution found anew (an
             # accepted one), and on towards it while the steps do not reach the goal.
             rescued = self._towards_a_solution(q_last, T_target, dt_s, accept)
@@ -261,9 +271,13 @@ class Tracker:
         steps = self.settings.max_steps if max_steps is None else max_steps
         return dls_steps(q, T_target, self.solver.chain.arrays, self._step, lower, upper, steps, np.zeros_like(q))
 
-    def _may_reach(self, T_target: np.ndarray) -> bool:
-        """False where the target is certainly out of reach: farther from the first joint than the chain's
-        reach (an upper bound), so no full solve can find it."""
+    def _may_rescue(self, T_target: np.ndarray) -> bool:
+        """Whether a full solve may look for a solution now: not while an earlier one that found nothing
+        waits out its commands, nor where the target is certainly out of reach (farther from the first
+        joint than the chain's reach, an upper bound)."""
+        if self._commands_to_next_rescue > 0:
+            self._commands_to_next_rescue -= 1
+            return False
         return float(np.linalg.norm(T_target[:3, 3] - self._first_joint_m)) <= self.solver.chain.reach_m
 
     def _towards_a_solution(
@@ -284,8 +298,10 @@ class Tracker:
         )
         if not result.success:
             self._heading = None
+            self._failed_rescues += 1
+            self._commands_to_next_rescue = min(2**self._failed_rescues, _MOST_COMMANDS_BETWEEN_RESCUES)
             return None
-        self._heading = result.q
+        self._heading, self._failed_rescues = result.q, 0
         lower, upper = self.window(q_last, dt_s)
         q = within_window(q_last, result.q, lower, upper)
         return self._steps(q, T_target, lower, upper, max_steps=0)

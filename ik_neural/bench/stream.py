@@ -15,8 +15,11 @@ The paths (``PATH_NAMES``):
    Jacobian's smallest singular value is smallest: the wrist joint is the one of the last three whose sweep
    within its limits at the centre reaches the smallest one (the Panda's joint6); the sweep stays inside
    the limits.
-3. ``out-of-reach``: the smooth path's goals with the positions of the middle 20 % of the goals scaled 1.5x
-   away from the base frame's origin (orientations kept): out of reach, then back on the path.
+3. ``out-of-reach``: the smooth path's goals with the positions of the middle 40 % of the goals scaled
+   smoothly away from the base frame's origin and back (by 1 + 0.5 sin², up to 1.5x; orientations kept):
+   out of reach and back, as a teleoperator pushes past the workspace and returns. Which goals are
+   reachable is judged by solving them in turn (``exact_solutions``); the path's description says how fast
+   the exact solutions move near the boundary, where no arm within its velocity limits keeps up.
 4. ``branch-jump``: the smooth path, but from the middle goal on, for 1 s (at most a quarter of the
    path), the goal is the pose of the middle configuration with joint 1 turned by 2.5 rad (+ if that is
    within its upper limit, else -): a goal far away in joint space, which no arm reaches within its
@@ -27,7 +30,7 @@ The paths (``PATH_NAMES``):
    Pure geometry of the tip point, not of the robot's bodies; simple on purpose.
 
 Goals that no command may reach are not "reachable", and the tracking error is reported over the others:
-the out-of-reach stretch of path 3, the jump of path 4, and the goals of path 5 whose tip lies within the
+the goals of path 3 no solve reaches, the jump of path 4, and the goals of path 5 whose tip lies within the
 obstacle (no accepted command reaches them).
 
 The solvers (``StreamSolver``), each started from the path's first configuration:
@@ -71,7 +74,11 @@ LIMIT_MARGIN_RAD = 0.01
 PANDA_CENTRE = {"panda_joint4": -1.5, "panda_joint6": 1.9}
 """The Panda's smooth-path centre, rad, where it differs from the middle of the limits (collision-free)."""
 OUT_OF_REACH_SCALE = 1.5
-OUT_OF_REACH_SHARE = 0.2
+"""How far the out-of-reach path's goals go at most: their positions scaled this much from the base."""
+OUT_OF_REACH_SHARE = 0.4
+"""Share of the out-of-reach path's goals that go out and back (half out, half back)."""
+REACH_TIMEOUT_S = 0.05
+"""Budget of each solve that judges whether a goal of the out-of-reach stretch is reachable, s."""
 JUMP_RAD = 2.5
 JUMP_S = 1.0
 OBSTACLE_SHARE = 0.1
@@ -171,6 +178,55 @@ def wrist_singularity(chain: KinematicChain, centre: np.ndarray, samples: int = 
     return best[1], best[2]
 
 
+def out_of_reach_path(chain: KinematicChain, rate_hz: float, q_smooth: np.ndarray, T_smooth: np.ndarray) -> StreamPath:
+    """Path 3 from the smooth path's q (N, dof) and goals (N, 4, 4), a goal every 1/rate_hz s."""
+    n = len(T_smooth)
+    start, end = round(n * (0.5 - OUT_OF_REACH_SHARE / 2)), round(n * (0.5 + OUT_OF_REACH_SHARE / 2))
+    scale = np.ones(n)
+    scale[start:end] += (OUT_OF_REACH_SCALE - 1) * np.sin(math.pi * np.arange(end - start) / (end - start)) ** 2
+    T = T_smooth.copy()
+    T[:, :3, 3] *= scale[:, None]
+    q_exact = exact_solutions(chain, T, q_smooth, start, end)
+    reachable = np.isfinite(q_exact).all(-1)
+    out = np.flatnonzero(~reachable)
+    # Each joint's speed between neighbouring exact solutions, as a multiple of its velocity limit.
+    speed = np.abs(np.diff(q_exact, axis=0)) * rate_hz / chain.velocity_limits
+    pair, joint = np.unravel_index(np.nanargmax(speed), speed.shape) if np.isfinite(speed).any() else (0, 0)
+    description = (
+        f"the smooth path with goals {start}-{end - 1} moved out to {OUT_OF_REACH_SCALE:g}x their distance from "
+        f"the base and back; goals {out[0]}-{out[-1]} out of reach"
+        if out.size
+        else "no goal out of reach"
+    )
+    if out.size:
+        description += (
+            f"; exact solutions, each seeded from its neighbour, move {chain.joint_names[joint]} at "
+            f"{speed[pair, joint]:.1f}x its velocity limit between goals {pair} and {pair + 1}: no arm within "
+            "its limits is exact at every reachable goal near the boundary"
+        )
+    return StreamPath("out-of-reach", description, q_smooth, T, reachable)
+
+
+def exact_solutions(chain: KinematicChain, T_goals: np.ndarray, q_path: np.ndarray, start: int, end: int) -> np.ndarray:
+    """The out-of-reach path's exact solutions (N, dof), NaN rows where none: q_path outside goals
+    [start, end); inside, each goal solved (``REACH_TIMEOUT_S``, numerical) from its neighbour's solution,
+    from start onwards until a goal is not solved and from end - 1 backwards until one is not. The goals
+    between go farther out (the path's scale grows towards its middle): counted as out of reach unsolved."""
+    solver = IKSolver(chain)
+    solver.warm_up()  # the kernels loaded before the first budget starts
+    q_exact = np.full_like(q_path, np.nan)
+    q_exact[:start], q_exact[end:] = q_path[:start], q_path[end:]
+    for indices, seed in ((range(start, end), q_path[start - 1]), (range(end - 1, start - 1, -1), q_path[end])):
+        for i in indices:
+            if np.isfinite(q_exact[i]).all():
+                break  # the other walk got here
+            result = solver.solve(T_goals[i], seed=seed, seed_first=True, timeout_s=REACH_TIMEOUT_S)
+            if not result.success:
+                break
+            q_exact[i] = seed = result.q
+    return q_exact
+
+
 def _goals(chain: KinematicChain, q: np.ndarray) -> np.ndarray:
     return np.asarray(chain.forward(q), dtype=np.float64)
 
@@ -218,15 +274,7 @@ def stream_paths(chain: KinematicChain, rate_hz: float, seconds: float, names: S
             )
             paths.append(StreamPath(name, description, q, _goals(chain, q), everywhere))
         elif name == "out-of-reach":
-            stretch = np.zeros(n, dtype=bool)
-            stretch[round(n * (0.5 - OUT_OF_REACH_SHARE / 2)) : round(n * (0.5 + OUT_OF_REACH_SHARE / 2))] = True
-            T = T_smooth.copy()
-            T[stretch, :3, 3] *= OUT_OF_REACH_SCALE
-            description = (
-                f"the smooth path, goals {np.flatnonzero(stretch)[0]}-{np.flatnonzero(stretch)[-1]} with their "
-                f"positions scaled {OUT_OF_REACH_SCALE:g}x from the base (out of reach, not counted as reachable)"
-            )
-            paths.append(StreamPath(name, description, q_smooth, T, ~stretch))
+            paths.append(out_of_reach_path(chain, rate_hz, q_smooth, T_smooth))
         elif name == "branch-jump":
             length = max(1, min(round(JUMP_S * rate_hz), n // 4))
             jump = np.zeros(n, dtype=bool)

@@ -135,6 +135,36 @@ def test_an_unreachable_goal_gets_the_closest_pose_then_exact_again_once_in_reac
     assert position_m <= TOL and rotation_rad <= TOL
 
 
+class _CountingSolver(IKSolver):
+    """An IKSolver that counts its full solves."""
+
+    solves = 0
+
+    def solve(self, *args, **kwargs):
+        self.solves += 1
+        return super().solve(*args, **kwargs)
+
+
+def test_a_goal_held_out_of_reach_costs_a_full_solve_now_and_then_not_every_command(panda, reference):
+    """The goal lies within the sphere of the arm's reach, so the stalled steps ask for full solves; after
+    each that finds nothing the next waits 2, 4, ... up to 64 commands."""
+    chain = panda.chain
+    q_start = _centre(chain)
+    T_reachable = reference.forward(q_start)
+    T_out = T_reachable.copy()
+    T_out[:3, 3] *= 1.25
+    first_joint_m = chain.joints[0].T_prev_joint[:3, 3]
+    assert np.linalg.norm(T_out[:3, 3] - first_joint_m) < chain.reach_m  # not skipped as certainly out of reach
+    solver = _CountingSolver(chain, network=panda.network)
+    tracker = Tracker(solver)
+    tracker.reset(q_start)
+    commands = [tracker.step(T_out, DT_S) for _ in range(200)]
+    assert all(c.status == APPROXIMATE for c in commands) and commands[-1].reason == OUT_OF_REACH
+    assert 1 <= solver.solves <= 10  # 2 + 4 + ... + 64 + 64 commands waited: at most 8 solves in 200
+    back = [tracker.step(T_reachable, DT_S) for _ in range(400)]
+    assert back[-1].exact and max(reference.errors(back[-1].q, T_reachable)) <= TOL
+
+
 def test_goals_in_a_burst_use_the_step_limit_left_unused_before_them(panda, reference):
     """Goals 10 ms apart, then three in 0.1 ms: the burst's goals are still reached exactly, from what the
     slow commands before left unused, and no joint ever moves more than max_step_dt_s at its velocity."""
