@@ -106,7 +106,11 @@ def successes(
 
 
 def run_interleaved(
-    solvers: Sequence[tuple[str, SolveOne]], T_targets: np.ndarray, seeds: np.ndarray, warmup: int = 3
+    solvers: Sequence[tuple[str, SolveOne]],
+    T_targets: np.ndarray,
+    seeds: np.ndarray,
+    warmup: int = 3,
+    between: Optional[Callable[[], object]] = None,
 ) -> list[SolverRun]:
     """Every solver on every target T_targets[i] from seeds[i], all solvers on one target before the next
     target, so that the machine's drift hits them alike; the order rotates by one solver per target, so
@@ -118,6 +122,8 @@ def run_interleaved(
     garbage collector is off while they run, as ``timeit`` turns it off: the answers kept here grow the heap,
     and the one full collection that follows (tens of ms) would land on whichever solver's allocation
     happened to trigger it, adding tens of µs to that solver's mean over 2000 targets.
+
+    ``between``, where given, runs before each call, untimed: other work between solves (cold caches).
     """
     for T, seed in zip(T_targets[:warmup], seeds):
         for _, solve in solvers:
@@ -132,6 +138,8 @@ def run_interleaved(
         for i, (T, seed) in enumerate(zip(T_targets, seeds)):
             first = i % len(solvers)
             for name, solve in [*solvers[first:], *solvers[:first]]:
+                if between is not None:
+                    between()
                 start = time.perf_counter()
                 answer = solve(T, seed)
                 times[name][i] = time.perf_counter() - start

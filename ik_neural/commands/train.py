@@ -2,7 +2,9 @@
 shipped robot by name.
 
 Writes the TorchScript model (``--out``), and beside it the evaluation report: ``<stem>.report.json``
-and the PNGs ``<stem>.curve.png``, ``<stem>.error_map.png``, ``<stem>.histograms.png``. Ctrl-C stops
+and the PNGs ``<stem>.curve.png``, ``<stem>.error_map.png``, ``<stem>.histograms.png``. Its last line is
+the verdict (``ik_neural.bench.verdict``): how long solving takes with the network against the numerical
+solver alone, warm and cold, and whether the network pays. Ctrl-C stops
 training and still writes the best model so far (exit status 130); ``--resume`` continues from the
 checkpoint ``<out>.ckpt``.
 
@@ -24,10 +26,11 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from ik_neural.bench.verdict import VERDICT_TARGETS, network_verdict
 from ik_neural.chain import KinematicChain
 from ik_neural.commands.chain_selection import add_chain_arguments, chosen_chain
 from ik_neural.evaluation import report_figures, write_plots
-from ik_neural.network import OUTPUT_ENCODINGS
+from ik_neural.network import OUTPUT_ENCODINGS, load_network
 from ik_neural.robots import NETWORK_FILE, models_dir
 from ik_neural.training import Obstacle, Trainer, TrainingConfig, training_device
 
@@ -51,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--minutes", type=float, default=DEFAULTS.minutes, help="training time budget")
     budget.add_argument("--steps", type=int, default=DEFAULTS.steps, help="optimiser steps (overrides --minutes)")
     p.add_argument("--position-only", action="store_true", help="learn the tip position only")
+    p.add_argument(
+        "--verdict-targets",
+        type=int,
+        default=VERDICT_TARGETS,
+        help="held-out targets of the closing verdict (the hybrid against the numerical solver alone, warm and "
+        "cold); 0: no verdict",
+    )
     p.add_argument("--supervised", action="store_true", help="baseline: loss on joint angles instead of through FK")
     p.add_argument(
         "--output-encoding",
@@ -175,6 +185,8 @@ def _start_distributed(device: torch.device) -> torch.device:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.verdict_targets < 0:
+        parser.error("--verdict-targets must be >= 0 (0: no verdict)")
     out = args.out  # the OSError message names it; for --robot the default replaces None below
     try:
         chain, out = _chain_and_out(args)
@@ -224,6 +236,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report_path = Path(f"{stem}.report.json")
     report = report_figures(result.metadata)
     report["validation_curve"] = result.curve
+    verdict = None
+    if args.verdict_targets > 0:
+        print(f"[train] judging the network: {args.verdict_targets} held-out targets, hybrid against numerical only")
+        verdict = network_verdict(chain, load_network(result.path, chain), args.verdict_targets, config.position_only)
+        report["verdict"] = verdict.as_dict()
     report_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     plots = write_plots(chain, result.module, result.curve, stem, config.position_only)
     figures = result.metadata["evaluation"]
@@ -243,6 +260,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"[train] best of the {config.heads} guesses per target: position median {best['position_error_mm_median']:.2f} mm, "
             f"rotation median {best['orientation_error_deg_median']:.2f} deg"
         )
+    if verdict is not None:
+        print(f"[train] verdict: {verdict.line()}")
     return 130 if result.interrupted else 0
 
 

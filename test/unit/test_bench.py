@@ -13,6 +13,7 @@ import pytest
 
 from ik_neural.bench.tables import STREAM_COLUMNS
 from ik_neural.bench.protocol import TOLERANCE_PAIRS, Answer, judged_pairs, run_interleaved, successes
+from ik_neural.bench.verdict import Verdict
 from ik_neural.commands import bench
 from ik_neural.robots import load_robot
 from ik_neural.sampling import reachable_targets
@@ -298,3 +299,11 @@ def test_stream_paths_move_no_joint_faster_than_the_path_speed():
     assert obstacle.accept(obstacle.q[0]) and not obstacle.accept(inside)
     with pytest.raises(ValueError, match="unknown path"):
         stream.stream_paths(chain, 200.0, 1.0, ["nowhere"])
+
+
+def test_the_verdict_says_whether_a_network_pays_warm_and_cold():
+    pays = Verdict(targets=300, warm_ratio=0.62, cold_ratio=0.85, hybrid_success=1.0, numerical_success=0.99)
+    assert pays.pays and pays.line().startswith("solving takes 0.62x the numerical time warm, 0.85x cold")
+    slow_cold = Verdict(targets=300, warm_ratio=0.62, cold_ratio=1.09, hybrid_success=1.0, numerical_success=1.0)
+    assert not slow_cold.pays
+    assert slow_cold.line().startswith("this network does not pay yet") and "train longer" in slow_cold.line()

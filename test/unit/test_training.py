@@ -227,17 +227,27 @@ def _train_command(*args: str) -> list[str]:
 def test_train_command_writes_model_and_report(tmp_path):
     out = tmp_path / "rrr.pt"
     done = subprocess.run(
-        _train_command("--robot", "rrr_3dof", "--out", str(out), "--steps", "100", "--width", "32", "--depth", "2"),
+        _train_command(
+            "--robot", "rrr_3dof", "--out", str(out), "--steps", "100", "--width", "32", "--depth", "2",
+            "--verdict-targets", "40",
+        ),
         capture_output=True,
         text=True,
         timeout=300,
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "network alone on 10000 test targets" in done.stdout
     net = load_network(out, load_robot("rrr_3dof").chain)
     assert net.metadata["training"]["steps_done"] == 100 and not net.metadata["training"]["interrupted"]
     report = json.loads((tmp_path / "rrr.report.json").read_text())
     assert report["evaluation"] == net.metadata["evaluation"]
+    # The closing verdict: the hybrid against the numerical solver alone on held-out targets, in the report
+    # and as the last line.
+    verdict = report["verdict"]
+    assert verdict["targets"] == 40 and verdict["warm_ratio"] > 0 and verdict["cold_ratio"] > 0
+    assert 0 <= verdict["hybrid_success"] <= 1 and 0.9 <= verdict["numerical_success"] <= 1  # a 3-joint arm
+    assert done.stdout.rstrip().splitlines()[-1] == f"[train] verdict: {verdict['line']}"
+    assert verdict["line"].startswith("solving takes" if verdict["pays"] else "this network does not pay yet")
     assert report["validation_curve"][-1]["step"] == 100
     for name in ("curve", "error_map", "histograms"):
         png = (tmp_path / f"rrr.{name}.png").read_bytes()
