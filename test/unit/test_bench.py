@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import numba
 import numpy as np
 import pytest
 
@@ -195,6 +196,23 @@ def test_bench_ik_runs_tracik_rows(capsys):
     for row in solve[3:]:
         assert row[SOLVE_COLUMNS.index("iterations")] == "-"
         assert float(row[SOLVE_COLUMNS.index("mean time / ours")]) > 0.0
+
+
+def test_bench_says_on_stderr_when_it_compiles_kernels(capsys, monkeypatch):
+    """A first run compiles the kernels for tens of seconds: ik_bench says so once, on stderr, not among its
+    tables (the node's notice, kernels.cache.compiling_notice)."""
+
+    def compiles_twice(_args):
+        numba.njit(lambda x: x + 1)(1)  # a new function always compiles
+        numba.njit(lambda x: x + 2)(1)
+        print("table")
+
+    monkeypatch.setattr(bench, "_run_fk", compiles_twice)
+    bench.main(["fk"])
+    captured = capsys.readouterr()
+    assert captured.out == "table\n"
+    (line,) = captured.err.splitlines()
+    assert line.startswith("ik_bench: compiling the numba kernels for this machine (about ")
 
 
 def test_bench_ik_numerical_only_and_network_options(capsys):
