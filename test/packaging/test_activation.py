@@ -48,11 +48,17 @@ def test_make_env_prints_a_script_that_a_plain_shell_can_source(tmp_path):
     assert any(line.startswith("numpy float64, one pose") for line in lines)
 
 
+def make_run_environment() -> dict[str, str]:
+    """This run's environment (its ROS_DOMAIN_ID and loopback settings, conftest.py, reach the node) without
+    a ROBOT or CONFIG of the shell's, which make would take as its own."""
+    return {k: v for k, v in os.environ.items() if k not in ("ROBOT", "CONFIG")}
+
+
 def start_make_run(*variables: str) -> subprocess.Popen:
-    """`make run VAR=...`, as a user starts it; this run's ROS_DOMAIN_ID and loopback settings (conftest.py)
-    reach the node. Its own process group, for stop_make_run."""
+    """`make run VAR=...`, as a user starts it, in its own process group (for stop_make_run)."""
     return subprocess.Popen(
         ["make", "-s", "-C", str(REPO), "run", *variables],
+        env=make_run_environment(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -163,7 +169,11 @@ def test_make_run_serves_a_shipped_robot_or_a_params_file_of_ones_own(rclpy_cont
 def test_make_run_names_what_is_wrong_with_robot_or_config(tmp_path):
     def refused(*variables: str) -> str:
         result = subprocess.run(
-            ["make", "-s", "-C", str(REPO), "run", *variables], capture_output=True, text=True, stdin=subprocess.DEVNULL
+            ["make", "-s", "-C", str(REPO), "run", *variables],
+            env=make_run_environment(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
         )
         assert result.returncode != 0 and result.stdout == "", result
         return result.stderr.splitlines()[0]
