@@ -37,16 +37,25 @@ test-unit:
 # work: -p "model_path:=''") but never expanded. Pasted into the recipe, bash would expand them: the `~` of
 # NODE_ARGS="-r ~/compute_ik:=/compute_ik" became $HOME, and the remap silently matched nothing.
 EXEC_WITH = python -c 'import os, shlex, sys; argv = sys.argv[2:] + shlex.split(os.environ.get(sys.argv[1], "")); os.execvp(argv[0], argv)'
-export NODE_ARGS CLIENT_ARGS
+export NODE_ARGS CLIENT_ARGS CONFIG ROBOT
 
-# The node for the bundled Panda network (Ctrl-C stops it). Its first log line says what it serves.
+# The node (Ctrl-C stops it; its first log line says what it serves) with one params file: a shipped robot's,
+# config/$(ROBOT).yaml (default: panda), or CONFIG=path/to/my_robot.yaml instead (relative to this folder).
 # NODE_ARGS reaches it verbatim: make run NODE_ARGS="-r ~/compute_ik:=/compute_ik -r ~/compute_fk:=/compute_fk"
 run:
-	@activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
-	  exec $(EXEC_WITH) NODE_ARGS ik_node --ros-args --params-file config/panda.yaml
+	@if [[ -n "$${CONFIG-}" && -n "$${ROBOT-}" ]]; then \
+	  echo "make run: give CONFIG (a params file) or ROBOT (a shipped robot), not both" >&2; exit 2; fi; \
+	config=$${CONFIG:-config/$${ROBOT:-panda}.yaml}; \
+	if [[ -n "$${CONFIG-}" && ! -f "$$config" ]]; then echo "make run: CONFIG=$$config is not a file" >&2; exit 2; fi; \
+	if [[ ! -f "$$config" ]]; then \
+	  shipped=$$(cd config && ls *.yaml | sed 's/\.yaml$$//' | paste -sd , | sed 's/,/, /g'); \
+	  echo "make run: ROBOT=$$ROBOT is not a shipped robot; they are: $$shipped (or CONFIG=path/to/params.yaml)" >&2; \
+	  exit 2; fi; \
+	activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
+	  exec $(EXEC_WITH) NODE_ARGS ik_node --ros-args --params-file "$$config"
 
-# With `make run` going in another shell: random reachable Panda poses sent to the node, each answer
-# checked by FK here, and the round-trip latency. More: make demo CLIENT_ARGS="--count 1000 --quiet".
+# With `make run` going in another shell: random reachable poses of its robot (ROBOT, default panda) sent to
+# the node, each answer checked by FK here, and the round-trip latency. More: make demo CLIENT_ARGS="--count 1000 --quiet".
 demo:
 	@activate=$$(bash env/activate_checkout.sh) && source "$$activate" && \
-	  exec $(EXEC_WITH) CLIENT_ARGS ik_client --robot panda
+	  exec $(EXEC_WITH) CLIENT_ARGS ik_client --robot "$${ROBOT:-panda}"

@@ -110,7 +110,7 @@ def write_plots(
 ) -> list[Path]:
     """The report's PNGs next to the model: ``<prefix>.curve.png`` (validation errors over training),
     ``<prefix>.error_map.png`` (sample density and network position error over a slice of the
-    workspace, as seed 003's Fig. 2) and ``<prefix>.histograms.png``. Returns their paths."""
+    workspace, as Fig. 2 of Stephan et al.'s paper does) and ``<prefix>.histograms.png``. Returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display

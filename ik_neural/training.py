@@ -1,14 +1,15 @@
 """Training an IK network for a chain, on the CPU or a CUDA GPU, in one process or data-parallel over
-several (torchrun; the method of seed 003).
+several (torchrun): the method of Stephan et al., "On Learning of Inverse Kinematics for Highly
+Redundant Robots with Neural Networks".
 
 Every step draws a fresh batch of joint configurations uniformly within the limits, takes their tip poses
 by forward kinematics as targets, and (unsupervised, the default) minimises the error of
 FK(network(pose)) against the pose: position error / reach plus the distance between the first two
 columns of the rotations. Redundant robots thereby never see contradictory samples. The supervised mode
-(loss on the joint encodings of the sampled q, seeds 001/002) is the baseline.
+(loss on the joint encodings of the sampled q, as Al-Sharif et al. and Nathan train theirs) is the baseline.
 
 Extra losses: joint limits (bounded outputs beyond [-1, 1]), unit-length biternions, and spherical
-obstacles (seed 003, Eq. 5). A pool of the highest-error samples seen so far supplies part of every batch
+obstacles (Stephan et al., Eq. 5). A pool of the highest-error samples seen so far supplies part of every batch
 (hard-example mining), for better coverage where the network is worst.
 
 The learning rate follows a 1cycle schedule (Adam) over the run's progress: steps done / ``steps``, or,
@@ -331,7 +332,7 @@ class Trainer:
             pairs = raw[:, model.n_linear :].reshape(len(raw), model.n_periodic, 2)
             loss = loss + ((torch.linalg.vector_norm(pairs, dim=2) - 1.0) ** 2).sum(1)
         if len(self.obstacle_radii):
-            # Seed 003, Eq. 5: how far the closest point (joint origins and tip) is inside sphere + margin.
+            # Stephan et al., Eq. 5: how far the closest point (joint origins and tip) is inside sphere + margin.
             points = torch.cat([frames[:, :, :3, 3], T[:, None, :3, 3]], dim=1)
             distance = torch.cdist(points, self.obstacle_centers[None].expand(len(points), -1, -1))
             clearance = distance - self.obstacle_radii - config.obstacle_margin_m

@@ -9,13 +9,23 @@ order of ``KinematicChain.joint_names``; pytracik builds the same KDL chain from
 
 pytracik 0.0.3 reads the limits of joints that carry a ``<safety_controller>`` (Franka Panda's) as zero
 and then finds nothing, so the limits are always set explicitly from ``lower``/``upper``.
+
+pytracik 0.0.3 prints the messages of TRAC-IK and of its URDF parsers on stdout (C++ ``std::cout``), where
+they would land among ``ik_bench``'s tables, and prints a message's arguments after its text instead of in
+it: "The root link %s has an inertia ...URDF.base_footprint". A ``TracIK`` is built with those messages
+caught and said on stderr, filled in (``_tracik_messages_to_stderr``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib.util
+import os
+import sys
+import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -26,6 +36,15 @@ from ik_neural.geometry import matrix_to_quaternion
 # TRAC-IK's epsilon: its default (what MoveIt users get) and a tight one that competes at 1e-6. TRAC-IK
 # bounds each component of the error twist by epsilon, so its Euclidean error can reach sqrt(3)·epsilon.
 TRACIK_EPSILONS: tuple[float, ...] = (1e-5, 2.5e-7)
+
+# The messages pytracik 0.0.3 can print while a solver is built that take an argument (one each; in its
+# binary): printed as this text, then the argument.
+_MESSAGES_WITH_AN_ARGUMENT = (
+    "The root link %s has an inertia specified in the URDF, but KDL does not support a root link with an inertia.  "
+    "As a workaround, you can add an extra dummy link to your URDF.",
+    "Converting unknown joint type of joint '%s' into a fixed joint",
+)
+_said: set[str] = set()  # each message once: ik_bench builds a solver per epsilon, from the same URDF
 
 
 def available() -> bool:
@@ -60,9 +79,10 @@ class TracIK:
 
         self._pytracik: Any = pytracik
         urdf_xml = Path(urdf_path).read_text(encoding="utf-8")
-        self._solver = pytracik.TRAC_IK(
-            base_link, tip_link, urdf_xml, float(timeout_s), float(epsilon), pytracik.SolveType.Speed
-        )
+        with _tracik_messages_to_stderr():
+            self._solver = pytracik.TRAC_IK(
+                base_link, tip_link, urdf_xml, float(timeout_s), float(epsilon), pytracik.SolveType.Speed
+            )
         self.dof: int = int(pytracik.get_num_joints(self._solver))
         self.lower = np.array(lower, dtype=np.float64).reshape(-1)
         self.upper = np.array(upper, dtype=np.float64).reshape(-1)
@@ -89,6 +109,36 @@ class TracIK:
         if result[0] < 0:
             return None
         return np.array(result[1:], dtype=np.float64)
+
+
+@contextlib.contextmanager
+def _tracik_messages_to_stderr() -> Iterator[None]:
+    """Within: what C++ code writes to stdout (file descriptor 1) is caught, then said on stderr, a line at
+    a time, as ``pytracik: <message>`` with its argument in place (``_MESSAGES_WITH_AN_ARGUMENT``), each
+    message once a process."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 1)
+        try:
+            yield
+        finally:
+            ctypes.CDLL(None).fflush(None)  # std::cout goes through C's stdout, which may still hold the text
+            os.dup2(saved, 1)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines():
+                if line not in _said:
+                    _said.add(line)
+                    print(f"pytracik: {_filled_in(line)}", file=sys.stderr, flush=True)
+
+
+def _filled_in(line: str) -> str:
+    """A message as pytracik prints it (its text, then its argument) with the argument in its place."""
+    for text in _MESSAGES_WITH_AN_ARGUMENT:
+        if line.startswith(text) and len(line) > len(text):
+            return text.replace("%s", line[len(text) :], 1)
+    return line
 
 
 def tracik_solve_one(solver: TracIK) -> SolveOne:

@@ -12,6 +12,7 @@ holds the command line only; the benchmark is ``ik_neural.bench``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,6 +20,7 @@ from ik_neural.bench import stream, tables
 from ik_neural.bench.protocol import SEED_POLICIES, SolveOne, ours_solve_one, run_interleaved, seed_configurations
 from ik_neural.bench.tracik import TracIK, available, tracik_solvers
 from ik_neural.commands.chain_selection import ChosenChain, add_chain_arguments, chosen_chain
+from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import IKNetwork, load_network
 from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
@@ -361,7 +363,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     _add_solutions_parser(commands)
     _add_stream_parser(commands)
     args = parser.parse_args(argv)
-    args.run(args)
+    # A first run compiles the kernels for tens of seconds: said on stderr, so that the tables on stdout stay clean.
+    with compiling_notice(lambda line: print(f"ik_bench: {line}", file=sys.stderr, flush=True)):
+        args.run(args)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ def compiling_notice(say: Callable[[str], None]) -> Iterator[None]:
                 said = True
                 say(
                     f"compiling the numba kernels for this machine (about {COMPILE_ALL_S} s on 2 cores, once per "
-                    f"install and CPU); later starts load them from {cache_dir()}"
+                    f"install and CPU); later runs load them from {cache_dir()}"
                 )
 
         def on_end(self, _event: event.Event) -> None:

@@ -1733,7 +1733,7 @@ def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_
 
 
 def _srv_kinematics_plugin_request(T, seed):
-    """What MoveIt 2's srv_kinematics_plugin sends (searchPositionIK, /work/shared/real-clients.md):
+    """What MoveIt 2's srv_kinematics_plugin sends (moveit_kinematics' srv_kinematics_plugin.cpp, searchPositionIK):
     avoid_collisions true, the group's name, the whole robot state of MoveIt's model at the seed (every
     variable in model order: the arm's joints, then both finger joints at their default 0; no velocities),
     the pose in the parent link of the group's first link (panda_link0) for the tip frame panda_link8, the

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 
+import numba
 import numpy as np
 import pytest
 
+from ik_neural.bench import tracik
 from ik_neural.bench.tables import STREAM_COLUMNS
 from ik_neural.bench.protocol import TOLERANCE_PAIRS, Answer, judged_pairs, run_interleaved, successes
 from ik_neural.bench.verdict import Verdict
 from ik_neural.commands import bench
-from ik_neural.robots import load_robot
+from ik_neural.robots import load_robot, robot_chain
 from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
 from ik_neural.tracker import Tracker
@@ -196,6 +198,43 @@ def test_bench_ik_runs_tracik_rows(capsys):
     for row in solve[3:]:
         assert row[SOLVE_COLUMNS.index("iterations")] == "-"
         assert float(row[SOLVE_COLUMNS.index("mean time / ours")]) > 0.0
+
+
+def test_tracik_messages_go_to_stderr_filled_in_and_once(capfd, monkeypatch, tmp_path):
+    """pytracik prints on stdout, a message's argument after its text ("The root link %s has an inertia ...
+    URDF.base_link"): building TracIK says it on stderr, filled in, once for the two solvers ik_bench builds."""
+    monkeypatch.setattr(tracik, "_said", set())
+    chain, urdf_path = robot_chain("rrr_3dof")
+    inertia = '<inertial><mass value="1"/><inertia ixx="1" ixy="0" ixz="0" iyy="1" iyz="0" izz="1"/></inertial>'
+    urdf = tmp_path / "heavy_root.urdf"
+    urdf.write_text(
+        urdf_path.read_text().replace('<link name="base_link"/>', f'<link name="base_link">{inertia}</link>')
+    )
+    for epsilon in tracik.TRACIK_EPSILONS:
+        tracik.TracIK(urdf, "base_link", "tool0", chain.lower, chain.upper, 0.005, epsilon)
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "pytracik: The root link base_link has an inertia specified in the URDF, but KDL does not support a root "
+        "link with an inertia.  As a workaround, you can add an extra dummy link to your URDF."
+    ]
+
+
+def test_bench_says_on_stderr_when_it_compiles_kernels(capsys, monkeypatch):
+    """A first run compiles the kernels for tens of seconds: ik_bench says so once, on stderr, not among its
+    tables (the node's notice, kernels.cache.compiling_notice)."""
+
+    def compiles_twice(_args):
+        numba.njit(lambda x: x + 1)(1)  # a new function always compiles
+        numba.njit(lambda x: x + 2)(1)
+        print("table")
+
+    monkeypatch.setattr(bench, "_run_fk", compiles_twice)
+    bench.main(["fk"])
+    captured = capsys.readouterr()
+    assert captured.out == "table\n"
+    (line,) = captured.err.splitlines()
+    assert line.startswith("ik_bench: compiling the numba kernels for this machine (about ")
 
 
 def test_bench_ik_numerical_only_and_network_options(capsys):

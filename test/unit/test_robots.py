@@ -3,8 +3,8 @@
 1. Each URDF against Pinocchio (an independent URDF parser and FK): 1000 random configurations.
 2. Each DH robot's URDF against its robot.yaml table, both through ``KinematicChain.from_dh`` and through
    a standard-DH product written out here in numpy.
-3. Panda and UR5e against the makers' DH tables, written out here (not read from the package), and seed
-   003's artificial chains against the paper's Eq. 1-2.
+3. Panda and UR5e against the makers' DH tables, written out here (not read from the package), and
+   Stephan et al.'s artificial chains against their paper's Eq. 1-2.
 
 Tolerances: 1e-9 m for positions, 1e-9 rad for the rotation angle between two orientations.
 """
@@ -191,8 +191,8 @@ def test_robots_without_dh_table_have_no_dh_chain():
         assert dh_chain(name) is None
 
 
-def test_seed_002_tables_in_si_units():
-    """The yaml tables are the seeds' tables converted from mm and degrees."""
+def test_nathan_dh_tables_in_si_units():
+    """The yaml tables are those of Nathan's slides and code, converted from mm and degrees."""
     mm, deg = 1e-3, math.pi / 180
     expected = {
         "rrr_3dof": ([0, 0, 0], [0, 0, 50], [-90, 90, 0]),
@@ -209,7 +209,7 @@ def test_seed_002_tables_in_si_units():
 
 
 def test_planar_2link_forward_kinematics():
-    """x = L1 cos q1 + L2 cos(q1 + q2), y = L1 sin q1 + L2 sin(q1 + q2), z = 0; seed 001's ranges."""
+    """x = L1 cos q1 + L2 cos(q1 + q2), y = L1 sin q1 + L2 sin(q1 + q2), z = 0; Al-Sharif et al.'s ranges."""
     chain = load_robot("planar_2link").chain
     np.testing.assert_allclose(chain.lower, [0.0, 0.0], atol=1e-15)
     np.testing.assert_allclose(chain.upper, [HALF_PI, math.pi], atol=1e-15)
@@ -305,4 +305,4 @@ def test_chain_003_matches_eq_1_2(name):
             A[2, 3] = 0.01 if i % 2 == 1 else 0.15
             T = T @ A
         T_paper[k] = T
-    assert_poses_close(chain.forward(qs), T_paper, f"{name}: URDF vs seed 003 Eq. 1-2")
+    assert_poses_close(chain.forward(qs), T_paper, f"{name}: URDF vs Stephan et al.'s Eq. 1-2")
