@@ -1,15 +1,17 @@
 """The node's start-up logic, pure: where the robot descriptions come from (``description_waits``,
 ``descriptions``), how a ``package://`` path resolves (``resolve_path``), the one line it logs once serving
-(``summary``), its collision checker (``collision_checker``), and the ROS argument rcl cannot parse (``empty_parameter_rule``). ``StartupError`` is the
-node's one-line refusal to start.
+(``summary``), its collision checker (``collision_checker``), the ROS argument rcl cannot parse
+(``empty_parameter_rule``) and the parameters rclpy would silently ignore (``refuse_unknown_parameters``).
+``StartupError`` is the node's one-line refusal to start.
 
 No node: the caller waits for the topics and resolves names; these functions only decide.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Mapping, NamedTuple, Optional
+from typing import Collection, Iterable, Mapping, NamedTuple, Optional
 
 from ik_neural.chain import KinematicChain
 from ik_neural.collision import CollisionChecker
@@ -148,3 +150,18 @@ def empty_parameter_rule(argv: list[str]) -> Optional[str]:
         elif in_ros_args and token in ("-p", "--param") and i + 1 < len(argv) and argv[i + 1].endswith(":="):
             return argv[i + 1]
     return None
+
+
+def refuse_unknown_parameters(given: Iterable[str], declared: Collection[str]) -> None:
+    """StartupError naming each parameter of ``given`` (the values ROS holds for the node: ``-p`` rules,
+    params-file sections for its name or ``/**``) that is not ``declared``, with the closest declared name:
+    rclpy would ignore it silently, and a misspelt ``model_path`` would quietly serve without the network."""
+    unknown = [name for name in given if name not in declared]
+    if not unknown:
+        return
+    named = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "no parameter of the node has a similar name"
+        named.append(f"{echo(name)} ({hint})")
+    raise StartupError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(named)}")

@@ -1054,23 +1054,49 @@ def _stop(process):
     return process.stdout.read()
 
 
-@pytest.mark.parametrize("case", ["fingerprint", "empty value", "non-finite URDF"])
+@pytest.mark.parametrize(
+    "case",
+    ["fingerprint", "empty value", "non-finite URDF", "misspelt -p", "misspelt in a params file"],
+)
 def test_start_up_refusal_in_its_own_process_is_one_error_line_and_exit_1(case, tmp_path):
     broken_urdf = tmp_path / "panda_inf.urdf"
     broken_urdf.write_text(with_joint_origin(panda_urdf(), "panda_joint2", "0 inf 0"))
+    namespace = _namespace("refusal")
+    # A section for the node by its full name and one for every node (/**): rclpy applies both to it.
+    typos = tmp_path / "typos.yaml"
+    typos.write_text(
+        f"{namespace}/ik_neural:\n  ros__parameters:\n    modle_path: x.pt\n"
+        "/**:\n  ros__parameters:\n    grup_name: arm\n"
+    )
     ros_args, expected = {
-        "fingerprint": (["-p", f"model_path:={UR5E_MODEL}"], "fingerprint"),
-        "empty value": (["-p", "model_path:="], "model_path:="),  # rcl takes no empty value: quotes are needed
-        "non-finite URDF": (["-p", f"urdf_path:={broken_urdf}"], "joint 'panda_joint2' has a non-finite origin xyz"),
+        "fingerprint": (["-p", f"model_path:={UR5E_MODEL}"], ["fingerprint"]),
+        "empty value": (["-p", "model_path:="], ["model_path:="]),  # rcl takes no empty value: quotes are needed
+        "non-finite URDF": (
+            ["-p", f"urdf_path:={broken_urdf}"],
+            ["joint 'panda_joint2' has a non-finite origin xyz"],
+        ),
+        "misspelt -p": (
+            ["-p", "model_pth:=x.pt", "-p", "use_sim_time:=false"],  # rclpy's own parameter is no mistake
+            ["unknown parameter 'model_pth' (did you mean 'model_path'?)"],
+        ),
+        "misspelt in a params file": (
+            ["--params-file", str(typos)],
+            [
+                "unknown parameters ",
+                "'modle_path' (did you mean 'model_path'?)",
+                "'grup_name' (did you mean 'group_name'?)",
+            ],
+        ),
     }[case]
-    process = _start_node(_namespace("refusal"), *ros_args)
+    process = _start_node(namespace, *ros_args)
     try:
         process.wait(timeout=120)
     finally:
         output = _stop(process)
     assert process.returncode == 1, output
     lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "[ERROR]" in lines[0] and "cannot start" in lines[0] and expected in lines[0], output
+    assert len(lines) == 1 and "[ERROR]" in lines[0] and "cannot start" in lines[0], output
+    assert all(fragment in lines[0] for fragment in expected), output
 
 
 def _client(namespace, *args):

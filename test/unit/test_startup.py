@@ -1,5 +1,6 @@
 """The node's start-up decisions without a node: which latched topics it waits for, which robot
-descriptions it takes (parameter, topic, file, in the README's order), and the ROS argument rcl cannot parse."""
+descriptions it takes (parameter, topic, file, in the README's order), the ROS argument rcl cannot parse, and
+the parameters it does not have."""
 
 import pytest
 
@@ -9,6 +10,7 @@ from ik_neural.ros.startup import (
     description_waits,
     descriptions,
     empty_parameter_rule,
+    refuse_unknown_parameters,
     resolve_path,
 )
 
@@ -54,3 +56,16 @@ def test_paths_and_parameter_rules():
     assert empty_parameter_rule(["ik_node", "--ros-args", "-p", "model_path:="]) == "model_path:="
     assert empty_parameter_rule(["ik_node", "--ros-args", "-p", "model_path:=''"]) is None
     assert empty_parameter_rule(["ik_node", "-p", "model_path:="]) is None  # not a ROS argument
+
+
+def test_an_unknown_parameter_is_refused_with_the_closest_declared_name():
+    declared = ["model_path", "group_name", "use_sim_time"]
+    refuse_unknown_parameters(["model_path", "use_sim_time"], declared)
+    with pytest.raises(StartupError, match=r"^unknown parameter 'modle_path' \(did you mean 'model_path'\?\)$"):
+        refuse_unknown_parameters(["modle_path", "group_name"], declared)
+    with pytest.raises(StartupError) as raised:
+        refuse_unknown_parameters(["use_sim_tim", "xyzzy"], declared)
+    assert str(raised.value) == (
+        "unknown parameters 'use_sim_tim' (did you mean 'use_sim_time'?), "
+        "'xyzzy' (no parameter of the node has a similar name)"
+    )
