@@ -68,6 +68,7 @@ from ik_neural.ros.startup import (
     refuse_unknown_parameters,
     resolve_path,
     summary,
+    wrong_type,
 )
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
@@ -181,7 +182,7 @@ class IKNode(Node):
 
     def _declare_settings(self) -> NodeSettings:
         """Every NodeSettings field declared as a read-only parameter, then checked as a whole; StartupError
-        for a parameter the node does not have."""
+        for a parameter the node does not have, or a value of another type."""
         # rclpy has no public accessor of the values it holds for a node (none up to Kilted's 9.1). Its
         # _parameter_overrides (so named since Dashing, rclpy#363) is where Node.__init__ gathers them: the -p
         # rules, the params files' sections rcl matched to this node's name (/** included) and the
@@ -197,11 +198,8 @@ class IKNode(Node):
                 values[name] = self.declare_parameter(
                     name, default, ParameterDescriptor(description=description(name), read_only=True)
                 ).value
-            except InvalidParameterTypeException:  # its message repeats the value whole: not echoed
-                hint = " (a float is written with a point: 1.0, not 1)" if isinstance(default, float) else ""
-                raise StartupError(
-                    f"parameter {name}: the value given is not a {type(default).__name__}, as its default {default!r} is{hint}"
-                ) from None
+            except InvalidParameterTypeException:  # its message repeats the value whole; wrong_type cuts it
+                raise StartupError(wrong_type(name, given[name].value)) from None
         try:
             return NodeSettings(**values)
         except SettingsError as error:

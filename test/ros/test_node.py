@@ -985,7 +985,7 @@ def _wait_for_subscriber(publisher):
         ({"model_path": "", "base_link": ""}, r"base_link and tip_link must be set"),
         ({"default_timeout_s": -1.0}, r"default_timeout_s must be a positive number"),
         ({"avoid_collisions_policy": "maybe"}, r"avoid_collisions_policy must be one of"),
-        ({"default_timeout_s": 1}, r"parameter default_timeout_s"),
+        ({"default_timeout_s": 1}, r"default_timeout_s must be a float, written with a point \(1.0, not 1\)"),
         ({"max_timeout_s": 0.01}, r"max_timeout_s \(0.01\) must be at least default_timeout_s"),
         ({"executor_threads": 0}, r"executor_threads must be an integer of at least 1"),
         ({"max_request_items": 0}, r"max_request_items must be an integer of at least 1"),
@@ -1056,7 +1056,7 @@ def _stop(process):
 
 @pytest.mark.parametrize(
     "case",
-    ["fingerprint", "empty value", "non-finite URDF", "misspelt -p", "misspelt in a params file"],
+    ["fingerprint", "empty value", "non-finite URDF", "misspelt -p", "misspelt in a params file", "policy off"],
 )
 def test_start_up_refusal_in_its_own_process_is_one_error_line_and_exit_1(case, tmp_path):
     broken_urdf = tmp_path / "panda_inf.urdf"
@@ -1085,6 +1085,13 @@ def test_start_up_refusal_in_its_own_process_is_one_error_line_and_exit_1(case, 
                 "unknown parameters ",
                 "'modle_path' (did you mean 'model_path'?)",
                 "'grup_name' (did you mean 'group_name'?)",
+            ],
+        ),
+        "policy off": (  # YAML's off is a bool
+            ["-p", "avoid_collisions_policy:=off"],
+            [
+                "avoid_collisions_policy must be one of 'check', 'refuse', 'ignore', got the bool false",
+                "quote a string: -p \"avoid_collisions_policy:='check'\"",
             ],
         ),
     }[case]
