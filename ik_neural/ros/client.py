@@ -3,7 +3,10 @@
 Targets are FK of joint configurations drawn uniformly within the limits (seeded), or one ``--pose``.
 For each answer it prints the solution, its position and orientation errors as computed here (an
 independent FK check of what the node returned) and the round-trip latency; then a summary.
-Exit status 0 when every request was answered and no SUCCESS answer failed the check, 1 otherwise.
+Requests name the tip the answers are checked against (``ik_link_name``), so a node serving another tip
+answers INVALID_LINK_NAME rather than a solution for its own tip. Exit status 0 when every request was
+answered, at least one succeeded and no SUCCESS answer failed the check; 1 otherwise, the last line saying
+why.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ def _request(chain: KinematicChain, T: np.ndarray, args: argparse.Namespace) -> 
     request = GetPositionIK.Request()
     ik = request.ik_request
     ik.group_name, ik.avoid_collisions = args.group, args.avoid_collisions
+    ik.ik_link_name = chain.tip_link  # the link _check places: a node with another tip refuses (INVALID_LINK_NAME)
     ik.pose_stamped.header.frame_id = chain.base_link
     ik.pose_stamped.pose = matrix_to_pose(T)
     ik.timeout = seconds_to_duration(args.timeout_ms / 1e3)
@@ -142,7 +146,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     _print_summary(summary, args.service)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
-    return 0 if summary["wrong"] == 0 and summary["lost"] == 0 else 1
+    failures = _failures(summary)
+    if failures:
+        sys.stdout.flush()  # the summary before the verdict, also where both streams go to one pipe
+        print(f"ik_client: failed: {'; '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _reply_path_ready(node: Node, client, request: GetPositionIK.Request, wait_s: float) -> bool:
@@ -172,6 +181,7 @@ def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: a
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     codes: dict[str, int] = {}
+    first_failure = ""  # the first answer other than SUCCESS: its code and the node's message
     latencies_s: list[float] = []
     wrong = lost = 0
     started, started_unix_s = time.perf_counter(), time.time()
@@ -191,6 +201,9 @@ def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: a
         response = future.result()
         code = CODE_NAMES.get(response.error_code.val, str(response.error_code.val))
         codes[code] = codes.get(code, 0) + 1
+        if response.error_code.val != MoveItErrorCodes.SUCCESS and not first_failure:
+            message = getattr(response.error_code, "message", "")  # Humble's moveit_msgs has none
+            first_failure = f"{code}: {message}" if message else code
         verdict, line = _check(chain, T, response, args)
         wrong += verdict == "WRONG"
         if not args.quiet or verdict == "WRONG":
@@ -204,6 +217,7 @@ def _run(node: Node, client, chain: KinematicChain, targets: np.ndarray, args: a
         "lost": lost,
         "wrong": wrong,
         "codes": codes,
+        "first_failure": first_failure,
         "latency_median_ms": _percentile_ms(latencies_s, 50),
         "latency_p95_ms": _percentile_ms(latencies_s, 95),
         "latency_max_ms": _percentile_ms(latencies_s, 100),
@@ -231,6 +245,21 @@ def _check(chain: KinematicChain, T: np.ndarray, response, args: argparse.Namesp
         verdict,
         f"q = {joints}, position error {position_error:.2e} m, orientation error {orientation_error:.2e} rad",
     )
+
+
+def _failures(summary: dict) -> list[str]:
+    """Why the run failed (empty: it did not): requests lost, answers wrong by the FK check, or no SUCCESS
+    at all (with the first other answer's code and message)."""
+    failures = []
+    if summary["lost"]:
+        failures.append(f"{summary['lost']} of {summary['requests']} requests lost")
+    if summary["wrong"]:
+        failures.append(f"{summary['wrong']} SUCCESS answers failed the FK check")
+    if not summary["codes"].get("SUCCESS"):
+        failures.append(
+            "no request succeeded" + (f" (first answer {summary['first_failure']})" if summary["first_failure"] else "")
+        )
+    return failures
 
 
 def _print_summary(summary: dict, service: str) -> None:

@@ -31,6 +31,7 @@ from geometry_msgs.msg import PoseStamped
 from moveit_msgs.msg import AttachedCollisionObject, CollisionObject, MoveItErrorCodes, PositionIKRequest
 from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.srv import ListParameters
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.exceptions import InvalidParameterTypeException
@@ -64,8 +65,10 @@ from ik_neural.ros.startup import (
     description_waits,
     descriptions,
     empty_parameter_rule,
+    refuse_unknown_parameters,
     resolve_path,
     summary,
+    wrong_type,
 )
 from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description
 from ik_neural.solver import IKResult, IKSolver
@@ -178,7 +181,16 @@ class IKNode(Node):
     # ------------------------------------------------------------------ start-up
 
     def _declare_settings(self) -> NodeSettings:
-        """Every NodeSettings field declared as a read-only parameter, then checked as a whole."""
+        """Every NodeSettings field declared as a read-only parameter, then checked as a whole; StartupError
+        for a parameter the node does not have, or a value of another type."""
+        # rclpy has no public accessor of the values it holds for a node (none up to Kilted's 9.1). Its
+        # _parameter_overrides (so named since Dashing, rclpy#363) is where Node.__init__ gathers them: the -p
+        # rules, the params files' sections rcl matched to this node's name (/** included) and the
+        # parameter_overrides argument; declare_parameter reads its value there, so these are exactly the
+        # values that take effect once their name is declared.
+        given = self._parameter_overrides
+        own = self.list_parameters([], ListParameters.Request.DEPTH_RECURSIVE).names  # rclpy's: use_sim_time, ...
+        refuse_unknown_parameters(given, [*defaults(), *own])
         # Read-only: every value is checked and used once, at start-up; `ros2 param set` is refused.
         values: dict[str, Any] = {}
         for name, default in defaults().items():
@@ -186,11 +198,8 @@ class IKNode(Node):
                 values[name] = self.declare_parameter(
                     name, default, ParameterDescriptor(description=description(name), read_only=True)
                 ).value
-            except InvalidParameterTypeException:  # its message repeats the value whole: not echoed
-                hint = " (a float is written with a point: 1.0, not 1)" if isinstance(default, float) else ""
-                raise StartupError(
-                    f"parameter {name}: the value given is not a {type(default).__name__}, as its default {default!r} is{hint}"
-                ) from None
+            except InvalidParameterTypeException:  # its message repeats the value whole; wrong_type cuts it
+                raise StartupError(wrong_type(name, given[name].value)) from None
         try:
             return NodeSettings(**values)
         except SettingsError as error:

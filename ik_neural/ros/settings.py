@@ -41,17 +41,25 @@ def _positive_integer(value: int) -> Optional[str]:
     return None if value >= 1 else "an integer of at least 1"
 
 
-def _one_of(*choices: str) -> Check:
+def one_of(choices: tuple[str, ...]) -> str:
+    """What a parameter taking only ``choices`` must be, as errors say it: "one of 'a', 'b'"."""
+    return f"one of {', '.join(map(repr, choices))}"
+
+
+def _check_one_of(choices: tuple[str, ...]) -> Check:
     def check(value: str) -> Optional[str]:
-        return None if value in choices else f"one of {choices}"
+        return None if value in choices else one_of(choices)
 
     return check
 
 
-def _setting(default: Any, description: str, check: Optional[Check] = None) -> Any:
+def _setting(default: Any, description: str, check: Optional[Check] = None, choices: tuple[str, ...] = ()) -> Any:
     """A field of NodeSettings: its default, its meaning with units (the README and the ROS parameter
-    descriptor show it) and its check."""
-    return field(default=default, metadata={"description": description, "check": check})
+    descriptor show it) and its check; ``choices``: the only values a string takes (its check, and what
+    start-up errors list)."""
+    if choices:
+        check = _check_one_of(choices)
+    return field(default=default, metadata={"description": description, "check": check, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ class NodeSettings:
         "Requests with avoid_collisions=true: 'check' (SUCCESS only for a solution free of self-collision, by the "
         "URDF's collision geometry; COLLISION_CHECKING_UNAVAILABLE for a robot without any), 'refuse' "
         "(COLLISION_CHECKING_UNAVAILABLE) or 'ignore' (solve without a collision check; the response message says so).",
-        _one_of(*AVOID_COLLISIONS_POLICIES),
+        choices=AVOID_COLLISIONS_POLICIES,
     )
     robot_description_semantic: str = _setting(
         "",
@@ -224,6 +232,11 @@ def defaults() -> Mapping[str, Any]:
 def description(name: str) -> str:
     """The meaning (with units) of parameter ``name``."""
     return NodeSettings.__dataclass_fields__[name].metadata["description"]
+
+
+def choices(name: str) -> tuple[str, ...]:
+    """The only values string parameter ``name`` takes (a policy's names); () where any string will do."""
+    return NodeSettings.__dataclass_fields__[name].metadata["choices"]
 
 
 def _shown(value: Any) -> str:

@@ -1,21 +1,23 @@
 """The node's start-up logic, pure: where the robot descriptions come from (``description_waits``,
 ``descriptions``), how a ``package://`` path resolves (``resolve_path``), the one line it logs once serving
-(``summary``), its collision checker (``collision_checker``), and the ROS argument rcl cannot parse (``empty_parameter_rule``). ``StartupError`` is the
-node's one-line refusal to start.
+(``summary``), its collision checker (``collision_checker``), the ROS argument rcl cannot parse
+(``empty_parameter_rule``) and the parameter mistakes rclpy would let through or report unclearly
+(``refuse_unknown_parameters``, ``wrong_type``). ``StartupError`` is the node's one-line refusal to start.
 
 No node: the caller waits for the topics and resolves names; these functions only decide.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Mapping, NamedTuple, Optional
+from typing import Any, Collection, Iterable, Mapping, NamedTuple, Optional
 
 from ik_neural.chain import KinematicChain
 from ik_neural.collision import CollisionChecker
 from ik_neural.echo import echo
 from ik_neural.robots import models_dir
-from ik_neural.ros.settings import NodeSettings
+from ik_neural.ros.settings import NodeSettings, choices, defaults, one_of
 from ik_neural.urdf_model import UrdfModel
 
 NODE_NAME = "ik_neural"
@@ -148,3 +150,46 @@ def empty_parameter_rule(argv: list[str]) -> Optional[str]:
         elif in_ros_args and token in ("-p", "--param") and i + 1 < len(argv) and argv[i + 1].endswith(":="):
             return argv[i + 1]
     return None
+
+
+def refuse_unknown_parameters(given: Iterable[str], declared: Collection[str]) -> None:
+    """StartupError naming each parameter of ``given`` (the values ROS holds for the node: ``-p`` rules,
+    params-file sections for its name or ``/**``) that is not ``declared``, with the closest declared name:
+    rclpy would ignore it silently, and a misspelt ``model_path`` would quietly serve without the network."""
+    unknown = [name for name in given if name not in declared]
+    if not unknown:
+        return
+    named = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "no parameter of the node has a similar name"
+        named.append(f"{echo(name)} ({hint})")
+    raise StartupError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(named)}")
+
+
+_TYPE_NAMES = {bool: "bool", int: "integer", float: "float", str: "string"}  # anything else ROS reads is a list
+
+
+def wrong_type(name: str, value: Any) -> str:
+    """Why parameter ``name`` cannot take ``value``, which ROS read as another type than its default's,
+    in one line: what it must be and, for a string read as a bool or a number, how to quote it (ROS reads an
+    unquoted off, yes or 5 as a bool or a number, on the command line and in params files alike)."""
+    default = defaults()[name]
+    shown = ("true" if value else "false") if isinstance(value, bool) else echo(value)
+    given = f"got the {_TYPE_NAMES.get(type(value), 'list')} {shown}"
+    if isinstance(default, bool):
+        return f"parameter {name} must be true or false, {given}"
+    if isinstance(default, float):
+        point = ", written with a point (1.0, not 1)" if isinstance(value, int) and not isinstance(value, bool) else ""
+        return f"parameter {name} must be a float{point}, {given}"
+    if isinstance(default, int):
+        return f"parameter {name} must be an integer, {given}"
+    allowed = choices(name)
+    must = one_of(allowed) if allowed else "a string"
+    if not isinstance(value, (bool, int, float)):  # a list: the quoting advice is for what ROS read as one value
+        return f"parameter {name} must be {must}, {given}"
+    example = allowed[0] if allowed else shown
+    return (
+        f"parameter {name} must be {must}, {given}: ROS reads an unquoted true, false, on, off, yes, no or number "
+        f"as a bool or a number; quote a string: -p \"{name}:='{example}'\" ({name}: '{example}' in a params file)"
+    )

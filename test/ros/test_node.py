@@ -985,7 +985,7 @@ def _wait_for_subscriber(publisher):
         ({"model_path": "", "base_link": ""}, r"base_link and tip_link must be set"),
         ({"default_timeout_s": -1.0}, r"default_timeout_s must be a positive number"),
         ({"avoid_collisions_policy": "maybe"}, r"avoid_collisions_policy must be one of"),
-        ({"default_timeout_s": 1}, r"parameter default_timeout_s"),
+        ({"default_timeout_s": 1}, r"default_timeout_s must be a float, written with a point \(1.0, not 1\)"),
         ({"max_timeout_s": 0.01}, r"max_timeout_s \(0.01\) must be at least default_timeout_s"),
         ({"executor_threads": 0}, r"executor_threads must be an integer of at least 1"),
         ({"max_request_items": 0}, r"max_request_items must be an integer of at least 1"),
@@ -1054,26 +1054,60 @@ def _stop(process):
     return process.stdout.read()
 
 
-@pytest.mark.parametrize("case", ["fingerprint", "empty value", "non-finite URDF"])
+@pytest.mark.parametrize(
+    "case",
+    ["fingerprint", "empty value", "non-finite URDF", "misspelt -p", "misspelt in a params file", "policy off"],
+)
 def test_start_up_refusal_in_its_own_process_is_one_error_line_and_exit_1(case, tmp_path):
     broken_urdf = tmp_path / "panda_inf.urdf"
     broken_urdf.write_text(with_joint_origin(panda_urdf(), "panda_joint2", "0 inf 0"))
+    namespace = _namespace("refusal")
+    # A section for the node by its full name and one for every node (/**): rclpy applies both to it.
+    typos = tmp_path / "typos.yaml"
+    typos.write_text(
+        f"{namespace}/ik_neural:\n  ros__parameters:\n    modle_path: x.pt\n"
+        "/**:\n  ros__parameters:\n    grup_name: arm\n"
+    )
     ros_args, expected = {
-        "fingerprint": (["-p", f"model_path:={UR5E_MODEL}"], "fingerprint"),
-        "empty value": (["-p", "model_path:="], "model_path:="),  # rcl takes no empty value: quotes are needed
-        "non-finite URDF": (["-p", f"urdf_path:={broken_urdf}"], "joint 'panda_joint2' has a non-finite origin xyz"),
+        "fingerprint": (["-p", f"model_path:={UR5E_MODEL}"], ["fingerprint"]),
+        "empty value": (["-p", "model_path:="], ["model_path:="]),  # rcl takes no empty value: quotes are needed
+        "non-finite URDF": (
+            ["-p", f"urdf_path:={broken_urdf}"],
+            ["joint 'panda_joint2' has a non-finite origin xyz"],
+        ),
+        "misspelt -p": (
+            ["-p", "model_pth:=x.pt", "-p", "use_sim_time:=false"],  # rclpy's own parameter is no mistake
+            ["unknown parameter 'model_pth' (did you mean 'model_path'?)"],
+        ),
+        "misspelt in a params file": (
+            ["--params-file", str(typos)],
+            [
+                "unknown parameters ",
+                "'modle_path' (did you mean 'model_path'?)",
+                "'grup_name' (did you mean 'group_name'?)",
+            ],
+        ),
+        "policy off": (  # YAML's off is a bool
+            ["-p", "avoid_collisions_policy:=off"],
+            [
+                "avoid_collisions_policy must be one of 'check', 'refuse', 'ignore', got the bool false",
+                "quote a string: -p \"avoid_collisions_policy:='check'\"",
+            ],
+        ),
     }[case]
-    process = _start_node(_namespace("refusal"), *ros_args)
+    process = _start_node(namespace, *ros_args)
     try:
         process.wait(timeout=120)
     finally:
         output = _stop(process)
     assert process.returncode == 1, output
     lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "[ERROR]" in lines[0] and "cannot start" in lines[0] and expected in lines[0], output
+    assert len(lines) == 1 and "[ERROR]" in lines[0] and "cannot start" in lines[0], output
+    assert all(fragment in lines[0] for fragment in expected), output
 
 
-def _client(namespace, count, seed, json_path):
+def _client(namespace, *args):
+    """ik_client in its own process (and process group), asking the node of ``namespace``."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -1081,27 +1115,24 @@ def _client(namespace, count, seed, json_path):
             "ik_neural.ros.client",
             "--service",
             f"{namespace}/ik_neural/compute_ik",
-            "--robot",
-            "panda",
-            "--count",
-            str(count),
-            "--random-seed",
-            str(seed),
-            "--quiet",
-            "--json",
-            str(json_path),
             "--wait-s",
             str(SECONDS_TO_DISCOVER),
-            "--group",
-            "panda_arm",
-            # A generous budget: 4 clients share 2 cores here, and this test is about answers, not speed.
-            "--timeout-ms",
-            "1000",
+            *args,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+    )
+
+
+def _load_client(namespace, count, seed, json_path):
+    """ik_client sending ``count`` random Panda poses (``seed``), its summary written to ``json_path``."""
+    # A generous budget: 4 clients share 2 cores here, and this test is about answers, not speed.
+    return _client(
+        namespace,
+        *("--robot", "panda", "--group", "panda_arm", "--count", str(count), "--random-seed", str(seed)),
+        *("--quiet", "--json", str(json_path), "--timeout-ms", "1000"),
     )
 
 
@@ -1111,29 +1142,10 @@ def test_ik_client_avoid_collisions_gets_checked_answers(tmp_path):
     namespace = _namespace("client_collisions")
     node = _start_node(namespace)
     try:
-        client = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ik_neural.ros.client",
-                "--service",
-                f"{namespace}/ik_neural/compute_ik",
-                "--robot",
-                "panda",
-                "--count",
-                "30",
-                "--group",
-                "panda_arm",
-                "--avoid-collisions",
-                "--json",
-                str(tmp_path / "out.json"),
-                "--wait-s",
-                str(SECONDS_TO_DISCOVER),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
+        client = _client(
+            namespace,
+            *("--robot", "panda", "--count", "30", "--group", "panda_arm", "--avoid-collisions"),
+            *("--json", str(tmp_path / "out.json")),
         )
         out, _ = client.communicate(timeout=300)
     finally:
@@ -1142,6 +1154,36 @@ def test_ik_client_avoid_collisions_gets_checked_answers(tmp_path):
     assert client.returncode == 0 and (summary["answered"], summary["wrong"]) == (30, 0), out
     assert set(summary["codes"]) <= {"SUCCESS", "NO_IK_SOLUTION"} and summary["codes"].get("SUCCESS", 0) >= 20, summary
     assert "avoid_collisions checks self-collision" in node_output, node_output
+
+
+def test_ik_client_fails_saying_why_when_no_request_succeeds(tmp_path):
+    """Another group, or another tip than the node's (the client names its tip, panda_link6, in ik_link_name):
+    every answer is a refusal (INVALID_LINK_NAME, not a solution for the node's tip judged WRONG), and
+    ik_client exits 1, its last line saying why."""
+    namespace = _namespace("client_refused")
+    node = _start_node(namespace)
+    try:
+        wrong_group = _client(namespace, "--robot", "panda", "--count", "2", "--group", "other_arm", "--quiet")
+        group_out, _ = wrong_group.communicate(timeout=300)
+        other_tip = _client(
+            namespace,
+            *("--urdf", str(PANDA_URDF_FILE), "--base", "panda_link0", "--tip", "panda_link6", "--group", "panda_arm"),
+            *("--count", "2", "--json", str(tmp_path / "tip.json")),
+        )
+        tip_out, _ = other_tip.communicate(timeout=300)
+    finally:
+        node_output = _stop(node)
+    assert wrong_group.returncode == 1, group_out
+    assert group_out.splitlines()[-1].startswith(
+        "ik_client: failed: no request succeeded (first answer INVALID_GROUP_NAME: group_name 'other_arm'"
+    ), group_out
+    assert other_tip.returncode == 1, tip_out
+    assert json.loads((tmp_path / "tip.json").read_text())["codes"] == {"INVALID_LINK_NAME": 2}, tip_out
+    assert tip_out.splitlines()[-1].startswith(
+        "ik_client: failed: no request succeeded (first answer INVALID_LINK_NAME: ik_link_name 'panda_link6' is not "
+        "the tip 'panda_link8'"
+    ), tip_out
+    assert "compute_ik refused (-18): ik_link_name 'panda_link6'" in node_output, node_output  # MoveIt's code
 
 
 def _rss_kib(pid):
@@ -1156,13 +1198,13 @@ def test_separate_processes_four_clients_by_1000_requests(tmp_path):
     node = _start_node(namespace, "-p", "default_timeout_s:=1.0")
     clients = []
     try:
-        warm = _client(namespace, 500, 100, tmp_path / "warm.json")
+        warm = _load_client(namespace, 500, 100, tmp_path / "warm.json")
         out, _ = warm.communicate(timeout=600)
         assert warm.returncode == 0, out
         assert json.loads((tmp_path / "warm.json").read_text())["codes"] == {"SUCCESS": 500}
         rss_before = _rss_kib(node.pid)
 
-        clients = [_client(namespace, 1000, seed, tmp_path / f"client{seed}.json") for seed in range(4)]
+        clients = [_load_client(namespace, 1000, seed, tmp_path / f"client{seed}.json") for seed in range(4)]
         outputs = [client.communicate(timeout=900)[0] for client in clients]
         rss_after = _rss_kib(node.pid)
         for seed, (client, out) in enumerate(zip(clients, outputs)):

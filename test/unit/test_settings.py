@@ -6,7 +6,15 @@ import math
 import pytest
 
 from ik_neural.query import Tolerance
-from ik_neural.ros.settings import NodeSettings, SettingsError, defaults, description, markdown_table
+from ik_neural.ros.settings import (
+    AVOID_COLLISIONS_POLICIES,
+    NodeSettings,
+    SettingsError,
+    choices,
+    defaults,
+    description,
+    markdown_table,
+)
 
 
 def test_every_parameter_has_a_default_and_a_meaning_and_the_defaults_pass_their_checks():
@@ -56,3 +64,10 @@ def test_max_timeout_s_must_be_at_least_the_default():
     with pytest.raises(SettingsError, match=r"max_timeout_s \(0.5\) must be at least default_timeout_s \(1.0\)"):
         NodeSettings(default_timeout_s=1.0, max_timeout_s=0.5)
     assert NodeSettings(default_timeout_s=1.0, max_timeout_s=1.0).max_timeout_s == 1.0
+
+
+def test_a_policy_takes_only_its_names_and_other_strings_take_any():
+    assert choices("avoid_collisions_policy") == AVOID_COLLISIONS_POLICIES
+    for policy in AVOID_COLLISIONS_POLICIES:
+        assert NodeSettings(avoid_collisions_policy=policy).avoid_collisions_policy == policy
+    assert choices("group_name") == () and NodeSettings(group_name="any arm").group_name == "any arm"

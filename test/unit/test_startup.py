@@ -1,5 +1,6 @@
 """The node's start-up decisions without a node: which latched topics it waits for, which robot
-descriptions it takes (parameter, topic, file, in the README's order), and the ROS argument rcl cannot parse."""
+descriptions it takes (parameter, topic, file, in the README's order), the ROS argument rcl cannot parse, and
+the parameter mistakes it names (an unknown name, a value ROS read as another type)."""
 
 import pytest
 
@@ -9,7 +10,9 @@ from ik_neural.ros.startup import (
     description_waits,
     descriptions,
     empty_parameter_rule,
+    refuse_unknown_parameters,
     resolve_path,
+    wrong_type,
 )
 
 pytestmark = pytest.mark.unit
@@ -54,3 +57,40 @@ def test_paths_and_parameter_rules():
     assert empty_parameter_rule(["ik_node", "--ros-args", "-p", "model_path:="]) == "model_path:="
     assert empty_parameter_rule(["ik_node", "--ros-args", "-p", "model_path:=''"]) is None
     assert empty_parameter_rule(["ik_node", "-p", "model_path:="]) is None  # not a ROS argument
+
+
+def test_an_unknown_parameter_is_refused_with_the_closest_declared_name():
+    declared = ["model_path", "group_name", "use_sim_time"]
+    refuse_unknown_parameters(["model_path", "use_sim_time"], declared)
+    with pytest.raises(StartupError, match=r"^unknown parameter 'modle_path' \(did you mean 'model_path'\?\)$"):
+        refuse_unknown_parameters(["modle_path", "group_name"], declared)
+    with pytest.raises(StartupError) as raised:
+        refuse_unknown_parameters(["use_sim_tim", "xyzzy"], declared)
+    assert str(raised.value) == (
+        "unknown parameters 'use_sim_tim' (did you mean 'use_sim_time'?), "
+        "'xyzzy' (no parameter of the node has a similar name)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        (
+            "avoid_collisions_policy",
+            False,  # -p avoid_collisions_policy:=off
+            "parameter avoid_collisions_policy must be one of 'check', 'refuse', 'ignore', got the bool false: ROS "
+            "reads an unquoted true, false, on, off, yes, no or number as a bool or a number; quote a string: "
+            "-p \"avoid_collisions_policy:='check'\" (avoid_collisions_policy: 'check' in a params file)",
+        ),
+        ("group_name", 5, "parameter group_name must be a string, got the integer 5: ROS reads"),
+        ("group_name", 5, "quote a string: -p \"group_name:='5'\" (group_name: '5' in a params file)"),
+        ("group_name", ["a", "b"], "parameter group_name must be a string, got the list ['a', 'b']"),
+        ("default_timeout_s", 1, "parameter default_timeout_s must be a float, written with a point (1.0, not 1), got"),
+        ("default_timeout_s", "0.1", "parameter default_timeout_s must be a float, got the string '0.1'"),
+        ("executor_threads", 2.0, "parameter executor_threads must be an integer, got the float 2.0"),
+        ("seed_first", "maybe", "parameter seed_first must be true or false, got the string 'maybe'"),
+        ("model_path", True, "parameter model_path must be a string, got the bool true"),
+    ],
+)
+def test_a_value_of_another_type_says_what_the_parameter_takes(name, value, expected):
+    assert expected in wrong_type(name, value)
