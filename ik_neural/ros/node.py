@@ -41,7 +41,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from ik_neural.echo import echo
+from ik_neural.echo import echo, echo_list
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
 from ik_neural.ros.goal_stream import Goal, GoalStream, LatestGoal, StreamCommand, status_text
@@ -190,7 +190,10 @@ class IKNode(Node):
         # values that take effect once their name is declared.
         given = self._parameter_overrides
         own = self.list_parameters([], ListParameters.Request.DEPTH_RECURSIVE).names  # rclpy's: use_sim_time, ...
-        refuse_unknown_parameters(given, [*defaults(), *own])
+        ignored = refuse_unknown_parameters(given, [*defaults(), *own])
+        if ignored:
+            shown = echo_list(sorted(ignored))
+            self.get_logger().info(f"parameters of other components ignored (this node has no dotted names): {shown}")
         # Read-only: every value is checked and used once, at start-up; `ros2 param set` is refused.
         values: dict[str, Any] = {}
         for name, default in defaults().items():

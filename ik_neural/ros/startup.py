@@ -152,19 +152,24 @@ def empty_parameter_rule(argv: list[str]) -> Optional[str]:
     return None
 
 
-def refuse_unknown_parameters(given: Iterable[str], declared: Collection[str]) -> None:
+def refuse_unknown_parameters(given: Iterable[str], declared: Collection[str]) -> list[str]:
     """StartupError naming each parameter of ``given`` (the values ROS holds for the node: ``-p`` rules,
     params-file sections for its name or ``/**``) that is not ``declared``, with the closest declared name:
-    rclpy would ignore it silently, and a misspelt ``model_path`` would quietly serve without the network."""
+    rclpy would ignore it silently, and a misspelt ``model_path`` would quietly serve without the network.
+    A dotted name (``robot_description_kinematics.panda_arm.kinematics_solver``) is another component's:
+    the node declares none, and MoveIt's launch files hand their whole configuration to every node, so
+    those are returned (to be logged as ignored), not refused."""
     unknown = [name for name in given if name not in declared]
-    if not unknown:
-        return
+    others = [name for name in unknown if "." in name]
+    mistaken = [name for name in unknown if "." not in name]
+    if not mistaken:
+        return others
     named = []
-    for name in unknown:
+    for name in mistaken:
         close = difflib.get_close_matches(name, declared, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "no parameter of the node has a similar name"
         named.append(f"{echo(name)} ({hint})")
-    raise StartupError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(named)}")
+    raise StartupError(f"unknown parameter{'s' if len(mistaken) > 1 else ''} {', '.join(named)}")
 
 
 _TYPE_NAMES = {bool: "bool", int: "integer", float: "float", str: "string"}  # anything else ROS reads is a list

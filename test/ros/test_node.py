@@ -1076,7 +1076,8 @@ def test_start_up_refusal_in_its_own_process_is_one_error_line_and_exit_1(case, 
             ["joint 'panda_joint2' has a non-finite origin xyz"],
         ),
         "misspelt -p": (
-            ["-p", "model_pth:=x.pt", "-p", "use_sim_time:=false"],  # rclpy's own parameter is no mistake
+            # rclpy's own parameter is no mistake, nor another component's dotted one (MoveIt's launch files)
+            ["-p", "model_pth:=x.pt", "-p", "use_sim_time:=false", "-p", "planning_pipelines.pipeline_names:=[ompl]"],
             ["unknown parameter 'model_pth' (did you mean 'model_path'?)"],
         ),
         "misspelt in a params file": (

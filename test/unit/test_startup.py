@@ -72,6 +72,15 @@ def test_an_unknown_parameter_is_refused_with_the_closest_declared_name():
     )
 
 
+def test_dotted_parameters_are_other_components_and_returned_to_be_logged_not_refused():
+    # MoveIt's launch files hand their whole configuration to every node; the node declares no dotted name.
+    declared = ["model_path", "robot_description"]
+    kinematics = "robot_description_kinematics.panda_arm.kinematics_solver"
+    assert refuse_unknown_parameters(["model_path", kinematics], declared) == [kinematics]
+    with pytest.raises(StartupError, match=r"^unknown parameter 'modle_path' \(did you mean 'model_path'\?\)$"):
+        refuse_unknown_parameters(["modle_path", kinematics], declared)
+
+
 @pytest.mark.parametrize(
     "name, value, expected",
     [
