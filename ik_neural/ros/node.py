@@ -96,14 +96,15 @@ class IKNode(Node):
         settings = self.settings
         urdf, urdf_origin, srdf, self._srdf_origin = self._descriptions()
         try:
-            metadata = read_network_metadata(resolve_path(settings.model_path)) if settings.model_path else {}
+            model_file = resolve_path(settings.model_path, settings.package_folders) if settings.model_path else None
+            metadata = read_network_metadata(model_file) if model_file else {}
             base_link = settings.base_link or metadata.get("base_link", "")
             tip_link = settings.tip_link or metadata.get("tip_link", "")
             if not base_link or not tip_link:
                 raise StartupError("parameters base_link and tip_link must be set when no model_path gives them")
             model = UrdfModel.parse(urdf)
             self.chain = model.chain(base_link, tip_link)
-            network = load_network(resolve_path(settings.model_path), self.chain) if settings.model_path else None
+            network = load_network(model_file, self.chain) if model_file else None
             self.collision = collision_checker(settings, model, self.chain, srdf)
             self._request_context = RequestContext.of_model(model, self.chain, settings, collision=self.collision)
             self.solver = IKSolver(self.chain, network=network)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from ik_neural.query import Tolerance
@@ -39,6 +40,16 @@ def _non_negative(value: float) -> Optional[str]:
 
 def _positive_integer(value: int) -> Optional[str]:
     return None if value >= 1 else "an integer of at least 1"
+
+
+def _folders(paths: str) -> list[str]:
+    """The folders of a ':'-separated list (empty entries skipped)."""
+    return [folder for folder in paths.split(":") if folder]
+
+
+def _existing_folders(paths: str) -> Optional[str]:
+    missing = [folder for folder in _folders(paths) if not Path(folder).expanduser().is_dir()]
+    return f"folders that exist, separated by ':' ({missing[0]!r} is not one)" if missing else None
 
 
 def one_of(choices: tuple[str, ...]) -> str:
@@ -73,6 +84,13 @@ class NodeSettings:
     )
     urdf_path: str = _setting(
         "", "URDF file, used when no robot description was given or published. package:// URIs work."
+    )
+    package_paths: str = _setting(
+        "",
+        "Folders to find packages in for package:// URIs (URDF, SRDF, model, collision meshes), separated by ':', "
+        "each holding <package>/ folders (or being one), searched after the ament index (installed and sourced "
+        "packages). E.g. '/home/me/ws/src' for package://my_robot_description/meshes/link1.stl.",
+        _existing_folders,
     )
     base_link: str = _setting("", "Base link of the chain. Empty: the model's.")
     tip_link: str = _setting("", "Tip link of the chain. Empty: the model's.")
@@ -198,6 +216,11 @@ class NodeSettings:
                 "max_timeout_s",
                 f"parameter max_timeout_s ({self.max_timeout_s}) must be at least default_timeout_s ({self.default_timeout_s})",
             )
+
+    @property
+    def package_folders(self) -> tuple[Path, ...]:
+        """package_paths as folders, in order."""
+        return tuple(Path(folder).expanduser() for folder in _folders(self.package_paths))
 
     @property
     def tolerance(self) -> Tolerance:

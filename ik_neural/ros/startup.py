@@ -10,8 +10,9 @@ No node: the caller waits for the topics and resolves names; these functions onl
 from __future__ import annotations
 
 import difflib
+import functools
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, NamedTuple, Optional
+from typing import Any, Collection, Iterable, Mapping, NamedTuple, Optional, Sequence
 
 from ik_neural.chain import KinematicChain
 from ik_neural.collision import CollisionChecker
@@ -27,9 +28,11 @@ class StartupError(RuntimeError):
     """The node cannot start; the message is one line naming the cause."""
 
 
-def resolve_path(path: str) -> Path:
-    """A file path, or a ``package://<package>/<path>`` URI resolved in that package's share directory
-    (for ik_neural also its source tree)."""
+def resolve_path(path: str, package_folders: Sequence[Path] = ()) -> Path:
+    """A file path, or a ``package://<package>/<path>`` URI resolved in that package's share directory (for
+    ik_neural also its source tree), else in ``package_folders`` (the package_paths parameter): the first
+    folder holding ``<package>/``, or named ``<package>`` itself. StartupError naming the package and how to
+    point at it when none has it."""
     prefix = "package://"
     if not path.startswith(prefix):
         return Path(path).expanduser()
@@ -41,7 +44,17 @@ def resolve_path(path: str) -> Path:
     try:
         return Path(get_package_share_directory(package)) / relative
     except PackageNotFoundError:
-        raise StartupError(f"{echo(path)}: package {echo(package)} is not installed") from None
+        pass
+    for folder in package_folders:
+        root = folder if folder.name == package else folder / package
+        if root.is_dir():
+            return root / relative
+    # package_paths whole: the user's own setting, not request input, and the folder that matters may be last.
+    searched = f" nor in package_paths {':'.join(map(str, package_folders))!r}" if package_folders else ""
+    raise StartupError(
+        f"{echo(path)}: package {echo(package)} is not in the ament index (installed or sourced packages){searched}; "
+        f"install or source it, or set the parameter package_paths to the folder that holds {echo(package)}/"
+    )
 
 
 class Descriptions(NamedTuple):
@@ -78,7 +91,7 @@ def descriptions(settings: NodeSettings, published: Mapping[str, str], descripti
     elif "robot_description" in published:
         urdf = published["robot_description"], "topic robot_description"
     elif settings.urdf_path:
-        path = resolve_path(settings.urdf_path)
+        path = resolve_path(settings.urdf_path, settings.package_folders)
         urdf = str(path), f"urdf_path {echo(str(path))}"
     else:
         raise StartupError(
@@ -88,7 +101,7 @@ def descriptions(settings: NodeSettings, published: Mapping[str, str], descripti
     if settings.robot_description_semantic:
         srdf = settings.robot_description_semantic, "parameter robot_description_semantic"
     elif settings.srdf_path:
-        path = resolve_path(settings.srdf_path)
+        path = resolve_path(settings.srdf_path, settings.package_folders)
         srdf = str(path), f"srdf_path {echo(str(path))}"
     elif "robot_description_semantic" in published:
         srdf = published["robot_description_semantic"], "topic robot_description_semantic"
@@ -131,7 +144,8 @@ def collision_checker(
     links have no collision geometry."""
     if settings.avoid_collisions_policy != "check" or not model.collisions():
         return None
-    checker = CollisionChecker.from_urdf(model, chain, srdf=srdf, resolve=resolve_path)
+    resolve = functools.partial(resolve_path, package_folders=settings.package_folders)
+    checker = CollisionChecker.from_urdf(model, chain, srdf=srdf, resolve=resolve)
     if not checker.link_names:
         return None
     checker.in_collision(chain.middle)  # the first call's imports and allocations, outside any budget

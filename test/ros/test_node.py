@@ -1107,6 +1107,54 @@ def test_start_up_refusal_in_its_own_process_is_one_error_line_and_exit_1(case, 
     assert all(fragment in lines[0] for fragment in expected), output
 
 
+def _box_stl(half_extents_m) -> str:
+    """An ASCII STL of a box centred at the origin (12 triangles), as a mesh file of a URDF's collision."""
+    hx, hy, hz = half_extents_m
+    corners = [(sx * hx, sy * hy, sz * hz) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    facets = []
+    for a, b, c, d in faces:
+        for triangle in ((a, b, c), (a, c, d)):
+            vertices = "".join(f"   vertex {x} {y} {z}\n" for x, y, z in (corners[i] for i in triangle))
+            facets.append(f" facet normal 0 0 0\n  outer loop\n{vertices}  endloop\n endfacet\n")
+    return "solid box\n" + "".join(facets) + "endsolid box\n"
+
+
+def test_package_meshes_resolve_from_package_paths_and_a_missing_package_names_the_parameter(tmp_path):
+    """A URDF whose link1 collides as a package:// mesh of a package that is not installed: with the folder
+    holding it in package_paths the node starts and checks self-collision with it; without, one error line
+    names the package and the parameter."""
+    meshes = tmp_path / "src" / "test_meshes" / "meshes"
+    meshes.mkdir(parents=True)
+    (meshes / "link1.stl").write_text(_box_stl((0.06, 0.06, 0.1)))
+    urdf = re.sub(
+        r'(<link name="panda_link1">).*?(</link>)',
+        r'\1<collision><origin xyz="0 -0.03 -0.07"/><geometry>'
+        r'<mesh filename="package://test_meshes/meshes/link1.stl"/></geometry></collision>\2',
+        panda_urdf(),
+        count=1,
+        flags=re.S,
+    )
+    urdf_file = tmp_path / "panda_meshes.urdf"
+    urdf_file.write_text(urdf)
+    namespace = _namespace("package_paths")
+    served = _start_node(namespace, "-p", f"urdf_path:={urdf_file}", "-p", f"package_paths:={tmp_path / 'src'}")
+    try:
+        deadline, output = time.monotonic() + 120, ""
+        while "serving" not in output and served.poll() is None and time.monotonic() < deadline:
+            output += served.stdout.readline()
+    finally:
+        output += _stop(served)
+    assert "avoid_collisions checks self-collision of 11 links" in output and "[ERROR]" not in output, output
+    refused = _start_node(namespace, "-p", f"urdf_path:={urdf_file}")
+    try:
+        refused.wait(timeout=120)
+    finally:
+        output = _stop(refused)
+    assert refused.returncode == 1, output
+    assert "package 'test_meshes' is not in the ament index" in output and "package_paths" in output, output
+
+
 def _client(namespace, *args):
     """ik_client in its own process (and process group), asking the node of ``namespace``."""
     return subprocess.Popen(

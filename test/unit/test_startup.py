@@ -4,7 +4,7 @@ the parameter mistakes it names (an unknown name, a value ROS read as another ty
 
 import pytest
 
-from ik_neural.ros.settings import NodeSettings
+from ik_neural.ros.settings import NodeSettings, SettingsError
 from ik_neural.ros.startup import (
     StartupError,
     description_waits,
@@ -52,7 +52,9 @@ def test_the_srdf_is_the_parameter_then_srdf_path_then_the_topic_else_none():
 
 def test_paths_and_parameter_rules():
     assert resolve_path("package://ik_neural/models/panda/panda.urdf").is_file()
-    with pytest.raises(StartupError, match=r"package 'nosuch_package' is not installed"):
+    with pytest.raises(
+        StartupError, match=r"package 'nosuch_package' is not in the ament index .*set the parameter package_paths"
+    ):
         resolve_path("package://nosuch_package/x.urdf")
     assert empty_parameter_rule(["ik_node", "--ros-args", "-p", "model_path:="]) == "model_path:="
     assert empty_parameter_rule(["ik_node", "--ros-args", "-p", "model_path:=''"]) is None
@@ -103,3 +105,27 @@ def test_dotted_parameters_are_other_components_and_returned_to_be_logged_not_re
 )
 def test_a_value_of_another_type_says_what_the_parameter_takes(name, value, expected):
     assert expected in wrong_type(name, value)
+
+
+def test_package_uris_resolve_in_package_paths_after_the_ament_index(tmp_path):
+    # A workspace's src folder holding my_description/ (a package not installed), and a folder that is a package.
+    (tmp_path / "src" / "my_description" / "meshes").mkdir(parents=True)
+    (tmp_path / "other_description").mkdir()
+    folders = (tmp_path / "nowhere", tmp_path / "src", tmp_path / "other_description")
+    uri = "package://my_description/meshes/link1.stl"
+    assert resolve_path(uri, folders) == tmp_path / "src" / "my_description" / "meshes" / "link1.stl"
+    assert resolve_path("package://other_description/a.stl", folders) == tmp_path / "other_description" / "a.stl"
+    assert resolve_path("package://ik_neural/models/panda/panda.urdf", folders).is_file()  # its own first
+    with pytest.raises(StartupError) as refused:
+        resolve_path("package://missing_description/a.stl", folders)
+    message = str(refused.value)
+    assert "package 'missing_description' is not in the ament index" in message and str(tmp_path / "src") in message
+    assert message.endswith("set the parameter package_paths to the folder that holds 'missing_description'/")
+
+
+def test_package_paths_must_be_existing_folders(tmp_path):
+    assert NodeSettings(package_paths=f"{tmp_path}::{tmp_path}").package_folders == (tmp_path, tmp_path)
+    with pytest.raises(
+        SettingsError, match=r"package_paths must be folders that exist, separated by ':' \('/nowhere' is not one\)"
+    ):
+        NodeSettings(package_paths=f"{tmp_path}:/nowhere")
