@@ -30,9 +30,9 @@ class JointBoundsError(ValueError):
         self.joint = joint
 
 
-def _frozen(values: ArrayLike, dtype=np.float64) -> np.ndarray:
-    # Read-only, so that a bounds object is immutable; numba compiles per array type, and writability is
-    # part of it: every bounds array the kernels see is read-only alike.
+def frozen(values: ArrayLike, dtype=np.float64) -> np.ndarray:
+    """A read-only copy of ``values``: a bounds object is immutable, and numba compiles per array type,
+    writability included, so every bounds array the kernels see is read-only alike."""
     array = np.array(values, dtype=dtype)
     array.setflags(write=False)
     return array
@@ -56,7 +56,7 @@ class JointBounds:
         continuous = np.asarray(continuous, dtype=bool)
         lower = np.where(continuous, -math.pi, np.asarray(lower, dtype=np.float64))
         upper = np.where(continuous, math.pi, np.asarray(upper, dtype=np.float64))
-        return cls(tuple(names), _frozen(lower), _frozen(upper), _frozen(~continuous, bool), _frozen(continuous, bool))
+        return cls(tuple(names), frozen(lower), frozen(upper), frozen(~continuous, bool), frozen(continuous, bool))
 
     @property
     def dof(self) -> int:
@@ -99,7 +99,7 @@ class JointBounds:
                     f"[{lower[j]:.6g}, {upper[j]:.6g}]",
                 )
             lower[j], upper[j] = new_lower, new_upper
-        return JointBounds(self.names, _frozen(lower), _frozen(upper), _frozen(bounded, bool), self.continuous)
+        return JointBounds(self.names, frozen(lower), frozen(upper), frozen(bounded, bool), self.continuous)
 
     def narrow_arrays(self, lower: ArrayLike | None, upper: ArrayLike | None) -> "JointBounds":
         """``narrow`` with a window for every joint, from arrays (dof,); None: these bounds' own."""

@@ -34,6 +34,7 @@ from ik_neural.kernels.tracking import (
     track,
     within_window,
 )
+from ik_neural.joint_bounds import frozen
 from ik_neural.query import AcceptanceTest, Tolerance
 from ik_neural.solver import IKSolver, checked_targets
 
@@ -123,12 +124,6 @@ class TrackerCommand(NamedTuple):
         return self.status == EXACT
 
 
-def _frozen(values: np.ndarray) -> np.ndarray:
-    # Read-only, as every bounds array the kernels see: numba compiles one variant per array type.
-    values.setflags(write=False)
-    return values
-
-
 class Tracker:
     """Joint commands for a stream of goal poses, from ``solver``'s chain. Not thread-safe: one stream, one
     tracker (``step`` and ``reset`` from one thread at a time)."""
@@ -143,9 +138,9 @@ class Tracker:
         chain = solver.chain
         self.solver, self.tolerance, self.settings, self._stop = solver, tolerance, settings, stop
         # Continuous joints have no limits: the window alone bounds them, on the turn they are on.
-        self._lower = _frozen(np.where(chain.is_continuous, -math.inf, chain.lower))
-        self._upper = _frozen(np.where(chain.is_continuous, math.inf, chain.upper))
-        bounded = _frozen(np.ones(chain.dof, dtype=bool))
+        self._lower = frozen(np.where(chain.is_continuous, -math.inf, chain.lower))
+        self._upper = frozen(np.where(chain.is_continuous, math.inf, chain.upper))
+        bounded = frozen(np.ones(chain.dof), dtype=bool)
         # The step's tolerances, damping and joint limits (per-axis tolerances are refused here); each
         # command adds its window.
         self._step = (*solver.step_settings(tolerance, chain.bounds)[:5], self._lower, self._upper, bounded)
@@ -180,7 +175,7 @@ class Tracker:
         track(q, chain.forward(q), 0.0, self._unused, *self._track_constants)
         lower, upper = self.window(q, 0.0)
         within_window(q, q, lower, upper)
-        self._steps(q, chain.forward(q), lower, upper, max_steps=0)
+        self._errors(q, chain.forward(q), lower, upper)
 
     @property
     def q(self) -> Optional[np.ndarray]:
@@ -264,12 +259,10 @@ class Tracker:
         _, lower, upper = step_window(q_last, dt_s, self._unused, self._rate, self._fixed, longest_s, *limits)
         return lower, upper
 
-    def _steps(
-        self, q: np.ndarray, T_target: np.ndarray, lower: np.ndarray, upper: np.ndarray, max_steps: Optional[int] = None
-    ) -> tuple[np.ndarray, bool, float, float, int, float]:
-        """``kernels.tracking.dls_steps`` from q within [lower, upper]; max_steps 0: q's errors alone."""
-        steps = self.settings.max_steps if max_steps is None else max_steps
-        return dls_steps(q, T_target, self.solver.chain.arrays, self._step, lower, upper, steps, np.zeros_like(q))
+    def _errors(self, q: np.ndarray, T_target: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple:
+        """q's errors to T_target as ``kernels.tracking.dls_steps`` gives them with no step taken (q, converged,
+        position error m, orientation error rad, 0, remaining), within the window [lower, upper]."""
+        return dls_steps(q, T_target, self.solver.chain.arrays, self._step, lower, upper, 0, np.zeros_like(q))
 
     def _may_rescue(self, T_target: np.ndarray) -> bool:
         """Whether a full solve may look for a solution now: not while an earlier one that found nothing
@@ -285,7 +278,7 @@ class Tracker:
     ) -> Optional[tuple[np.ndarray, bool, float, float, int, float]]:
         """Where the steps stalled short of the goal: a short full solve (from the solution the stream is
         already moving to, else from q_last) and, if it finds one, the move from q_last straight towards it
-        in joint space, shortened to the window of ``dt_s``, with its errors as ``_steps`` gives them; None
+        in joint space, shortened to the window of ``dt_s``, with its errors (``_errors``); None
         when no solution was found (the goal may be out of reach)."""
         result = self.solver.solve(
             T_target,
@@ -304,7 +297,7 @@ class Tracker:
         self._heading, self._failed_rescues = result.q, 0
         lower, upper = self.window(q_last, dt_s)
         q = within_window(q_last, result.q, lower, upper)
-        return self._steps(q, T_target, lower, upper, max_steps=0)
+        return self._errors(q, T_target, lower, upper)
 
     def _first(self, T_target: np.ndarray, accept: Optional[AcceptanceTest]) -> TrackerCommand:
         """With nothing to step from: a full solve, nearest mid-limits (no step limit can hold)."""

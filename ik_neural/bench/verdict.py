@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ik_neural.bench.protocol import ours_solve_one, run_interleaved, seed_configurations, successes
+from ik_neural.bench.protocol import SolverRun, ours_solve_one, run_interleaved, seed_configurations, successes
 from ik_neural.chain import KinematicChain
 from ik_neural.network import IKNetwork
 from ik_neural.sampling import reachable_targets
@@ -72,21 +72,26 @@ def network_verdict(
     hybrid, numerical = IKSolver(chain, network=network), IKSolver(chain)
     for solver in (hybrid, numerical):
         solver.warm_up()  # no kernel compiles inside a timed call
-    solvers = [("hybrid", ours_solve_one(hybrid, TIMEOUT_S, tolerances))]
-    solvers.append(("numerical", ours_solve_one(numerical, TIMEOUT_S, tolerances)))
+    solvers = [
+        (name, ours_solve_one(solver, TIMEOUT_S, tolerances))
+        for name, solver in (("hybrid", hybrid), ("numerical", numerical))
+    ]
     _, T_targets = reachable_targets(chain, targets, RANDOM_SEED)
     seeds = seed_configurations(chain, "mid", targets, RANDOM_SEED)
     other_work = np.ones(EVICT_BYTES // 8)
-    warm = run_interleaved(solvers, T_targets, seeds)
-    cold = run_interleaved(solvers, T_targets, seeds, between=other_work.sum)
-    solved = [
-        float(np.mean([successes(chain, T_targets, run.q, [tolerances])[0] for run in (warm[i], cold[i])]))
-        for i in range(2)
-    ]
+    warm_hybrid, warm_numerical = run_interleaved(solvers, T_targets, seeds)
+    cold_hybrid, cold_numerical = run_interleaved(solvers, T_targets, seeds, between=other_work.sum)
+
+    def solved(*runs: SolverRun) -> float:
+        return float(np.mean([successes(chain, T_targets, run.q, [tolerances])[0] for run in runs]))
+
+    def ratio(hybrid_run: SolverRun, numerical_run: SolverRun) -> float:
+        return float(np.mean(hybrid_run.times_s) / np.mean(numerical_run.times_s))
+
     return Verdict(
         targets=targets,
-        warm_ratio=float(np.mean(warm[0].times_s) / np.mean(warm[1].times_s)),
-        cold_ratio=float(np.mean(cold[0].times_s) / np.mean(cold[1].times_s)),
-        hybrid_success=solved[0],
-        numerical_success=solved[1],
+        warm_ratio=ratio(warm_hybrid, warm_numerical),
+        cold_ratio=ratio(cold_hybrid, cold_numerical),
+        hybrid_success=solved(warm_hybrid, cold_hybrid),
+        numerical_success=solved(warm_numerical, cold_numerical),
     )
