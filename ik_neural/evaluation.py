@@ -34,8 +34,8 @@ def head_errors(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Position (m) and rotation (rad) errors (N, K) of K guesses per target (N, K, dof) against T_target
     (N, 4, 4), and their scores (N, K): position error / reach + rotation error (position-only: the first
-    term alone), the training loss's balance at its default rotation weight of 1 (whatever weight a run
-    trained with). A target's best guess is its least score."""
+    term alone): the balance of the solver's error [dp / reach; ω], whatever rotation weight a run trained
+    with. A target's best guess is its least score."""
     n, k, dof = guesses.shape
     position_error, rotation_error = network_errors(chain, guesses.reshape(n * k, dof), np.repeat(T_target, k, axis=0))
     position_error, rotation_error = position_error.reshape(n, k), rotation_error.reshape(n, k)

@@ -4,8 +4,8 @@ Redundant Robots with Neural Networks".
 
 Every step draws a fresh batch of joint configurations uniformly within the limits, takes their tip poses
 by forward kinematics as targets, and (unsupervised, the default) minimises the error of
-FK(network(pose)) against the pose: position error / reach plus the distance between the first two
-columns of the rotations. Redundant robots thereby never see contradictory samples. The supervised mode
+FK(network(pose)) against the pose: position error / reach plus a weight (``rotation_weight``) times the
+distance between the first two columns of the rotations. Redundant robots thereby never see contradictory samples. The supervised mode
 (loss on the joint encodings of the sampled q, as Al-Sharif et al. and Nathan train theirs) is the baseline.
 
 Extra losses: joint limits (bounded outputs beyond [-1, 1]), unit-length biternions, and spherical
@@ -87,8 +87,10 @@ class TrainingConfig:
     batch_size: int = 512
     max_lr: float = 3e-3
     """Peak learning rate of the 1cycle schedule."""
-    rotation_weight: float = 1.0
-    """Weight of the rotation term (column distance) against position error / reach."""
+    rotation_weight: float = 0.2
+    """Weight of the rotation term (column distance) against position error / reach. Below 1: at 1 the
+    network trades position for rotation (on five arms, 3 minutes each, the median position error was 2
+    to 12 times 0.2's; docs/benchmarks.md, "Why a new arm's positions learned slowly")."""
     limit_weight: float = 1.0
     """Weight of the joint-limit loss (how far bounded outputs leave [-1, 1])."""
     hard_fraction: float = 0.0
