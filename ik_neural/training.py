@@ -5,8 +5,9 @@ Redundant Robots with Neural Networks".
 Every step draws a fresh batch of joint configurations uniformly within the limits, takes their tip poses
 by forward kinematics as targets, and (unsupervised, the default) minimises the error of
 FK(network(pose)) against the pose: position error / reach plus a weight (``rotation_weight``) times the
-distance between the first two columns of the rotations. Redundant robots thereby never see contradictory samples. The supervised mode
-(loss on the joint encodings of the sampled q, as Al-Sharif et al. and Nathan train theirs) is the baseline.
+distance between the first two columns of the rotations. Redundant robots thereby never see contradictory
+samples. The supervised mode (loss on the joint encodings of the sampled q, as Al-Sharif et al. and
+Nathan train theirs) is the baseline.
 
 Extra losses: joint limits (bounded outputs beyond [-1, 1]), unit-length biternions, and spherical
 obstacles (Stephan et al., Eq. 5). A pool of the highest-error samples seen so far supplies part of every batch
