@@ -120,11 +120,15 @@ def tolerance_of(
     return Tolerance(position_m, math.inf if orientation_tolerance_rad is None else orientation_tolerance_rad)
 
 
-def check_fields(tolerance: Tolerance, bounds: Optional[JointBounds], timeout_s: float) -> None:
+def check_fields(
+    tolerance: Tolerance, bounds: Optional[JointBounds], timeout_s: float, approximate: Optional[Tolerance] = None
+) -> None:
     """What a call's fields must be, whatever the entry point (``IKQuery``, ``solve_batch``, ``solutions``;
     the solver checks the targets and seeds against its chain): TypeError or ValueError naming the field."""
     if not isinstance(tolerance, Tolerance):
         raise TypeError(f"IKQuery.tolerance must be a Tolerance, got {type(tolerance).__name__}")
+    if approximate is not None and not isinstance(approximate, Tolerance):
+        raise TypeError(f"IKQuery.approximate must be a Tolerance or None, got {type(approximate).__name__}")
     if bounds is not None and not isinstance(bounds, JointBounds):
         raise TypeError(f"IKQuery.bounds must be a JointBounds or None, got {type(bounds).__name__}")
     if not timeout_s >= 0:  # NaN fails too
@@ -139,6 +143,7 @@ def query_fields(
     seed_first: bool = False,
     accept: Optional[AcceptanceTest] = None,
     stop: Optional[threading.Event] = None,
+    approximate: Optional[Tolerance] = None,
     position_tolerance_m: Union[float, Unset] = UNSET,
     orientation_tolerance_rad: Union[float, None, Unset] = UNSET,
 ) -> tuple:
@@ -147,8 +152,8 @@ def query_fields(
     ``orientation_tolerance_rad``). ``IKQuery.of`` builds a query of them; ``IKSolver.solve`` solves them
     as they are (building a frozen dataclass costs a few µs, a share of a one-pose solve)."""
     tolerance = tolerance_of(tolerance, position_tolerance_m, orientation_tolerance_rad)
-    check_fields(tolerance, bounds, timeout_s)
-    return seed, bounds, tolerance, timeout_s, seed_first, accept, stop
+    check_fields(tolerance, bounds, timeout_s, approximate)
+    return seed, bounds, tolerance, timeout_s, seed_first, accept, stop, approximate
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,9 +180,13 @@ class IKQuery:
     exhausted, and the search goes on within the budget. None: every converged candidate is accepted."""
     stop: Optional[threading.Event] = None
     """Once set, ends the call as its budget would (the node's shutdown sets it)."""
+    approximate: Optional[Tolerance] = None
+    """A looser tolerance (pick_ik's approximate solutions): when no candidate meets ``tolerance`` within
+    the budget, the best configuration found is the answer, flagged ``IKResult.approximate``, if it meets
+    this one and ``accept``. None: only exact answers succeed."""
 
     def __post_init__(self) -> None:
-        check_fields(self.tolerance, self.bounds, self.timeout_s)
+        check_fields(self.tolerance, self.bounds, self.timeout_s, self.approximate)
 
     @classmethod
     def of(cls, T_target: np.ndarray, **keywords: Any) -> "IKQuery":

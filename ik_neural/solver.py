@@ -26,9 +26,14 @@ import numpy as np
 from ik_neural.chain import KinematicChain
 from ik_neural.joint_bounds import JointBounds, JointBoundsError
 from ik_neural.kernels.dls import (
+    NO_FREE_AXIS,
+    POSITION_ONLY,
     dls_step,
     dls_step_rows_serial,
+    polish,
     ranked_steps_serial,
+    task_met,
+    task_rows,
 )
 from ik_neural.batch_search import (
     PARALLEL_MIN_ROWS,
@@ -79,6 +84,18 @@ class SolverSettings:
     """Random seeds refined side by side (a round of one step each) once the first seeds have failed."""
     seeds_per_stuck_target: int = 4
     """In ``solve_batch``, random seeds refined at once for a target whose seed got stuck."""
+    displacement_weight: float = 0.0
+    """Cost term: a solution of a redundant arm is moved along its self-motion (the task's null space, so
+    the pose keeps its tolerance) this share of the way towards the seed per polish step, 0 to 1 (the
+    minimal-displacement goal of pick_ik and bio_ik); 0: off."""
+    centring_weight: float = 0.0
+    """Cost term: likewise towards the middle of the bounded joints' limits (away from them); 0: off."""
+    polish_iterations: int = 5
+    """Null-space steps of that polish (``solve``'s solutions only), when a cost weight is on."""
+    rotation_weight_few_joints: float = 0.01
+    """Weight of the rotation rows against position / reach for an arm with fewer joints than the task has
+    rows (a 5-joint arm and a full pose): the step then reaches the position first and matches the rotation
+    as far as the arm can (the closest reachable pose, for approximate answers); 1 weighs them alike."""
     random_seed: int = 0
     """Seed of the random restarts: a call is deterministic unless its time budget cuts it short."""
 
@@ -91,8 +108,9 @@ _NETWORK, _CALLER_SEED = "the network's guesses", "the caller's seed"
 class IKResult:
     """What ``solve`` found for one pose.
 
-    ``q`` (dof,) is the solution, or where ``success`` is False the best configuration found (smallest
-    error); the errors (m, rad) are FK's of ``q``. ``iterations`` counts DLS steps (a step of several seeds
+    ``q`` (dof,) is the solution, or where ``success`` is False (or ``approximate``) the best configuration
+    found (smallest error); the errors (m, rad) are FK's of ``q``, the orientation error the one the
+    tolerance bounds (with a free axis: the angle between the tip's free axis and the target's). ``iterations`` counts DLS steps (a step of several seeds
     at once counts once); ``restarts`` counts random seeds drawn; ``elapsed_s`` is wall time.
     """
 
@@ -103,6 +121,9 @@ class IKResult:
     iterations: int
     restarts: int
     elapsed_s: float
+    approximate: bool = False
+    """No solution within the tolerance was found, and ``q`` is the best configuration found, within the
+    query's ``approximate`` tolerance (and accepted): ``success`` is then True."""
 
 
 @dataclass(frozen=True)
@@ -241,16 +262,43 @@ class _OnePose:
                     self.restarts += 1
             Q = Q_next
 
-    def result(self, start_s: float) -> IKResult:
+    def polish(self, settings: SolverSettings) -> None:
+        """The solution moved along the arm's self-motion towards the seed and the middle of the limits by
+        the settings' cost weights (``kernels.dls.polish``), kept if ``accept`` accepts it too."""
+        q, error = self.best[:2]
+        polished, position_error, orientation_error = polish(
+            q,
+            self.T_target,
+            self.arrays,
+            self.step,
+            self.q_seed,
+            settings.displacement_weight,
+            settings.centring_weight,
+            settings.polish_iterations,
+        )
+        if self.accept is None or self.accept(polished):
+            self.best = (polished, error, position_error, orientation_error)
+
+    def result(self, start_s: float, approximate_step: Optional[tuple] = None) -> IKResult:
+        """The answer: the solution, else the best configuration, which counts as an approximate one where
+        it meets ``approximate_step`` (a ``StepSettings`` tuple; None: none counts) and ``accept``."""
         q, _, position_error, orientation_error = self.best
+        approximate = (
+            not self.success
+            and approximate_step is not None
+            and position_error < math.inf
+            and task_met(q, self.T_target, self.arrays, approximate_step)
+            and (self.accept is None or self.accept(q))
+        )
         return IKResult(
             q,
-            self.success,
+            self.success or approximate,
             float(position_error),
             float(orientation_error),
             self.iterations,
             self.restarts,
             time.perf_counter() - start_s,
+            approximate,
         )
 
 
@@ -350,19 +398,17 @@ class IKSolver:
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel a call may reach, so that none compiles inside
         a call's time budget: the one-pose step, the serial rows of restarts, the parallel rows of a batch,
-        and a network's one-pose and few-poses forward passes."""
+        the approximate check, the polish, and a network's one-pose and few-poses forward passes."""
         chain = self.chain
         T_mid = chain.forward(chain.middle)
         self.solve(T_mid, timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], 2, axis=0), timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
-        k = self.settings.restart_batch_size
-        dls_step_rows_serial(
-            np.tile(chain.middle, (k, 1)),
-            np.repeat(T_mid[None], k, axis=0),
-            chain.arrays,
-            self.step_settings(Tolerance(), chain.bounds),
-        )
+        k, step = self.settings.restart_batch_size, self.step_settings(Tolerance(), chain.bounds)
+        dls_step_rows_serial(np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), chain.arrays, step)
+        # Approximate answers' check and the cost terms' polish.
+        task_met(chain.middle, T_mid, chain.arrays, step)
+        polish(chain.middle, T_mid, chain.arrays, step, chain.middle, 0.5, 0.5, 1)
 
     # ------------------------------------------------------------------ one pose
 
@@ -384,7 +430,16 @@ class IKSolver:
             raise TypeError(f"solve: an IKQuery comes alone, without keywords (got {', '.join(sorted(keywords))})")
         q = query
         return self._solve(
-            start_s, q.T_target, q.seed, q.bounds, q.tolerance, q.timeout_s, q.seed_first, q.accept, q.stop
+            start_s,
+            q.T_target,
+            q.seed,
+            q.bounds,
+            q.tolerance,
+            q.timeout_s,
+            q.seed_first,
+            q.accept,
+            q.stop,
+            q.approximate,
         )
 
     def _solve(
@@ -398,6 +453,7 @@ class IKSolver:
         seed_first: bool,
         accept: Optional[AcceptanceTest],
         stop: Optional[threading.Event],
+        approximate: Optional[Tolerance],
     ) -> IKResult:
         """``solve`` of a query's fields (``IKQuery``'s, in order), begun at ``start_s`` (perf_counter, s)."""
         T_target = checked_targets(T_target, batched=False)
@@ -407,7 +463,11 @@ class IKSolver:
         search = _OnePose(T_target, self._q_seed(seed, bounds), bounds, step, self.chain.arrays, accept, budget)
         if not search.refine(self._first_seeds(search, seed_first)):
             search.refine_random_seeds(self.settings, self._seed_patience)
-        return search.result(start_s)
+        settings = self.settings
+        if search.success and (settings.displacement_weight or settings.centring_weight):
+            search.polish(settings)
+        approximate_step = None if approximate is None else self.step_settings(approximate, bounds)
+        return search.result(start_s, approximate_step)
 
     def _first_seeds(self, search: _OnePose, seed_first: bool) -> Iterator[tuple[np.ndarray, Patience]]:
         """The seeds ``solve`` refines before random ones, one at a time, in ``_seed_order``; the network's
@@ -612,22 +672,26 @@ class IKSolver:
 
     def step_settings(self, tolerance: Tolerance, bounds: JointBounds) -> tuple:
         """A call's ``StepSettings`` within ``bounds``, as the plain tuple the kernels take (``ik_bench`` times
-        one step with it). The step takes one orientation tolerance for all three axes, or none (position
-        only): ValueError for per-axis ones."""
-        x, y, z = tolerance.orientation_rad
-        if not x == y == z:
+        one step with it): the tolerance's free axis (one axis free, or all three: position only; ValueError
+        for two), and the rotation weighed by ``rotation_weight_few_joints`` where the chain has fewer joints
+        than the task has rows."""
+        orientation_rad = tolerance.orientation_rad
+        free = [axis for axis, value in enumerate(orientation_rad) if value == math.inf]
+        if len(free) == 2:
             raise ValueError(
-                f"per-axis orientation tolerances {tolerance.orientation_rad} rad are not supported yet: give one "
-                "value for all three axes or inf for all three"
+                f"Tolerance.orientation_rad {orientation_rad}: two free axes and one held are not supported; "
+                "leave one axis free (x, y or z) or all three (position only)"
             )
-        position_only = x == math.inf  # all three, as x == y == z
+        free_axis = NO_FREE_AXIS if not free else free[0] if len(free) == 1 else POSITION_ONLY
         settings = self.settings
+        few_joints = self.chain.dof < task_rows(free_axis)
         # StepSettings' fields, in order, as a plain tuple: building the named tuple by keyword and converting
         # it cost about 1 µs of every one-pose solve.
         return (
-            position_only,
+            free_axis,
             tolerance.position_m,
-            0.0 if position_only else x,
+            np.array(orientation_rad),
+            settings.rotation_weight_few_joints if few_joints else 1.0,
             settings.damping,
             settings.error_damping,
             bounds.lower,

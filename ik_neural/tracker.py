@@ -141,9 +141,8 @@ class Tracker:
         self._lower = frozen(np.where(chain.is_continuous, -math.inf, chain.lower))
         self._upper = frozen(np.where(chain.is_continuous, math.inf, chain.upper))
         bounded = frozen(np.ones(chain.dof), dtype=bool)
-        # The step's tolerances, damping and joint limits (per-axis tolerances are refused here); each
-        # command adds its window.
-        self._step = (*solver.step_settings(tolerance, chain.bounds)[:5], self._lower, self._upper, bounded)
+        # The step's task, tolerances, damping and joint limits; each command adds its window.
+        self._step = (*solver.step_settings(tolerance, chain.bounds)[:-3], self._lower, self._upper, bounded)
         limited = np.isfinite(chain.velocity_limits)
         # step limit (dof,) = rate * dt + fixed: rad/s (m/s) where the URDF gives a velocity, else per command.
         self._rate = np.where(limited, settings.velocity_scale * np.where(limited, chain.velocity_limits, 0.0), 0.0)

@@ -110,14 +110,28 @@ def jacobian(chain: ReferenceChain, q: np.ndarray) -> np.ndarray:
     return np.vstack([R_world_base.T @ J[:3], R_world_base.T @ J[3:]])
 
 
+def swing_vector(R_target: np.ndarray, R: np.ndarray, axis: int) -> np.ndarray:
+    """The swing of the tip's rotation onto the target's about ``axis`` (3,), base frame, rad: the error
+    rotation R_target Rᵀ split, by quaternions, into a twist about the tip's axis (applied first) and the
+    swing, whose log is returned."""
+    quaternion = pinocchio.Quaternion(R_target @ R.T)  # x, y, z, w
+    v = R[:, axis]
+    vector = np.array([quaternion.x, quaternion.y, quaternion.z])
+    twist = np.concatenate([vector @ v * v, [quaternion.w]])
+    twist /= np.linalg.norm(twist)
+    swing = quaternion * pinocchio.Quaternion(twist[3], *twist[:3]).conjugate()
+    return pinocchio.log3(swing.toRotationMatrix())
+
+
 def dls_step(
     chain: ReferenceChain,
     q: np.ndarray,
     T_target: np.ndarray,
     reach_m: float,
-    position_only: bool,
+    free_axis: int,
     position_tolerance_m: float,
-    orientation_tolerance_rad: float,
+    orientation_tolerance_rad: np.ndarray,
+    rotation_weight: float,
     damping: float,
     error_damping: float,
     lower: np.ndarray,
@@ -127,7 +141,10 @@ def dls_step(
     """One damped-least-squares step, written plainly with numpy's solver and Pinocchio's FK, Jacobian and log:
     (q_next, converged, position error m, orientation error rad, normalised error norm), as ik_neural's kernel.
 
-    e = [dp / reach; log(R_target Rᵀ)], dq = Jᵀ (J Jᵀ + λ I)⁻¹ e with λ = damping + error_damping |e|²; a
+    free_axis: -1 every rotation held, 0/1/2 the rotation about that axis of the target frame free, 3 position
+    only. The rotation error c: log(R_target Rᵀ), or the swing (``swing_vector``) with a free axis, as components
+    about the target frame's held axes; e = [dp / reach; w c], dq = Jᵀ (J Jᵀ + λ I)⁻¹ e with λ = damping +
+    error_damping |e|²; converged: |dp| within the position tolerance and Σ (c_j / tolerance_j)² <= 1. A
     bounded joint the step would push past a limit is held at it and the others re-solved for what is left;
     bounded joints are then clamped, the others wrapped to [-pi, pi).
     """
@@ -136,11 +153,19 @@ def dls_step(
     dp = T_target[:3, 3] - T[:3, 3]
     omega = pinocchio.log3(T_target[:3, :3] @ T[:3, :3].T)
     position_error, orientation_error = float(np.linalg.norm(dp)), float(np.linalg.norm(omega))
-    e = dp / reach_m if position_only else np.concatenate([dp / reach_m, omega])
-    J = np.vstack([J[:3] / reach_m] + ([] if position_only else [J[3:]]))
-    converged = position_error <= position_tolerance_m and (
-        position_only or orientation_error <= orientation_tolerance_rad
-    )
+    converged = position_error <= position_tolerance_m
+    e, J_task = dp / reach_m, J[:3] / reach_m
+    if free_axis != 3:
+        rotation = omega if free_axis == -1 else swing_vector(T_target[:3, :3], T[:3, :3], free_axis)
+        held = [j for j in range(3) if j != free_axis]
+        axes = T_target[:3, held].T  # rows: the target's held axes in the base frame
+        c = axes @ rotation
+        orientation_error = float(np.linalg.norm(c))
+        tolerance = np.asarray(orientation_tolerance_rad)[held]
+        converged = converged and float(np.sum((c / tolerance) ** 2)) <= 1.0 and orientation_error <= tolerance.max()
+        e = np.concatenate([e, rotation_weight * c])
+        J_task = np.vstack([J_task, rotation_weight * axes @ J[3:]])
+    J = J_task
     lam = damping + error_damping * float(e @ e)
 
     def damped(J_, e_):

@@ -12,22 +12,36 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ik_neural.kernels.geometry import pose_error
+from ik_neural.kernels.geometry import pose_error, swing
 from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian
 
 
-class StepSettings(NamedTuple):
-    """What a call's steps share besides the chain: tolerances, damping and the joint bounds (dof,).
-    Passed as a plain tuple, as ``ChainArrays`` is (see there)."""
+NO_FREE_AXIS, POSITION_ONLY = -1, 3
+"""``StepSettings.free_axis`` besides 0, 1, 2 (the target frame's x, y or z free): every rotation held, or none."""
 
-    position_only: bool
+
+class StepSettings(NamedTuple):
+    """What a call's steps share besides the chain: the task (which rotations count, the tolerances, the
+    rotation rows' weight), damping and the joint bounds (dof,). Passed as a plain tuple, as
+    ``ChainArrays`` is (see there)."""
+
+    free_axis: int  # NO_FREE_AXIS, 0, 1, 2 (the rotation about that axis of the target frame free), POSITION_ONLY
     position_tolerance_m: float
-    orientation_tolerance_rad: float  # unused when position_only
+    orientation_tolerance_rad: np.ndarray  # (3,) about the target frame's x, y, z; inf where free
+    rotation_weight: float  # weight of the rotation rows against dp / reach (1; less: position first)
     damping: float  # constant part of λ, on errors normalised by the reach
     error_damping: float  # part of λ proportional to the squared normalised error
     lower: np.ndarray  # rad or m
     upper: np.ndarray
     bounded: np.ndarray  # bool; False: a continuous joint searched over a full turn (wrapped)
+
+
+@njit(cache=True, nogil=True)
+def task_rows(free_axis):
+    """Rows of the task's error: 3 for the position, plus 3 rotations, 2 (one axis free) or none."""
+    if free_axis == POSITION_ONLY:
+        return 3
+    return 6 if free_axis == NO_FREE_AXIS else 5
 
 
 @njit(cache=True, nogil=True)
@@ -93,40 +107,83 @@ def dls_step_with(q, T_target, chain, step):
 
 
 @njit(cache=True, nogil=True)
+def task_error(q, T_target, chain, step):
+    """The task at q (n,): (e (m,), J (m, n), converged, position error m, orientation error rad), with
+    m = ``task_rows(step.free_axis)``.
+
+    e = [dp / reach; w c] and J its Jacobian: c are the rotation error's components about the target
+    frame's held axes (all three: the log map of R_target Rᵀ; one free: the swing that turns the tip's
+    free axis onto the target's, whatever the rotation about it), w = ``rotation_weight``. Converged:
+    within ``position_tolerance_m`` and Σ (c_j / tolerance_j)² <= 1 over the held axes. The orientation
+    error is |c| (position only: the whole rotation angle, unconstrained).
+    """
+    T, J_full = chain_fk_jacobian(q, chain)
+    dp, omega, position_error, angle = pose_error(T_target, T)
+    n, free_axis = q.shape[0], step.free_axis
+    m = task_rows(free_axis)
+    e, J = np.empty(m), np.empty((m, n))
+    for r in range(3):
+        e[r] = dp[r] / chain.reach_m
+        for k in range(n):
+            J[r, k] = J_full[r, k] / chain.reach_m
+    if free_axis == POSITION_ONLY:
+        return e, J, position_error <= step.position_tolerance_m, position_error, angle
+    rotation, orientation_error = omega, angle
+    if free_axis != NO_FREE_AXIS:
+        rotation, orientation_error = swing(T_target, T, free_axis)
+    weight, tolerance = step.rotation_weight, step.orientation_tolerance_rad
+    row, ellipse, widest = 3, 0.0, 0.0
+    for j in range(3):
+        if j == free_axis:
+            continue
+        component = T_target[0, j] * rotation[0] + T_target[1, j] * rotation[1] + T_target[2, j] * rotation[2]
+        e[row] = weight * component
+        for k in range(n):
+            J[row, k] = weight * (
+                T_target[0, j] * J_full[3, k] + T_target[1, j] * J_full[4, k] + T_target[2, j] * J_full[5, k]
+            )
+        ellipse += (component / tolerance[j]) ** 2
+        widest = max(widest, tolerance[j])
+        row += 1
+    # The angle bound keeps the reported error within the tolerance where the ellipse's sum rounds below 1.
+    converged = position_error <= step.position_tolerance_m and ellipse <= 1.0 and orientation_error <= widest
+    return e, J, converged, position_error, orientation_error
+
+
+@njit(cache=True, nogil=True)
+def task_met(q, T_target, chain_fields, step_fields):
+    """Whether FK of q (n,) meets the task's tolerances (``task_error``'s ``converged``)."""
+    return task_error(q, T_target, ChainArrays(*chain_fields), StepSettings(*step_fields))[2]
+
+
+@njit(cache=True, nogil=True)
 def dls_step_pulled(q, T_target, chain, step, pull):
     """One DLS step at q (n,) towards T_target (4, 4) that also moves the joints by ``pull`` (n,, rad or m)
     within the null space of the task: dq = Jᵀ (J Jᵀ + λ I)⁻¹ (e - J pull) + pull, which to first order
     moves the tip as the plain step does; ``pull`` None: the plain step (numba compiles that case apart,
     the pull's arithmetic pruned). Returns what ``dls_step`` returns.
 
-    The error is [dp / reach; omega] (or dp / reach alone), λ = damping + error_damping · |e|²; a step that
-    leaves a bounded joint's limits is redone with that joint held at its limit and not pulled (the rest
-    re-solved). Where q is converged no step is taken: q_next is q, within the bounds.
+    The task's error e and Jacobian J are ``task_error``'s, λ = damping + error_damping · |e|²; a step
+    that leaves a bounded joint's limits is redone with that joint held at its limit and not pulled (the
+    rest re-solved). Where q is converged no step is taken: q_next is q, within the bounds.
     """
-    T, J_full = chain_fk_jacobian(q, chain)
-    dp, omega, position_error, orientation_error = pose_error(T_target, T)
-    n = q.shape[0]
-    m = 3 if step.position_only else 6
-    e = np.empty(m)
-    for r in range(3):
-        e[r] = dp[r] / chain.reach_m
-        for k in range(n):
-            J_full[r, k] /= chain.reach_m
-    if not step.position_only:
-        for r in range(3):
-            e[3 + r] = omega[r]
-    J = J_full[:m]  # a view: the position rows alone when position_only
-    converged = position_error <= step.position_tolerance_m and (
-        step.position_only or orientation_error <= step.orientation_tolerance_rad
-    )
+    e, J, converged, position_error, orientation_error = task_error(q, T_target, chain, step)
     error_norm_sq = 0.0
-    for r in range(m):
+    for r in range(e.shape[0]):
         error_norm_sq += e[r] * e[r]
     if converged:  # no step is taken from an answer: every caller keeps q itself
         q_next = q.copy()
         _into_bounds(q_next, step)
         return q_next, True, position_error, orientation_error, math.sqrt(error_norm_sq)
-    lam = step.error_damping * error_norm_sq + step.damping
+    q_next = _damped_step(q, e, J, step.error_damping * error_norm_sq + step.damping, pull, step)
+    return q_next, converged, position_error, orientation_error, math.sqrt(error_norm_sq)
+
+
+@njit(cache=True, nogil=True)
+def _damped_step(q, e, J, lam, pull, step):
+    """q + dq (n,) for the task (e (m,), J (m, n)) with damping λ = ``lam`` and the null-space ``pull``
+    (None: none), a bounded joint the step would push past a limit held at it, within the bounds."""
+    n = q.shape[0]
     if pull is None:
         q_next = damped_solve(J, e, lam)  # dq, turned into q + dq in place (no allocation per step)
         for k in range(n):
@@ -157,7 +214,49 @@ def dls_step_pulled(q, T_target, chain, step, pull):
         for k in range(n):
             q_next[k] += q[k] + moved[k]
     _into_bounds(q_next, step)
-    return q_next, converged, position_error, orientation_error, math.sqrt(error_norm_sq)
+    return q_next
+
+
+@njit(cache=True, nogil=True)
+def polish(q, T_target, chain_fields, step_fields, q_seed, displacement_weight, centring_weight, iterations):
+    """The converged q (n,) moved along the task's null space (the arm's self-motion) by up to
+    ``iterations`` rounds, each pulled ``displacement_weight`` of the way towards q_seed (n,) and
+    ``centring_weight`` of the way towards the middle of the bounded joints' limits (continuous joints:
+    the short way round to the seed, no centring), then one plain step back onto the task: (the last
+    configuration within the tolerances, its position error m and orientation error rad). A round that
+    ends outside them is retried with half the pull, so the pose never pays for the cost terms."""
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    n = q.shape[0]
+    pull = np.empty(n)
+    e, J, converged, position_error, orientation_error = task_error(q, T_target, chain, step)
+    scale = 1.0
+    for _ in range(iterations):
+        for k in range(n):
+            to_seed = q_seed[k] - q[k]
+            if step.bounded[k]:
+                to_middle = 0.5 * (step.lower[k] + step.upper[k]) - q[k]
+            else:
+                to_seed, to_middle = (to_seed + math.pi) % (2 * math.pi) - math.pi, 0.0
+            pull[k] = scale * (displacement_weight * to_seed + centring_weight * to_middle)
+        q_next = _damped_step(q, e, J, _damping(e, step), pull, step)
+        e_next, J_next, converged, position_next, orientation_next = task_error(q_next, T_target, chain, step)
+        if not converged:  # the pull's second-order drift, stepped back onto the task
+            q_next = _damped_step(q_next, e_next, J_next, _damping(e_next, step), None, step)
+            e_next, J_next, converged, position_next, orientation_next = task_error(q_next, T_target, chain, step)
+        if converged:
+            q, e, J, position_error, orientation_error = q_next, e_next, J_next, position_next, orientation_next
+        else:
+            scale *= 0.5
+    return q, position_error, orientation_error
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _damping(e, step):
+    """λ of a step on the error e (m,): damping + error_damping · |e|²."""
+    error_norm_sq = 0.0
+    for r in range(e.shape[0]):
+        error_norm_sq += e[r] * e[r]
+    return step.error_damping * error_norm_sq + step.damping
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -48,6 +48,26 @@ def pose_error(T_target, T):
 
 
 @njit(cache=True, nogil=True)
+def swing(T_target, T, axis):
+    """The rotation that turns the tip's ``axis`` (0, 1, 2: x, y, z) onto the target's by the shortest way,
+    for poses (4, 4): (rotation vector (3,) in the base frame, rad; its angle, rad). Perpendicular to
+    both axes, so it leaves out the rotation about the axis (the twist); antiparallel axes: a half turn
+    about the target's next axis."""
+    tip, goal = T[:3, axis], T_target[:3, axis]
+    cross = np.array(
+        [tip[1] * goal[2] - tip[2] * goal[1], tip[2] * goal[0] - tip[0] * goal[2], tip[0] * goal[1] - tip[1] * goal[0]]
+    )
+    sine = math.sqrt(cross[0] * cross[0] + cross[1] * cross[1] + cross[2] * cross[2])
+    cosine = tip[0] * goal[0] + tip[1] * goal[1] + tip[2] * goal[2]
+    angle = math.atan2(sine, cosine)
+    if sine > SMALL_SINE:
+        return cross * (angle / sine), angle
+    if cosine > 0:
+        return cross, angle  # first order: the angle is the sine
+    return T_target[:3, (axis + 1) % 3] * angle, angle
+
+
+@njit(cache=True, nogil=True)
 def pose_rigidity(T):
     """For one pose T (4, 4): (finite, max |RᵀR - I|, det R, max |bottom row - (0 0 0 1)|)."""
     finite = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ik_neural.kernels.dls import StepSettings, dls_step_pulled
+from ik_neural.kernels.dls import StepSettings, dls_step_pulled, task_rows
 from ik_neural.kernels.geometry import RIGIDITY_TOLERANCE, is_rigid
 from ik_neural.kernels.kinematics import ChainArrays
 
@@ -80,9 +80,10 @@ def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps, p
     halved until it does."""
     chain, limits = ChainArrays(*chain_fields), StepSettings(*step_fields)
     window = StepSettings(
-        limits.position_only,
+        limits.free_axis,
         limits.position_tolerance_m,
         limits.orientation_tolerance_rad,
+        limits.rotation_weight,
         limits.damping,
         limits.error_damping,
         lower,
@@ -145,7 +146,7 @@ def track(q_last, T_target, dt_s, unused, chain_fields, step_fields, rate, fixed
     step = StepSettings(*step_fields)
     limit, lower, upper = step_window(q_last, dt_s, unused, rate, fixed, longest_s, step.lower, step.upper)
     pull = np.zeros(n)
-    if gain > 0.0 and n > (3 if step.position_only else 6):
+    if gain > 0.0 and n > task_rows(step.free_axis):
         pull = centring_pull(q_last, centre, gain, lower, upper)
     q, converged, position_error, orientation_error, steps, remaining = dls_steps(
         q_last, T_target, chain_fields, step_fields, lower, upper, max_steps, pull

@@ -290,7 +290,7 @@ def test_a_long_pause_counts_at_most_max_step_dt_s(panda):
         (lambda t, T: t.step(T[:3], DT_S), r"T_target has shape \(3, 4\)"),
         (lambda t, T: t.reset(np.zeros(3)), "reset: q must be 7 finite joint values"),
         (lambda t, T: t.reset(np.full(7, math.nan)), "reset: q must be 7 finite joint values"),
-        (lambda t, T: Tracker(t.solver, Tolerance(1e-5, (1e-5, 1e-5, math.inf))), "per-axis orientation"),
+        (lambda t, T: Tracker(t.solver, Tolerance(1e-5, (1e-5, math.inf, math.inf))), "two free axes"),
         (lambda t, T: TrackerSettings(velocity_scale=0.0), "velocity_scale must be a positive number"),
         (lambda t, T: TrackerSettings(max_steps=0), "max_steps must be at least 1"),
     ],
