@@ -157,10 +157,12 @@ def perturbed(T: np.ndarray, rng: np.random.Generator, scale_rad: float) -> np.n
 def test_a_five_joint_arm_answers_approximately_what_it_cannot_reach(five_joints):
     """Reachable poses are exact (not flagged); poses whose rotation is perturbed by ~0.2 rad are out of
     reach: with ``approximate`` they succeed flagged, the position within its 1 mm, the rotation the
-    closest the search found (no worse than the perturbation); without it they fail."""
+    closest the search found (no worse than the configuration the pose came from leaves, the perturbation
+    itself, for 90 % of them); without it they fail."""
     solver, reference = five_joints
     rng = np.random.default_rng(11)
-    T = solver.chain.forward(solver.chain.bounds.sample(rng, 30))
+    q_true = solver.chain.bounds.sample(rng, 30)
+    T = solver.chain.forward(q_true)
     approximate = Tolerance(1e-3, math.inf)
     exact = [solver.solve(T_k, approximate=approximate, timeout_s=0.02) for T_k in T]
     assert sum(answer.success and not answer.approximate for answer in exact) >= 29
@@ -171,7 +173,8 @@ def test_a_five_joint_arm_answers_approximately_what_it_cannot_reach(five_joints
     position_m, rotation_rad = reference.errors(q, far)
     assert position_m.max() <= 1e-3
     np.testing.assert_allclose([a.position_error_m for a in answers], position_m, atol=1e-12)
-    assert np.median(rotation_rad) < np.median(reference.errors(solver.chain.bounds.sample(rng, 30), far)[1])
+    # The closest reachable rotation: no worse than where the pose came from (the perturbation itself).
+    assert np.mean(rotation_rad <= reference.errors(q_true, far)[1] + 1e-9) >= 0.9
     assert not solver.solve(far[0], timeout_s=0.005).success
 
 
