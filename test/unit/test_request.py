@@ -25,6 +25,7 @@ from moveit_msgs.msg import (
     PositionConstraint,
     PositionIKRequest,
     RobotState,
+    VisibilityConstraint,
 )
 from moveit_msgs.srv import GetPositionFK
 from sensor_msgs.msg import JointState
@@ -382,12 +383,12 @@ def test_joint_constraints_narrow_the_bounds_and_unapplied_ones_are_noted(contex
             JointConstraint(joint_name="panda_joint2", position=0.1, tolerance_above=0.2, tolerance_below=0.05),
             JointConstraint(joint_name="panda_joint8", position=0.0, tolerance_above=0.1, tolerance_below=0.1),
         ],
-        position_constraints=[PositionConstraint()],
+        visibility_constraints=[VisibilityConstraint()],
     )
     problem = problem_of(_request(T=_T_mid(context), constraints=constraints), context, _unknown_state(context))
     assert (problem.bounds.lower[1], problem.bounds.upper[1]) == (0.1 - 0.05, 0.1 + 0.2)
     assert any("outside the chain ignored: ['panda_joint8']" in note for note in problem.notes)
-    assert any("unsupported constraints ignored (1 position)" in note for note in problem.notes)
+    assert any("unsupported constraints ignored (1 visibility)" in note for note in problem.notes)
     # A continuous joint's window may lie past pi: it becomes the joint's bounds.
     constraint = JointConstraint(joint_name="panda_joint1", position=3.3, tolerance_above=0.1, tolerance_below=0.1)
     context = continuous_context
