@@ -58,8 +58,9 @@ class Region:
             raise ValueError("the region's pose is not finite once expressed in the base frame")
         self.geometry = geometry
         self.T_base_region = T
-        self._center = T[:3, 3].copy()
-        self._R_region_base = T[:3, :3].T.copy()
+        # Plain floats: a point is checked in a few hundred ns, where numpy's calls on 3-vectors cost µs.
+        self._center = tuple(T[:3, 3].tolist())
+        self._R_region_base = tuple(tuple(row) for row in T[:3, :3].T.tolist())
         size = geometry.size
         if geometry.kind == BOX:
             self._half = (0.5 * size[0], 0.5 * size[1], 0.5 * size[2])
@@ -68,9 +69,12 @@ class Region:
         else:  # CYLINDER: (radius, length)
             self._radius2, self._half_length = size[0] * size[0], 0.5 * size[1]
 
-    def contains(self, p: np.ndarray) -> bool:
+    def contains(self, p: Sequence[float]) -> bool:
         """Whether the point p (3,) (base frame, m) is inside or on the boundary."""
-        x, y, z = (self._R_region_base @ (p - self._center)).tolist()  # in the region's frame
+        cx, cy, cz = self._center
+        dx, dy, dz = p[0] - cx, p[1] - cy, p[2] - cz
+        (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = self._R_region_base
+        x, y, z = r00 * dx + r01 * dy + r02 * dz, r10 * dx + r11 * dy + r12 * dz, r20 * dx + r21 * dy + r22 * dz
         kind = self.geometry.kind
         if kind == BOX:
             hx, hy, hz = self._half
@@ -92,22 +96,26 @@ class PositionConstraint:
     link: ChainLink
     offset: np.ndarray
     regions: tuple[Region, ...]
-    _point: np.ndarray = field(init=False, repr=False)  # the offset point in the link's chain frame
+    _point: tuple[float, float, float] = field(init=False, repr=False)  # the offset point in the link's chain frame
 
     def __post_init__(self) -> None:
         T = self.link.T_frame_link
         point = T[:3, :3] @ np.asarray(self.offset, dtype=np.float64) + T[:3, 3]
-        object.__setattr__(self, "_point", point)
+        object.__setattr__(self, "_point", tuple(point.tolist()))
         if not self.regions:
             raise ValueError("a position constraint needs at least one region")
 
-    def point(self, F: np.ndarray) -> np.ndarray:
-        """The constrained point (3,) in the base frame, the joint frames F (dof, 4, 4) given."""
-        frame = self.link.frame
-        if frame < 0:
-            return self._point
-        M = F[frame]
-        return M[:3, :3] @ self._point + M[:3, 3]
+    def point(self, F: np.ndarray) -> tuple[float, float, float]:
+        """The constrained point (x, y, z) in the base frame, the joint frames F (dof, 4, 4) given."""
+        px, py, pz = self._point
+        if self.link.frame < 0:
+            return px, py, pz
+        (r00, r01, r02, x), (r10, r11, r12, y), (r20, r21, r22, z) = F[self.link.frame, :3].tolist()
+        return (
+            r00 * px + r01 * py + r02 * pz + x,
+            r10 * px + r11 * py + r12 * pz + y,
+            r20 * px + r21 * py + r22 * pz + z,
+        )
 
     def holds(self, F: np.ndarray) -> bool:
         """Whether the constraint holds with the joint frames F (dof, 4, 4) (``KinematicChain.frames``)."""
