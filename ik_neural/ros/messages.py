@@ -6,6 +6,7 @@ geometry_msgs; durations become float seconds.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Sequence, TypeVar
 
 import numpy as np
@@ -185,9 +186,17 @@ def answer(response: Response, code: int, message: str) -> Response:
 
 
 def describe(result: "IKResult") -> str:
-    """One solve in words, for a response's message and the log: the verdict, the errors, the effort."""
+    """One solve in words, for a response's message and the log: the verdict, the errors, the effort. An
+    approximate answer says so first, and how far it is in mm and degrees."""
+    effort = f"{result.iterations} iterations, {1e3 * result.elapsed_s:.2f} ms"
+    if result.approximate:
+        return (
+            f"approximate: {1e3 * result.position_error_m:.3g} mm and {math.degrees(result.orientation_error_rad):.3g} "
+            "deg from the pose (no solution within the tolerances was found; this is the closest configuration "
+            f"found, within the approximate tolerances), {effort}"
+        )
     verdict = "solved" if result.success else "no solution within the timeout; best effort"
     return (
         f"{verdict}: position error {result.position_error_m:.3g} m, orientation error "
-        f"{result.orientation_error_rad:.3g} rad, {result.iterations} iterations, {1e3 * result.elapsed_s:.2f} ms"
+        f"{result.orientation_error_rad:.3g} rad, {effort}"
     )

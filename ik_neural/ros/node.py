@@ -346,7 +346,8 @@ class IKNode(Node):
             # The constraints first (µs) and the collision check (far dearer) only for what they accept.
             constraints = ConstraintTest(self.chain, problem.constraints, then=accept)
             accept = constraints
-        result = self.solver.solve(problem.query(settings.tolerance, settings.seed_first, accept, self._stop))
+        query = problem.query(settings.tolerance, settings.seed_first, accept, self._stop, settings.approximate)
+        result = self.solver.solve(query)
         return result, constraints
 
     def _current_state(self) -> CurrentState:

@@ -144,12 +144,12 @@ class Problem:
 
     def tolerance(self, default: Tolerance) -> Tolerance:
         """The solver's tolerance of this request: the node's ``default``, its rotation tolerance widened per
-        axis to ``orientation_tolerance_rad`` where that is wider (never narrowed)."""
+        axis to ``orientation_tolerance_rad`` where that is wider (never narrowed; ``one_free_axis``)."""
         widened = self.orientation_tolerance_rad
         if widened is None:
             return default
         rotation = tuple(max(d, w) for d, w in zip(default.orientation_rad, widened))
-        return Tolerance(default.position_m, rotation)
+        return Tolerance(default.position_m, one_free_axis(rotation, default.orientation_rad))
 
     def query(
         self,
@@ -157,21 +157,44 @@ class Problem:
         seed_first: bool,
         accept: Optional[AcceptanceTest],
         stop: Optional[threading.Event],
+        approximate: Optional[Tolerance] = None,
     ) -> IKQuery:
         """The solver's query: this problem's target (T_base_tip), seed, bounds and budget, with the node's
         ``tolerance`` (as ``self.tolerance`` widens it), acceptance test (its collision check, with the
-        constraints' test) and stop event; ``seed_first`` holds only for a known seed (a default one is no
-        better a start than the network's guess)."""
+        constraints' test), stop event and ``approximate`` tolerance (None: exact answers only; else never
+        narrower than the exact one, axis by axis); ``seed_first`` holds only for a known seed (a default one
+        is no better a start than the network's guess)."""
+        exact = self.tolerance(tolerance)
+        if approximate is not None:
+            rotation = tuple(max(a, e) for a, e in zip(approximate.orientation_rad, exact.orientation_rad))
+            approximate = Tolerance(
+                max(approximate.position_m, exact.position_m), one_free_axis(rotation, exact.orientation_rad)
+            )
         return IKQuery(
             T_target=self.T_base_tip,
             seed=self.seed,
             bounds=self.bounds,
-            tolerance=self.tolerance(tolerance),
+            tolerance=exact,
             timeout_s=self.timeout_s,
             seed_first=seed_first and self.seed_known,
             accept=accept,
             stop=stop,
+            approximate=approximate,
         )
+
+
+def one_free_axis(rotation: Sequence[float], keep: Sequence[float]) -> tuple[float, float, float]:
+    """A per-axis rotation tolerance (rad; inf: free) the solver takes: none, one or all three axes free.
+    Two free and one held (which it cannot solve for) become one free: the axis free in ``keep`` (the
+    node's own tolerance) if one is, else none; the other takes the held axis' tolerance. Narrower, never
+    wrong: the answer is still checked against every constraint."""
+    free = [axis for axis, value in enumerate(rotation) if value == math.inf]
+    if len(free) != 2:
+        return rotation[0], rotation[1], rotation[2]
+    held = max(value for value in rotation if value < math.inf)
+    kept = [axis for axis in free if keep[axis] == math.inf][:1]
+    values = [held if axis in free and axis not in kept else value for axis, value in enumerate(rotation)]
+    return values[0], values[1], values[2]
 
 
 @dataclass(frozen=True)
@@ -261,7 +284,9 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
         attached = _attached(ik.robot_state.attached_collision_objects, context, seed, others)
     bounds = _bounds(ik, context, notes)
     constraints, on_link = _link_constraints(ik, context, link, notes)
-    widened = _widened_rotation(on_link, T_base_link, context.T_link_tip[link], notes)
+    widened = _widened_rotation(
+        on_link, T_base_link, context.T_link_tip[link], settings.tolerance.orientation_rad, notes
+    )
     return Problem(
         T_base_tip,
         seed,
@@ -688,7 +713,11 @@ def _orientation_constraint(
 
 
 def _widened_rotation(
-    on_link: Sequence[OrientationConstraint], T_base_link: np.ndarray, T_link_tip: np.ndarray, notes: list[str]
+    on_link: Sequence[OrientationConstraint],
+    T_base_link: np.ndarray,
+    T_link_tip: np.ndarray,
+    default_rad: Sequence[float],
+    notes: list[str],
 ) -> Optional[tuple[float, float, float]]:
     """The rotation tolerance (rad, about the tip target's x, y, z; inf: free) that the orientation
     constraints on the IK link give the pose: those whose orientation matches the pose's (the IK link's
@@ -698,7 +727,8 @@ def _widened_rotation(
     A constraint's axes are the link's (Euler angles) or its frame's (rotation vector); a tip axis along one
     of them (the IK link is the tip, or a frame fixed to it turned about that axis or by quarter turns)
     takes that axis' tolerance, another axis the constraint's narrowest. The constraint itself is still
-    checked on every answer: this only lets the solver look where the constraint allows."""
+    checked on every answer: this only lets the solver look where the constraint allows. The note says the
+    request's rotation tolerance (with the node's, ``default_rad``: ``Problem.tolerance``)."""
     R_base_link = T_base_link[:3, :3]
     R_base_tip = R_base_link @ T_link_tip[:3, :3]
     widened, used = [math.inf] * 3, []
@@ -717,8 +747,13 @@ def _widened_rotation(
         used.append(constraint.label)
     if not used:
         return None
-    shown = ", ".join(f"{axis} {'free' if t == math.inf else f'{t:.4g} rad'}" for axis, t in zip("xyz", widened))
-    notes.append(f"rotation tolerance about the target's axes widened to {shown} by {', '.join(used)}")
+    wider = [max(d, w) for d, w in zip(default_rad, widened)]
+    solved = one_free_axis(wider, default_rad)
+    shown = ", ".join(f"{axis} {'free' if t == math.inf else f'{t:.4g} rad'}" for axis, t in zip("xyz", solved))
+    note = f"rotation tolerance about the target's axes widened to {shown} by {', '.join(used)}"
+    if list(solved) != wider:
+        note += " (two free axes and one held cannot be solved for; the constraints are checked as given)"
+    notes.append(note)
     return widened[0], widened[1], widened[2]
 
 

@@ -135,17 +135,19 @@ class NodeSettings:
     )
     free_rotation_axis: str = _setting(
         "",
-        "Axis of the tip frame ('x', 'y' or 'z') about which the tip may turn freely in every answer (a symmetric "
-        "gripper, a drill): that axis of the pose must be met within orientation_tolerance_rad, the rotation about "
-        "it is free. Empty: none. A request's orientation constraint on its IK link can free an axis for itself.",
+        "Axis of the tip frame ('x', 'y' or 'z') about which the tip may turn freely in every answer and goal-stream "
+        "command (a symmetric gripper, a drill): that axis of the pose must be met within orientation_tolerance_rad, "
+        "the rotation about it is free. Empty: none. A request's orientation constraint on its IK link can free an "
+        "axis for that request.",
         choices=FREE_ROTATION_AXES,
     )
     approximate_position_tolerance_m: float = _setting(
         0.0,
-        "Approximate answers: when no solution within position_tolerance_m and orientation_tolerance_rad is found in "
-        "the budget, the best configuration found within this position error (m) and "
-        "approximate_orientation_tolerance_rad is answered SUCCESS, its message saying it is approximate and how far "
-        "(mm, degrees). 0: off (both must be 0, or both > 0); at least position_tolerance_m.",
+        "Approximate answers of compute_ik: when no solution within position_tolerance_m and orientation_tolerance_rad "
+        "is found in the budget, the best configuration found is answered SUCCESS if it is within this position error "
+        "(m) and approximate_orientation_tolerance_rad (and meets the request's constraints and collision check), its "
+        "message saying it is approximate and how far (mm, degrees). 0: off (both must be 0, or both > 0); at least "
+        "position_tolerance_m.",
         _non_negative,
     )
     approximate_orientation_tolerance_rad: float = _setting(

@@ -299,3 +299,88 @@ def test_a_constraint_on_a_link_the_chain_does_not_place_is_refused_naming_it(gr
         assert response.error_code.val == MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS
         message = _message(response)
         assert message is None or (f"constraints.{kind}_constraints[0].{expected}" in message), message
+
+
+# ---------------------------------------------------------------------- a free axis and approximate answers by parameter
+
+APPROXIMATE_M, APPROXIMATE_RAD = 0.005, 0.05
+
+
+@pytest.fixture(scope="module")
+def loose_graph(module_context):
+    """The Panda node with free_rotation_axis 'z' and approximate answers within 5 mm and 0.05 rad."""
+    graph = _Graph(
+        module_context,
+        _namespace("loose"),
+        default_timeout_s=1.0,
+        free_rotation_axis="z",
+        approximate_position_tolerance_m=APPROXIMATE_M,
+        approximate_orientation_tolerance_rad=APPROXIMATE_RAD,
+    )
+    yield graph
+    graph.close()
+
+
+def test_free_rotation_axis_frees_the_rotation_about_the_tips_z_in_every_answer(loose_graph, panda, tip):
+    from moveit_msgs.msg import MoveItErrorCodes
+
+    q_true, targets = reachable_targets(panda, 5, seed=17)
+    for q, T_true in zip(q_true, targets):
+        T = T_true @ _T(pinocchio.exp3(np.array([0.0, 0.0, 1.0])))  # turned 1 rad about the tip's z
+        response = loose_graph.call(_ik_request(T, seed=q, timeout_s=0.2))
+        assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
+        T_solved = tip.forward(_solution(response))
+        assert math.acos(np.clip(T_solved[:3, 2] @ T[:3, 2], -1.0, 1.0)) <= TOL
+        assert np.linalg.norm(T_solved[:3, 3] - T[:3, 3]) <= TOL
+
+
+def _narrowed_away(request, q, offset_rad=0.003, width_rad=1e-3):
+    """Joint constraints holding joints 1-6 in windows beside q (q + offset_rad, width_rad wide): the pose
+    of q is then out of exact reach by about a millimetre, but near."""
+    from moveit_msgs.msg import JointConstraint
+
+    request.ik_request.constraints.joint_constraints = [
+        JointConstraint(
+            joint_name=name,
+            position=float(value) + offset_rad,
+            tolerance_below=0.0,
+            tolerance_above=width_rad,
+            weight=1.0,
+        )
+        for name, value in zip(PANDA_JOINTS[:6], q[:6])
+    ]
+    return request
+
+
+def test_approximate_answers_say_how_far_they_are_and_are_off_by_default(graph, loose_graph, panda, tip, hand):
+    """A pose out of exact reach by about a millimetre: SUCCESS from the node with approximate answers,
+    within their tolerances by Pinocchio (the distance the message gives in mm is Pinocchio's); the node
+    with the defaults answers NO_IK_SOLUTION; a constraint the approximate answer breaks makes it
+    NO_IK_SOLUTION too."""
+    import re
+    from moveit_msgs.msg import MoveItErrorCodes
+
+    q_true, targets = reachable_targets(panda, 4, seed=18)
+    for q, T in zip(q_true, targets):
+        response = loose_graph.call(_narrowed_away(_ik_request(T, timeout_s=0.1), q))
+        assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
+        q_solved = _solution(response)
+        T_solved = tip.forward(q_solved)
+        position_error = np.linalg.norm(T_solved[:3, 3] - T[:3, 3])
+        z_angle = math.acos(np.clip(T_solved[:3, 2] @ T[:3, 2], -1.0, 1.0))  # z is free: its axis is what counts
+        assert TOL < position_error <= APPROXIMATE_M and z_angle <= APPROXIMATE_RAD, (position_error, z_angle)
+        message = _message(response)
+        if message is not None:
+            found = re.match(r"approximate: ([0-9.e+-]+) mm and ([0-9.e+-]+) deg from the pose", message)
+            assert found, message
+            assert math.isclose(float(found.group(1)), 1e3 * position_error, rel_tol=6e-3, abs_tol=1e-6)  # 3 digits
+            assert math.isclose(float(found.group(2)), math.degrees(z_angle), rel_tol=6e-3, abs_tol=1e-3)
+        response = graph.call(_narrowed_away(_ik_request(T, timeout_s=0.1), q))
+        assert response.error_code.val == MoveItErrorCodes.NO_IK_SOLUTION, _message(response)
+        request = _narrowed_away(_ik_request(T, timeout_s=0.1), q)
+        T_hand = hand.forward(q)
+        request.ik_request.constraints.position_constraints = [
+            _position_constraint("panda_hand", 2, (0.05,), _T(p=T_hand[:3, 3] + np.array([0.0, 0.0, 0.3])))
+        ]
+        response = loose_graph.call(request)
+        assert response.error_code.val == MoveItErrorCodes.NO_IK_SOLUTION, _message(response)

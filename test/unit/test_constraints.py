@@ -399,7 +399,7 @@ def test_an_orientation_constraint_on_the_ik_link_matching_the_pose_widens_its_r
     assert problem.tolerance(default) == Tolerance(1e-5, (0.2, 1e-5, math.inf))
     assert problem.query(default, False, None, None).tolerance == problem.tolerance(default)
     assert any(
-        "widened to x 0.2 rad, y 1e-06 rad, z free by constraints.orientation_constraints[0]" in n
+        "widened to x 0.2 rad, y 1e-05 rad, z free by constraints.orientation_constraints[0]" in n
         for n in problem.notes
     )
     # The IK link is the hand, turned -45 degrees about z from the tip: z is still z; x and y are not the tip's
@@ -421,3 +421,23 @@ def test_an_orientation_constraint_on_the_ik_link_matching_the_pose_widens_its_r
         problem = _problem(_request(T, constraints=other), context)
         assert problem.orientation_tolerance_rad is None and problem.tolerance(default) is default
         assert len(problem.constraints) == 1
+
+
+def test_two_free_axes_and_one_held_become_one_free_and_the_approximate_tolerance_is_never_narrower(context):
+    """The solver frees one axis or all three: a constraint freeing x and y on the tip holds them at its z
+    tolerance (the node's free axis, if any, stays free); the approximate tolerance is the node's, never
+    narrower than the request's exact one."""
+    chain = context.chain
+    T = chain.forward(chain.middle)
+    on_tip = Constraints(orientation_constraints=[_orientation_constraint("panda_link8", T[:3, :3], (4.0, 4.0, 0.1))])
+    problem = _problem(_request(T, constraints=on_tip), context)
+    assert problem.orientation_tolerance_rad == (math.inf, math.inf, 0.1)
+    assert problem.tolerance(Tolerance(1e-5, 1e-5)) == Tolerance(1e-5, (0.1, 0.1, 0.1))
+    assert any("two free axes and one held cannot be solved for" in note for note in problem.notes)
+    free_x = Tolerance(1e-5, (math.inf, 1e-5, 1e-5))
+    assert problem.tolerance(free_x) == Tolerance(1e-5, (math.inf, 0.1, 0.1))
+    approximate = problem.query(
+        free_x, False, None, None, approximate=Tolerance(1e-3, (math.inf, 0.05, 0.2))
+    ).approximate
+    assert approximate == Tolerance(1e-3, (math.inf, 0.1, 0.2))
+    assert problem.query(free_x, False, None, None).approximate is None
