@@ -3,7 +3,8 @@ candidate, on the Panda.
 
     source "$(bash env/activate_checkout.sh)" && python test/benchmarks/constraint_check.py
 
-``ConstraintTest`` calls (FK of the chain's joint frames included) on random configurations, for one
+``ConstraintTest`` calls (FK of the chain's joint frames included) on random configurations, for none (the
+FK and the call alone), one
 position constraint (a box, on panda_hand with an offset), one orientation constraint of each
 parameterization (on panda_hand), and the position and an Euler orientation constraint together; each
 configuration is accepted (the check runs to the end). Median and p95 of ``--repeats`` timed rounds of
@@ -43,6 +44,7 @@ def main() -> None:
     euler = OrientationConstraint("euler", hand, np.eye(3), (np.pi,) * 3, XYZ_EULER_ANGLES)
     vector = OrientationConstraint("vector", hand, np.eye(3), (np.pi,) * 3, ROTATION_VECTOR)
     cases = {
+        "none (the joint frames' FK alone)": (),
         "position (box)": (position,),
         "orientation (XYZ_EULER_ANGLES)": (euler,),
         "orientation (ROTATION_VECTOR)": (vector,),
