@@ -1,5 +1,6 @@
 """The request logic, pure: a ``moveit_msgs/PositionIKRequest`` becomes a ``Problem`` for the solver (the
-tip's pose in the chain's base frame, seed, joint bounds, budget), a ``GetPositionFK`` request an
+tip's pose in the chain's base frame, seed, joint bounds, budget, the position and orientation constraints
+every answer must meet), a ``GetPositionFK`` request an
 ``FKProblem`` (the chain's joints, the links to place, the frame to place them in); either may instead be a
 ``Refusal`` (a MoveIt error code and a message naming the field).
 
