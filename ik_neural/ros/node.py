@@ -290,7 +290,7 @@ class IKNode(Node):
         if problem.avoid_collisions and success:
             said.append("free of self-collision (checked)")
         code = MoveItErrorCodes.SUCCESS if success else MoveItErrorCodes.NO_IK_SOLUTION
-        return answer(response, code, "; ".join((*said, *problem.notes)))
+        return answer(response, code, "; ".join((*said, *problem.remarks, *problem.notes)))
 
     def _compute_fk(self, request: GetPositionFK.Request, response: GetPositionFK.Response) -> GetPositionFK.Response:
         try:

@@ -122,7 +122,7 @@ class CurrentState:
 class Problem:
     """A request checked and put in the solver's terms: its fields map onto an ``IKQuery`` one to one
     (``query``), besides what the node's collision check takes (``avoid_collisions``, ``other_positions``,
-    ``attached``) and ``notes``."""
+    ``attached``), ``notes`` and ``remarks``."""
 
     T_base_tip: np.ndarray  # (4, 4) the tip's target pose in the chain's base frame, finite
     seed: np.ndarray  # (dof,) finite
@@ -142,6 +142,9 @@ class Problem:
     orientation_tolerance_rad: Optional[tuple[float, float, float]] = None
     """The rotation tolerance (rad, about the tip target's x, y, z; inf: free) that the request's
     orientation constraints on the IK link give the pose (``tolerance``); None: the node's."""
+    remarks: tuple[str, ...] = ()
+    """What the answer's message says besides the result and the notes, not logged: what the request asked
+    for and got (a widened rotation tolerance)."""
 
     def tolerance(self, default: Tolerance) -> Tolerance:
         """The solver's tolerance of this request: the node's ``default``, its rotation tolerance widened per
@@ -285,8 +288,9 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
         attached = _attached(ik.robot_state.attached_collision_objects, context, seed, others)
     bounds = _bounds(ik, context, notes)
     constraints, on_link = _link_constraints(ik, context, link, notes)
+    remarks: list[str] = []
     widened = _widened_rotation(
-        on_link, T_base_link, context.T_link_tip[link], settings.tolerance.orientation_rad, notes
+        on_link, T_base_link, context.T_link_tip[link], settings.tolerance.orientation_rad, remarks
     )
     return Problem(
         T_base_tip,
@@ -300,6 +304,7 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
         attached,
         constraints,
         widened,
+        tuple(remarks),
     )
 
 
@@ -718,7 +723,7 @@ def _widened_rotation(
     T_base_link: np.ndarray,
     T_link_tip: np.ndarray,
     default_rad: Sequence[float],
-    notes: list[str],
+    remarks: list[str],
 ) -> Optional[tuple[float, float, float]]:
     """The rotation tolerance (rad, about the tip target's x, y, z; inf: free) that the orientation
     constraints on the IK link give the pose: those whose orientation matches the pose's (the IK link's
@@ -728,7 +733,7 @@ def _widened_rotation(
     A constraint's axes are the link's (Euler angles) or its frame's (rotation vector); a tip axis along one
     of them (the IK link is the tip, or a frame fixed to it turned about that axis or by quarter turns)
     takes that axis' tolerance, another axis the constraint's narrowest. The constraint itself is still
-    checked on every answer: this only lets the solver look where the constraint allows. The note says the
+    checked on every answer: this only lets the solver look where the constraint allows. A remark says the
     request's rotation tolerance (with the node's, ``default_rad``: ``Problem.tolerance``)."""
     R_base_link = T_base_link[:3, :3]
     R_base_tip = R_base_link @ T_link_tip[:3, :3]
@@ -754,7 +759,7 @@ def _widened_rotation(
     note = f"rotation tolerance about the target's axes widened to {shown} by {', '.join(used)}"
     if list(solved) != wider:
         note += " (two free axes and one held cannot be solved for; the constraints are checked as given)"
-    notes.append(note)
+    remarks.append(note)
     return widened[0], widened[1], widened[2]
 
 
