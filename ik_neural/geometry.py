@@ -18,6 +18,7 @@ import numpy as np
 SMALL_SINE = 1e-9
 # Below this sine with a negative cosine, the angle is near pi and v has lost its direction.
 NEAR_PI_SINE = 1e-6
+_DOUBLE_EPSILON = float(np.finfo(np.float64).eps)
 
 
 def rpy_to_matrix(rpy: Sequence[float]) -> np.ndarray:
@@ -44,6 +45,22 @@ def matrix_to_rpy(R: np.ndarray) -> np.ndarray:
     return np.array([math.atan2(R[2, 1], R[2, 2]), math.asin(sp), math.atan2(R[1, 0], R[0, 0])])
 
 
+def xyz_euler_angles(R: np.ndarray) -> tuple[float, float, float, bool]:
+    """Intrinsic x-y-z Euler angles (a, b, c) of a rotation R (3x3) = Rx(a)·Ry(b)·Rz(c), rad, in
+    [-pi, pi] x [-pi/2, pi/2] x [-pi, pi], and whether R is regular. At the singularity (b = ±pi/2, where
+    only a ± c is decided) c is set to 0 and a takes the whole rotation, and the flag is False. The
+    extraction is Eigen's EulerSystem's (MoveIt's orientation constraints use it), step for step."""
+    r = R.tolist() if isinstance(R, np.ndarray) else R
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = r
+    rsum = math.sqrt((r00 * r00 + r01 * r01 + r12 * r12 + r22 * r22) / 2.0)
+    b = math.atan2(r02, rsum)
+    if rsum > 4.0 * _DOUBLE_EPSILON:
+        return math.atan2(-r12, r22), b, math.atan2(-r01, r00), True
+    if r02 > 0.0:  # b = pi/2: a + c is decided
+        return math.atan2(r10 + r21, r11 - r20), b, 0.0, False
+    return math.atan2(r21 - r10, r11 + r20), b, 0.0, False  # b = -pi/2: a - c is decided
+
+
 def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
     """Unit quaternion (x, y, z, w) of the rotation matrix ``R`` (3x3), by Shepperd's method."""
     m = np.asarray(R, dtype=np.float64)
@@ -62,6 +79,18 @@ def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
         w, x, y, z = (m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s
     norm = math.sqrt(x * x + y * y + z * z + w * w)
     return x / norm, y / norm, z / norm, w / norm
+
+
+def rotation_vector(R: np.ndarray) -> tuple[float, float, float]:
+    """The rotation vector (angle · axis, rad; angle in [0, pi]) of one rotation R (3x3), through its
+    quaternion, as Eigen's AngleAxis takes it (MoveIt's orientation constraints do): scalar, a few µs where
+    ``log_map`` of one matrix costs about 20."""
+    x, y, z, w = matrix_to_quaternion(R)
+    sine = math.sqrt(x * x + y * y + z * z)  # sin(angle / 2)
+    if sine == 0.0:
+        return 0.0, 0.0, 0.0
+    scale = 2.0 * math.atan2(sine, abs(w)) / (sine if w >= 0.0 else -sine)
+    return x * scale, y * scale, z * scale
 
 
 def quaternion_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:

@@ -6,11 +6,12 @@ geometry_msgs; durations become float seconds.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Sequence, TypeVar
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import Pose
+from geometry_msgs.msg import Pose, Quaternion
 from moveit_msgs.msg import CollisionObject, MoveItErrorCodes
 from moveit_msgs.srv import GetPositionFK, GetPositionIK
 from shape_msgs.msg import SolidPrimitive
@@ -44,16 +45,33 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
         raise ValueError(f"pose.position has non-finite values {position.tolist()}")
     if not np.isfinite(quaternion).all():
         raise ValueError(f"pose.orientation has non-finite values {quaternion.tolist()}")
+    T = np.eye(4)
+    T[:3, :3] = _rotation(quaternion, "pose.orientation")
+    T[:3, 3] = position
+    return T
+
+
+def orientation_to_matrix(orientation: Quaternion) -> np.ndarray:
+    """R (3, 3) of a geometry_msgs/Quaternion, as ``pose_to_matrix`` takes a pose's: ValueError (saying
+    "(x, y, z, w) = ...") for NaN/inf or a norm farther than QUATERNION_NORM_TOLERANCE from 1."""
+    o = orientation
+    quaternion = np.array([o.x, o.y, o.z, o.w], dtype=np.float64)
+    if not np.isfinite(quaternion).all():
+        raise ValueError(f"(x, y, z, w) = {quaternion.tolist()} has non-finite values")
+    return _rotation(quaternion, "")
+
+
+def _rotation(quaternion: np.ndarray, name: str) -> np.ndarray:
+    """R (3, 3) of a finite quaternion (x, y, z, w) of norm 1 within QUATERNION_NORM_TOLERANCE (then
+    normalised); ValueError beginning with ``name`` otherwise."""
     with np.errstate(over="ignore"):  # a huge finite quaternion has an infinite norm: refused below
         norm = float(np.linalg.norm(quaternion))
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
         raise ValueError(
-            f"pose.orientation (x, y, z, w) = {quaternion.tolist()} has norm {norm:.6g}; a rotation needs norm 1"
+            f"{name + ' ' if name else ''}(x, y, z, w) = {quaternion.tolist()} has norm {norm:.6g}; a rotation "
+            "needs norm 1"
         )
-    T = np.eye(4)
-    T[:3, :3] = quaternion_to_matrix(*(quaternion / norm))
-    T[:3, 3] = position
-    return T
+    return quaternion_to_matrix(*(quaternion / norm))
 
 
 def object_pose_to_matrix(pose: Pose) -> np.ndarray:
@@ -63,6 +81,20 @@ def object_pose_to_matrix(pose: Pose) -> np.ndarray:
     if o.x == 0.0 and o.y == 0.0 and o.z == 0.0 and o.w == 0.0:
         pose = Pose(position=pose.position)
     return pose_to_matrix(pose)
+
+
+def primitive_geometry(primitive: SolidPrimitive) -> Geometry:
+    """The ``Geometry`` of a shape_msgs/SolidPrimitive: box [x, y, z] (full edge lengths); sphere [radius];
+    cylinder and cone [height, radius] (centred, the axis along z). ValueError for another type, or
+    dimensions of another count or out of range."""
+    d = [float(v) for v in primitive.dimensions]
+    if primitive.type == SolidPrimitive.BOX and len(d) == 3:
+        return Geometry(BOX, tuple(d))
+    if primitive.type == SolidPrimitive.SPHERE and len(d) >= 1:
+        return Geometry(SPHERE, (d[0],))
+    if primitive.type in (SolidPrimitive.CYLINDER, SolidPrimitive.CONE) and len(d) == 2:
+        return Geometry(CYLINDER if primitive.type == SolidPrimitive.CYLINDER else CONE, (d[1], d[0]))
+    raise ValueError(f"type {primitive.type} with dimensions {d} is not a box, sphere, cylinder or cone")
 
 
 def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tuple[Shape, np.ndarray]]]:
@@ -88,18 +120,8 @@ def collision_object_shapes(msg: CollisionObject) -> tuple[np.ndarray, list[tupl
         raise ValueError(f"collision object {name}: {error}") from None
     shapes = []
     for k, (primitive, pose) in enumerate(zip(msg.primitives, shape_poses["primitives"])):
-        d = [float(v) for v in primitive.dimensions]
         try:
-            # shape_msgs/SolidPrimitive: box [x, y, z]; sphere [radius]; cylinder and cone [height, radius].
-            if primitive.type == SolidPrimitive.BOX and len(d) == 3:
-                geometry = Geometry(BOX, tuple(d))
-            elif primitive.type == SolidPrimitive.SPHERE and len(d) >= 1:
-                geometry = Geometry(SPHERE, (d[0],))
-            elif primitive.type in (SolidPrimitive.CYLINDER, SolidPrimitive.CONE) and len(d) == 2:
-                geometry = Geometry(CYLINDER if primitive.type == SolidPrimitive.CYLINDER else CONE, (d[1], d[0]))
-            else:
-                raise ValueError(f"type {primitive.type} with dimensions {d} is not a box, sphere, cylinder or cone")
-            shapes.append((geometry, object_pose_to_matrix(pose)))
+            shapes.append((primitive_geometry(primitive), object_pose_to_matrix(pose)))
         except ValueError as error:
             raise ValueError(f"collision object {name}: primitives[{k}]: {error}") from None
     for k, (mesh, pose) in enumerate(zip(msg.meshes, shape_poses["meshes"])):
@@ -164,9 +186,17 @@ def answer(response: Response, code: int, message: str) -> Response:
 
 
 def describe(result: "IKResult") -> str:
-    """One solve in words, for a response's message and the log: the verdict, the errors, the effort."""
+    """One solve in words, for a response's message and the log: the verdict, the errors, the effort. An
+    approximate answer says so first, and how far it is in mm and degrees."""
+    effort = f"{result.iterations} iterations, {1e3 * result.elapsed_s:.2f} ms"
+    if result.approximate:
+        return (
+            f"approximate: {1e3 * result.position_error_m:.3g} mm and {math.degrees(result.orientation_error_rad):.3g} "
+            "deg from the pose (no solution within the tolerances was found; this is the closest configuration "
+            f"found, within the approximate tolerances), {effort}"
+        )
     verdict = "solved" if result.success else "no solution within the timeout; best effort"
     return (
         f"{verdict}: position error {result.position_error_m:.3g} m, orientation error "
-        f"{result.orientation_error_rad:.3g} rad, {result.iterations} iterations, {1e3 * result.elapsed_s:.2f} ms"
+        f"{result.orientation_error_rad:.3g} rad, {effort}"
     )

@@ -41,6 +41,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
+from ik_neural.constraints import ConstraintTest
 from ik_neural.echo import echo, echo_list
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import load_network, read_network_metadata
@@ -271,13 +272,25 @@ class IKNode(Node):
             self.get_logger().warning(f"compute_ik refused ({outcome.code}): {outcome.message}")
             return answer(response, outcome.code, outcome.message)
         with self._budget(outcome) as problem:
-            result = self._solve(problem)
+            result, constraints = self._solve(problem)
         response.solution.joint_state = joint_state(self.chain.joint_names, result.q, self.get_clock().now().to_msg())
         for note in problem.notes:
             self.get_logger().warning(f"compute_ik: {note}")
-        code = MoveItErrorCodes.SUCCESS if result.success else MoveItErrorCodes.NO_IK_SOLUTION
-        checked = ("free of self-collision (checked)",) if problem.avoid_collisions and result.success else ()
-        return answer(response, code, "; ".join((describe(result), *checked, *problem.notes)))
+        success, said = result.success, [describe(result)]
+        if constraints is not None:
+            # Checked again on the answer itself, whatever the solver did: no SUCCESS outside the constraints.
+            violated = constraints.violated(result.q) if success else None
+            if violated is not None:
+                success = False
+                said.append(f"the solution violates {violated.label}")
+            elif success:
+                said.append(f"{len(constraints.constraints)} position and orientation constraints hold (checked)")
+            elif constraints.rejected:
+                said.append(constraints.rejections())
+        if problem.avoid_collisions and success:
+            said.append("free of self-collision (checked)")
+        code = MoveItErrorCodes.SUCCESS if success else MoveItErrorCodes.NO_IK_SOLUTION
+        return answer(response, code, "; ".join((*said, *problem.remarks, *problem.notes)))
 
     def _compute_fk(self, request: GetPositionFK.Request, response: GetPositionFK.Response) -> GetPositionFK.Response:
         try:
@@ -320,13 +333,22 @@ class IKNode(Node):
             )
             yield dataclasses.replace(problem, timeout_s=default_s, notes=(*problem.notes, note))
 
-    def _solve(self, problem: Problem) -> IKResult:
+    def _solve(self, problem: Problem) -> tuple[IKResult, Optional[ConstraintTest]]:
+        """The solve of ``problem`` and the test of its constraints (None: it has none), which counts the
+        candidates each constraint rejected."""
         settings = self.settings
         # avoid_collisions is set only where the node has a checker, and so a scene.
         accept = (
             self._scene.collision_free(problem.attached, problem.other_positions) if problem.avoid_collisions else None
         )
-        return self.solver.solve(problem.query(settings.tolerance, settings.seed_first, accept, self._stop))
+        constraints = None
+        if problem.constraints:
+            # The constraints first (µs) and the collision check (far dearer) only for what they accept.
+            constraints = ConstraintTest(self.chain, problem.constraints, then=accept)
+            accept = constraints
+        query = problem.query(settings.tolerance, settings.seed_first, accept, self._stop, settings.approximate)
+        result = self.solver.solve(query)
+        return result, constraints
 
     def _current_state(self) -> CurrentState:
         with self._current_lock:

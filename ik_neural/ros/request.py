@@ -1,5 +1,6 @@
 """The request logic, pure: a ``moveit_msgs/PositionIKRequest`` becomes a ``Problem`` for the solver (the
-tip's pose in the chain's base frame, seed, joint bounds, budget), a ``GetPositionFK`` request an
+tip's pose in the chain's base frame, seed, joint bounds, budget, the position and orientation constraints
+every answer must meet), a ``GetPositionFK`` request an
 ``FKProblem`` (the chain's joints, the links to place, the frame to place them in); either may instead be a
 ``Refusal`` (a MoveIt error code and a message naming the field).
 
@@ -18,22 +19,56 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
-from moveit_msgs.msg import AttachedCollisionObject, CollisionObject, MoveItErrorCodes, PositionIKRequest, RobotState
+from moveit_msgs.msg import (
+    AttachedCollisionObject,
+    CollisionObject,
+    MoveItErrorCodes,
+    OrientationConstraint as OrientationConstraintMsg,
+    PositionConstraint as PositionConstraintMsg,
+    PositionIKRequest,
+    RobotState,
+)
 from moveit_msgs.srv import GetPositionFK
 from sensor_msgs.msg import JointState
 
 from ik_neural.chain import KinematicChain
 from ik_neural.collision import AttachedBody, CollisionChecker
+from ik_neural.constraints import (
+    PARAMETERIZATIONS,
+    REGION_KINDS,
+    ROTATION_VECTOR,
+    XYZ_EULER_ANGLES,
+    LinkConstraint,
+    OrientationConstraint,
+    PositionConstraint,
+    Region,
+)
 from ik_neural.echo import echo, echo_list
 from ik_neural.joint_bounds import JointBounds, JointBoundsError
 from ik_neural.query import AcceptanceTest, IKQuery, Tolerance
-from ik_neural.ros.messages import collision_object_shapes, duration_to_seconds, pose_to_matrix
+from ik_neural.geometry import rotation_vector
+from ik_neural.ros.messages import (
+    collision_object_shapes,
+    duration_to_seconds,
+    object_pose_to_matrix,
+    orientation_to_matrix,
+    pose_to_matrix,
+    primitive_geometry,
+)
 from ik_neural.ros.settings import NodeSettings
-from ik_neural.urdf_model import ChainLinks, UrdfModel
+from ik_neural.urdf_model import ChainLink, ChainLinks, UrdfModel
 
 
 LARGEST_POSITION_M = float(np.finfo(np.float32).max)
-"""Largest coordinate of a target in the base frame, m: the network reads poses in float32."""
+"""Largest coordinate of a target in the base frame, m: the network reads poses in float32. Constraint
+regions and offsets are held to it too (beyond it their arithmetic could overflow)."""
+MATCHING_ORIENTATION_RAD = 1e-6
+"""An orientation constraint on the IK link whose orientation is within this angle of the pose's (both in
+the base frame) widens the pose's own rotation tolerance to the constraint's (``Problem.tolerance``): the
+way a MoveIt client asks for a free tool axis. Far above float rounding of one orientation sent twice (the
+quaternions of one rotation through two frames differ by ~1e-15 rad), far below any tilt meant."""
+ALIGNED_AXES_COSINE = 1.0 - 1e-9
+"""Two axes whose unit vectors have a dot product beyond this (in absolute value) are taken as one axis."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +122,7 @@ class CurrentState:
 class Problem:
     """A request checked and put in the solver's terms: its fields map onto an ``IKQuery`` one to one
     (``query``), besides what the node's collision check takes (``avoid_collisions``, ``other_positions``,
-    ``attached``) and ``notes``."""
+    ``attached``), ``notes`` and ``remarks``."""
 
     T_base_tip: np.ndarray  # (4, 4) the tip's target pose in the chain's base frame, finite
     seed: np.ndarray  # (dof,) finite
@@ -101,6 +136,24 @@ class Problem:
     avoid_collisions checked, those of the checker's held joints (``other_joints``), finite."""
     attached: tuple[AttachedBody, ...] = ()
     """robot_state.attached_collision_objects, for the node's checker (only with avoid_collisions)."""
+    constraints: tuple[LinkConstraint, ...] = ()
+    """The request's position and orientation constraints, in the base frame: every answer must satisfy
+    them (``ConstraintTest`` of the chain, the node's acceptance test)."""
+    orientation_tolerance_rad: Optional[tuple[float, float, float]] = None
+    """The rotation tolerance (rad, about the tip target's x, y, z; inf: free) that the request's
+    orientation constraints on the IK link give the pose (``tolerance``); None: the node's."""
+    remarks: tuple[str, ...] = ()
+    """What the answer's message says besides the result and the notes, not logged: what the request asked
+    for and got (a widened rotation tolerance)."""
+
+    def tolerance(self, default: Tolerance) -> Tolerance:
+        """The solver's tolerance of this request: the node's ``default``, its rotation tolerance widened per
+        axis to ``orientation_tolerance_rad`` where that is wider (never narrowed; ``one_free_axis``)."""
+        widened = self.orientation_tolerance_rad
+        if widened is None:
+            return default
+        rotation = tuple(max(d, w) for d, w in zip(default.orientation_rad, widened))
+        return Tolerance(default.position_m, one_free_axis(rotation, default.orientation_rad))
 
     def query(
         self,
@@ -108,20 +161,44 @@ class Problem:
         seed_first: bool,
         accept: Optional[AcceptanceTest],
         stop: Optional[threading.Event],
+        approximate: Optional[Tolerance] = None,
     ) -> IKQuery:
         """The solver's query: this problem's target (T_base_tip), seed, bounds and budget, with the node's
-        ``tolerance``, acceptance test (its collision check) and stop event; ``seed_first`` holds only for a
-        known seed (a default one is no better a start than the network's guess)."""
+        ``tolerance`` (as ``self.tolerance`` widens it), acceptance test (its collision check, with the
+        constraints' test), stop event and ``approximate`` tolerance (None: exact answers only; else never
+        narrower than the exact one, axis by axis); ``seed_first`` holds only for a known seed (a default one
+        is no better a start than the network's guess)."""
+        exact = self.tolerance(tolerance)
+        if approximate is not None:
+            rotation = tuple(max(a, e) for a, e in zip(approximate.orientation_rad, exact.orientation_rad))
+            approximate = Tolerance(
+                max(approximate.position_m, exact.position_m), one_free_axis(rotation, exact.orientation_rad)
+            )
         return IKQuery(
             T_target=self.T_base_tip,
             seed=self.seed,
             bounds=self.bounds,
-            tolerance=tolerance,
+            tolerance=exact,
             timeout_s=self.timeout_s,
             seed_first=seed_first and self.seed_known,
             accept=accept,
             stop=stop,
+            approximate=approximate,
         )
+
+
+def one_free_axis(rotation: Sequence[float], keep: Sequence[float]) -> tuple[float, float, float]:
+    """A per-axis rotation tolerance (rad; inf: free) the solver takes: none, one or all three axes free.
+    Two free and one held (which it cannot solve for) become one free: the axis free in ``keep`` (the
+    node's own tolerance) if one is, else none; the other takes the held axis' tolerance. Narrower, never
+    wrong: the answer is still checked against every constraint."""
+    free = [axis for axis, value in enumerate(rotation) if value == math.inf]
+    if len(free) != 2:
+        return rotation[0], rotation[1], rotation[2]
+    held = max(value for value in rotation if value < math.inf)
+    kept = [axis for axis in free if keep[axis] == math.inf][:1]
+    values = [held if axis in free and axis not in kept else value for axis, value in enumerate(rotation)]
+    return values[0], values[1], values[2]
 
 
 @dataclass(frozen=True)
@@ -187,17 +264,12 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
         T_frame_link = pose_to_matrix(pose_stamped.pose)
     except ValueError as error:
         raise _Refused(MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS, f"pose_stamped.{error}") from None
-    T_base_frame = context.T_base_frame.get(_frame(pose_stamped.header.frame_id, chain.base_link))
-    if T_base_frame is None:
-        raise _Refused(
-            MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
-            f"pose frame {echo(pose_stamped.header.frame_id)} is not the base {chain.base_link!r} or a frame fixed "
-            f"to it {echo_list(sorted(context.T_base_frame))}; this node has no TF listener",
-        )
+    T_base_frame = _T_base_frame(pose_stamped.header.frame_id, "pose frame", context)
     # A finite position far enough out (1e308 m) overflows in the frame change, or in the network, which
     # reads float32: refused here, where it is known, not as a numpy warning and a garbage target later.
     with np.errstate(over="ignore", invalid="ignore"):
-        T_base_tip = T_base_frame @ T_frame_link @ context.T_link_tip[link]
+        T_base_link = T_base_frame @ T_frame_link
+        T_base_tip = T_base_link @ context.T_link_tip[link]
     if not np.abs(T_base_tip[:3, 3]).max() <= LARGEST_POSITION_M:  # NaN fails too
         position = pose_stamped.pose.position
         raise _Refused(
@@ -214,16 +286,25 @@ def _problem(ik: PositionIKRequest, context: RequestContext, current: CurrentSta
             raise _Refused(MoveItErrorCodes.INVALID_ROBOT_STATE, f"robot_state: joints {echo_list(bad)} are not finite")
         others = {name: value for name, value in others.items() if name in context.collision.other_joints}
         attached = _attached(ik.robot_state.attached_collision_objects, context, seed, others)
+    bounds = _bounds(ik, context, notes)
+    constraints, on_link = _link_constraints(ik, context, link, notes)
+    remarks: list[str] = []
+    widened = _widened_rotation(
+        on_link, T_base_link, context.T_link_tip[link], settings.tolerance.orientation_rad, remarks
+    )
     return Problem(
         T_base_tip,
         seed,
         seed_known,
-        _bounds(ik, context, notes),
+        bounds,
         timeout_s,
         tuple(notes),
         check_collisions,
         others,
         attached,
+        constraints,
+        widened,
+        tuple(remarks),
     )
 
 
@@ -373,6 +454,20 @@ def _frame(frame_id: str, base_link: str) -> str:
     return (frame_id[1:] if frame_id.startswith("/") else frame_id) or base_link
 
 
+def _T_base_frame(frame_id: str, what: str, context: RequestContext) -> np.ndarray:
+    """T_base_frame (4, 4) of the frame a request names (``_frame``): the base or a frame fixed to it.
+    FRAME_TRANSFORM_FAILURE naming ``what`` (the field) for any other."""
+    base_link = context.chain.base_link
+    T_base_frame = context.T_base_frame.get(_frame(frame_id, base_link))
+    if T_base_frame is None:
+        raise _Refused(
+            MoveItErrorCodes.FRAME_TRANSFORM_FAILURE,
+            f"{what} {echo(frame_id)} is not the base {base_link!r} or a frame fixed to it "
+            f"{echo_list(sorted(context.T_base_frame))}; this node has no TF listener",
+        )
+    return T_base_frame
+
+
 def _link_and_pose(ik: PositionIKRequest, context: RequestContext):
     """(the link to place, its geometry_msgs/PoseStamped); a one-entry pose_stamped_vector stands for
     pose_stamped."""
@@ -463,17 +558,11 @@ def _bounds(ik: PositionIKRequest, context: RequestContext, notes: list[str]) ->
     """The chain's bounds narrowed by constraints.joint_constraints (JointBounds.narrow judges each window);
     joints of the robot outside the chain, and constraint kinds that are not applied, are noted."""
     constraints = ik.constraints
-    unsupported = [
-        f"{len(kind)} {name}"
-        for name, kind in (
-            ("position", constraints.position_constraints),
-            ("orientation", constraints.orientation_constraints),
-            ("visibility", constraints.visibility_constraints),
+    if constraints.visibility_constraints:
+        notes.append(
+            f"unsupported constraints ignored ({len(constraints.visibility_constraints)} visibility): only joint, "
+            "position and orientation constraints are applied"
         )
-        if kind
-    ]
-    if unsupported:
-        notes.append(f"unsupported constraints ignored ({', '.join(unsupported)}): only joint constraints are applied")
     bounds = context.chain.bounds
     outside: set[str] = set()
     for constraint in constraints.joint_constraints:
@@ -498,6 +587,180 @@ def _bounds(ik: PositionIKRequest, context: RequestContext, notes: list[str]) ->
     if outside:
         notes.append(f"joint constraints on joints outside the chain ignored: {echo_list(sorted(outside))}")
     return bounds
+
+
+def _link_constraints(
+    ik: PositionIKRequest, context: RequestContext, link: str, notes: list[str]
+) -> tuple[tuple[LinkConstraint, ...], list[OrientationConstraint]]:
+    """(constraints.position_constraints and orientation_constraints as ``LinkConstraint``s, cheapest
+    first; the orientation constraints on the IK ``link``)."""
+    constraints = ik.constraints
+    positions = [_position_constraint(n, msg, context) for n, msg in enumerate(constraints.position_constraints)]
+    orientations, on_link = [], []
+    for n, msg in enumerate(constraints.orientation_constraints):
+        orientations.append(_orientation_constraint(n, msg, context, notes))
+        if msg.link_name == link:
+            on_link.append(orientations[-1])
+    return (*positions, *orientations), on_link
+
+
+def _constraint_link(name: str, field_name: str, context: RequestContext) -> ChainLink:
+    """Where the chain places the link a constraint is on; INVALID_GOAL_CONSTRAINTS naming it for a link the
+    chain's joints do not place alone (unknown, above the base, or moved by other joints: a finger)."""
+    placed = context.chain_links.links.get(name)
+    if placed is None:
+        chain = context.chain
+        why = (
+            "is not a link of the robot"
+            if name not in context.chain_links.model.link_names
+            else f"is not placed by the chain {chain.base_link!r} -> {chain.tip_link!r} alone (joints outside the "
+            "chain move it, or no joint of the chain does and it is not fixed to the base)"
+        )
+        raise _Refused(
+            MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS,
+            f"{field_name}.link_name {echo(name)} {why}; a constraint may be on {echo_list(context.chain_links.names)}",
+        )
+    return placed
+
+
+def _position_constraint(n: int, msg: PositionConstraintMsg, context: RequestContext) -> PositionConstraint:
+    """constraints.position_constraints[n]: the link's point target_point_offset (link frame) inside one of
+    constraint_region's primitives (box, sphere, cylinder), posed by primitive_poses in header.frame_id."""
+    field_name = f"constraints.position_constraints[{n}]"
+    region = msg.constraint_region
+    _check_sizes(
+        {
+            f"{field_name}.constraint_region.{part}": getattr(region, part)
+            for part in ("primitives", "primitive_poses", "meshes", "mesh_poses")
+        },
+        context.settings.max_request_items,
+    )
+    placed = _constraint_link(msg.link_name, field_name, context)
+    refuse = MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS
+    if region.meshes:
+        raise _Refused(
+            refuse,
+            f"{field_name}.constraint_region.meshes: mesh regions are not supported; give the region as primitives "
+            "(box, sphere, cylinder)",
+        )
+    if not region.primitives:
+        raise _Refused(refuse, f"{field_name}.constraint_region has no primitives: no region to be inside")
+    if len(region.primitive_poses) != len(region.primitives):
+        raise _Refused(
+            refuse,
+            f"{field_name}.constraint_region has {len(region.primitives)} primitives but "
+            f"{len(region.primitive_poses)} primitive_poses (one pose per primitive)",
+        )
+    T_base_frame = _T_base_frame(msg.header.frame_id, f"{field_name}.header.frame_id", context)
+    offset = np.array([msg.target_point_offset.x, msg.target_point_offset.y, msg.target_point_offset.z])
+    if not np.abs(offset).max() <= LARGEST_POSITION_M:  # NaN fails too
+        raise _Refused(refuse, f"{field_name}.target_point_offset {echo(offset.tolist())} is not finite within float32")
+    regions = []
+    for k, (primitive, pose) in enumerate(zip(region.primitives, region.primitive_poses)):
+        where = f"{field_name}.constraint_region.primitives[{k}]"
+        try:
+            geometry = primitive_geometry(primitive)
+        except ValueError as error:
+            raise _Refused(refuse, f"{where}: {error}") from None
+        if geometry.kind not in REGION_KINDS:
+            raise _Refused(refuse, f"{where}: a {geometry.kind} region is not supported (box, sphere, cylinder)")
+        where = f"{field_name}.constraint_region.primitive_poses[{k}]"
+        try:
+            T_frame_region = object_pose_to_matrix(pose)
+        except ValueError as error:
+            raise _Refused(refuse, f"{where}: {error}") from None
+        with np.errstate(over="ignore", invalid="ignore"):
+            T_base_region = T_base_frame @ T_frame_region
+        if not np.abs(T_base_region[:3, 3]).max() <= LARGEST_POSITION_M:  # NaN fails too
+            raise _Refused(
+                refuse,
+                f"{where}: the position is beyond float32's range (±{LARGEST_POSITION_M:.3g} m) once expressed in the "
+                f"base frame {context.chain.base_link!r}",
+            )
+        regions.append(Region(geometry, T_base_region))
+    return PositionConstraint(f"{field_name} (link {echo(msg.link_name)})", placed, offset, tuple(regions))
+
+
+def _orientation_constraint(
+    n: int, msg: OrientationConstraintMsg, context: RequestContext, notes: list[str]
+) -> OrientationConstraint:
+    """constraints.orientation_constraints[n]: the link's orientation within absolute_x/y/z_axis_tolerance
+    (their absolute values, as MoveIt takes them) of ``orientation`` (in header.frame_id), measured as
+    ``parameterization`` says (an unknown one: XYZ_EULER_ANGLES, noted, as MoveIt does)."""
+    field_name = f"constraints.orientation_constraints[{n}]"
+    placed = _constraint_link(msg.link_name, field_name, context)
+    refuse = MoveItErrorCodes.INVALID_GOAL_CONSTRAINTS
+    tolerances = []
+    for axis in "xyz":
+        value = getattr(msg, f"absolute_{axis}_axis_tolerance")
+        if math.isnan(value):
+            raise _Refused(refuse, f"{field_name}.absolute_{axis}_axis_tolerance is NaN")
+        tolerances.append(abs(value))
+    T_base_frame = _T_base_frame(msg.header.frame_id, f"{field_name}.header.frame_id", context)
+    try:
+        R_frame_target = orientation_to_matrix(msg.orientation)
+    except ValueError as error:
+        raise _Refused(refuse, f"{field_name}.orientation {error}") from None
+    # Humble's moveit_msgs has no parameterization field: its constraints are Euler angles.
+    parameterization = getattr(msg, "parameterization", XYZ_EULER_ANGLES)
+    if parameterization not in PARAMETERIZATIONS:
+        notes.append(
+            f"{field_name}: unknown parameterization {parameterization}, taken as XYZ_EULER_ANGLES (as MoveIt)"
+        )
+        parameterization = XYZ_EULER_ANGLES
+    return OrientationConstraint(
+        f"{field_name} (link {echo(msg.link_name)})",
+        placed,
+        T_base_frame[:3, :3] @ R_frame_target,
+        (tolerances[0], tolerances[1], tolerances[2]),
+        parameterization,
+        R_frame_target,
+    )
+
+
+def _widened_rotation(
+    on_link: Sequence[OrientationConstraint],
+    T_base_link: np.ndarray,
+    T_link_tip: np.ndarray,
+    default_rad: Sequence[float],
+    remarks: list[str],
+) -> Optional[tuple[float, float, float]]:
+    """The rotation tolerance (rad, about the tip target's x, y, z; inf: free) that the orientation
+    constraints on the IK link give the pose: those whose orientation matches the pose's (the IK link's
+    target T_base_link (4, 4), within MATCHING_ORIENTATION_RAD) widen it to their tolerances, a tolerance of
+    pi or more freeing its axis; several: the narrowest per axis. None when none matches.
+
+    A constraint's axes are the link's (Euler angles) or its frame's (rotation vector); a tip axis along one
+    of them (the IK link is the tip, or a frame fixed to it turned about that axis or by quarter turns)
+    takes that axis' tolerance, another axis the constraint's narrowest. The constraint itself is still
+    checked on every answer: this only lets the solver look where the constraint allows. A remark says the
+    request's rotation tolerance (with the node's, ``default_rad``: ``Problem.tolerance``)."""
+    R_base_link = T_base_link[:3, :3]
+    R_base_tip = R_base_link @ T_link_tip[:3, :3]
+    widened, used = [math.inf] * 3, []
+    for constraint in on_link:
+        if np.linalg.norm(rotation_vector(constraint.R_base_target.T @ R_base_link)) > MATCHING_ORIENTATION_RAD:
+            continue
+        if constraint.parameterization == ROTATION_VECTOR:  # the axes of the frame the orientation was given in
+            R_base_axes = constraint.R_base_target @ constraint.R_frame_target.T
+        else:  # the link's own axes
+            R_base_axes = R_base_link
+        M = R_base_tip.T @ R_base_axes  # column j: the constraint's axis j in the tip's axes
+        tolerances = [t if t < math.pi else math.inf for t in constraint.tolerances_rad]
+        for i in range(3):
+            aligned = [j for j in range(3) if abs(M[i, j]) > ALIGNED_AXES_COSINE]
+            widened[i] = min(widened[i], tolerances[aligned[0]] if aligned else min(tolerances))
+        used.append(constraint.label)
+    if not used:
+        return None
+    wider = [max(d, w) for d, w in zip(default_rad, widened)]
+    solved = one_free_axis(wider, default_rad)
+    shown = ", ".join(f"{axis} {'free' if t == math.inf else f'{t:.4g} rad'}" for axis, t in zip("xyz", solved))
+    note = f"rotation tolerance about the target's axes widened to {shown} by {', '.join(used)}"
+    if list(solved) != wider:
+        note += " (two free axes and one held cannot be solved for; the constraints are checked as given)"
+    remarks.append(note)
+    return widened[0], widened[1], widened[2]
 
 
 def fk_problem_of(request: GetPositionFK.Request, context: RequestContext) -> Union[FKProblem, Refusal]:

@@ -16,6 +16,7 @@ from ik_neural.query import Tolerance
 from ik_neural.tracker import TrackerSettings
 
 AVOID_COLLISIONS_POLICIES = ("check", "refuse", "ignore")
+FREE_ROTATION_AXES = ("", "x", "y", "z")
 _TRACKING = TrackerSettings()  # the goal stream's defaults, kept in one place
 
 Check = Callable[[Any], Optional[str]]
@@ -36,6 +37,10 @@ def _positive(value: float) -> Optional[str]:
 
 def _non_negative(value: float) -> Optional[str]:
     return None if math.isfinite(value) and value >= 0 else "a positive number or 0"
+
+
+def _non_negative_or_inf(value: float) -> Optional[str]:
+    return None if value >= 0 else "a positive number, 0 or .inf"  # NaN fails too
 
 
 def _positive_integer(value: int) -> Optional[str]:
@@ -128,6 +133,30 @@ class NodeSettings:
     position_only_ik: bool = _setting(
         False, "Solve for the position alone; the orientation of the pose is ignored (as MoveIt's KDL plugin's)."
     )
+    free_rotation_axis: str = _setting(
+        "",
+        "Axis of the tip frame ('x', 'y' or 'z') about which the tip may turn freely in every answer and goal-stream "
+        "command (a symmetric gripper, a drill): that axis of the pose must be met within orientation_tolerance_rad, "
+        "the rotation about it is free. Empty: none. A request's orientation constraint on its IK link can free an "
+        "axis for that request.",
+        choices=FREE_ROTATION_AXES,
+    )
+    approximate_position_tolerance_m: float = _setting(
+        0.0,
+        "Approximate answers of compute_ik: when no solution within position_tolerance_m and orientation_tolerance_rad "
+        "is found in the budget, the best configuration found is answered SUCCESS if it is within this position error "
+        "(m) and approximate_orientation_tolerance_rad (and meets the request's constraints and collision check), its "
+        "message saying it is approximate and how far (mm, degrees). 0: off (both must be 0, or both > 0); at least "
+        "position_tolerance_m.",
+        _non_negative,
+    )
+    approximate_orientation_tolerance_rad: float = _setting(
+        0.0,
+        "Approximate answers' largest rotation error, rad, about each axis (free_rotation_axis stays free); pi or "
+        "more (or .inf): any rotation. 0: off, with approximate_position_tolerance_m; at least "
+        "orientation_tolerance_rad.",
+        _non_negative_or_inf,
+    )
     avoid_collisions_policy: str = _setting(
         "check",
         "Requests with avoid_collisions=true: 'check' (SUCCESS only for a solution free of self-collision, by the "
@@ -216,6 +245,26 @@ class NodeSettings:
                 "max_timeout_s",
                 f"parameter max_timeout_s ({self.max_timeout_s}) must be at least default_timeout_s ({self.default_timeout_s})",
             )
+        position, orientation = self.approximate_position_tolerance_m, self.approximate_orientation_tolerance_rad
+        if (position > 0) != (orientation > 0):
+            off, on = (
+                ("approximate_orientation_tolerance_rad", "approximate_position_tolerance_m")
+                if position > 0
+                else ("approximate_position_tolerance_m", "approximate_orientation_tolerance_rad")
+            )
+            raise SettingsError(
+                off, f"parameter {off} must be > 0 when {on} is ({getattr(self, on)}): approximate answers take both"
+            )
+        for approximate, exact in (
+            ("approximate_position_tolerance_m", "position_tolerance_m"),
+            ("approximate_orientation_tolerance_rad", "orientation_tolerance_rad"),
+        ):
+            if 0 < getattr(self, approximate) < getattr(self, exact):
+                raise SettingsError(
+                    approximate,
+                    f"parameter {approximate} ({getattr(self, approximate)}) must be at least {exact} "
+                    f"({getattr(self, exact)}), or 0 (off)",
+                )
 
     @property
     def package_folders(self) -> tuple[Path, ...]:
@@ -225,10 +274,24 @@ class NodeSettings:
     @property
     def tolerance(self) -> Tolerance:
         """The solver's tolerance of every request: position_tolerance_m, and orientation_tolerance_rad about
-        every axis unless position_only_ik (then the orientation is free)."""
-        if self.position_only_ik:
-            return Tolerance.position_only(self.position_tolerance_m)
-        return Tolerance(self.position_tolerance_m, self.orientation_tolerance_rad)
+        every axis but free_rotation_axis (free), unless position_only_ik (then the orientation is free)."""
+        return self._tolerance(self.position_tolerance_m, self.orientation_tolerance_rad)
+
+    @property
+    def approximate(self) -> Optional[Tolerance]:
+        """The solver's tolerance of approximate answers (``IKQuery.approximate``), the rotation free about
+        free_rotation_axis, every axis free from pi on; None: off (approximate_position_tolerance_m is 0)."""
+        if self.approximate_position_tolerance_m == 0:
+            return None
+        return self._tolerance(self.approximate_position_tolerance_m, self.approximate_orientation_tolerance_rad)
+
+    def _tolerance(self, position_m: float, orientation_rad: float) -> Tolerance:
+        if self.position_only_ik or orientation_rad >= math.pi:  # no rotation error is above pi
+            return Tolerance.position_only(position_m)
+        rotation = [orientation_rad] * 3
+        if self.free_rotation_axis:
+            rotation["xyz".index(self.free_rotation_axis)] = math.inf
+        return Tolerance(position_m, tuple(rotation))
 
     @property
     def tracking(self) -> TrackerSettings:

@@ -289,7 +289,7 @@ def test_pose_in_a_frame_fixed_to_the_base_for_a_link_fixed_to_the_tip(graph, pa
 
 
 def test_joint_constraints_narrow_the_bounds(graph, panda, reference):
-    from moveit_msgs.msg import JointConstraint, PositionConstraint
+    from moveit_msgs.msg import JointConstraint, VisibilityConstraint
 
     q_true, targets = reachable_targets(panda, 5, seed=5)
     for q, T in zip(q_true, targets):
@@ -300,10 +300,10 @@ def test_joint_constraints_narrow_the_bounds(graph, panda, reference):
                 joint_name="panda_joint1", position=q[0], tolerance_below=0.02, tolerance_above=0.03, weight=1.0
             )
         ]
-        request.ik_request.constraints.position_constraints = [PositionConstraint()]
+        request.ik_request.constraints.visibility_constraints = [VisibilityConstraint()]
         response = graph.call(request)
         assert response.error_code.val == 1, _message(response)
-        assert _message(response) is None or "unsupported constraints ignored (1 position)" in _message(response)
+        assert _message(response) is None or "unsupported constraints ignored (1 visibility)" in _message(response)
         q_solved = _solution(response, panda)
         _assert_reaches(reference, q_solved, T)
         assert window[0] <= q_solved[0] <= window[1]

@@ -16,24 +16,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
-from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
+from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
 from hypothesis import HealthCheck, given, settings, strategies as st
 from moveit_msgs.msg import (
+    BoundingVolume,
     Constraints,
     JointConstraint,
     MoveItErrorCodes as C,
+    OrientationConstraint,
     PositionConstraint,
     PositionIKRequest,
     RobotState,
+    VisibilityConstraint,
 )
 from moveit_msgs.srv import GetPositionFK
 from sensor_msgs.msg import JointState
+from shape_msgs.msg import Mesh, SolidPrimitive
 from std_msgs.msg import Header
 
 from reference import ReferenceChain
 from urdf_variants import panda_urdf, with_continuous_joint, with_world_frame
 
 from ik_neural.collision import CollisionChecker
+from ik_neural.constraints import ConstraintTest
 from ik_neural.query import IKQuery, Tolerance
 from ik_neural.ros.messages import matrix_to_pose, seconds_to_duration
 from ik_neural.ros.request import CurrentState, FKProblem, Problem, Refusal, RequestContext, fk_problem_of, problem_of
@@ -382,12 +387,12 @@ def test_joint_constraints_narrow_the_bounds_and_unapplied_ones_are_noted(contex
             JointConstraint(joint_name="panda_joint2", position=0.1, tolerance_above=0.2, tolerance_below=0.05),
             JointConstraint(joint_name="panda_joint8", position=0.0, tolerance_above=0.1, tolerance_below=0.1),
         ],
-        position_constraints=[PositionConstraint()],
+        visibility_constraints=[VisibilityConstraint()],
     )
     problem = problem_of(_request(T=_T_mid(context), constraints=constraints), context, _unknown_state(context))
     assert (problem.bounds.lower[1], problem.bounds.upper[1]) == (0.1 - 0.05, 0.1 + 0.2)
     assert any("outside the chain ignored: ['panda_joint8']" in note for note in problem.notes)
-    assert any("unsupported constraints ignored (1 position)" in note for note in problem.notes)
+    assert any("unsupported constraints ignored (1 visibility)" in note for note in problem.notes)
     # A continuous joint's window may lie past pi: it becomes the joint's bounds.
     constraint = JointConstraint(joint_name="panda_joint1", position=3.3, tolerance_above=0.1, tolerance_below=0.1)
     context = continuous_context
@@ -444,22 +449,80 @@ _constraints = st.builds(
     tolerance_below=_numbers,
     weight=_numbers,
 )
+_constraint_links = _mostly(
+    st.sampled_from(["panda_link8", "panda_hand", "panda_link3", "panda_link0", "world"]),
+    st.one_of(st.sampled_from(["", "panda_leftfinger"]), st.text(max_size=300)),
+)
+_size = st.floats(0.0, 1.0)
+_primitive = _mostly(
+    st.one_of(
+        st.builds(
+            lambda d: SolidPrimitive(type=SolidPrimitive.BOX, dimensions=d), st.lists(_size, min_size=3, max_size=3)
+        ),
+        st.builds(lambda r: SolidPrimitive(type=SolidPrimitive.SPHERE, dimensions=[r]), _size),
+        st.builds(lambda h, r: SolidPrimitive(type=SolidPrimitive.CYLINDER, dimensions=[h, r]), _size, _size),
+    ),
+    st.builds(SolidPrimitive, type=st.integers(0, 255), dimensions=st.lists(_numbers, max_size=4)),
+)
+_position_constraints = st.builds(
+    lambda link, frame, offset, region, extra_pose, mesh: PositionConstraint(
+        header=Header(frame_id=frame),
+        link_name=link,
+        target_point_offset=Vector3(x=offset[0], y=offset[1], z=offset[2]),
+        constraint_region=BoundingVolume(
+            primitives=[primitive for primitive, _ in region],
+            primitive_poses=[pose for _, pose in region] + extra_pose,
+            meshes=mesh,
+        ),
+    ),
+    _constraint_links,
+    _frames,
+    st.tuples(*[_mostly(st.floats(-0.2, 0.2), _numbers)] * 3),
+    _mostly(
+        st.lists(st.tuples(_primitive, _mostly(_sane_pose, _pose)), min_size=1, max_size=3),
+        st.lists(st.tuples(_primitive, _pose), max_size=1),
+    ),
+    _mostly(st.just([]), st.lists(_sane_pose, max_size=1)),
+    _mostly(st.just([]), st.just([Mesh()])),
+)
+_orientation_constraints = st.builds(
+    lambda link, frame, orientation, x, y, z, parameterization: OrientationConstraint(
+        header=Header(frame_id=frame),
+        link_name=link,
+        orientation=orientation,
+        absolute_x_axis_tolerance=x,
+        absolute_y_axis_tolerance=y,
+        absolute_z_axis_tolerance=z,
+        parameterization=parameterization,
+    ),
+    _constraint_links,
+    _frames,
+    _quaternions,
+    *[_mostly(st.floats(0.0, 4.0), _numbers)] * 3,
+    _mostly(st.sampled_from([0, 1]), st.integers(0, 255)),
+)
 _state = st.builds(
     lambda pairs, extra: JointState(name=[name for name, _ in pairs], position=[q for _, q in pairs] + extra),
     st.lists(st.tuples(_names, _mostly(st.floats(-3.0, 3.0), _numbers)), max_size=SETTINGS.max_request_items + 5),
     _mostly(st.just([]), st.lists(_numbers, max_size=2)),
 )
 _requests = st.builds(
-    lambda group, link, pose_stamped, vector, links, state, constraints, avoid, sec, nanosec: PositionIKRequest(
-        group_name=group,
-        ik_link_name=link,
-        pose_stamped=pose_stamped,
-        pose_stamped_vector=vector,
-        ik_link_names=links,
-        robot_state=RobotState(joint_state=state),
-        constraints=Constraints(joint_constraints=constraints),
-        avoid_collisions=avoid,
-        timeout=Duration(sec=sec, nanosec=nanosec),
+    lambda group, link, pose_stamped, vector, links, state, constraints, positions, orientations, avoid, sec, nanosec: (
+        PositionIKRequest(
+            group_name=group,
+            ik_link_name=link,
+            pose_stamped=pose_stamped,
+            pose_stamped_vector=vector,
+            ik_link_names=links,
+            robot_state=RobotState(joint_state=state),
+            constraints=Constraints(
+                joint_constraints=constraints,
+                position_constraints=positions,
+                orientation_constraints=orientations,
+            ),
+            avoid_collisions=avoid,
+            timeout=Duration(sec=sec, nanosec=nanosec),
+        )
     ),
     _mostly(st.sampled_from(["", "panda_arm"]), st.text(max_size=300)),
     _links,
@@ -468,6 +531,8 @@ _requests = st.builds(
     _mostly(st.just([]), st.lists(_links, max_size=3)),
     _mostly(st.just(JointState()), _state),
     st.lists(_constraints, max_size=4),
+    _mostly(st.just([]), st.lists(_position_constraints, max_size=2)),
+    _mostly(st.just([]), st.lists(_orientation_constraints, max_size=2)),
     _mostly(st.just(False), st.just(True)),
     _mostly(st.integers(0, 3), st.integers(-(2**31), 2**31 - 1)),
     st.integers(0, 2**32 - 1),
@@ -512,10 +577,45 @@ def test_fuzz_any_request_is_a_problem_the_solver_takes_or_a_documented_refusal(
         assert 0 < outcome.timeout_s <= SETTINGS.max_timeout_s
         assert np.all(outcome.bounds.lower <= outcome.bounds.upper)
         assert all(len(note) < MAX_MESSAGE for note in outcome.notes)
-        # Whatever the request module lets through, the solver takes without raising.
-        query = outcome.query(SETTINGS.tolerance, seed_first=True, accept=None, stop=None)
+        # Whatever the request module lets through, the solver takes without raising, and its constraints'
+        # test with it (an answer it calls a success meets them).
+        accept = ConstraintTest(chain, outcome.constraints) if outcome.constraints else None
+        query = outcome.query(SETTINGS.tolerance, seed_first=True, accept=accept, stop=None)
         result = solver.solve(dataclasses.replace(query, timeout_s=0.001))
+        assert not (result.success and accept is not None and accept.violated(result.q) is not None)
     assert result.q.shape == (chain.dof,)
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    positions=st.lists(_position_constraints, min_size=1, max_size=2),
+    orientations=st.lists(_orientation_constraints, max_size=2),
+    link=st.sampled_from(["", "panda_hand"]),
+    case=st.sampled_from([0, 2]),
+)
+def test_fuzz_constraints_are_a_problem_whose_answers_meet_them_or_a_documented_refusal(
+    fuzz_cases, positions, orientations, link, case
+):
+    """Requests valid but for their position and orientation constraints (the pose reachable, at
+    mid-limits): a documented refusal, or a problem the solver takes with the constraints' test, every
+    success meeting them; no numpy warning on the way."""
+    context, solver = fuzz_cases[case]
+    chain = context.chain
+    T_base_link = context.chain_links.poses(chain.middle, [link or chain.tip_link])[0]
+    ik = _request(T=T_base_link, link=link)
+    ik.constraints = Constraints(position_constraints=positions, orientation_constraints=orientations)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outcome = problem_of(ik, context, _unknown_state(context))
+        if isinstance(outcome, Refusal):
+            assert outcome.code in _DOCUMENTED and 0 < len(outcome.message) < MAX_MESSAGE, outcome
+            assert "constraints." in outcome.message, outcome
+            return
+        assert len(outcome.constraints) == len(positions) + len(orientations)
+        assert all(len(note) < MAX_MESSAGE for note in outcome.notes)
+        accept = ConstraintTest(chain, outcome.constraints)
+        result = solver.solve(outcome.query(SETTINGS.tolerance, True, accept, None, approximate=Tolerance(0.01, 0.1)))
+        assert not result.success or accept.violated(result.q) is None
 
 
 # ---------------------------------------------------------------------- forward kinematics (GetPositionFK)

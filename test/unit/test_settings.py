@@ -33,9 +33,57 @@ def test_the_tolerance_parameters_are_the_solvers_tolerance():
     assert position_only.tolerance == Tolerance.position_only(1e-4) and position_only.tolerance.is_position_only
 
 
+def test_a_free_rotation_axis_frees_that_axis_of_the_tolerance_and_of_the_approximate_one():
+    for axis, expected in (("x", (math.inf, 1e-3, 1e-3)), ("y", (1e-3, math.inf, 1e-3)), ("z", (1e-3, 1e-3, math.inf))):
+        settings = NodeSettings(orientation_tolerance_rad=1e-3, free_rotation_axis=axis)
+        assert settings.tolerance == Tolerance(1e-5, expected)
+    assert NodeSettings(free_rotation_axis="z", position_only_ik=True).tolerance.is_position_only
+    assert choices("free_rotation_axis") == ("", "x", "y", "z")
+
+
+def test_approximate_answers_are_off_by_default_and_any_rotation_from_pi_on():
+    assert NodeSettings().approximate is None
+    settings = NodeSettings(approximate_position_tolerance_m=0.002, approximate_orientation_tolerance_rad=0.05)
+    assert settings.approximate == Tolerance(0.002, 0.05)
+    free_z = dataclasses.replace(settings, free_rotation_axis="z")
+    assert free_z.approximate == Tolerance(0.002, (0.05, 0.05, math.inf))
+    for anything in (math.pi, 4.0, math.inf):
+        any_rotation = dataclasses.replace(settings, approximate_orientation_tolerance_rad=anything)
+        assert any_rotation.approximate.is_position_only and not any_rotation.tolerance.is_position_only
+
+
+@pytest.mark.parametrize(
+    "values, name, expected",
+    [
+        ({"approximate_position_tolerance_m": 0.01}, "approximate_orientation_tolerance_rad", "must be > 0 when"),
+        ({"approximate_orientation_tolerance_rad": 0.1}, "approximate_position_tolerance_m", "must be > 0 when"),
+        (
+            {"approximate_position_tolerance_m": 1e-6, "approximate_orientation_tolerance_rad": 0.1},
+            "approximate_position_tolerance_m",
+            "must be at least position_tolerance_m",
+        ),
+        (
+            {"approximate_position_tolerance_m": 0.01, "approximate_orientation_tolerance_rad": 1e-6},
+            "approximate_orientation_tolerance_rad",
+            "must be at least orientation_tolerance_rad",
+        ),
+    ],
+)
+def test_approximate_tolerances_come_in_pairs_and_are_looser_than_the_exact_ones(values, name, expected):
+    with pytest.raises(SettingsError, match=expected) as raised:
+        NodeSettings(**values)
+    assert raised.value.name == name
+
+
 @pytest.mark.parametrize(
     "name, value",
     [
+        ("free_rotation_axis", "w"),
+        ("free_rotation_axis", "Z"),
+        ("approximate_position_tolerance_m", -0.1),
+        ("approximate_position_tolerance_m", math.inf),
+        ("approximate_orientation_tolerance_rad", -1.0),
+        ("approximate_orientation_tolerance_rad", math.nan),
         ("default_timeout_s", 0.0),
         ("default_timeout_s", math.nan),
         ("max_timeout_s", -1.0),
