@@ -108,7 +108,7 @@ class IKNode(Node):
             network = load_network(model_file, self.chain) if model_file else None
             self.collision = collision_checker(settings, model, self.chain, srdf)
             self._request_context = RequestContext.of_model(model, self.chain, settings, collision=self.collision)
-            self.solver = IKSolver(self.chain, network=network)
+            self.solver = IKSolver(self.chain, network=network, settings=settings.solving)
             self._tracker = Tracker(self.solver, settings.tolerance, settings.tracking, stop=self._stop)
             # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
             with compiling_notice(self.get_logger().info):

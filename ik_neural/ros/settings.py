@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from ik_neural.query import Tolerance
+from ik_neural.solver import SolverSettings
 from ik_neural.tracker import TrackerSettings
 
 AVOID_COLLISIONS_POLICIES = ("check", "refuse", "ignore")
 FREE_ROTATION_AXES = ("", "x", "y", "z")
 _TRACKING = TrackerSettings()  # the goal stream's defaults, kept in one place
+_SOLVING = SolverSettings()  # the solver's
 
 Check = Callable[[Any], Optional[str]]
 """A value check: None when the value is fine, else what it must be ("a positive number")."""
@@ -41,6 +43,10 @@ def _non_negative(value: float) -> Optional[str]:
 
 def _non_negative_or_inf(value: float) -> Optional[str]:
     return None if value >= 0 else "a positive number, 0 or .inf"  # NaN fails too
+
+
+def _share(value: float) -> Optional[str]:
+    return None if 0 <= value <= 1 else "a number from 0 to 1"
 
 
 def _positive_integer(value: int) -> Optional[str]:
@@ -156,6 +162,19 @@ class NodeSettings:
         "more (or .inf): any rotation. 0: off, with approximate_position_tolerance_m; at least "
         "orientation_tolerance_rad.",
         _non_negative_or_inf,
+    )
+    displacement_weight: float = _setting(
+        _SOLVING.displacement_weight,
+        "Cost term of compute_ik on a redundant arm: each solution is moved along the arm's self-motion (never off "
+        "the pose's tolerance) this share of the way towards the seed per polish round, 0 to 1 (minimal "
+        "displacement). 0: off.",
+        _share,
+    )
+    centring_weight: float = _setting(
+        _SOLVING.centring_weight,
+        "Cost term of compute_ik on a redundant arm: likewise towards the middle of the joint limits (centring), 0 to "
+        "1. 0: off.",
+        _share,
     )
     avoid_collisions_policy: str = _setting(
         "check",
@@ -292,6 +311,11 @@ class NodeSettings:
         if self.free_rotation_axis:
             rotation["xyz".index(self.free_rotation_axis)] = math.inf
         return Tolerance(position_m, tuple(rotation))
+
+    @property
+    def solving(self) -> SolverSettings:
+        """The solver's settings: its defaults, with the cost terms' weights."""
+        return SolverSettings(displacement_weight=self.displacement_weight, centring_weight=self.centring_weight)
 
     @property
     def tracking(self) -> TrackerSettings:

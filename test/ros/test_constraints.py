@@ -384,3 +384,35 @@ def test_approximate_answers_say_how_far_they_are_and_are_off_by_default(graph, 
         ]
         response = loose_graph.call(request)
         assert response.error_code.val == MoveItErrorCodes.NO_IK_SOLUTION, _message(response)
+
+
+# ---------------------------------------------------------------------- cost terms by parameter
+
+
+@pytest.fixture(scope="module")
+def centring_graph(module_context):
+    """The Panda node with the centring cost term at full weight."""
+    graph = _Graph(module_context, _namespace("centring"), default_timeout_s=1.0, centring_weight=1.0)
+    yield graph
+    graph.close()
+
+
+def test_the_centring_weight_moves_answers_towards_the_middle_of_the_limits(graph, centring_graph, panda, tip):
+    """The same requests to the node with the defaults and to one with centring_weight 1: the latter's
+    answers lie nearer the middle of the joint limits (most of them; the distance in rad), each within the
+    tolerance by Pinocchio."""
+    from moveit_msgs.msg import MoveItErrorCodes
+
+    _, targets = reachable_targets(panda, 12, seed=19)
+    nearer = 0
+    for T in targets:
+        offsets = []
+        for node in (graph, centring_graph):
+            response = node.call(_ik_request(T, timeout_s=0.2))
+            assert response.error_code.val == MoveItErrorCodes.SUCCESS, _message(response)
+            q = _solution(response)
+            position_m, rotation_rad = tip.errors(q, T)
+            assert position_m <= TOL and rotation_rad <= TOL
+            offsets.append(np.linalg.norm(q - panda.middle))
+        nearer += offsets[1] < offsets[0]
+    assert nearer >= 11

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from ik_neural.query import Tolerance
+from ik_neural.solver import SolverSettings
 from ik_neural.ros.settings import (
     AVOID_COLLISIONS_POLICIES,
     NodeSettings,
@@ -119,3 +120,11 @@ def test_a_policy_takes_only_its_names_and_other_strings_take_any():
     for policy in AVOID_COLLISIONS_POLICIES:
         assert NodeSettings(avoid_collisions_policy=policy).avoid_collisions_policy == policy
     assert choices("group_name") == () and NodeSettings(group_name="any arm").group_name == "any arm"
+
+
+def test_the_cost_terms_reach_the_solver_and_are_checked():
+    settings = NodeSettings(displacement_weight=0.25, centring_weight=0.5)
+    assert (settings.solving.displacement_weight, settings.solving.centring_weight) == (0.25, 0.5)
+    assert NodeSettings().solving == SolverSettings()
+    with pytest.raises(SettingsError, match=r"parameter centring_weight must be a number from 0 to 1, got 1.5"):
+        NodeSettings(centring_weight=1.5)
