@@ -394,6 +394,8 @@ class IKSolver:
         self.settings = settings
         self._seed_patience = Patience(settings.max_iterations_per_seed, settings.stagnation_window)
         self._network_patience = Patience(settings.max_iterations_network_seed, settings.network_stagnation_window)
+        # Per free axis (StepSettings.free_axis): whether the chain has fewer joints than the task has rows.
+        self._few_joints = {axis: chain.dof < task_rows(axis) for axis in (NO_FREE_AXIS, 0, 1, 2, POSITION_ONLY)}
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel a call may reach, so that none compiles inside
@@ -676,22 +678,25 @@ class IKSolver:
         for two), and the rotation weighed by ``rotation_weight_few_joints`` where the chain has fewer joints
         than the task has rows."""
         orientation_rad = tolerance.orientation_rad
-        free = [axis for axis, value in enumerate(orientation_rad) if value == math.inf]
-        if len(free) == 2:
-            raise ValueError(
-                f"Tolerance.orientation_rad {orientation_rad}: two free axes and one held are not supported; "
-                "leave one axis free (x, y or z) or all three (position only)"
-            )
-        free_axis = NO_FREE_AXIS if not free else free[0] if len(free) == 1 else POSITION_ONLY
+        x, y, z = orientation_rad
+        if x == y == z:  # the usual case, without a search (this runs once per solve)
+            free_axis = POSITION_ONLY if x == math.inf else NO_FREE_AXIS
+        else:
+            free = [axis for axis, value in enumerate(orientation_rad) if value == math.inf]
+            if len(free) == 2:
+                raise ValueError(
+                    f"Tolerance.orientation_rad {orientation_rad}: two free axes and one held are not supported; "
+                    "leave one axis free (x, y or z) or all three (position only)"
+                )
+            free_axis = free[0] if free else NO_FREE_AXIS
         settings = self.settings
-        few_joints = self.chain.dof < task_rows(free_axis)
         # StepSettings' fields, in order, as a plain tuple: building the named tuple by keyword and converting
         # it cost about 1 µs of every one-pose solve.
         return (
             free_axis,
             tolerance.position_m,
-            np.array(orientation_rad),
-            settings.rotation_weight_few_joints if few_joints else 1.0,
+            *orientation_rad,
+            settings.rotation_weight_few_joints if self._few_joints[free_axis] else 1.0,
             settings.damping,
             settings.error_damping,
             bounds.lower,

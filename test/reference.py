@@ -130,7 +130,9 @@ def dls_step(
     reach_m: float,
     free_axis: int,
     position_tolerance_m: float,
-    orientation_tolerance_rad: np.ndarray,
+    orientation_tolerance_x_rad: float,
+    orientation_tolerance_y_rad: float,
+    orientation_tolerance_z_rad: float,
     rotation_weight: float,
     damping: float,
     error_damping: float,
@@ -161,7 +163,9 @@ def dls_step(
         axes = T_target[:3, held].T  # rows: the target's held axes in the base frame
         c = axes @ rotation
         orientation_error = float(np.linalg.norm(c))
-        tolerance = np.asarray(orientation_tolerance_rad)[held]
+        tolerance = np.array([orientation_tolerance_x_rad, orientation_tolerance_y_rad, orientation_tolerance_z_rad])[
+            held
+        ]
         converged = converged and float(np.sum((c / tolerance) ** 2)) <= 1.0 and orientation_error <= tolerance.max()
         e = np.concatenate([e, rotation_weight * c])
         J_task = np.vstack([J_task, rotation_weight * axes @ J[3:]])

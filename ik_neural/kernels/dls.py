@@ -27,7 +27,11 @@ class StepSettings(NamedTuple):
 
     free_axis: int  # NO_FREE_AXIS, 0, 1, 2 (the rotation about that axis of the target frame free), POSITION_ONLY
     position_tolerance_m: float
-    orientation_tolerance_rad: np.ndarray  # (3,) about the target frame's x, y, z; inf where free
+    # About the target frame's x, y, z axes, rad; inf where free. Three floats, not an array: numba types
+    # floats faster at every call, and parallel loops take no tuples.
+    orientation_tolerance_x_rad: float
+    orientation_tolerance_y_rad: float
+    orientation_tolerance_z_rad: float
     rotation_weight: float  # weight of the rotation rows against dp / reach (1; less: position first)
     damping: float  # constant part of λ, on errors normalised by the reach
     error_damping: float  # part of λ proportional to the squared normalised error
@@ -106,7 +110,7 @@ def dls_step_with(q, T_target, chain, step):
     return dls_step_pulled(q, T_target, chain, step, None)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # inlined: a call returning arrays costs a tenth of a step
 def task_error(q, T_target, chain, step):
     """The task at q (n,): (e (m,), J (m, n), converged, position error m, orientation error rad), with
     m = ``task_rows(step.free_axis)``.
@@ -117,37 +121,59 @@ def task_error(q, T_target, chain, step):
     within ``position_tolerance_m`` and Σ (c_j / tolerance_j)² <= 1 over the held axes. The orientation
     error is |c| (position only: the whole rotation angle, unconstrained).
     """
-    T, J_full = chain_fk_jacobian(q, chain)
+    T, J = chain_fk_jacobian(q, chain)  # J (6, n) is this call's own: scaled and rotated in place
     dp, omega, position_error, angle = pose_error(T_target, T)
     n, free_axis = q.shape[0], step.free_axis
     m = task_rows(free_axis)
-    e, J = np.empty(m), np.empty((m, n))
+    e = np.empty(m)
     for r in range(3):
         e[r] = dp[r] / chain.reach_m
         for k in range(n):
-            J[r, k] = J_full[r, k] / chain.reach_m
+            J[r, k] /= chain.reach_m
     if free_axis == POSITION_ONLY:
-        return e, J, position_error <= step.position_tolerance_m, position_error, angle
-    rotation, orientation_error = omega, angle
-    if free_axis != NO_FREE_AXIS:
+        return e, J[:3], position_error <= step.position_tolerance_m, position_error, angle
+    weight = step.rotation_weight
+    if free_axis == NO_FREE_AXIS:
+        # The rows stay in the base frame: a step does not change when its rows are rotated together.
+        rotation, orientation_error = omega, angle
+        for r in range(3):
+            e[3 + r] = weight * omega[r]
+            if weight != 1.0:
+                for k in range(n):
+                    J[3 + r, k] *= weight
+    else:
         rotation, orientation_error = swing(T_target, T, free_axis)
-    weight, tolerance = step.rotation_weight, step.orientation_tolerance_rad
-    row, ellipse, widest = 3, 0.0, 0.0
-    for j in range(3):
-        if j == free_axis:
-            continue
-        component = T_target[0, j] * rotation[0] + T_target[1, j] * rotation[1] + T_target[2, j] * rotation[2]
-        e[row] = weight * component
-        for k in range(n):
-            J[row, k] = weight * (
-                T_target[0, j] * J_full[3, k] + T_target[1, j] * J_full[4, k] + T_target[2, j] * J_full[5, k]
+        a, b = (free_axis + 1) % 3, (free_axis + 2) % 3
+        for row, j in ((3, a), (4, b)):
+            e[row] = weight * (
+                T_target[0, j] * rotation[0] + T_target[1, j] * rotation[1] + T_target[2, j] * rotation[2]
             )
-        ellipse += (component / tolerance[j]) ** 2
-        widest = max(widest, tolerance[j])
-        row += 1
+        for k in range(n):  # column by column: rows 3-5 read before rows 3 and 4 are overwritten
+            x, y, z = J[3, k], J[4, k], J[5, k]
+            J[3, k] = weight * (T_target[0, a] * x + T_target[1, a] * y + T_target[2, a] * z)
+            J[4, k] = weight * (T_target[0, b] * x + T_target[1, b] * y + T_target[2, b] * z)
+    x, y, z = step.orientation_tolerance_x_rad, step.orientation_tolerance_y_rad, step.orientation_tolerance_z_rad
+    if free_axis == NO_FREE_AXIS and x == y == z:  # the ellipse is a ball: the angle decides (no projection)
+        converged = position_error <= step.position_tolerance_m and orientation_error <= x
+        return e, J, converged, position_error, orientation_error
+    ellipse, widest = 0.0, 0.0
+    for j in range(3):
+        if j != free_axis:
+            component = T_target[0, j] * rotation[0] + T_target[1, j] * rotation[1] + T_target[2, j] * rotation[2]
+            tolerance = _axis_tolerance(step, j)
+            ellipse += (component / tolerance) ** 2
+            widest = max(widest, tolerance)
     # The angle bound keeps the reported error within the tolerance where the ellipse's sum rounds below 1.
     converged = position_error <= step.position_tolerance_m and ellipse <= 1.0 and orientation_error <= widest
-    return e, J, converged, position_error, orientation_error
+    return e, J[:m], converged, position_error, orientation_error
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _axis_tolerance(step, axis):
+    """The step's orientation tolerance about the target frame's ``axis`` (0, 1, 2), rad."""
+    if axis == 0:
+        return step.orientation_tolerance_x_rad
+    return step.orientation_tolerance_y_rad if axis == 1 else step.orientation_tolerance_z_rad
 
 
 @njit(cache=True, nogil=True)
@@ -179,7 +205,7 @@ def dls_step_pulled(q, T_target, chain, step, pull):
     return q_next, converged, position_error, orientation_error, math.sqrt(error_norm_sq)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _damped_step(q, e, J, lam, pull, step):
     """q + dq (n,) for the task (e (m,), J (m, n)) with damping λ = ``lam`` and the null-space ``pull``
     (None: none), a bounded joint the step would push past a limit held at it, within the bounds."""

@@ -82,7 +82,9 @@ def dls_steps(q, T_target, chain_fields, step_fields, lower, upper, max_steps, p
     window = StepSettings(
         limits.free_axis,
         limits.position_tolerance_m,
-        limits.orientation_tolerance_rad,
+        limits.orientation_tolerance_x_rad,
+        limits.orientation_tolerance_y_rad,
+        limits.orientation_tolerance_z_rad,
         limits.rotation_weight,
         limits.damping,
         limits.error_damping,

@@ -51,7 +51,7 @@ def step_settings(solver: IKSolver, tolerance: float) -> tuple:
         StepSettings(
             NO_FREE_AXIS,
             tolerance,
-            np.full(3, tolerance),
+            *(tolerance,) * 3,
             1.0,
             solver.settings.damping,
             solver.settings.error_damping,
@@ -327,8 +327,8 @@ def test_dls_kernel_equals_the_plain_numpy_reference_step(robot):
     tasks = [(NO_FREE_AXIS, (1e-6, 1e-6, 1e-6), 1.0), (0, (inf, 1e-6, 1e-6), 1.0), (1, (2e-2, inf, 1e-2), 1.0)]
     tasks += [(2, (1e-6, 3e-6, inf), 0.3), (NO_FREE_AXIS, (1e-1, 2e-1, 3e-1), 0.01), (POSITION_ONLY, (inf,) * 3, 1.0)]
     for free_axis, orientation_tolerance_rad, weight in tasks:
-        tolerance = np.array(orientation_tolerance_rad)
-        fields = (free_axis, 1e-6, tolerance, weight, 1e-6, 0.1, bounds.lower, bounds.upper, bounds.bounded)
+        tolerance = tuple(orientation_tolerance_rad)  # x, y, z: three fields
+        fields = (free_axis, 1e-6, *tolerance, weight, 1e-6, 0.1, bounds.lower, bounds.upper, bounds.bounded)
         for q, T in zip(q_all, targets):
             got = dls_step(q, T, chain.arrays, tuple(StepSettings(*fields)))
             want = reference.dls_step(ref, q, T, chain.reach_m, *fields)
@@ -346,7 +346,7 @@ def test_the_kernel_converges_as_the_reference_judges_near_the_tolerance():
     bounds, rng = chain.bounds, np.random.default_rng(29)
     agreed = {True: 0, False: 0}
     for free_axis, tolerance in [(NO_FREE_AXIS, (0.02, 0.05, 0.1)), (2, (0.03, 0.01, inf)), (0, (inf, 0.05, 0.02))]:
-        fields = (free_axis, 1.0, np.array(tolerance), 1.0, 1e-6, 0.1, bounds.lower, bounds.upper, bounds.bounded)
+        fields = (free_axis, 1.0, *tolerance, 1.0, 1e-6, 0.1, bounds.lower, bounds.upper, bounds.bounded)
         for q in bounds.sample(rng, 300):
             T = chain.forward(q + rng.normal(scale=0.03, size=7))
             T[:3, 3] = chain.forward(q)[:3, 3]  # the position met: the rotation decides
@@ -622,7 +622,11 @@ def test_step_settings_carry_the_tolerance_damping_and_bounds_by_name(solvers):
     bounds = solver.chain.bounds.narrow({"panda_joint4": (-2.0, -1.0)})
     step = StepSettings(*solver.step_settings(Tolerance(2e-5, (3e-5, 4e-5, 5e-5)), bounds))
     assert (step.free_axis, step.position_tolerance_m, step.rotation_weight) == (NO_FREE_AXIS, 2e-5, 1.0)
-    assert step.orientation_tolerance_rad.tolist() == [3e-5, 4e-5, 5e-5]
+    assert (step.orientation_tolerance_x_rad, step.orientation_tolerance_y_rad, step.orientation_tolerance_z_rad) == (
+        3e-5,
+        4e-5,
+        5e-5,
+    )
     assert (step.damping, step.error_damping) == (solver.settings.damping, solver.settings.error_damping)
     assert step.lower is bounds.lower and step.upper is bounds.upper and step.bounded is bounds.bounded
     position_only = StepSettings(*solver.step_settings(Tolerance.position_only(1e-4), bounds))
