@@ -291,3 +291,55 @@ class PandaMeshJudge:
             ):
                 return True
         return False
+
+
+class MeshSelfCollisionJudge:
+    """Self-collision of an example-robot-data URDF on its own collision meshes (Pinocchio parses the file and
+    places them, coal collides them), over every pair of links that are not adjacent (a link and the nearest
+    link with geometry above it); the arm's ``joint_names`` set from q, the other joints at ``held`` (name ->
+    position) or 0."""
+
+    def __init__(self, relative_path: str, joint_names, held=None) -> None:
+        urdf = str(example_robot_urdf(relative_path))
+        share = str(example_robot_urdf("")).rsplit("/example-robot-data/", 1)[0]
+        self.model = pinocchio.buildModelFromUrdf(urdf)
+        self.geom = pinocchio.buildGeomFromUrdf(
+            self.model, urdf, pinocchio.GeometryType.COLLISION, package_dirs=[share]
+        )
+        frames = self.model.frames
+        self.links = [frames[o.parentFrame].name for o in self.geom.geometryObjects]
+        parent = {frame.name: frames[frame.parentFrame].name for frame in frames}
+        with_geometry = set(self.links)
+
+        def geometry_parent(name):
+            while name in parent and parent[name] != name:
+                name = parent[name]
+                if name in with_geometry:
+                    return name
+            return None
+
+        adjacent = {frozenset((link, geometry_parent(link))) for link in with_geometry}
+        self.pairs = [
+            (i, j)
+            for i in range(len(self.links))
+            for j in range(i + 1, len(self.links))
+            if self.links[i] != self.links[j] and frozenset((self.links[i], self.links[j])) not in adjacent
+        ]
+        for i, j in self.pairs:
+            self.geom.addCollisionPair(pinocchio.CollisionPair(i, j))
+        self.data, self.geom_data = self.model.createData(), pinocchio.GeometryData(self.geom)
+        self.arm = [self.model.joints[self.model.getJointId(name)].idx_q for name in joint_names]
+        self.q_held = pinocchio.neutral(self.model)
+        for name, value in (held or {}).items():
+            self.q_held[self.model.joints[self.model.getJointId(name)].idx_q] = value
+
+    def colliding_pairs(self, q) -> set[tuple[str, str]]:
+        """The pairs of links (each sorted) whose meshes collide at q (dof,)."""
+        q_pin = self.q_held.copy()
+        q_pin[self.arm] = q
+        pinocchio.computeCollisions(self.model, self.data, self.geom, self.geom_data, q_pin, False)
+        return {
+            tuple(sorted((self.links[i], self.links[j])))
+            for k, (i, j) in enumerate(self.pairs)
+            if self.geom_data.collisionResults[k].isCollision()
+        }

@@ -3,8 +3,9 @@
 1. Each URDF against Pinocchio (an independent URDF parser and FK): 1000 random configurations.
 2. Each DH robot's URDF against its robot.yaml table, both through ``KinematicChain.from_dh`` and through
    a standard-DH product written out here in numpy.
-3. Panda and UR5e against the makers' DH tables, written out here (not read from the package), and
-   Stephan et al.'s artificial chains against their paper's Eq. 1-2.
+3. Panda and UR5e against the makers' DH tables, written out here (not read from the package), the SO-101
+   against Pinocchio on the maker's own URDF (example-robot-data's copy), and Stephan et al.'s artificial
+   chains against their paper's Eq. 1-2.
 
 Tolerances: 1e-9 m for positions, 1e-9 rad for the rotation angle between two orientations.
 """
@@ -12,6 +13,7 @@ Tolerances: 1e-9 m for positions, 1e-9 rad for the rotation angle between two or
 from __future__ import annotations
 
 import math
+from xml.etree import ElementTree
 
 import numpy as np
 import pinocchio
@@ -20,7 +22,7 @@ import yaml
 
 from ik_neural.chain import KinematicChain
 from ik_neural.robots import Robot, dh_chain, list_robots, load_robot, models_dir
-from reference import dh_fk, pinocchio_fk, pose_errors
+from reference import dh_fk, example_robot_urdf, pinocchio_fk, pose_errors
 
 N_CONFIGS = 1000
 TOL_POSITION_M = 1e-9
@@ -31,6 +33,7 @@ HALF_PI = math.pi / 2
 EXPECTED = {
     "panda": (7, "panda_link0", "panda_link8"),
     "ur5e": (6, "base_link", "tool0"),
+    "so101": (5, "base_link", "gripper_frame_link"),
     "planar_2link": (2, "base_link", "tool0"),
     "rrr_3dof": (3, "base_link", "tool0"),
     "dh6_slides": (6, "base_link", "tool0"),
@@ -41,6 +44,8 @@ EXPECTED = {
 }
 DH_ROBOTS = ["planar_2link", "rrr_3dof", "dh6_slides", "dh6_experiments"]
 CHAINS_003 = ["chain7_003", "chain10_003", "chain20_003"]
+# Movable joints of a shipped URDF below its chain's tip, kept for collision checking: grippers.
+GRIPPER_JOINTS = {"panda": ["panda_finger_joint1", "panda_finger_joint2"], "so101": ["gripper"]}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -148,9 +153,9 @@ def test_urdf_chain_matches_pinocchio(name):
     robot = load_robot(name)
     chain = robot.chain
     model = pinocchio.buildModelFromUrdf(str(robot.urdf_path))
-    # Every movable joint of the URDF is on the chain (the shipped URDFs hold one arm), but the Panda
-    # hand's two finger joints, below the chain's tip.
-    fingers = ["panda_finger_joint1", "panda_finger_joint2"] if name == "panda" else []
+    # Every movable joint of the URDF is on the chain (the shipped URDFs hold one arm), but a gripper's,
+    # below the chain's tip.
+    fingers = GRIPPER_JOINTS.get(name, [])
     assert model.nq == chain.dof + len(fingers)
     assert [model.names[i] for i in range(1, model.njoints) if model.names[i] not in chain.joint_names] == fingers
     idx_q = [model.joints[model.getJointId(joint)].idx_q for joint in chain.joint_names]
@@ -187,7 +192,7 @@ def test_dh_table_matches_urdf(name):
 
 
 def test_robots_without_dh_table_have_no_dh_chain():
-    for name in ("panda", "ur5e", *CHAINS_003):
+    for name in ("panda", "ur5e", "so101", *CHAINS_003):
         assert dh_chain(name) is None
 
 
@@ -287,6 +292,87 @@ def test_ur5e_urdf_matches_universal_robots_dh_table():
     T_dh = np.stack([rot_z(math.pi) @ dh_fk(UR5E_A, UR5E_D, UR5E_ALPHA, q) for q in qs])
     for T_urdf in _urdf_poses("ur5e", qs):
         assert_poses_close(T_urdf, T_dh, "ur5e: URDF vs Universal Robots' DH table")
+
+
+def test_so101_urdf_matches_the_makers():
+    """The shipped SO-101 against TheRobotStudio's URDF (example-robot-data's copy of so101_new_calib.urdf):
+    every joint as the maker's, text for text; the tip's pose by the package's chain and by Pinocchio on the
+    shipped file against Pinocchio on the maker's, and the moving jaw's too (its joint drawn as well)."""
+    maker = example_robot_urdf("so_arm_description/urdf/so101.urdf")
+
+    def joints(path):
+        found = {}
+        for joint in ElementTree.parse(path).getroot().findall("joint"):  # not the transmissions' <joint>s
+            limit, axis = joint.find("limit"), joint.find("axis")
+            found[joint.get("name")] = (
+                joint.get("type"),
+                joint.find("parent").get("link"),
+                joint.find("child").get("link"),
+                joint.find("origin").attrib,
+                None if joint.get("type") == "fixed" else axis.get("xyz"),
+                None if limit is None else limit.attrib,
+            )
+        return found
+
+    robot = load_robot("so101")
+    assert joints(robot.urdf_path) == joints(maker)
+    chain = robot.chain
+    assert chain.joint_names == ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll"]
+    model = pinocchio.buildModelFromUrdf(str(maker))
+    idx_q = [model.joints[model.getJointId(joint)].idx_q for joint in chain.joint_names]
+    np.testing.assert_array_equal(model.lowerPositionLimit[idx_q], chain.lower)
+    np.testing.assert_array_equal(model.upperPositionLimit[idx_q], chain.upper)
+    qs = random_configurations(chain)
+    T_maker = pinocchio_fk(maker, chain.base_link, chain.tip_link, chain.joint_names, qs)
+    for T_urdf in _urdf_poses("so101", qs):
+        assert_poses_close(T_urdf, T_maker, "so101: URDF vs the maker's")
+
+    jaw = KinematicChain.from_urdf(robot.urdf_path, "base_link", "moving_jaw_so101_v1_link")
+    assert jaw.joint_names == [*chain.joint_names, "gripper"]
+    qs = random_configurations(jaw)
+    T_maker = pinocchio_fk(maker, jaw.base_link, jaw.tip_link, jaw.joint_names, qs)
+    assert_poses_close(jaw.forward(qs), T_maker, "so101: the moving jaw vs the maker's")
+
+
+def test_so101_points_its_tool_only_within_the_vertical_plane_through_the_base_axis():
+    """The README's claim (Shipped robots, the SO-101), on its FK: the pan axis is vertical; lift, elbow and
+    wrist flex turn about parallel axes at right angles to it; the tool's z axis (the roll axis) stays in the
+    vertical plane through the pan axis normal to them (to the maker's rounded right angles), the tool frame
+    within 8 mm of it (7.9 mm off the roll axis)."""
+    chain = load_robot("so101").chain
+    qs = random_configurations(chain)
+    T = chain.forward(qs)
+    F = np.stack([chain.frames(q)[0] for q in qs])  # (N, dof, 4, 4): each joint's frame
+    pan_axis, pan_origin, normal = F[:, 0, :3, 2], F[:, 0, :3, 3], F[:, 1, :3, 2]
+    assert np.abs(pan_axis[:, 2]).min() > 1 - 1e-9
+    assert np.abs(np.einsum("ij,ij->i", pan_axis, normal)).max() < 1e-9
+    for i in (2, 3):
+        assert np.linalg.norm(np.cross(F[:, i, :3, 2], normal), axis=1).max() < 1e-9
+    assert np.abs(np.einsum("ij,ij->i", T[:, :3, 2], normal)).max() < 1e-5
+    off_plane = np.abs(np.einsum("ij,ij->i", T[:, :3, 3] - pan_origin, normal))
+    assert 0.007 < off_plane.max() < 0.0081
+
+
+def test_so101_reaches_a_pointing_direction_in_that_plane_not_one_turned_out_of_it():
+    """With the rotation about the tool axis free: targets made by FK, their roll changed, are reached; the
+    same targets with the tool axis turned 0.2 rad about the vertical (out of that plane; tool frame 0.1 m or
+    more from the base axis, its axis at least 30 degrees from the vertical) are not."""
+    from ik_neural import IKSolver, Tolerance
+
+    chain = load_robot("so101").chain
+    solver = IKSolver(chain)
+    free_z = Tolerance(1e-5, (1e-5, 1e-5, math.inf))
+    rng = np.random.default_rng(3)
+    T = chain.forward(chain.bounds.sample(rng, 400))
+    pan_origin = chain.frames(chain.middle)[0][0, :3, 3]
+    far = (np.linalg.norm(T[:, :2, 3] - pan_origin[:2], axis=1) >= 0.1) & (np.linalg.norm(T[:, :2, 2], axis=1) >= 0.5)
+    assert far.sum() >= 10
+    for T_k in T[far][:10]:
+        rolled = T_k @ rot_z(rng.uniform(-math.pi, math.pi))
+        assert solver.solve(rolled, tolerance=free_z, timeout_s=0.5).success
+        turned = T_k.copy()
+        turned[:3, :3] = rot_z(0.2)[:3, :3] @ T_k[:3, :3]
+        assert not solver.solve(turned, tolerance=free_z, timeout_s=0.02).success
 
 
 @pytest.mark.parametrize("name", CHAINS_003)
