@@ -29,7 +29,9 @@ class ReferenceChain:
         is_xml = text.lstrip().startswith("<")
         self.model = pinocchio.buildModelFromXML(text) if is_xml else pinocchio.buildModelFromUrdf(text)
         self.data = self.model.createData()
-        self.base_id, self.tip_id = self.model.getFrameId(base_link), self.model.getFrameId(tip_link)
+        # Links are BODY frames: a joint may share a link's name (the SO-100's 'gripper').
+        self.base_id = self.model.getFrameId(base_link, pinocchio.FrameType.BODY)
+        self.tip_id = self.model.getFrameId(tip_link, pinocchio.FrameType.BODY)
         # Continuous joints are (cos, sin) pairs in Pinocchio's configuration vector.
         self.joint_ids = [self.model.getJointId(name) for name in joint_names]
         self.slots = [(self.model.joints[i].idx_q, self.model.joints[i].nq) for i in self.joint_ids]
