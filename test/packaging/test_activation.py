@@ -180,7 +180,7 @@ def test_make_run_names_what_is_wrong_with_robot_or_config(tmp_path):
 
     assert refused("ROBOT=ur5") == (
         "make run: ROBOT=ur5 is not a shipped robot; they are: chain10_003, chain20_003, chain7_003, "
-        "dh6_experiments, dh6_slides, panda, planar_2link, rrr_3dof, ur5e (or CONFIG=path/to/params.yaml)"
+        "dh6_experiments, dh6_slides, panda, planar_2link, rrr_3dof, so101, ur5e (or CONFIG=path/to/params.yaml)"
     )
     missing = tmp_path / "missing.yaml"
     assert refused(f"CONFIG={missing}") == f"make run: CONFIG={missing} is not a file"
