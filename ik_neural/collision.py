@@ -13,8 +13,10 @@ state carries them. Each is checked against the robot's links other than its own
 ``touch_links``, against the world objects (except one of its own name: an attached object is no longer
 in the world) and against objects attached to other links (as MoveIt's FCL checker does).
 
-A mesh is its surface (coal's BVH of its triangles, as MoveIt's FCL): a solid wholly inside a closed mesh
-does not touch it. ``in_collision`` and ``colliding_pairs`` may be called from several threads at once;
+A robot's mesh file is its convex pieces (convex_pieces.py: a convex mesh's hull, a concave one's CoACD
+decomposition, cached per user), each a body with its own bounding sphere: a solid wholly inside one
+touches it. A world or attached object's mesh (shape_msgs/Mesh, or a mesh file given as its shape) is its
+surface (coal's BVH of its triangles, as MoveIt's FCL): a solid wholly inside a closed one does not touch it. ``in_collision`` and ``colliding_pairs`` may be called from several threads at once;
 world objects are replaced as a whole (``add_object``/``move_object``/``remove_object``/``clear``), never
 changed in place, and attached bodies are immutable values owned by the caller.
 """
@@ -30,6 +32,7 @@ import coal
 import numpy as np
 
 from ik_neural.chain import KinematicChain
+from ik_neural.convex_pieces import PiecesReport
 from ik_neural.disabled_pairs import (
     ADJACENT,
     DEFAULT_SAMPLES,
@@ -50,13 +53,13 @@ from ik_neural.robot_bodies import (
     RobotBodies,
     Solid,
     checked_transform,
-    coal_geometry,
     confirm,
     pair,
+    robot_geometries,
     solids_of,
     spheres_meet,
 )
-from ik_neural.urdf_model import Shape, UrdfModel
+from ik_neural.urdf_model import MESH, Shape, UrdfModel
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +141,8 @@ class CollisionChecker(RobotBodies):
         self.disabled_source = ADJACENT
         """Where the disabled pairs came from: 'srdf', 'given', 'computed', 'cache' (or 'adjacent' alone)."""
         self._disable({}, ADJACENT)
+        self.pieces_report = PiecesReport()
+        """What ``from_urdf`` made of the mesh files (convex pieces built or read from the cache, skipped ones)."""
         self._world = _World.of({})
         self._objects: dict[str, WorldObject] = {}
         self._lock = threading.Lock()
@@ -156,6 +161,7 @@ class CollisionChecker(RobotBodies):
         samples: int = DEFAULT_SAMPLES,
         random_seed: int = 0,
         cache: bool = True,
+        skip_unreadable_meshes: bool = False,
     ) -> "CollisionChecker":
         """The checker of ``chain`` (made from ``model``) on the URDF's collision geometry.
 
@@ -163,15 +169,26 @@ class CollisionChecker(RobotBodies):
         SRDF's (``srdf``: XML text or a file path) when given, else computed as MoveIt Setup Assistant does
         (``samples`` random configurations drawn with ``random_seed``), read from or written to the
         per-user cache unless ``cache`` is False. ``positions``: joints outside the chain (by name; default
-        mid-limits). ``resolve`` turns mesh file names into paths (needed for ``package://``).
-        ValueError for a link or joint that is not in the URDF, or a mesh that cannot be loaded."""
+        mid-limits). ``resolve`` turns mesh file names into paths (needed for ``package://``). Mesh files
+        become convex pieces (convex_pieces.py), cached per user unless ``cache`` is False; what that did
+        is ``pieces_report`` (a ``PiecesReport``: built or read, time, skipped meshes).
+        ValueError for a link or joint that is not in the URDF, or a mesh that cannot be found or read,
+        unless ``skip_unreadable_meshes``: then that mesh is left out and listed in
+        ``pieces_report.skipped`` as (link, file, why), for the caller to warn about."""
         elements = []
+        report = PiecesReport()
         for element in model.collisions():
             where = f"URDF ({model.origin}): link {element.link!r}"
-            elements.append(
-                (element.link, Solid.of(coal_geometry(element.geometry, resolve, where)), element.T_link_geometry)
-            )
+            try:
+                geometries = robot_geometries(element.geometry, resolve, where, cache, report)
+            except ValueError as exc:
+                if not skip_unreadable_meshes or element.geometry.kind != MESH:
+                    raise
+                report.skipped.append((element.link, element.geometry.filename, str(exc)))
+                continue
+            elements.extend((element.link, Solid.of(geometry), element.T_link_geometry) for geometry in geometries)
         checker = cls(model, chain, elements, positions)
+        checker.pieces_report = report
         if disabled_pairs is not None:
             checker._disable({pair(*given): GIVEN for given in disabled_pairs}, GIVEN)
         elif srdf is not None:

@@ -7,7 +7,10 @@ fixed to one or to the base) or of a link hanging below one through joints that 
 gripper's fingers): those joints are held at given positions (default mid-limits), so for given positions
 every body is rigid in one of the chain's frames. Where a link is comes from ``ChainLinks.anchor``
 (urdf_model.py). Shapes: ``Geometry`` (URDF's primitives and mesh files), ``TriangleMesh`` (in memory, as
-shape_msgs/Mesh; coal's BVH of its triangles: its surface) and ``Plane`` (infinite, two-sided).
+shape_msgs/Mesh; coal's BVH of its triangles: its surface) and ``Plane`` (infinite, two-sided). A robot's
+mesh file becomes its convex pieces (``robot_geometries``, convex_pieces.py), each piece a body of its own
+with its own bounding sphere; a mesh file given as a world or attached object's shape stays coal's BVH of
+its triangles (its surface, as MoveIt's world meshes).
 
 A check first rejects pairs whose bounding spheres are apart (numpy, all pairs at once), then asks coal
 about the rest (``confirm``). Every pose in the chain's base frame; lengths in metres, angles in radians.
@@ -24,6 +27,7 @@ import coal
 import numpy as np
 
 from ik_neural.chain import CONTINUOUS, MOVABLE_JOINT_TYPES, KinematicChain
+from ik_neural.convex_pieces import PiecesReport, convex_solid, mesh_pieces
 from ik_neural.echo import echo, echo_list
 from ik_neural.urdf_model import (
     BOX,
@@ -72,16 +76,42 @@ def coal_geometry(geometry: Shape, resolve: Optional[MeshResolver] = None, where
     if geometry.kind == CONE:
         return coal.Cone(r[0], r[1])
     assert geometry.kind == MESH
+    path = mesh_path(geometry, resolve, where)
+    try:
+        return coal.MeshLoader().load(str(path), np.asarray(geometry.size, dtype=np.float64))
+    except Exception as exc:  # coal raises its own exception types for unreadable files
+        raise ValueError(f"{where}: cannot load mesh {geometry.filename!r} ({str(path)!r}): {exc}") from exc
+
+
+def mesh_path(geometry: Shape, resolve: Optional[MeshResolver], where: str) -> Path:
+    """The file of a mesh ``Geometry``; ValueError naming ``where`` and the file where it cannot be found."""
     try:
         path = (resolve or _plain_path)(geometry.filename)
     except (ValueError, RuntimeError) as exc:  # the node's resolver raises its StartupError (a RuntimeError)
         raise ValueError(f"{where}: {exc}") from exc
     if not path.is_file():
         raise ValueError(f"{where}: mesh {geometry.filename!r} not found (looked at {str(path)!r})")
+    return path
+
+
+def robot_geometries(
+    geometry: Shape,
+    resolve: Optional[MeshResolver] = None,
+    where: str = "",
+    cache: bool = True,
+    report: Optional[PiecesReport] = None,
+) -> list[coal.CollisionGeometry]:
+    """The coal solids of one URDF ``<collision>`` geometry: a primitive as itself, a mesh file as its convex
+    pieces (convex_pieces.py: the hull of a convex mesh, CoACD's pieces of a concave one, cached per user).
+    ValueError naming ``where`` and the file for a mesh that cannot be found or read."""
+    if isinstance(geometry, (Plane, TriangleMesh)) or geometry.kind != MESH:
+        return [coal_geometry(geometry, resolve, where)]
+    path = mesh_path(geometry, resolve, where)
     try:
-        return coal.MeshLoader().load(str(path), np.asarray(geometry.size, dtype=np.float64))
-    except Exception as exc:  # coal raises its own exception types for unreadable files
+        pieces = mesh_pieces(path, geometry.size, cache, report)
+    except ValueError as exc:
         raise ValueError(f"{where}: cannot load mesh {geometry.filename!r} ({str(path)!r}): {exc}") from exc
+    return [convex_solid(points) for points in pieces]
 
 
 def _plain_path(filename: str) -> Path:

@@ -183,6 +183,11 @@ class NodeSettings:
         "(COLLISION_CHECKING_UNAVAILABLE) or 'ignore' (solve without a collision check; the response message says so).",
         choices=AVOID_COLLISIONS_POLICIES,
     )
+    skip_unreadable_meshes: bool = _setting(
+        False,
+        "A URDF collision mesh file that cannot be found or read: false, the node refuses to start, naming the file; "
+        "true, that mesh is left out of the collision check, with a warning naming the link and the file.",
+    )
     robot_description_semantic: str = _setting(
         "",
         "SRDF XML (as MoveIt's parameter of that name): its disable_collisions pairs are not checked. Empty: the file "

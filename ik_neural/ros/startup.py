@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, NamedTuple, Optional, Sequence
 
 from ik_neural.chain import KinematicChain
 from ik_neural.collision import CollisionChecker
@@ -137,15 +137,28 @@ def summary(
 
 
 def collision_checker(
-    settings: NodeSettings, model: UrdfModel, chain: KinematicChain, srdf: Optional[str]
+    settings: NodeSettings,
+    model: UrdfModel,
+    chain: KinematicChain,
+    srdf: Optional[str],
+    say: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
 ) -> Optional[CollisionChecker]:
     """The self-collision checker of requests with avoid_collisions (policy 'check'), its disabled pairs
     from ``srdf`` (XML or a file path; None: computed): None where the policy is another or the chain's
-    links have no collision geometry."""
+    links have no collision geometry. ``say``: one line when collision meshes were made convex pieces now
+    (not read from the cache); ``warn``: one line per mesh skipped (``skip_unreadable_meshes``)."""
     if settings.avoid_collisions_policy != "check" or not model.collisions():
         return None
     resolve = functools.partial(resolve_path, package_folders=settings.package_folders)
-    checker = CollisionChecker.from_urdf(model, chain, srdf=srdf, resolve=resolve)
+    checker = CollisionChecker.from_urdf(
+        model, chain, srdf=srdf, resolve=resolve, skip_unreadable_meshes=settings.skip_unreadable_meshes
+    )
+    report = checker.pieces_report
+    for link, filename, why in report.skipped:
+        warn(f"collision mesh {filename!r} of link {link!r} skipped (skip_unreadable_meshes): {why}")
+    if report.built:
+        say(report.line())
     if not checker.link_names:
         return None
     checker.in_collision(chain.middle)  # the first call's imports and allocations, outside any budget
