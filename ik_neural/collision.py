@@ -258,7 +258,7 @@ class CollisionChecker(RobotBodies):
     ) -> list[tuple[str, str]]:
         """The colliding pairs (as ``colliding_pairs`` names them; the first alone when ``first_only``): the
         robot with itself, the robot with the world, then the attached bodies."""
-        placed = self.place(q, positions)
+        placed = self.place(q, positions, (self._I, self._J))
         found: list[tuple[str, str]] = []
         if self.self_collisions(placed, self._I, self._J, found, first_only):
             return found

@@ -68,7 +68,9 @@ def compute_disabled_pairs(
     counts: dict[Pair, int] = {pair(a, b): 0 for a, b in bodies.link_pairs(I, J)}
     for q, p in zip(Q, P):
         found: list[tuple[str, str]] = []
-        bodies.self_collisions(bodies.place(q, dict(zip(others, p.tolist())) if others else None), I, J, found, False)
+        bodies.self_collisions(
+            bodies.place(q, dict(zip(others, p.tolist())) if others else None, (I, J)), I, J, found, False
+        )
         for link_pair in set(found):
             counts[pair(*link_pair)] += 1
     for link_pair, count in counts.items():

@@ -29,6 +29,7 @@ import numpy as np
 from ik_neural.chain import CONTINUOUS, MOVABLE_JOINT_TYPES, KinematicChain
 from ik_neural.convex_pieces import PiecesReport, convex_solid, mesh_pieces
 from ik_neural.echo import echo, echo_list
+from ik_neural.kernels.kinematics import place_bodies
 from ik_neural.urdf_model import (
     BOX,
     CAPSULE,
@@ -45,6 +46,9 @@ from ik_neural.urdf_model import (
 Pair = frozenset  # of two link names
 MeshResolver = Callable[[str], Path]
 """Turns a mesh ``filename`` as the URDF wrote it (a path, ``file://`` or ``package://`` URI) into a file path."""
+
+
+_NO_PAIRS = np.zeros(0, dtype=np.int64)
 
 
 def pair(a: str, b: str) -> Pair:
@@ -183,25 +187,39 @@ def confirm(
 
 class Placement:
     """The robot's bodies at one configuration: joint frames F (dof + 1, 4, 4) (the base's, then each
-    joint's), body poses R (B, 3, 3), p (B, 3) and bounding-sphere centres (B, 3), all in the base frame;
-    coal transforms made on first use. One per check (not shared between threads)."""
+    joint's), body poses T_base_solid (B, 4, 4) and bounding-sphere centres (B, 3), all in the base frame;
+    ``near``: the indices k of body pairs (I[k], J[k]) whose spheres overlap, when placed for pairs (I, J)
+    (``pairs``), else None; coal transforms made on first use. One per check (not shared between threads)."""
 
-    def __init__(self, F: np.ndarray, T_base_solid: np.ndarray, centers: np.ndarray) -> None:
+    _request = coal.CollisionRequest()  # read-only: shared by every placement
+
+    def __init__(
+        self,
+        F: np.ndarray,
+        T_base_solid: np.ndarray,
+        centers: np.ndarray,
+        near: Optional[np.ndarray] = None,
+        pairs: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    ) -> None:
         self.F = F
-        self.R, self.p = T_base_solid[:, :3, :3], T_base_solid[:, :3, 3]
+        self.T_base_solid = T_base_solid
         self.centers = centers
-        self._request = coal.CollisionRequest()
+        self.near, self.pairs = near, pairs
+        self._result = coal.CollisionResult()
         self._transforms: dict[int, coal.Transform3s] = {}
 
     def transform(self, i: int) -> coal.Transform3s:
         """Body i's pose as coal takes it."""
-        if i not in self._transforms:
-            self._transforms[i] = coal.Transform3s(self.R[i], self.p[i])
-        return self._transforms[i]
+        T = self._transforms.get(i)
+        if T is None:
+            T_base_solid = self.T_base_solid[i]
+            T = self._transforms[i] = coal.Transform3s(T_base_solid[:3, :3], T_base_solid[:3, 3])
+        return T
 
     def collide(self, a: Solid, T_a: coal.Transform3s, b: Solid, T_b: coal.Transform3s) -> bool:
         """coal's exact answer: do solids a and b, at T_a and T_b in the base frame, touch?"""
-        return coal.collide(a.geometry, T_a, b.geometry, T_b, self._request, coal.CollisionResult())
+        self._result.clear()
+        return coal.collide(a.geometry, T_a, b.geometry, T_b, self._request, self._result)
 
 
 class RobotBodies:
@@ -321,12 +339,31 @@ class RobotBodies:
             T_frame_solid = self._anchor(self._full_positions(positions))[1]
         return F[self._frame] @ T_frame_solid
 
-    def place(self, q: np.ndarray, positions: Optional[Mapping[str, float]] = None) -> Placement:
-        """The bodies at q (dof,), the other joints at ``positions`` (default: the checker's)."""
-        F = self._joint_frames(q)
-        T = self._body_poses(F, positions)
-        centers = (T[:, :3, :3] @ self._center[..., None])[..., 0] + T[:, :3, 3]
-        return Placement(F, T, centers)
+    def place(
+        self,
+        q: np.ndarray,
+        positions: Optional[Mapping[str, float]] = None,
+        pairs: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    ) -> Placement:
+        """The bodies at q (dof,), the other joints at ``positions`` (default: the checker's); with ``pairs``
+        (I, J) (body pairs, ``body_pairs``), which of them have overlapping spheres too (one compiled pass:
+        frames, poses, spheres)."""
+        q = self.chain._check_q(q)
+        if q.ndim != 1:
+            raise ValueError(f"q has shape {tuple(q.shape)}; expected ({self.chain.dof},)")
+        T_frame_solid = self._T_frame_solid if positions is None else self._anchor(self._full_positions(positions))[1]
+        I, J = pairs if pairs is not None else (_NO_PAIRS, _NO_PAIRS)
+        F, T, centers, near = place_bodies(
+            np.ascontiguousarray(q, dtype=np.float64),
+            self.chain.arrays,
+            self._frame,
+            T_frame_solid,
+            self._center,
+            self._radius,
+            I,
+            J,
+        )
+        return Placement(F, T, centers, near if pairs is not None else None, pairs)
 
     # ------------------------------------------------------------------ self-collision
 
@@ -340,7 +377,7 @@ class RobotBodies:
                 if a != b and pair(a, b) not in disabled:
                     I.append(i)
                     J.append(j)
-        return np.array(I, dtype=int), np.array(J, dtype=int)
+        return np.array(I, dtype=np.int64), np.array(J, dtype=np.int64)
 
     def link_pairs(self, I: np.ndarray, J: np.ndarray) -> list[tuple[str, str]]:
         """The pairs of links of body pairs (I, J), each sorted, sorted."""
@@ -352,13 +389,15 @@ class RobotBodies:
         """The colliding (link, link) pairs (each sorted) among body pairs (I, J) at ``placed``, appended to
         ``found``; True once one is found when ``first_only``."""
         solids, links = self._solids, self._links
-
-        def collide(k: int) -> bool:
-            i, j = int(I[k]), int(J[k])
-            return placed.collide(solids[i], placed.transform(i), solids[j], placed.transform(j))
-
-        def label(k: int) -> tuple[str, str]:
-            return tuple(sorted((links[I[k]], links[J[k]])))
-
-        near = spheres_meet(placed.centers[I], self._radius[I], placed.centers[J], self._radius[J])
-        return confirm(near, collide, label, found, first_only)
+        if placed.pairs is not None and placed.pairs[0] is I and placed.pairs[1] is J:
+            near = placed.near
+        else:
+            radius, centers = self._radius, placed.centers
+            near = np.flatnonzero(spheres_meet(centers[I], radius[I], centers[J], radius[J]))
+        # Inlined ``confirm`` (the hot path of every check): only the pairs the spheres leave reach coal.
+        for i, j in zip(I[near].tolist(), J[near].tolist()):
+            if placed.collide(solids[i], placed.transform(i), solids[j], placed.transform(j)):
+                found.append(tuple(sorted((links[i], links[j]))))
+                if first_only:
+                    return True
+        return False

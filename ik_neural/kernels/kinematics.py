@@ -87,6 +87,41 @@ def joint_frames(q, chain_fields):
 
 
 @njit(cache=True, nogil=True)
+def place_bodies(q, chain_fields, frame, T_frame_solid, center, radius, I, J):
+    """The collision checker's placement at q (n,): the base's frame then each joint's, F (n + 1, 4, 4);
+    each body's pose T_base_solid (B, 4, 4), body b rigid in frame ``frame[b]`` (0 the base) at
+    ``T_frame_solid[b]``; its bounding sphere's centre (B, 3) (``center[b]`` in its own frame); and which
+    of the body pairs (I[k], J[k]) have overlapping spheres (radii ``radius``), as indices k (K,)."""
+    frames = joint_frames(q, chain_fields)[0]
+    n, B = q.shape[0], frame.shape[0]
+    F = np.zeros((n + 1, 4, 4))
+    for r in range(4):
+        F[0, r, r] = 1.0
+    F[1:] = frames
+    T = np.empty((B, 4, 4))
+    centers = np.empty((B, 3))
+    for b in range(B):
+        A, L = F[frame[b]], T_frame_solid[b]
+        for r in range(4):
+            for c in range(4):
+                T[b, r, c] = A[r, 0] * L[0, c] + A[r, 1] * L[1, c] + A[r, 2] * L[2, c] + A[r, 3] * L[3, c]
+        for r in range(3):
+            centers[b, r] = (
+                T[b, r, 0] * center[b, 0] + T[b, r, 1] * center[b, 1] + T[b, r, 2] * center[b, 2] + T[b, r, 3]
+            )
+    near = np.empty(I.shape[0], dtype=np.int64)
+    count = 0
+    for k in range(I.shape[0]):
+        i, j = I[k], J[k]
+        d0, d1, d2 = centers[i, 0] - centers[j, 0], centers[i, 1] - centers[j, 1], centers[i, 2] - centers[j, 2]
+        reach = radius[i] + radius[j]
+        if d0 * d0 + d1 * d1 + d2 * d2 <= reach * reach:
+            near[count] = k
+            count += 1
+    return F, T, centers, near[:count]
+
+
+@njit(cache=True, nogil=True)
 def chain_fk_jacobian(q, chain):
     """``fk_jacobian`` for kernels holding the ``ChainArrays`` themselves."""
     n = q.shape[0]
