@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -28,6 +30,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         os.environ["NUMBA_CACHE_DIR"] = scratch  # before ik_neural.kernels is imported: compile from nothing
         from ik_neural.chain import KinematicChain
         from ik_neural.kernels.cache import cache_dir, cache_key, kernel_files
+        from ik_neural.kernels.kinematics import place_bodies
         from ik_neural.network import load_network, read_network_metadata
         from ik_neural.solver import IKSolver
         from ik_neural.tracker import Tracker
@@ -40,7 +43,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         IKSolver(chain).warm_up()
         for q in (chain.middle, chain.middle.copy()):  # numba compiles read-only and writable arrays apart
             chain.forward_and_jacobian(q)
-            chain.frames(q)  # the collision checker's placement of its bodies
+            chain.frames(q)
+            # The collision checker's placement of its bodies (its types do not depend on the robot either).
+            pairs = np.zeros(1, dtype=np.int64)
+            place_bodies(q, chain.arrays, pairs, np.eye(4)[None], np.zeros((1, 3)), np.ones(1), pairs, pairs)
         target = out / cache_key()
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(kernel_files(cache_dir()), target)

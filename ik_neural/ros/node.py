@@ -106,14 +106,15 @@ class IKNode(Node):
             model = UrdfModel.parse(urdf)
             self.chain = model.chain(base_link, tip_link)
             network = load_network(model_file, self.chain) if model_file else None
-            self.collision = collision_checker(
-                settings, model, self.chain, srdf, self.get_logger().info, self.get_logger().warning
-            )
-            self._request_context = RequestContext.of_model(model, self.chain, settings, collision=self.collision)
-            self.solver = IKSolver(self.chain, network=network, settings=settings.solving)
-            self._tracker = Tracker(self.solver, settings.tolerance, settings.tracking, stop=self._stop)
-            # Inside the error handling: a chain whose numbers break the kernels fails here, in one line.
+            # Inside the error handling: a chain whose numbers break the kernels fails here, in one line. The
+            # collision checker's first check runs a kernel too.
             with compiling_notice(self.get_logger().info):
+                self.collision = collision_checker(
+                    settings, model, self.chain, srdf, self.get_logger().info, self.get_logger().warning
+                )
+                self._request_context = RequestContext.of_model(model, self.chain, settings, collision=self.collision)
+                self.solver = IKSolver(self.chain, network=network, settings=settings.solving)
+                self._tracker = Tracker(self.solver, settings.tolerance, settings.tracking, stop=self._stop)
                 self.solver.warm_up()
                 self._tracker.warm_up()
         except StartupError:

@@ -1,0 +1,91 @@
+"""Benchmark (prints a table; not a test): one self-collision check of the Panda, ``in_collision(q)`` on random
+configurations, with the geometry it may have.
+
+    source "$(bash env/activate_checkout.sh | tail -1)" && python test/benchmarks/self_check_bar.py --samples 5000
+
+Rows, all on the same configurations in one run: the shipped Panda (models/panda, whatever its URDF holds:
+capsules and boxes, or convex pieces); example-robot-data's Panda on its collision meshes as convex pieces
+(what a URDF's mesh files become: convex_pieces.py), its disabled pairs computed; and, for reference, the
+same meshes as coal BVHs of their triangles (what mesh files were before), the same pairs. Each row: the
+bodies, pairs checked, median and 90th percentile µs per check, and the fraction of configurations in
+collision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import time
+from pathlib import Path
+
+import coal
+import numpy as np
+
+from ik_neural.collision import CollisionChecker
+from ik_neural.robot_bodies import Solid, coal_geometry
+from ik_neural.robots import load_robot
+from ik_neural.ros.startup import resolve_path
+from ik_neural.urdf_model import MESH, UrdfModel
+
+SHARE = Path(str(importlib.metadata.distribution("example-robot-data").locate_file("cmeel.prefix/share")))
+ERD_PANDA = SHARE / "example-robot-data/robots/panda_description/urdf/panda.urdf"
+
+
+def _bvh_checker(model: UrdfModel, chain, pieces: CollisionChecker) -> CollisionChecker:
+    """The same URDF with every mesh file as coal's BVH of its triangles, ``pieces``' disabled pairs."""
+    resolve = lambda filename: resolve_path(filename, (SHARE,))  # noqa: E731
+    elements = []
+    for element in model.collisions():
+        geometry = element.geometry
+        if geometry.kind == MESH:
+            solid = coal.MeshLoader().load(str(resolve(geometry.filename)), np.asarray(geometry.size, dtype=float))
+        else:
+            solid = coal_geometry(geometry)
+        elements.append((element.link, Solid.of(solid), element.T_link_geometry))
+    checker = CollisionChecker(model, chain, elements, pieces.positions)
+    checker._disable(dict(pieces.disabled_reasons), pieces.disabled_source)
+    return checker
+
+
+def _timings(checker: CollisionChecker, Q: np.ndarray) -> tuple[np.ndarray, float]:
+    times, hits = np.empty(len(Q)), 0
+    for k, q in enumerate(Q):
+        started = time.perf_counter()
+        hits += checker.in_collision(q)
+        times[k] = time.perf_counter() - started
+    return times * 1e6, hits / len(Q)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--random-seed", type=int, default=0)
+    args = parser.parse_args()
+
+    robot = load_robot("panda")
+    shipped = CollisionChecker.from_urdf(UrdfModel.parse(robot.urdf_path), robot.chain)
+    model = UrdfModel.parse(str(ERD_PANDA))
+    chain = model.chain("panda_link0", "panda_link8")
+    pieces = CollisionChecker.from_urdf(model, chain, resolve=lambda filename: resolve_path(filename, (SHARE,)))
+    bvh = _bvh_checker(model, chain, pieces)
+    Q = robot.chain.bounds.sample(np.random.default_rng(args.random_seed), args.samples)
+    assert robot.chain.joint_names == chain.joint_names
+    rows = [
+        ("shipped models/panda", shipped),
+        ("example-robot-data meshes, convex pieces", pieces),
+        ("example-robot-data meshes, BVH (before)", bvh),
+    ]
+    for _, checker in rows:  # warm: kernels, first allocations
+        _timings(checker, Q[:200])
+    print(f"self-collision check of the Panda, {args.samples} random configurations, one thread")
+    print(f"{'geometry':44} {'bodies':>6} {'pairs':>5} {'median µs':>10} {'p90 µs':>7} {'colliding':>9}")
+    for name, checker in rows:
+        times, colliding = _timings(checker, Q)
+        print(
+            f"{name:44} {len(checker._solids):6d} {len(checker._I):5d} {np.median(times):10.1f} "
+            f"{np.percentile(times, 90):7.1f} {colliding:9.1%}"
+        )
+
+
+if __name__ == "__main__":
+    main()
