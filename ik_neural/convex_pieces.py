@@ -104,7 +104,12 @@ def is_convex(vertices: np.ndarray, triangles: np.ndarray) -> bool:
 
 def decompose(vertices: np.ndarray, triangles: np.ndarray) -> list[np.ndarray]:
     """CoACD's convex pieces of a concave mesh: each piece's vertices (N, 3)."""
-    import coacd  # imported on first need: loading it costs start-up time the convex meshes never need
+    try:
+        import coacd  # imported on first need: the convex meshes never need it
+    except ImportError as exc:
+        raise ValueError(
+            "the mesh is concave and decomposing it needs CoACD, which is not installed (pip install coacd==1.0.7)"
+        ) from exc
 
     coacd.set_log_level("error")
     mesh = coacd.Mesh(np.asarray(vertices, dtype=np.float64), np.asarray(triangles, dtype=np.int32))

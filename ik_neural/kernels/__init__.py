@@ -6,7 +6,7 @@ needs scipy, so the 3x3 products and the Cholesky solve are written out. Everyth
 arrays and named tuples of them: ``KinematicChain`` and ``IKSolver`` own the API.
 
 - ``geometry``: the compiled twin of ``ik_neural.geometry`` (pose error by the log map), rigidity check;
-- ``kinematics``: a chain's FK and geometric Jacobian (``ChainArrays``);
+- ``kinematics``: a chain's FK and geometric Jacobian (``ChainArrays``), the collision checker's body placement;
 - ``dls``: one damped-least-squares step and rows of steps (``StepSettings``);
 - ``tracking``: a goal stream's command (the step window, the pull along the self-motion, steps within it);
 - ``mlp`` (float32): the IK network's forward pass for one pose, its input features and joint decoding.
