@@ -1122,11 +1122,16 @@ def _box_stl(half_extents_m) -> str:
 
 def test_package_meshes_resolve_from_package_paths_and_a_missing_package_names_the_parameter(tmp_path):
     """A URDF whose link1 collides as a package:// mesh of a package that is not installed: with the folder
-    holding it in package_paths the node starts and checks self-collision with it; without, one error line
-    names the package and the parameter."""
+    holding it in package_paths the node starts and checks self-collision with it, saying once that it made
+    the mesh its convex piece (its cached pieces removed first); without, one error line names the package
+    and the parameter. A mesh file missing from the package stops the start naming the file, or with
+    skip_unreadable_meshes is left out with a warning naming the link and the file."""
+    from ik_neural.convex_pieces import cache_dir, cache_key
+
     meshes = tmp_path / "src" / "test_meshes" / "meshes"
     meshes.mkdir(parents=True)
     (meshes / "link1.stl").write_text(_box_stl((0.06, 0.06, 0.1)))
+    (cache_dir() / f"{cache_key((meshes / 'link1.stl').read_bytes(), (1.0, 1.0, 1.0))}.npz").unlink(missing_ok=True)
     urdf = re.sub(
         r'(<link name="panda_link1">).*?(</link>)',
         r'\1<collision><origin xyz="0 -0.03 -0.07"/><geometry>'
@@ -1146,6 +1151,7 @@ def test_package_meshes_resolve_from_package_paths_and_a_missing_package_names_t
     finally:
         output += _stop(served)
     assert "avoid_collisions checks self-collision of 11 links" in output and "[ERROR]" not in output, output
+    assert "convex pieces: 1 collision meshes -> 1 pieces (1 built now, 0 of them decomposed)" in output, output
     refused = _start_node(namespace, "-p", f"urdf_path:={urdf_file}")
     try:
         refused.wait(timeout=120)
@@ -1153,6 +1159,27 @@ def test_package_meshes_resolve_from_package_paths_and_a_missing_package_names_t
         output = _stop(refused)
     assert refused.returncode == 1, output
     assert "package 'test_meshes' is not in the ament index" in output and "package_paths" in output, output
+
+    missing_file = tmp_path / "panda_missing_mesh.urdf"
+    missing_file.write_text(urdf.replace("meshes/link1.stl", "meshes/nosuch.stl"))
+    package_paths = f"package_paths:={tmp_path / 'src'}"
+    refused = _start_node(namespace, "-p", f"urdf_path:={missing_file}", "-p", package_paths)
+    try:
+        refused.wait(timeout=120)
+    finally:
+        output = _stop(refused)
+    assert refused.returncode == 1 and "package://test_meshes/meshes/nosuch.stl" in output, output
+    skipped = _start_node(
+        namespace, "-p", f"urdf_path:={missing_file}", "-p", package_paths, "-p", "skip_unreadable_meshes:=true"
+    )
+    try:
+        deadline, output = time.monotonic() + 120, ""
+        while "serving" not in output and skipped.poll() is None and time.monotonic() < deadline:
+            output += skipped.stdout.readline()
+    finally:
+        output += _stop(skipped)
+    assert "[WARN]" in output and "serving" in output, output
+    assert "'package://test_meshes/meshes/nosuch.stl' of link 'panda_link1' skipped" in output, output
 
 
 def _client(namespace, *args):
