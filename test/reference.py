@@ -4,6 +4,7 @@ example-robot-data URDFs, collision judges on their meshes. Nothing here imports
 from __future__ import annotations
 
 import importlib.metadata
+import math
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,22 @@ class ReferenceChain:
     def errors(self, q: np.ndarray, T_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position error m, rotation angle rad) of FK(q) against T_target, both judged here."""
         return pose_errors(self.forward(q), T_target)
+
+
+def axis_angle_rad(R_a: np.ndarray, R_b: np.ndarray, axis: int) -> np.ndarray:
+    """The angle between the frames' ``axis`` columns, (...,) rad, by atan2 (exact near zero)."""
+    a, b = R_a[..., :, axis], R_b[..., :, axis]
+    return np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1))
+
+
+def perturbed(T: np.ndarray, rng: np.random.Generator, scale_rad: float) -> np.ndarray:
+    """T (N, 4, 4) with each rotation turned by a random rotation vector of about ``scale_rad`` per axis."""
+    out = T.copy()
+    for T_k in out:
+        v = rng.normal(scale=scale_rad, size=3)
+        angle, K = np.linalg.norm(v), np.cross(np.eye(3), v / np.linalg.norm(v))
+        T_k[:3, :3] = (np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K) @ T_k[:3, :3]
+    return out
 
 
 def pinocchio_fk(urdf_path: Path | str, base_link: str, tip_link: str, joint_names, q: np.ndarray) -> np.ndarray:
