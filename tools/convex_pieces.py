@@ -10,14 +10,13 @@ them (``robots/panda_description/meshes/collision``, Apache-2.0); its URDF place
 no offset. UR5e: ``meshes/ur5e/collision/*.stl`` of Universal_Robots_ROS2_Description 2.4.5 (BSD-3-Clause),
 placed by the collision origins of its ``urdf/ur_macro.xacro`` (the PLACEMENT table below).
 
-Each mesh is moved into its link's frame and replaced by its convex hull (qhull, through coal), or, for the
-links named in DECOMPOSE (where the hull would fill the mesh's concavities), by a convex decomposition: CoACD's
-parts (``pip install coacd``; only this script uses it), each grown to the hull of its own vertices and of every
-mesh triangle assigned to it (the part whose hull the triangle's centroid is deepest in), so that the pieces
-together hold every triangle of the mesh. Margin 0: every mesh vertex lies in a piece (to float32 rounding,
-~1e-8 m). Writes ``models/<robot>/collision/<mesh>_<k>.stl`` (binary, one convex piece each, outward normals)
-and prints, per link, the pieces, their vertex counts and the hull-to-mesh volume ratio; the URDF's
-``<collision>`` elements are written by hand from that listing.
+Each mesh is moved into its link's frame and replaced by its convex hull (qhull, through coal): margin 0, every
+mesh vertex lies in the hull (checked; float32 rounding of the written corners, < 1e-6 m, aside). Every one of
+these 16 meshes is convex already (hull volume / mesh volume 1.00, printed per link), so the hull is the same
+solid and no link needs a convex decomposition; the script stops on a mesh whose hull is more than 1 % larger
+(a concave mesh: decompose it, e.g. with CoACD, and hold every triangle in some piece). Writes
+``models/<robot>/collision/<mesh>_0.stl`` (binary STL, one convex piece, outward normals); the URDFs' ``<collision>``
+elements name them as ``package://ik_neural/models/<robot>/collision/<file>``, with no origin.
 """
 
 from __future__ import annotations
@@ -48,8 +47,7 @@ PLACEMENT = {
         "wrist_3_link": ("wrist3.stl", (0, 0, -0.0989), (PI / 2, 0, 0)),
     },
 }
-# Links decomposed (CoACD concavity threshold), the others one hull each.
-DECOMPOSE = {"panda": {}, "ur5e": {}}
+CONCAVE = 1.01  # hull volume / mesh volume above which one hull would fill the mesh's concavities
 
 
 def read_stl(path: Path) -> np.ndarray:
@@ -109,18 +107,6 @@ def depth(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.nda
     return ((points[:, None, :] - tri[None, :, 0]) * n[None]).sum(-1).max(1)
 
 
-def decompose(triangles: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """Convex pieces (vertex sets) whose hulls hold every triangle of the mesh: CoACD's parts, grown."""
-    import coacd
-
-    vertices, index = np.unique(triangles.reshape(-1, 3), axis=0, return_inverse=True)
-    parts = coacd.run_coacd(coacd.Mesh(vertices, index.reshape(-1, 3)), threshold=threshold, seed=0)
-    hulls = [hull(np.asarray(v)) for v, _ in parts]
-    centroids = triangles.mean(1)
-    owner = np.argmin(np.stack([depth(centroids, v, f) for v, f in hulls]), axis=0)
-    return [np.vstack([v, triangles[owner == k].reshape(-1, 3)]) for k, (v, _) in enumerate(hulls)]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("robot", choices=sorted(PLACEMENT))
@@ -131,20 +117,16 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for link, (mesh, xyz, rpy) in PLACEMENT[args.robot].items():
         triangles = read_stl(args.mesh_dir / mesh) @ rpy_to_matrix(rpy).T + np.asarray(xyz, float)
-        threshold = DECOMPOSE[args.robot].get(link)
-        pieces = [triangles.reshape(-1, 3)] if threshold is None else decompose(triangles, threshold)
-        whole = hull(triangles.reshape(-1, 3))
-        ratio = volume(whole[0][whole[1]]) / volume(triangles)
-        stem = Path(mesh).stem
-        listing = []
-        for k, points in enumerate(pieces):
-            vertices, faces = hull(points)
-            name = f"{stem}_{k}.stl"
-            write_stl(out / name, vertices[faces])
-            listing.append(f"{name} ({len(vertices)} vertices)")
-            if threshold is None:  # one hull: it holds every vertex of the mesh
-                assert (depth(triangles.reshape(-1, 3), vertices, faces) <= 1e-9).all(), link
-        print(f"{link}: {len(triangles)} triangles, hull/mesh volume {ratio:.2f}: {', '.join(listing)}")
+        vertices, faces = hull(triangles.reshape(-1, 3))
+        ratio = volume(vertices[faces]) / volume(triangles)
+        if ratio > CONCAVE:
+            raise SystemExit(f"{link}: {mesh} is concave (hull / mesh volume {ratio:.3f}): one hull would fill it")
+        assert (depth(triangles.reshape(-1, 3), vertices, faces) <= 1e-9).all(), link  # holds every vertex
+        name = f"{Path(mesh).stem}_0.stl"
+        write_stl(out / name, vertices[faces])
+        print(
+            f"{link}: {mesh}, {len(triangles)} triangles, hull/mesh volume {ratio:.4f}: {name}, {len(vertices)} vertices"
+        )
 
 
 if __name__ == "__main__":
