@@ -12,6 +12,9 @@ import coal
 import pinocchio
 
 
+SOURCE_TREE = Path(__file__).resolve().parents[1]
+
+
 def example_robot_urdf(relative_path: str) -> Path:
     """A URDF shipped by the example-robot-data package, e.g. 'ur_description/urdf/ur5_robot.urdf'."""
     root = importlib.metadata.distribution("example-robot-data").locate_file(
@@ -210,7 +213,9 @@ class PinocchioCollisionJudge:
 
     def __init__(self, urdf_path: Path | str, enabled_pairs, joint_names) -> None:
         self.model = pinocchio.buildModelFromUrdf(str(urdf_path))
-        self.geom = pinocchio.buildGeomFromUrdf(self.model, str(urdf_path), pinocchio.GeometryType.COLLISION)
+        # The shipped URDFs name their meshes package://ik_neural/models/...: the source tree holds that package.
+        xml = Path(urdf_path).read_text().replace("package://ik_neural/", f"{SOURCE_TREE}/")
+        self.geom = pinocchio.buildGeomFromUrdfString(self.model, xml, pinocchio.GeometryType.COLLISION)
         enabled = {frozenset(pair) for pair in enabled_pairs}
         objects = self.geom.geometryObjects
         for i in range(len(objects)):
