@@ -110,8 +110,9 @@ class IKResult:
 
     ``q`` (dof,) is the solution, or where ``success`` is False (or ``approximate``) the best configuration
     found (smallest error); the errors (m, rad) are FK's of ``q``, the orientation error the one the
-    tolerance bounds (with a free axis: the angle between the tip's free axis and the target's). ``iterations`` counts DLS steps (a step of several seeds
-    at once counts once); ``restarts`` counts random seeds drawn; ``elapsed_s`` is wall time.
+    tolerance bounds (with a free axis: the angle between the tip's free axis and the target's).
+    ``iterations`` counts DLS steps (a step of several seeds at once counts once); ``restarts`` counts
+    random seeds drawn; ``elapsed_s`` is wall time.
     """
 
     q: np.ndarray

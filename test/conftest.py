@@ -26,6 +26,18 @@ _profile = str(Path(__file__).resolve().parent.parent / "env" / "fastdds_loopbac
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", _profile)
 
 
+@pytest.fixture(scope="module")
+def module_context():
+    """An initialised rclpy Context shared by one test module's nodes, shut down after the module."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
 @pytest.fixture
 def rclpy_context():
     """A fresh, initialised rclpy Context for one test, shut down afterwards."""

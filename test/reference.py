@@ -4,11 +4,15 @@ example-robot-data URDFs, collision judges on their meshes. Nothing here imports
 from __future__ import annotations
 
 import importlib.metadata
+import math
 from pathlib import Path
 
 import numpy as np
 import coal
 import pinocchio
+
+
+SOURCE_TREE = Path(__file__).resolve().parents[1]
 
 
 def example_robot_urdf(relative_path: str) -> Path:
@@ -54,6 +58,22 @@ class ReferenceChain:
     def errors(self, q: np.ndarray, T_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position error m, rotation angle rad) of FK(q) against T_target, both judged here."""
         return pose_errors(self.forward(q), T_target)
+
+
+def axis_angle_rad(R_a: np.ndarray, R_b: np.ndarray, axis: int) -> np.ndarray:
+    """The angle between the frames' ``axis`` columns, (...,) rad, by atan2 (exact near zero)."""
+    a, b = R_a[..., :, axis], R_b[..., :, axis]
+    return np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1))
+
+
+def perturbed(T: np.ndarray, rng: np.random.Generator, scale_rad: float) -> np.ndarray:
+    """T (N, 4, 4) with each rotation turned by a random rotation vector of about ``scale_rad`` per axis."""
+    out = T.copy()
+    for T_k in out:
+        v = rng.normal(scale=scale_rad, size=3)
+        angle, K = np.linalg.norm(v), np.cross(np.eye(3), v / np.linalg.norm(v))
+        T_k[:3, :3] = (np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K) @ T_k[:3, :3]
+    return out
 
 
 def pinocchio_fk(urdf_path: Path | str, base_link: str, tip_link: str, joint_names, q: np.ndarray) -> np.ndarray:
@@ -193,7 +213,9 @@ class PinocchioCollisionJudge:
 
     def __init__(self, urdf_path: Path | str, enabled_pairs, joint_names) -> None:
         self.model = pinocchio.buildModelFromUrdf(str(urdf_path))
-        self.geom = pinocchio.buildGeomFromUrdf(self.model, str(urdf_path), pinocchio.GeometryType.COLLISION)
+        # The shipped URDFs name their meshes package://ik_neural/models/...: the source tree holds that package.
+        xml = Path(urdf_path).read_text().replace("package://ik_neural/", f"{SOURCE_TREE}/")
+        self.geom = pinocchio.buildGeomFromUrdfString(self.model, xml, pinocchio.GeometryType.COLLISION)
         enabled = {frozenset(pair) for pair in enabled_pairs}
         objects = self.geom.geometryObjects
         for i in range(len(objects)):

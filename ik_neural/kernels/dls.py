@@ -152,9 +152,9 @@ def task_error(q, T_target, chain, step):
             x, y, z = J[3, k], J[4, k], J[5, k]
             J[3, k] = weight * (T_target[0, a] * x + T_target[1, a] * y + T_target[2, a] * z)
             J[4, k] = weight * (T_target[0, b] * x + T_target[1, b] * y + T_target[2, b] * z)
-    x, y, z = step.orientation_tolerance_x_rad, step.orientation_tolerance_y_rad, step.orientation_tolerance_z_rad
-    if free_axis == NO_FREE_AXIS and x == y == z:  # the ellipse is a ball: the angle decides (no projection)
-        converged = position_error <= step.position_tolerance_m and orientation_error <= x
+    tx, ty, tz = step.orientation_tolerance_x_rad, step.orientation_tolerance_y_rad, step.orientation_tolerance_z_rad
+    if free_axis == NO_FREE_AXIS and tx == ty == tz:  # the ellipse is a ball: the angle decides (no projection)
+        converged = position_error <= step.position_tolerance_m and orientation_error <= tx
         return e, J, converged, position_error, orientation_error
     ellipse, widest = 0.0, 0.0
     for j in range(3):

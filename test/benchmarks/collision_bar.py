@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from node_process import started_node  # noqa: E402
 from reference import PandaMeshJudge, ReferenceChain  # noqa: E402
 
 from ik_neural.robots import load_robot  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 FINGERS = {"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}
 BOX_CENTER_M, BOX_SIZE_M = (0.5, 0.0, 0.3), (0.2, 0.4, 0.2)
 
@@ -57,86 +55,77 @@ def main() -> None:
     clear = [q for q in pool if not judge.hits_box(q)][: args.targets]
     start = {**dict(zip(chain.joint_names, chain.middle.tolist())), **FINGERS}
 
-    node_process = subprocess.Popen(
-        ["ik_node", "--ros-args", "--params-file", str(ROOT / "config" / "panda.yaml")],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        text=True,
-    )
-    rclpy.init()
-    client_node = rclpy.create_node("collision_bar_client")
-    try:
-        client = client_node.create_client(GetPositionIK, "/ik_neural/compute_ik")
-        if not client.wait_for_service(timeout_sec=60.0):
-            raise SystemExit("the node did not come up within 60 s")
+    with started_node():
+        rclpy.init()
+        client_node = rclpy.create_node("collision_bar_client")
+        try:
+            client = client_node.create_client(GetPositionIK, "/ik_neural/compute_ik")
+            if not client.wait_for_service(timeout_sec=60.0):
+                raise SystemExit("the node did not come up within 60 s")
 
-        def call(T, avoid_collisions=True):
-            request = GetPositionIK.Request()
-            ik = request.ik_request
-            ik.group_name, ik.avoid_collisions = "panda_arm", avoid_collisions
-            ik.pose_stamped.header.frame_id = chain.base_link
-            ik.pose_stamped.pose = matrix_to_pose(T)
-            ik.robot_state.joint_state.name = list(start)
-            ik.robot_state.joint_state.position = [float(v) for v in start.values()]
-            t0 = time.perf_counter()
-            future = client.call_async(request)
-            rclpy.spin_until_future_complete(client_node, future, timeout_sec=10.0)
-            response = future.result()
-            return response, time.perf_counter() - t0
+            def call(T, avoid_collisions=True):
+                request = GetPositionIK.Request()
+                ik = request.ik_request
+                ik.group_name, ik.avoid_collisions = "panda_arm", avoid_collisions
+                ik.pose_stamped.header.frame_id = chain.base_link
+                ik.pose_stamped.pose = matrix_to_pose(T)
+                ik.robot_state.joint_state.name = list(start)
+                ik.robot_state.joint_state.position = [float(v) for v in start.values()]
+                t0 = time.perf_counter()
+                future = client.call_async(request)
+                rclpy.spin_until_future_complete(client_node, future, timeout_sec=10.0)
+                response = future.result()
+                return response, time.perf_counter() - t0
 
-        def run(targets, box: bool):
-            counts = {"success": 0, "wrong": 0, "self": 0, "box": 0, "no_solution": 0, "other": 0}
-            for q in targets:
-                T = chain.forward(q)
-                response, _ = call(T)
-                code = response.error_code.val
-                if code == 1:
-                    counts["success"] += 1
-                    solution = np.array(response.solution.joint_state.position[: chain.dof])
-                    position_error, rotation_error = reference.errors(solution, T)
-                    counts["wrong"] += not (position_error < 1e-5 and rotation_error < 1e-5)
-                    counts["self"] += judge.self_collides(solution)
-                    counts["box"] += box and judge.hits_box(solution)
-                else:
-                    counts["no_solution" if code == -31 else "other"] += 1
-            return counts
+            def run(targets, box: bool):
+                counts = {"success": 0, "wrong": 0, "self": 0, "box": 0, "no_solution": 0, "other": 0}
+                for q in targets:
+                    T = chain.forward(q)
+                    response, _ = call(T)
+                    code = response.error_code.val
+                    if code == 1:
+                        counts["success"] += 1
+                        solution = np.array(response.solution.joint_state.position[: chain.dof])
+                        position_error, rotation_error = reference.errors(solution, T)
+                        counts["wrong"] += not (position_error < 1e-5 and rotation_error < 1e-5)
+                        counts["self"] += judge.self_collides(solution)
+                        counts["box"] += box and judge.hits_box(solution)
+                    else:
+                        counts["no_solution" if code == -31 else "other"] += 1
+                return counts
 
-        rows = [("self-collision only", len(free), run(free, False))]
-        publisher = client_node.create_publisher(CollisionObject, "/collision_object", 10)
-        box = CollisionObject(id="box", operation=CollisionObject.ADD)
-        box.header.frame_id = chain.base_link
-        pose = Pose()
-        pose.position.x, pose.position.y, pose.position.z = BOX_CENTER_M
-        pose.orientation.w = 1.0
-        box.pose = pose  # as pymoveit2 5.0.0's add_collision_box: the object's pose, no primitive_poses
-        box.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=list(BOX_SIZE_M))]
-        # Published until the node has it: a pose whose tip is inside the box then has no answer.
-        inside = lambda q: (np.abs(chain.forward(q)[:3, 3] - BOX_CENTER_M) < np.array(BOX_SIZE_M) / 2).all()
-        T_inside = chain.forward(next(q for q in chain.bounds.sample(rng, 20000) if inside(q)))
-        for _ in range(200):
-            publisher.publish(box)
-            if call(T_inside)[0].error_code.val != 1:
-                break
-        else:
-            raise SystemExit("the node never took the box")
-        rows.append((f"box {BOX_SIZE_M} m at {BOX_CENTER_M}", len(clear), run(clear, True)))
-        remove = CollisionObject(id="box", operation=CollisionObject.REMOVE)
-        remove.header.frame_id = chain.base_link
-        for _ in range(200):
-            publisher.publish(remove)
-            if call(T_inside)[0].error_code.val == 1:
-                break
-        times = {True: [], False: []}
-        for q in free:
-            for avoid in (True, False):
-                times[avoid].append(call(chain.forward(q), avoid)[1])
-    finally:
-        client_node.destroy_node()
-        rclpy.shutdown()
-        os.killpg(node_process.pid, signal.SIGINT)
-        node_process.wait(timeout=20)
+            rows = [("self-collision only", len(free), run(free, False))]
+            publisher = client_node.create_publisher(CollisionObject, "/collision_object", 10)
+            box = CollisionObject(id="box", operation=CollisionObject.ADD)
+            box.header.frame_id = chain.base_link
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = BOX_CENTER_M
+            pose.orientation.w = 1.0
+            box.pose = pose  # as pymoveit2 5.0.0's add_collision_box: the object's pose, no primitive_poses
+            box.primitives = [SolidPrimitive(type=SolidPrimitive.BOX, dimensions=list(BOX_SIZE_M))]
+            # Published until the node has it: a pose whose tip is inside the box then has no answer.
+            inside = lambda q: (np.abs(chain.forward(q)[:3, 3] - BOX_CENTER_M) < np.array(BOX_SIZE_M) / 2).all()
+            T_inside = chain.forward(next(q for q in chain.bounds.sample(rng, 20000) if inside(q)))
+            for _ in range(200):
+                publisher.publish(box)
+                if call(T_inside)[0].error_code.val != 1:
+                    break
+            else:
+                raise SystemExit("the node never took the box")
+            rows.append((f"box {BOX_SIZE_M} m at {BOX_CENTER_M}", len(clear), run(clear, True)))
+            remove = CollisionObject(id="box", operation=CollisionObject.REMOVE)
+            remove.header.frame_id = chain.base_link
+            for _ in range(200):
+                publisher.publish(remove)
+                if call(T_inside)[0].error_code.val == 1:
+                    break
+            times = {True: [], False: []}
+            for q in free:
+                for avoid in (True, False):
+                    times[avoid].append(call(chain.forward(q), avoid)[1])
+        finally:
+            client_node.destroy_node()
+            rclpy.shutdown()
 
     print(
         f"judge: {judge.pairs} pairs of mesh objects (all but those of adjacent links and those touching at mid-limits)"

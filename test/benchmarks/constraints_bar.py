@@ -17,19 +17,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from node_process import started_node  # noqa: E402
 from reference import ReferenceChain  # noqa: E402
 
 from ik_neural.robots import load_robot  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 TEN_DEGREES = math.radians(10.0)
 BOX_M = 0.04
 
@@ -91,64 +89,55 @@ def main() -> None:
         orientation.header.frame_id = chain.base_link
         return Constraints(position_constraints=[position], orientation_constraints=[orientation])
 
-    node_process = subprocess.Popen(
-        ["ik_node", "--ros-args", "--params-file", str(ROOT / "config" / "panda.yaml")],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        text=True,
-    )
-    rclpy.init()
-    client_node = rclpy.create_node("constraints_bar_client")
-    rows = {}
-    try:
-        client = client_node.create_client(GetPositionIK, "/ik_neural/compute_ik")
-        if not client.wait_for_service(timeout_sec=60.0):
-            raise SystemExit("the node did not come up within 60 s")
+    with started_node():
+        rclpy.init()
+        client_node = rclpy.create_node("constraints_bar_client")
+        rows = {}
+        try:
+            client = client_node.create_client(GetPositionIK, "/ik_neural/compute_ik")
+            if not client.wait_for_service(timeout_sec=60.0):
+                raise SystemExit("the node did not come up within 60 s")
 
-        def call(T, constraint_set):
-            request = GetPositionIK.Request()
-            ik = request.ik_request
-            ik.group_name = "panda_arm"
-            ik.pose_stamped.header.frame_id = chain.base_link
-            ik.pose_stamped.pose = matrix_to_pose(T)
-            ik.constraints = constraint_set
-            future = client.call_async(request)
-            rclpy.spin_until_future_complete(client_node, future, timeout_sec=10.0)
-            return future.result()
+            def call(T, constraint_set):
+                request = GetPositionIK.Request()
+                ik = request.ik_request
+                ik.group_name = "panda_arm"
+                ik.pose_stamped.header.frame_id = chain.base_link
+                ik.pose_stamped.pose = matrix_to_pose(T)
+                ik.constraints = constraint_set
+                future = client.call_async(request)
+                rclpy.spin_until_future_complete(client_node, future, timeout_sec=10.0)
+                return future.result()
 
-        kinds = ("satisfiable", "orientation 15° off", "box 10 cm off")
-        rows = {kind: {"success": 0, "meets both": 0, "no_solution": 0, "named": 0, "other": 0} for kind in kinds}
-        for q in q_targets:
-            T = chain.forward(q)
-            R_near = turned(T[:3, :3], rng.uniform(-math.radians(6), math.radians(6), 3))
-            cases = {
-                "satisfiable": (T[:3, 3], R_near),
-                "orientation 15° off": (T[:3, 3], turned(T[:3, :3], (math.radians(15), 0.0, 0.0))),
-                "box 10 cm off": (T[:3, 3] + np.array([0.0, 0.0, 0.1]), R_near),
-            }
-            for kind, (center, R_constraint) in cases.items():
-                response = call(T, constraints(center, R_constraint))
-                row, code = rows[kind], response.error_code.val
-                if code == 1:
-                    row["success"] += 1
-                    solution = np.array(response.solution.joint_state.position[: chain.dof])
-                    T_solved = reference.forward(solution)
-                    on_pose = all(error < 1e-5 for error in reference.errors(solution, T))
-                    in_box = (np.abs(T_solved[:3, 3] - center) <= BOX_M / 2).all()
-                    within = (euler_xyz_rad(R_constraint.T @ T_solved[:3, :3]) <= TEN_DEGREES + 1e-12).all()
-                    row["meets both"] += on_pose and in_box and within
-                elif code == -31:
-                    row["no_solution"] += 1
-                    row["named"] += "constraints." in getattr(response.error_code, "message", "")
-                else:
-                    row["other"] += 1
-    finally:
-        client_node.destroy_node()
-        rclpy.shutdown()
-        os.killpg(node_process.pid, signal.SIGINT)
-        node_process.wait(timeout=20)
+            kinds = ("satisfiable", "orientation 15° off", "box 10 cm off")
+            rows = {kind: {"success": 0, "meets both": 0, "no_solution": 0, "named": 0, "other": 0} for kind in kinds}
+            for q in q_targets:
+                T = chain.forward(q)
+                R_near = turned(T[:3, :3], rng.uniform(-math.radians(6), math.radians(6), 3))
+                cases = {
+                    "satisfiable": (T[:3, 3], R_near),
+                    "orientation 15° off": (T[:3, 3], turned(T[:3, :3], (math.radians(15), 0.0, 0.0))),
+                    "box 10 cm off": (T[:3, 3] + np.array([0.0, 0.0, 0.1]), R_near),
+                }
+                for kind, (center, R_constraint) in cases.items():
+                    response = call(T, constraints(center, R_constraint))
+                    row, code = rows[kind], response.error_code.val
+                    if code == 1:
+                        row["success"] += 1
+                        solution = np.array(response.solution.joint_state.position[: chain.dof])
+                        T_solved = reference.forward(solution)
+                        on_pose = all(error < 1e-5 for error in reference.errors(solution, T))
+                        in_box = (np.abs(T_solved[:3, 3] - center) <= BOX_M / 2).all()
+                        within = (euler_xyz_rad(R_constraint.T @ T_solved[:3, :3]) <= TEN_DEGREES + 1e-12).all()
+                        row["meets both"] += on_pose and in_box and within
+                    elif code == -31:
+                        row["no_solution"] += 1
+                        row["named"] += "constraints." in getattr(response.error_code, "message", "")
+                    else:
+                        row["other"] += 1
+        finally:
+            client_node.destroy_node()
+            rclpy.shutdown()
     print(f"Panda node, default parameters, {args.targets} targets, constraints on {chain.tip_link}")
     print(
         "| requests | SUCCESS | of them on the pose, in the box and within 10° (Pinocchio) | NO_IK_SOLUTION | "

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reference import ReferenceChain  # noqa: E402
+from reference import ReferenceChain, axis_angle_rad, perturbed  # noqa: E402
 
 from ik_neural.chain import KinematicChain  # noqa: E402
 from ik_neural.network import load_network  # noqa: E402
@@ -38,12 +38,6 @@ from ik_neural.solver import IKSolver  # noqa: E402
 FULL = Tolerance(1e-5, 1e-5)
 FREE_Z = Tolerance(1e-5, (1e-5, 1e-5, math.inf))
 APPROXIMATE = Tolerance(1e-3, math.inf)
-
-
-def axis_angle_rad(R_a: np.ndarray, R_b: np.ndarray, axis: int) -> np.ndarray:
-    """Angle between the frames' ``axis`` columns (N,), rad, by atan2."""
-    a, b = R_a[..., :, axis], R_b[..., :, axis]
-    return np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1))
 
 
 def free_axis(targets: int, seed: int, timeout_s: float) -> None:
@@ -79,16 +73,6 @@ def free_axis(targets: int, seed: int, timeout_s: float) -> None:
         )
     ratio = np.mean(elapsed_s["z free"]) / np.mean(elapsed_s["whole pose"])
     print(f"z free / whole pose, mean time: {ratio:.2f}x")
-
-
-def perturbed(T: np.ndarray, rng: np.random.Generator, scale_rad: float) -> np.ndarray:
-    """T (N, 4, 4) with each rotation turned by a random rotation vector, normal with ``scale_rad`` per axis."""
-    out = T.copy()
-    for T_k in out:
-        v = rng.normal(scale=scale_rad, size=3)
-        angle, K = np.linalg.norm(v), np.cross(np.eye(3), v / np.linalg.norm(v))
-        T_k[:3, :3] = (np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K) @ T_k[:3, :3]
-    return out
 
 
 def five_joints(args: argparse.Namespace) -> None:

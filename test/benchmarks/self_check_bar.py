@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
 
     robot = load_robot("panda")
-    shipped = CollisionChecker.from_urdf(UrdfModel.parse(robot.urdf_path), robot.chain)
+    shipped = CollisionChecker.from_urdf(UrdfModel.parse(robot.urdf_path), robot.chain, resolve=resolve_path)
     model = UrdfModel.parse(str(ERD_PANDA))
     chain = model.chain("panda_link0", "panda_link8")
     pieces = CollisionChecker.from_urdf(model, chain, resolve=lambda filename: resolve_path(filename, (SHARE,)))

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -31,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from node_process import started_node  # noqa: E402
 from reference import ReferenceChain, jacobian, pose_errors  # noqa: E402
 
 from ik_neural.robots import load_robot  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 STEP_RAD = 0.005  # largest joint change between consecutive goals (the bar: 0.006)
 TOLERANCE = 1e-5  # m and rad
 OUT_OF_REACH_SCALE = 1.5
@@ -316,49 +314,41 @@ def main() -> None:
         f"{sigma[0]:.4f}, 0.3 rad away {sigma[1]:.4f}"
     )
 
-    node_process = subprocess.Popen(
-        ["ik_node", "--ros-args", "--params-file", str(ROOT / "config" / "panda.yaml")],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    rclpy.init()
-    rows, services = [], []
-    try:
-        bench = Bench(list(chain.joint_names))
-        if not bench.client.wait_for_service(timeout_sec=60.0):
-            raise SystemExit("the node did not come up within 60 s")
-        echoes = {"no": [False], "yes": [True], "both": [False, True]}[args.echo]
-        for name in args.streams:
-            for rate in args.rates:
-                path, goals, reachable = stream_goals(name, chain, reference, int(rate * args.duration_s))
-                for echo in echoes:
-                    bench.echo = False
-                    bench.publish_state(path[0])
-                    time.sleep(0.3)
-                    bench.commands, bench.echo = [], echo
-                    sent = bench.stream(goals, rate)
-                    time.sleep(0.5)  # the last answers
-                    bench.echo = False
-                    row = judge_stream(list(bench.commands), sent, goals, reachable, reference, chain.dof)
-                    row.update(name=name, rate=rate, echo=echo, achieved=(len(sent) - 1) / (sent[-1] - sent[0]))
-                    rows.append(row)
-                    print(f"  {name} {rate:g} Hz echo {echo}: {row['commands']}/{row['sent']}", flush=True)
-        loads = []
-        if args.service_under_stream:
-            loads.append(("no other traffic (the baseline)", lambda: time.sleep(args.duration_s) or 0.0))
-            loads.append(("a 500 Hz smooth stream", smooth_stream_load(bench, chain, reference, args.duration_s)))
-        if args.flood_hz:
-            flood = flood_load(bench, chain, reference, args.duration_s, args.flood_hz)
-            loads.append((f"a {args.flood_hz:g} Hz flood of goals and joint_states", flood))
-        for what, load in loads:
-            bench.publish_state(chain.middle)
-            services.append((what, service_calls(bench, chain, reference, args.random_seed, load)))
-    finally:
-        rclpy.shutdown()
-        os.killpg(node_process.pid, signal.SIGINT)
-        node_process.wait(timeout=20)
+    with started_node():
+        rclpy.init()
+        rows, services = [], []
+        try:
+            bench = Bench(list(chain.joint_names))
+            if not bench.client.wait_for_service(timeout_sec=60.0):
+                raise SystemExit("the node did not come up within 60 s")
+            echoes = {"no": [False], "yes": [True], "both": [False, True]}[args.echo]
+            for name in args.streams:
+                for rate in args.rates:
+                    path, goals, reachable = stream_goals(name, chain, reference, int(rate * args.duration_s))
+                    for echo in echoes:
+                        bench.echo = False
+                        bench.publish_state(path[0])
+                        time.sleep(0.3)
+                        bench.commands, bench.echo = [], echo
+                        sent = bench.stream(goals, rate)
+                        time.sleep(0.5)  # the last answers
+                        bench.echo = False
+                        row = judge_stream(list(bench.commands), sent, goals, reachable, reference, chain.dof)
+                        row.update(name=name, rate=rate, echo=echo, achieved=(len(sent) - 1) / (sent[-1] - sent[0]))
+                        rows.append(row)
+                        print(f"  {name} {rate:g} Hz echo {echo}: {row['commands']}/{row['sent']}", flush=True)
+            loads = []
+            if args.service_under_stream:
+                loads.append(("no other traffic (the baseline)", lambda: time.sleep(args.duration_s) or 0.0))
+                loads.append(("a 500 Hz smooth stream", smooth_stream_load(bench, chain, reference, args.duration_s)))
+            if args.flood_hz:
+                flood = flood_load(bench, chain, reference, args.duration_s, args.flood_hz)
+                loads.append((f"a {args.flood_hz:g} Hz flood of goals and joint_states", flood))
+            for what, load in loads:
+                bench.publish_state(chain.middle)
+                services.append((what, service_calls(bench, chain, reference, args.random_seed, load)))
+        finally:
+            rclpy.shutdown()
 
     print(
         "| stream | rate Hz (achieved) | echo | goals | commands | latency p50 / p99 ms | largest step rad "

@@ -140,24 +140,19 @@ class _Graph:
 
 
 @pytest.fixture(scope="module")
-def module_context():
-    import rclpy
-    from rclpy.context import Context
-
-    context = Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
-@pytest.fixture(scope="module")
 def graph(module_context):
     """The Panda node, its description given as a parameter with a 'world' frame above the base."""
+    yield from panda_graph(module_context, "graph")
+
+
+def panda_graph(module_context, tag: str):
+    """The Panda node (``_Graph``, its namespace tagged ``tag``), its description given as a parameter with a
+    'world' frame above the base; closed when the module ends."""
     # A generous default budget: a garbage collection of the test process can pause a solve for 0.2 s, and
     # these tests are about answers, not speed.
     graph = _Graph(
         module_context,
-        _namespace("graph"),
+        _namespace(tag),
         robot_description=_panda_description_with_world(),
         urdf_path="",
         default_timeout_s=1.0,

@@ -13,7 +13,15 @@ import pinocchio
 import pytest
 
 from reference import ReferenceChain
-from test_node import PANDA_JOINTS, _Graph, _message, _namespace, _panda_description_with_world, T_WORLD_BASE
+from test_node import (
+    PANDA_JOINTS,
+    _Graph,
+    _message,
+    _namespace,
+    _panda_description_with_world,
+    panda_graph,
+    T_WORLD_BASE,
+)
 
 from ik_neural.robots import load_robot
 from ik_neural.sampling import reachable_targets
@@ -24,28 +32,9 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def module_context():
-    import rclpy
-    from rclpy.context import Context
-
-    context = Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
-@pytest.fixture(scope="module")
 def graph(module_context):
     """The Panda node, its description given as a parameter with a 'world' frame above the base."""
-    graph = _Graph(
-        module_context,
-        _namespace("constraints"),
-        robot_description=_panda_description_with_world(),
-        urdf_path="",
-        default_timeout_s=1.0,
-    )
-    yield graph
-    graph.close()
+    yield from panda_graph(module_context, "constraints")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""The shipped UR5e's collision geometry: there, and the chain (so the shipped network) unchanged; the home and
-up poses free, folded poses colliding; the primitives around an outline of the arm built here from UR's
-published numbers; the checker against Pinocchio + coal on the same URDF."""
+"""The shipped UR5e's collision geometry (one convex piece per link: UR's collision meshes, which are convex):
+there, and the chain (so the shipped network) unchanged; the home and up poses free, folded poses colliding;
+the pieces around an outline of the arm built here from UR's published numbers; the checker against
+Pinocchio + coal on the same URDF."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import numpy as np
 import pytest
 
 from ik_neural.collision import CollisionChecker
-from ik_neural.geometry import rpy_to_matrix
 from ik_neural.robots import load_robot
+from ik_neural.ros.startup import resolve_path
 from ik_neural.urdf_model import UrdfModel
-from reference import PinocchioCollisionJudge
+from reference import SOURCE_TREE, PinocchioCollisionJudge
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +38,7 @@ FINGERPRINT = "c6dee74652d5b073"
 def ur5e():
     robot = load_robot("ur5e")
     model = UrdfModel.parse(robot.urdf_path)
-    checker = CollisionChecker.from_urdf(model, robot.chain, cache=False)  # the node's default sampling
+    checker = CollisionChecker.from_urdf(model, robot.chain, cache=False, resolve=resolve_path)  # default sampling
     return robot, checker
 
 
@@ -51,8 +52,9 @@ def test_geometry_is_there_and_the_chain_unchanged(ur5e):
     robot, checker = ur5e
     links = _links()
     for name in ARM_LINKS:
-        shapes = [c.find("geometry")[0].tag for c in links[name].findall("collision")]
-        assert shapes and set(shapes) <= {"cylinder", "box", "sphere"}, (name, shapes)
+        shapes = [c.find("geometry")[0] for c in links[name].findall("collision")]
+        assert [shape.tag for shape in shapes] == ["mesh"], name
+        assert shapes[0].get("filename").startswith("package://ik_neural/models/ur5e/collision/"), name
     assert checker.link_names == sorted(ARM_LINKS)
     # The network loaded (load_robot checks its fingerprint against the chain), and the chain is the one
     # of the URDF with every <collision> taken out.
@@ -64,8 +66,8 @@ def test_geometry_is_there_and_the_chain_unchanged(ur5e):
 
 def test_checked_pairs(ur5e):
     """Adjacent pairs are off; wrist 1 / wrist 3 and forearm / wrist 2 can never meet (the real arm keeps
-    them 2.6 and 8.2 mm apart at every angle: the URDF trims its margins there so they stay apart here too),
-    so the Setup Assistant rule turns them off; the base against the upper arm stays on."""
+    them 2.6 and 8.2 mm apart at every angle), so the Setup Assistant rule turns them off; the base against
+    the upper arm stays on. The same 13 pairs as the fitted primitives had."""
     _, checker = ur5e
     assert len(checker.enabled_pairs) == 13
     assert ("base_link_inertia", "upper_arm_link") in checker.enabled_pairs
@@ -91,11 +93,20 @@ def test_home_and_up_poses_are_free(ur5e, q):
     assert checker.colliding_pairs(np.array(q, dtype=float)) == []
 
 
-@pytest.mark.parametrize("elbow", [PI, -PI, 0.9 * PI, -0.9 * PI])
+@pytest.mark.parametrize("elbow", [PI, -PI])
 def test_forearm_folded_onto_the_upper_arm_collides(ur5e, elbow):
     _, checker = ur5e
     pairs = checker.colliding_pairs(np.array([0, -PI / 2, elbow, 0, 0, 0]))
     assert ("forearm_link", "shoulder_link") in pairs and ("upper_arm_link", "wrist_1_link") in pairs, pairs
+
+
+def test_elbow_short_of_folded(ur5e):
+    """At 0.9 pi the wrist housings meet the upper arm; at -0.9 pi (the wrists on the other side) the real
+    meshes are still apart, where the fitted primitives (5 mm margin) met."""
+    _, checker = ur5e
+    pairs = checker.colliding_pairs(np.array([0, -PI / 2, 0.9 * PI, 0, 0, 0]))
+    assert ("upper_arm_link", "wrist_1_link") in pairs, pairs
+    assert checker.colliding_pairs(np.array([0, -PI / 2, -0.9 * PI, 0, 0, 0])) == []
 
 
 def test_wrist_folded_into_the_base_collides(ur5e):
@@ -147,43 +158,52 @@ def _cylinder_points(center, axis, radius, half_length, n_around=48, n_along=9) 
     return (np.asarray(center, float) + ring[None] + along[:, None, None] * axis).reshape(-1, 3)
 
 
-def _inside(points: np.ndarray, link: ElementTree.Element) -> np.ndarray:
-    """Per point (N, 3) in the link's frame: inside one of the link's <collision> primitives (analytic)."""
-    inside = np.zeros(len(points), dtype=bool)
-    for collision in link.findall("collision"):
-        origin = collision.find("origin")
-        xyz = [float(v) for v in origin.get("xyz", "0 0 0").split()]
-        rpy = [float(v) for v in origin.get("rpy", "0 0 0").split()]
-        local = (points - xyz) @ rpy_to_matrix(rpy)
-        shape = collision.find("geometry")[0]
-        if shape.tag == "cylinder":
-            r, length = float(shape.get("radius")), float(shape.get("length"))
-            inside |= (np.linalg.norm(local[:, :2], axis=1) <= r) & (np.abs(local[:, 2]) <= length / 2)
-        elif shape.tag == "box":
-            inside |= (np.abs(local) <= np.array([float(v) for v in shape.get("size").split()]) / 2).all(1)
-        else:
-            raise AssertionError(f"unexpected shape {shape.tag}")
-    return inside
+def _piece(link: ElementTree.Element) -> np.ndarray:
+    """The triangles (N, 3, 3) of the link's one convex piece (binary STL, read with numpy here)."""
+    (collision,) = link.findall("collision")
+    assert collision.find("origin") is None
+    filename = collision.find("geometry/mesh").get("filename")
+    data = (SOURCE_TREE / filename.removeprefix("package://ik_neural/")).read_bytes()
+    record = np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")])
+    return np.frombuffer(data, record, int(np.frombuffer(data, np.uint32, 1, 80)[0]), 84)["v"].astype(np.float64)
 
 
-@pytest.mark.parametrize("index", range(len(OUTLINE)), ids=[f"{o[0]}-{i}" for i, o in enumerate(OUTLINE)])
-def test_primitives_enclose_the_published_outline(index):
-    link, center, axis, radius, half_length = OUTLINE[index]
-    points = _cylinder_points(center, axis, radius, half_length)
-    inside = _inside(points, _links()[link])
+def _inside(points: np.ndarray, link: ElementTree.Element, slack_m: float = 0.0) -> np.ndarray:
+    """Per point (N, 3) in the link's frame: inside the link's convex piece (on the inner side of every face
+    plane, its normals outward), to slack_m."""
+    triangles = _piece(link)
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    n = np.cross(b - a, c - a)
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    return ((points[:, None, :] - a[None]) * n[None]).sum(-1).max(1) <= slack_m
+
+
+def test_pieces_are_convex_with_outward_faces():
+    for name in ARM_LINKS:
+        link = _links()[name]
+        corners = np.unique(_piece(link).reshape(-1, 3), axis=0)
+        assert _inside(corners, link, 1e-6).all(), name  # float32 corners: 0.2 um
+
+
+# The outline's lengths are rough (a housing's ends overshoot the real covers by up to 12 mm), its radii close:
+# the ring halfway along each housing lies in the link's piece to 1 mm. Not the forearm's elbow housing: UR's
+# elbow cover is the upper arm's mesh (checked there), the forearm's mesh stops 16 mm inside that ring.
+RINGS = [i for i, o in enumerate(OUTLINE) if o[:2] != ("forearm_link", (0, 0, 0.007))]
+
+
+@pytest.mark.parametrize("index", RINGS, ids=[f"{OUTLINE[i][0]}-{i}" for i in RINGS])
+def test_pieces_hold_the_published_outline(index):
+    link, center, axis, radius, _ = OUTLINE[index]
+    points = _cylinder_points(center, axis, radius, 0.0, n_along=1)
+    inside = _inside(points, _links()[link], 0.001)
     assert inside.all(), f"{link}: {(~inside).sum()} of {len(points)} points outside, e.g. {points[~inside][:3]}"
 
 
-def test_outline_check_catches_a_misplaced_primitive():
-    """The check above can fail: the upper arm's elbow-end cylinder moved 3 cm along x leaves the outline's
-    elbow housing partly outside."""
-    link = _links()["upper_arm_link"]
-    for collision in link.findall("collision"):
-        origin = collision.find("origin")
-        if origin.get("xyz").startswith("-0.425 "):
-            origin.set("xyz", origin.get("xyz").replace("-0.425 ", "-0.395 ", 1))
-    points = _cylinder_points((-0.425, 0, 0.14), Z, 0.060, 0.06)
-    assert not _inside(points, link).all()
+def test_outline_check_catches_a_misplaced_piece():
+    """The check above can fail: the elbow housing's ring 3 cm beyond the elbow axis (as if the upper arm's
+    piece sat 3 cm towards the shoulder) is partly outside."""
+    points = _cylinder_points((-0.425 - 0.03, 0, 0.14), Z, 0.060, 0.0, n_along=1)
+    assert not _inside(points, _links()["upper_arm_link"], 0.001).all()
 
 
 # ---------------------------------------------------------------- against Pinocchio

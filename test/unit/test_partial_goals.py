@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from reference import ReferenceChain, example_robot_urdf
+from reference import ReferenceChain, axis_angle_rad, example_robot_urdf, perturbed
 
 from ik_neural.chain import KinematicChain
 from ik_neural.query import IKQuery, Tolerance
@@ -24,12 +24,6 @@ def panda():
     solver.warm_up()
     reference = ReferenceChain(robot.urdf_path, robot.chain.base_link, robot.chain.tip_link, robot.chain.joint_names)
     return solver, reference
-
-
-def axis_angle_rad(R_a: np.ndarray, R_b: np.ndarray, axis: int) -> np.ndarray:
-    """The angle between the frames' ``axis`` columns, (...,) rad, by atan2 (exact near zero)."""
-    a, b = R_a[..., :, axis], R_b[..., :, axis]
-    return np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1))
 
 
 def components_rad(R_target: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -142,16 +136,6 @@ def five_joints():
     solver = IKSolver(chain)
     solver.warm_up()
     return solver, ReferenceChain(urdf, chain.base_link, chain.tip_link, chain.joint_names)
-
-
-def perturbed(T: np.ndarray, rng: np.random.Generator, scale_rad: float) -> np.ndarray:
-    """T (N, 4, 4) with each rotation turned by a random rotation vector of about ``scale_rad`` per axis."""
-    out = T.copy()
-    for T_k in out:
-        v = rng.normal(scale=scale_rad, size=3)
-        angle, K = np.linalg.norm(v), np.cross(np.eye(3), v / np.linalg.norm(v))
-        T_k[:3, :3] = (np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K) @ T_k[:3, :3]
-    return out
 
 
 def test_a_five_joint_arm_answers_approximately_what_it_cannot_reach(five_joints):
