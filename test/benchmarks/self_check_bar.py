@@ -3,8 +3,9 @@ configurations, with the geometry it may have.
 
     source "$(bash env/activate_checkout.sh | tail -1)" && python test/benchmarks/self_check_bar.py --samples 5000
 
-Rows, all on the same configurations in one run: the shipped Panda (models/panda, whatever its URDF holds:
-capsules and boxes, or convex pieces); example-robot-data's Panda on its collision meshes as convex pieces
+Rows, all on the same configurations in one run: the shipped Panda (models/panda, whatever its URDF holds);
+a Panda URDF given with ``--also`` (e.g. ``git show d5fc70e:models/panda/panda.urdf``, the fitted capsules and
+boxes); example-robot-data's Panda on its collision meshes as convex pieces
 (what a URDF's mesh files become: convex_pieces.py), its disabled pairs computed; and, for reference, the
 same meshes as coal BVHs of their triangles (what mesh files were before), the same pairs. Each row: the
 bodies, pairs checked, median and 90th percentile µs per check, and the fraction of configurations in
@@ -47,6 +48,11 @@ def _bvh_checker(model: UrdfModel, chain, pieces: CollisionChecker) -> Collision
     return checker
 
 
+def _also(urdf: str, chain) -> CollisionChecker:
+    model = UrdfModel.parse(urdf)
+    return CollisionChecker.from_urdf(model, model.chain(chain.base_link, chain.tip_link), resolve=resolve_path)
+
+
 def _timings(checker: CollisionChecker, Q: np.ndarray) -> tuple[np.ndarray, float]:
     times, hits = np.empty(len(Q)), 0
     for k, q in enumerate(Q):
@@ -60,6 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--random-seed", type=int, default=0)
+    parser.add_argument(
+        "--also", metavar="URDF", help="a Panda URDF to time as well (e.g. an older revision's, with capsules)"
+    )
     args = parser.parse_args()
 
     robot = load_robot("panda")
@@ -75,6 +84,8 @@ def main() -> None:
         ("example-robot-data meshes, convex pieces", pieces),
         ("example-robot-data meshes, BVH (before)", bvh),
     ]
+    if args.also:
+        rows.insert(1, (f"{Path(args.also).name} (--also)", _also(args.also, robot.chain)))
     for _, checker in rows:  # warm: kernels, first allocations
         _timings(checker, Q[:200])
     print(f"self-collision check of the Panda, {args.samples} random configurations, one thread")
