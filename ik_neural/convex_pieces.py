@@ -11,9 +11,10 @@ A mesh file (STL, DAE or OBJ, read by coal's assimp loader, ``scale`` applied) b
   ``COACD_THRESHOLD`` (seeded: the same pieces every time).
 
 Each piece is a ``coal.Convex`` (its hull, with its triangles, so coal's support function walks neighbours
-instead of every vertex). A decomposition takes from seconds (a few hundred triangles) to minutes (CoACD
-on the Panda's visual link0.dae, 20k triangles: 98 s, 26 pieces; link3.dae, 14k: 67 s, 12 pieces; 2 cores,
-2026-12-07), so the pieces' vertices are cached per user, once per mesh file, in
+instead of every vertex). A decomposition takes seconds to minutes (2 cores, 2026-12-07: the SO-101's
+maker meshes in example-robot-data, closed and concave: waveshare_mounting_plate, 1.3k triangles, 9 s, 16
+pieces; sts3215_03a, 19k, 46 s, 51 pieces; base_so101_v2, 9.4k, 61 s, 145 pieces; the whole arm, 12 such
+files, some ten minutes), so the pieces' vertices are cached per user, once per mesh file, in
 ``~/.cache/ik_neural/convex/<key>.npz`` (``$XDG_CACHE_HOME`` honoured), keyed (``cache_key``) by the file's
 content, the scale and the method (``METHOD_VERSION``, the tolerance, the threshold, CoACD's version): a
 later load only recomputes the hulls (about a millisecond a piece).
