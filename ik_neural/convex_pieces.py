@@ -14,7 +14,7 @@ Each piece is a ``coal.Convex`` (its hull, with its triangles, so coal's support
 instead of every vertex). A decomposition takes seconds to minutes (2 cores, 2026-12-07: the SO-101's
 maker meshes in example-robot-data, closed and concave: waveshare_mounting_plate, 1.3k triangles, 9 s, 16
 pieces; sts3215_03a, 19k, 46 s, 51 pieces; base_so101_v2, 9.4k, 61 s, 145 pieces; the whole arm, 12 such
-files, some ten minutes), so the pieces' vertices are cached per user, once per mesh file, in
+files: some ten minutes, estimated from these), so the pieces' vertices are cached per user, once per mesh file, in
 ``~/.cache/ik_neural/convex/<key>.npz`` (``$XDG_CACHE_HOME`` honoured), keyed (``cache_key``) by the file's
 content, the scale and the method (``METHOD_VERSION``, the tolerance, the threshold, CoACD's version): a
 later load only recomputes the hulls (about a millisecond a piece).
