@@ -12,8 +12,9 @@ mesh file becomes its convex pieces (``robot_geometries``, convex_pieces.py), ea
 with its own bounding sphere; a mesh file given as a world or attached object's shape stays coal's BVH of
 its triangles (its surface, as MoveIt's world meshes).
 
-A check first rejects pairs whose bounding spheres are apart (numpy, all pairs at once), then asks coal
-about the rest (``confirm``). Every pose in the chain's base frame; lengths in metres, angles in radians.
+A check first rejects pairs whose bounding spheres are apart, then asks coal about the rest: for the
+robot's own pairs one compiled pass (``kernels.kinematics.place_bodies``) places the bodies and tests the
+spheres; world and attached objects' spheres are tested in numpy (``spheres_meet``, ``confirm``). Every pose in the chain's base frame; lengths in metres, angles in radians.
 """
 
 from __future__ import annotations
