@@ -30,6 +30,7 @@ import numpy as np
 from ik_neural.chain import CONTINUOUS, MOVABLE_JOINT_TYPES, KinematicChain
 from ik_neural.convex_pieces import PiecesReport, convex_solid, mesh_pieces
 from ik_neural.echo import echo, echo_list
+from ik_neural.robots import PACKAGE, package_file
 from ik_neural.kernels.kinematics import place_bodies
 from ik_neural.urdf_model import (
     BOX,
@@ -120,6 +121,11 @@ def robot_geometries(
 
 
 def _plain_path(filename: str) -> Path:
+    """A mesh file name without a resolver: a path, a file:// URI, or this package's own package:// URI (the
+    shipped robots' meshes)."""
+    own = f"package://{PACKAGE}/"
+    if filename.startswith(own):
+        return package_file(filename[len(own) :])
     if filename.startswith("package://"):
         raise ValueError(
             f"mesh {filename!r} is a package:// URI and no resolver was given "

@@ -71,6 +71,16 @@ def models_dir() -> Path:
     raise FileNotFoundError(f"no shipped robots found (looked for */{ROBOT_FILE} in {', '.join(tried)})")
 
 
+PACKAGE = "ik_neural"
+"""This package's name, as ``package://`` URIs name it."""
+
+
+def package_file(relative: str) -> Path:
+    """A file of this package by its path in the package (``package://ik_neural/<relative>``): in the source
+    tree, else in the installed share directory (where ``models_dir`` finds the robots)."""
+    return models_dir().parent / relative
+
+
 def list_robots() -> list[str]:
     """Names of the shipped robots (folders of models/ that hold a robot.yaml), sorted."""
     return sorted(path.parent.name for path in models_dir().glob(f"*/{ROBOT_FILE}"))

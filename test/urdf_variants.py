@@ -10,14 +10,8 @@ PANDA_URDF = Path(__file__).resolve().parents[1] / "models" / "panda" / "panda.u
 
 
 def panda_urdf() -> str:
-    """The shipped Panda URDF's text, its package://ik_neural/ mesh URIs made file paths (the text has no file
-    to be relative to, and these tests build checkers without the node's resolver)."""
-    return with_files(PANDA_URDF.read_text())
-
-
-def with_files(urdf: str) -> str:
-    """``package://ik_neural/...`` mesh URIs of a shipped URDF rewritten as paths in this source tree."""
-    return urdf.replace("package://ik_neural/", f"{PANDA_URDF.parents[2]}/")
+    """The shipped Panda URDF's text (its meshes named package://ik_neural/..., which the package resolves)."""
+    return PANDA_URDF.read_text()
 
 
 def with_continuous_joint(urdf: str, joint: str) -> str:

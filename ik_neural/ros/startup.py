@@ -17,7 +17,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, NamedTuple, Opt
 from ik_neural.chain import KinematicChain
 from ik_neural.collision import CollisionChecker
 from ik_neural.echo import echo
-from ik_neural.robots import models_dir
+from ik_neural.robots import PACKAGE, package_file
 from ik_neural.ros.settings import NodeSettings, choices, defaults, one_of
 from ik_neural.urdf_model import UrdfModel
 
@@ -37,8 +37,8 @@ def resolve_path(path: str, package_folders: Sequence[Path] = ()) -> Path:
     if not path.startswith(prefix):
         return Path(path).expanduser()
     package, _, relative = path[len(prefix) :].partition("/")
-    if package == NODE_NAME:
-        return models_dir().parent / relative
+    if package == PACKAGE:
+        return package_file(relative)
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
     try:

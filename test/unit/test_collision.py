@@ -14,7 +14,6 @@ from ik_neural.collision import CollisionChecker
 from ik_neural.disabled_pairs import adjacent_pairs, cache_path, compute_disabled_pairs
 from ik_neural.geometry import rpy_to_matrix
 from ik_neural.robots import load_robot
-from ik_neural.ros.startup import resolve_path
 from ik_neural.urdf_model import BOX, SPHERE, Geometry, UrdfModel
 from reference import SOURCE_TREE, PinocchioCollisionJudge, example_robot_urdf
 
@@ -128,7 +127,7 @@ def _panda_model():
 
 def test_panda_fingers_are_held_and_named():
     robot, model = _panda_model()
-    checker = CollisionChecker.from_urdf(model, robot.chain, samples=300, cache=False, resolve=resolve_path)
+    checker = CollisionChecker.from_urdf(model, robot.chain, samples=300, cache=False)
     assert set(checker.other_joints) == {"panda_finger_joint1", "panda_finger_joint2"}
     assert checker.positions == {"panda_finger_joint1": 0.02, "panda_finger_joint2": 0.02}  # mid, mimic
     assert {"panda_hand", "panda_leftfinger", "panda_rightfinger"} <= set(checker.link_names)
@@ -268,7 +267,6 @@ def test_checker_agrees_with_pinocchio_on_the_panda():
         samples=2000,
         cache=False,
         positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0},
-        resolve=resolve_path,
     )
     judge = PinocchioCollisionJudge(robot.urdf_path, checker.enabled_pairs, robot.chain.joint_names)
     Q = robot.chain.bounds.sample(np.random.default_rng(3), 300)
@@ -285,9 +283,7 @@ def test_solve_rejects_colliding_candidates():
 
     robot, model = _panda_model()
     positions = {"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}
-    checker = CollisionChecker.from_urdf(
-        model, robot.chain, samples=2000, cache=False, positions=positions, resolve=resolve_path
-    )
+    checker = CollisionChecker.from_urdf(model, robot.chain, samples=2000, cache=False, positions=positions)
     judge = PinocchioCollisionJudge(robot.urdf_path, checker.enabled_pairs, robot.chain.joint_names)
     reference = ReferenceChain(robot.urdf_path, "panda_link0", "panda_link8", robot.chain.joint_names)
     solver = IKSolver(robot.chain, network=robot.network)
@@ -317,7 +313,7 @@ def test_panda_pieces_agree_with_the_real_meshes():
 
     robot, model = _panda_model()
     checker = CollisionChecker.from_urdf(
-        model, robot.chain, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}, resolve=resolve_path
+        model, robot.chain, positions={"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}
     )
     judge = PandaMeshJudge(robot.chain.joint_names, robot.chain.middle)
     Q = robot.chain.bounds.sample(np.random.default_rng(5), 2000)
