@@ -1,6 +1,6 @@
 """`ik_bench`: timing tables for the package's hot paths (``ros2 run ik_neural ik_bench fk --robot panda``).
 
-``ik_bench fk``: FK and Jacobian cost per pose. ``ik_bench ik``: the IK benchmark protocol of ``bench.protocol``
+``ik_bench fk``: FK and Jacobian cost per pose. ``ik_bench collision``: one self-collision check's cost. ``ik_bench ik``: the IK benchmark protocol of ``bench.protocol``
 (success at three tolerance pairs, time per solve, batched throughput, the network alone), with the hybrid
 solver (network + DLS), the numerical-only one and TRAC-IK (when the ``pytracik`` binding is importable) in
 one run. ``ik_bench solutions``: ``IKSolver.solutions``, distinct solutions per pose. ``ik_bench stream``:
@@ -16,15 +16,20 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 from ik_neural.bench import stream, tables
+from ik_neural.bench.collision import self_check_table
 from ik_neural.bench.protocol import SEED_POLICIES, SolveOne, ours_solve_one, run_interleaved, seed_configurations
 from ik_neural.bench.tracik import TracIK, available, tracik_solvers
+from ik_neural.collision import CollisionChecker
 from ik_neural.commands.chain_selection import ChosenChain, add_chain_arguments, chosen_chain
 from ik_neural.kernels.cache import compiling_notice
 from ik_neural.network import IKNetwork, load_network
 from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
 from ik_neural.tracker import Tracker
+from ik_neural.urdf_model import UrdfModel
 
 HYBRID = "ik_neural (network + DLS)"
 NUMERICAL = "ik_neural (DLS, numerical only)"
@@ -37,6 +42,17 @@ def _run_fk(args: argparse.Namespace) -> None:
     except ValueError as exc:
         args.parser.error(str(exc))
     print(tables.fk_report(chosen.name, chosen.chain, args.batch_size, args.seed))
+
+
+def _run_collision(args: argparse.Namespace) -> None:
+    try:
+        chosen = chosen_chain(args, load_network=False)
+        checker = CollisionChecker.from_urdf(UrdfModel.parse(chosen.urdf_path), chosen.chain)
+    except ValueError as exc:
+        args.parser.error(str(exc))
+    Q = chosen.chain.bounds.sample(np.random.default_rng(args.seed), args.samples)
+    print(f"{chosen.name}:")
+    print(self_check_table([(f"{chosen.urdf_path.name} (its <collision> geometry)", checker)], Q))
 
 
 def _chain_and_network(args: argparse.Namespace) -> tuple[ChosenChain, Optional[IKNetwork]]:
@@ -252,6 +268,14 @@ def _add_fk_parser(commands: argparse._SubParsersAction) -> None:
     fk.set_defaults(run=_run_fk, parser=fk)
 
 
+def _add_collision_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("collision", help="the cost of one self-collision check")
+    add_chain_arguments(parser, default_robot="panda")
+    parser.add_argument("--samples", type=int, default=5000, help="random configurations (default: 5000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the configurations (default: 0)")
+    parser.set_defaults(run=_run_collision, parser=parser)
+
+
 def _add_ik_parser(commands: argparse._SubParsersAction) -> None:
     ik = commands.add_parser(
         "ik",
@@ -359,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ik_bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     _add_fk_parser(commands)
+    _add_collision_parser(commands)
     _add_ik_parser(commands)
     _add_solutions_parser(commands)
     _add_stream_parser(commands)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import time
 from pathlib import Path
 
 import coal
 import numpy as np
 
+from ik_neural.bench.collision import self_check_table
 from ik_neural.collision import CollisionChecker
 from ik_neural.robot_bodies import Solid, coal_geometry
 from ik_neural.robots import load_robot
@@ -53,15 +53,6 @@ def _also(urdf: str, chain) -> CollisionChecker:
     return CollisionChecker.from_urdf(model, model.chain(chain.base_link, chain.tip_link), resolve=resolve_path)
 
 
-def _timings(checker: CollisionChecker, Q: np.ndarray) -> tuple[np.ndarray, float]:
-    times, hits = np.empty(len(Q)), 0
-    for k, q in enumerate(Q):
-        started = time.perf_counter()
-        hits += checker.in_collision(q)
-        times[k] = time.perf_counter() - started
-    return times * 1e6, hits / len(Q)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=5000)
@@ -86,16 +77,8 @@ def main() -> None:
     ]
     if args.also:
         rows.insert(1, (f"{Path(args.also).name} (--also)", _also(args.also, robot.chain)))
-    for _, checker in rows:  # warm: kernels, first allocations
-        _timings(checker, Q[:200])
-    print(f"self-collision check of the Panda, {args.samples} random configurations, one thread")
-    print(f"{'geometry':44} {'bodies':>6} {'pairs':>5} {'median µs':>10} {'p90 µs':>7} {'colliding':>9}")
-    for name, checker in rows:
-        times, colliding = _timings(checker, Q)
-        print(
-            f"{name:44} {len(checker._solids):6d} {len(checker._I):5d} {np.median(times):10.1f} "
-            f"{np.percentile(times, 90):7.1f} {colliding:9.1%}"
-        )
+    print(f"the Panda's geometries, seed {args.random_seed}")
+    print(self_check_table(rows, Q))
 
 
 if __name__ == "__main__":

@@ -346,3 +346,23 @@ def test_the_verdict_says_whether_a_network_pays_warm_and_cold():
     slow_cold = Verdict(targets=300, warm_ratio=0.62, cold_ratio=1.09, hybrid_success=1.0, numerical_success=1.0)
     assert not slow_cold.pays
     assert slow_cold.line().startswith("this network does not pay yet") and "train longer" in slow_cold.line()
+
+
+def test_bench_collision_times_the_robots_own_checker(capsys):
+    """``ik_bench collision``: the shipped UR5e's checker (its convex pieces), its link pairs and the share of
+    configurations in collision as Pinocchio + coal judge them on the same URDF and pairs."""
+    from reference import PinocchioCollisionJudge
+
+    from ik_neural.collision import CollisionChecker
+    from ik_neural.urdf_model import UrdfModel
+
+    bench.main(["collision", "--robot", "ur5e", "--samples", "300", "--seed", "4"])
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    robot = load_robot("ur5e")
+    checker = CollisionChecker.from_urdf(UrdfModel.parse(robot.urdf_path), robot.chain)
+    assert row[0] == "ur5e.urdf" and int(row[-4]) == len(checker.enabled_pairs) == 13
+    assert 0 < float(row[-3]) <= float(row[-2])  # median, p90 µs
+    judge = PinocchioCollisionJudge(robot.urdf_path, checker.enabled_pairs, robot.chain.joint_names)
+    Q = robot.chain.bounds.sample(np.random.default_rng(4), 300)
+    judged = np.mean([judge.collides(q) for q in Q])
+    assert float(row[-1].rstrip("%")) == pytest.approx(100 * judged, abs=0.05)

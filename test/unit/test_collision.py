@@ -14,6 +14,7 @@ from ik_neural.collision import CollisionChecker
 from ik_neural.disabled_pairs import adjacent_pairs, cache_path, compute_disabled_pairs
 from ik_neural.geometry import rpy_to_matrix
 from ik_neural.robots import load_robot
+from ik_neural.solver import IKSolver
 from ik_neural.urdf_model import BOX, SPHERE, Geometry, UrdfModel
 from reference import SOURCE_TREE, PinocchioCollisionJudge, example_robot_urdf
 
@@ -278,7 +279,6 @@ def test_checker_agrees_with_pinocchio_on_the_panda():
 def test_solve_rejects_colliding_candidates():
     """Targets whose seed is a colliding solution: with accept=checker.free the answer is collision-free (by
     Pinocchio) and right (by Pinocchio's FK), or a failure; without it, the colliding seed comes back."""
-    from ik_neural.solver import IKSolver
     from reference import ReferenceChain
 
     robot, model = _panda_model()
@@ -338,3 +338,67 @@ def test_the_pair_computation_is_a_function_of_the_bodies_alone():
     assert compute_disabled_pairs(busy, samples=200) == reasons == busy.compute_disabled_pairs(samples=200)
     assert busy.enabled_pairs == [] and busy.disabled_source == "given" and busy.object_names == ["ball"]
     assert adjacent_pairs(busy) == {frozenset({"base", "slider"}), frozenset({"slider", "block"})}
+
+
+PANDA_ENABLED_PAIRS = {
+    frozenset(pair.split())
+    for pair in (
+        "panda_hand panda_link0",
+        "panda_hand panda_link1",
+        "panda_hand panda_link2",
+        "panda_hand panda_link5",
+        "panda_leftfinger panda_link0",
+        "panda_leftfinger panda_link1",
+        "panda_leftfinger panda_link2",
+        "panda_leftfinger panda_link5",
+        "panda_link0 panda_link5",
+        "panda_link0 panda_link6",
+        "panda_link0 panda_link7",
+        "panda_link0 panda_rightfinger",
+        "panda_link1 panda_link5",
+        "panda_link1 panda_link6",
+        "panda_link1 panda_link7",
+        "panda_link1 panda_rightfinger",
+        "panda_link2 panda_link5",
+        "panda_link2 panda_link6",
+        "panda_link2 panda_link7",
+        "panda_link2 panda_rightfinger",
+        "panda_link5 panda_link7",
+        "panda_link5 panda_rightfinger",
+    )
+}
+"""The shipped Panda's checked link pairs, computed from its convex pieces (as the capsules gave, plus
+panda_link5-panda_link7, which the capsules made touch at mid-limits and the makers' meshes do not)."""
+
+
+def test_the_panda_checks_the_same_link_pairs_as_before_and_link5_link7():
+    robot, model = _panda_model()
+    checker = CollisionChecker.from_urdf(model, robot.chain, cache=False)
+    assert checker.disabled_source == "computed"
+    assert {frozenset(pair) for pair in checker.enabled_pairs} == PANDA_ENABLED_PAIRS
+
+
+def test_batched_and_several_solutions_answers_are_free_on_the_makers_meshes():
+    """solve_batch and solutions with the checker as their acceptance test, targets whose configurations are
+    free: every answer free of self-collision by Pinocchio + coal on example-robot-data's meshes and on the
+    pose by Pinocchio's FK."""
+    from reference import PandaMeshJudge, ReferenceChain
+
+    robot, model = _panda_model()
+    fingers = {"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}
+    checker = CollisionChecker.from_urdf(model, robot.chain, positions=fingers)
+    judge = PandaMeshJudge(robot.chain.joint_names, robot.chain.middle)
+    reference = ReferenceChain(robot.urdf_path, robot.chain.base_link, robot.chain.tip_link, robot.chain.joint_names)
+    solver = IKSolver(robot.chain, robot.network)
+    solver.warm_up()
+    Q = [q for q in robot.chain.bounds.sample(np.random.default_rng(8), 80) if not judge.self_collides(q)][:30]
+    T = robot.chain.forward(np.array(Q))
+    batch = solver.solve_batch(T, accept=checker.free, timeout_s=3.0)
+    assert batch.success.mean() >= 0.9
+    for q, T_k in zip(batch.q[batch.success], T[batch.success]):
+        assert not judge.self_collides(q)
+        assert max(reference.errors(q, T_k)) < 1e-5
+    several = solver.solutions(T[0], count=8, accept=checker.free, timeout_s=0.5)
+    assert len(several.q) >= 2
+    for q in several.q:
+        assert not judge.self_collides(q) and max(reference.errors(q, T[0])) < 1e-5
