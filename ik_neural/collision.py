@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import coal
 import numpy as np
@@ -162,6 +162,7 @@ class CollisionChecker(RobotBodies):
         random_seed: int = 0,
         cache: bool = True,
         skip_unreadable_meshes: bool = False,
+        announce: Optional[Callable[[str], None]] = None,
     ) -> "CollisionChecker":
         """The checker of ``chain`` (made from ``model``) on the URDF's collision geometry.
 
@@ -174,9 +175,10 @@ class CollisionChecker(RobotBodies):
         is ``pieces_report`` (a ``PiecesReport``: built or read, time, skipped meshes).
         ValueError for a link or joint that is not in the URDF, or a mesh that cannot be found or read,
         unless ``skip_unreadable_meshes``: then that mesh is left out and listed in
-        ``pieces_report.skipped`` as (link, file, why), for the caller to warn about."""
+        ``pieces_report.skipped`` as (link, file, why), for the caller to warn about. ``announce`` is told
+        before each concave mesh is decomposed (that takes seconds to minutes)."""
         elements = []
-        report = PiecesReport()
+        report = PiecesReport(announce=announce)
         for element in model.collisions():
             where = f"URDF ({model.origin}): link {element.link!r}"
             try:

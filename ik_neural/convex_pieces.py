@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import coal
 import numpy as np
@@ -178,6 +178,8 @@ class PiecesReport:
     decomposed: int = 0
     seconds: float = 0.0
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    announce: Optional[Callable[[str], None]] = None
+    """Told, before a concave mesh is decomposed, which one and that it takes a while (once: cached)."""
 
     def line(self) -> str:
         """The one line the node logs when any mesh was built."""
@@ -205,6 +207,11 @@ def mesh_pieces(
         started = time.perf_counter()
         vertices, triangles = read_mesh(path, scale)
         decomposed = not is_convex(vertices, triangles)
+        if decomposed and report is not None and report.announce is not None:
+            report.announce(
+                f"convex pieces: decomposing the concave mesh {str(path)!r} ({len(triangles)} triangles) with "
+                "CoACD: seconds to minutes, once (cached per user)"
+            )
         pieces = decompose(vertices, triangles) if decomposed else [merged(vertices, triangles)[0]]
         if cache:
             _write_cache(where, pieces, decomposed)

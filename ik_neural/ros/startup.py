@@ -146,13 +146,18 @@ def collision_checker(
 ) -> Optional[CollisionChecker]:
     """The self-collision checker of requests with avoid_collisions (policy 'check'), its disabled pairs
     from ``srdf`` (XML or a file path; None: computed): None where the policy is another or the chain's
-    links have no collision geometry. ``say``: one line when collision meshes were made convex pieces now
-    (not read from the cache); ``warn``: one line per mesh skipped (``skip_unreadable_meshes``)."""
+    links have no collision geometry. ``say``: a line before each concave mesh is decomposed, and one when
+    collision meshes were made convex pieces now (not read from the cache); ``warn``: one line per mesh skipped (``skip_unreadable_meshes``)."""
     if settings.avoid_collisions_policy != "check" or not model.collisions():
         return None
     resolve = functools.partial(resolve_path, package_folders=settings.package_folders)
     checker = CollisionChecker.from_urdf(
-        model, chain, srdf=srdf, resolve=resolve, skip_unreadable_meshes=settings.skip_unreadable_meshes
+        model,
+        chain,
+        srdf=srdf,
+        resolve=resolve,
+        skip_unreadable_meshes=settings.skip_unreadable_meshes,
+        announce=say,
     )
     report = checker.pieces_report
     for link, filename, why in report.skipped:

@@ -156,9 +156,12 @@ def test_a_concave_mesh_is_decomposed_once_and_the_pieces_cached(tmp_path, user_
     decompose = convex_pieces.decompose
     monkeypatch.setattr(convex_pieces, "decompose", lambda V, T: calls.append(1) or decompose(V, T))
     path = write_stl(tmp_path / "two.stl", *_two_boxes())
-    first = PiecesReport()
+    announced = []
+    first = PiecesReport(announce=announced.append)
     pieces = mesh_pieces(path, (1, 1, 1), report=first)
     assert len(calls) == 1 and first.built == first.decomposed == 1 and len(pieces) >= 2
+    ((line,),) = [announced]  # said before the decomposition, naming the file
+    assert line.startswith(f"convex pieces: decomposing the concave mesh {str(path)!r}")
     assert len(list(user_cache.glob("*.npz"))) == 1
     solids = [convex_solid(p) for p in pieces]
     assert sum(s.computeVolume() for s in solids) == pytest.approx(2 * 0.7, rel=0.05)
@@ -169,9 +172,9 @@ def test_a_concave_mesh_is_decomposed_once_and_the_pieces_cached(tmp_path, user_
     hull = convex_solid(np.vstack(pieces))
     assert coal.collide(hull, coal.Transform3s(), ball, gap, coal.CollisionRequest(), coal.CollisionResult())
 
-    second = PiecesReport()
+    second = PiecesReport(announce=announced.append)
     again = mesh_pieces(path, (1, 1, 1), report=second)
-    assert len(calls) == 1 and second.built == 0 and second.pieces == len(pieces)
+    assert len(calls) == 1 and second.built == 0 and second.pieces == len(pieces) and len(announced) == 1
     assert all(np.array_equal(a, b) for a, b in zip(pieces, again))
     mesh_pieces(path, (2, 2, 2))
     assert len(calls) == 2 and len(list(user_cache.glob("*.npz"))) == 2
