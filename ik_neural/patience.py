@@ -1,7 +1,5 @@
 """When the solver gives up: on a seed (``exhausted``, the one rule, with its parameters ``Patience`` and a
-seed's errors so far ``SeedHistory``), and on a call (``Budget``: its deadline or its stop event). The rule
-itself lives in kernels/seed_rule.py, where the compiled seed loop (``kernels.dls.refine_seed``) compiles it
-too.
+seed's errors so far ``SeedHistory``), and on a call (``Budget``: its deadline or its stop event).
 
 The one-pose paths keep this bookkeeping on Python scalars (a list and floats, no numpy per step: a DLS
 step costs a few µs, and numpy's per-call overhead would be a large share of it); the batch path keeps
@@ -16,9 +14,12 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Optional
 
-from ik_neural.kernels.seed_rule import exhausted
 
-__all__ = ["Budget", "Patience", "SeedHistory", "exhausted"]
+def exhausted(age, error, error_window_ago, max_iterations):
+    """The one rule: a seed is given up after ``max_iterations`` steps, or when its error did not halve over
+    the last ``window`` steps. ``age``: its steps so far; ``error``: its latest error; ``error_window_ago``:
+    its error ``window`` steps before (inf before that many). Python scalars, or numpy arrays elementwise."""
+    return (age >= max_iterations) | (error > 0.5 * error_window_ago)
 
 
 @dataclass(frozen=True)

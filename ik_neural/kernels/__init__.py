@@ -7,9 +7,7 @@ arrays and named tuples of them: ``KinematicChain`` and ``IKSolver`` own the API
 
 - ``geometry``: the compiled twin of ``ik_neural.geometry`` (pose error by the log map), rigidity check;
 - ``kinematics``: a chain's FK and geometric Jacobian (``ChainArrays``), the collision checker's body placement;
-- ``dls``: one damped-least-squares step, rows of steps (``StepSettings``), a seed's steps in one call, the
-  approximate check and the cost terms' polish;
-- ``seed_rule``: the one rule that gives a seed up, plain and compiled;
+- ``dls``: one damped-least-squares step and rows of steps (``StepSettings``);
 - ``tracking``: a goal stream's command (the step window, the pull along the self-motion, steps within it);
 - ``mlp`` (float32): the IK network's forward pass for one pose, its input features and joint decoding.
 
@@ -20,4 +18,4 @@ from ik_neural.kernels.cache import kernel_cache
 
 # Each @njit(cache=True) picks its cache folder when its module is imported: all of them here, at once.
 with kernel_cache():
-    from ik_neural.kernels import dls, geometry, kinematics, mlp, seed_rule, tracking  # noqa: F401
+    from ik_neural.kernels import dls, geometry, kinematics, mlp, tracking  # noqa: F401
