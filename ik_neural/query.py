@@ -171,8 +171,7 @@ class IKQuery:
     tolerance: Tolerance = DEFAULT_TOLERANCE
     """When FK of a candidate counts as reaching ``T_target``."""
     timeout_s: float = 0.005
-    """The call's budget, s (>= 0): the best configuration found by then is returned (checked between a
-    one-pose search's seeds: up to one seed's steps, tens of µs, past it)."""
+    """The call's budget, s (>= 0): the best configuration found by then is returned."""
     seed_first: bool = False
     """Refine ``seed`` before the network's guesses (computed only if it fails): the answer is then usually
     the solution nearest the seed, as a numerical solver's is."""
