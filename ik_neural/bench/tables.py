@@ -7,7 +7,6 @@ not figures from different runs.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Callable, Optional, Sequence
 
@@ -27,7 +26,7 @@ from ik_neural.bench.stream import arm_commands
 from ik_neural.chain import KinematicChain
 from ik_neural.evaluation import best_guess_errors, head_errors, summary
 from ik_neural.geometry import pose_errors
-from ik_neural.kernels.dls import refine_seed
+from ik_neural.kernels.dls import dls_step
 from ik_neural.network import IKNetwork
 from ik_neural.sampling import reachable_targets
 from ik_neural.solver import IKSolver
@@ -225,18 +224,13 @@ def network_table(network: IKNetwork, chain: KinematicChain, T_targets: np.ndarr
 
 def trade_line(solver: IKSolver, T_targets: np.ndarray, tolerances: Tolerances) -> str:
     """What the hybrid's network costs against what it saves: one pose's guesses (all K heads) and one DLS
-    step as a seed's refinement runs them (``refine_seed`` from mid-limits, per step), each the best of 5
-    means of 200 calls, in µs."""
+    step (one row, from the guess), each the best of 5 means of 200 calls, in µs."""
     chain, network = solver.chain, solver.network
     T = T_targets[0]
+    q = chain.bounds.project(network.predict(T))
     step = solver.step_settings(solver_tolerance(tolerances), chain.bounds)
-    patience = solver.settings.max_iterations_per_seed
-    steps = refine_seed(chain.middle, T, chain.arrays, step, patience, patience, math.inf)[5]
     guess_s = _best_time_s(lambda: network.predict_all(T), 5, 200)
-    step_s = _best_time_s(
-        lambda: refine_seed(chain.middle, T, chain.arrays, step, patience, patience, math.inf), 5, 200
-    )
-    step_s /= steps
+    step_s = _best_time_s(lambda: dls_step(q, T, chain.arrays, step), 5, 200)
     return (
         f"trade: one pose's network guess ({network.heads} head{'s' if network.heads > 1 else ''}) costs "
         f"{guess_s * 1e6:.1f} µs, one DLS step {step_s * 1e6:.1f} µs: a guess pays when it saves "
