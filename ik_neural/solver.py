@@ -28,10 +28,10 @@ from ik_neural.joint_bounds import JointBounds, JointBoundsError
 from ik_neural.kernels.dls import (
     NO_FREE_AXIS,
     POSITION_ONLY,
+    dls_step,
     dls_step_rows_serial,
     polish,
     ranked_steps_serial,
-    refine_seed,
     task_met,
     task_rows,
 )
@@ -204,23 +204,25 @@ class _OnePose:
         return ranked[0]
 
     def refine(self, seeds: Iterable[tuple[np.ndarray, Patience]]) -> bool:
-        """Refine each seed q (dof,) of ``seeds`` in turn until its patience runs out or it converges
-        (``kernels.dls.refine_seed``: a seed's steps in one call): True once a candidate is accepted; False
-        once the seeds are done (a converged one that is rejected is done, as if exhausted) or the budget
-        is spent (asked between seeds: a seed's steps take tens of µs at most)."""
+        """Refine each seed q (dof,) of ``seeds`` in turn, a step at a time, until its patience runs out or
+        it converges: True once a candidate is accepted; False once the seeds are done (a converged one
+        that is rejected is done, as if exhausted) or the budget is spent."""
+        # Locals in the loop: it runs once per DLS step, and each lookup costs a share of the step.
         T_target, arrays, step, accept, spent = self.T_target, self.arrays, self.step, self.accept, self.budget.spent
         best_q, best_error, best_position, best_orientation = self.best
         accepted = False
         for q, patience in seeds:
-            q, converged, position_error, orientation_error, error, steps, *best = refine_seed(
-                q, T_target, arrays, step, patience.max_iterations, patience.window, best_error
-            )
-            self.iterations += steps
-            if best[1] < best_error:
-                best_q, best_error, best_position, best_orientation = best
-            accepted = converged and (accept is None or accept(q))
-            if accepted:
-                best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
+            push, iterations = SeedHistory(patience).push, self.iterations  # ``seeds`` may count a round
+            while True:
+                q_next, converged, position_error, orientation_error, error = dls_step(q, T_target, arrays, step)
+                iterations += 1
+                accepted = converged and (accept is None or accept(q))
+                if accepted or (not converged and error < best_error):
+                    best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
+                if converged or push(error) or spent():
+                    break
+                q = q_next
+            self.iterations = iterations
             if accepted or spent():
                 break
         self.best, self.success = (best_q, best_error, best_position, best_orientation), accepted

@@ -14,7 +14,6 @@ from numba import njit, prange
 
 from ik_neural.kernels.geometry import pose_error, swing
 from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian
-from ik_neural.patience import exhausted
 
 
 NO_FREE_AXIS, POSITION_ONLY = -1, 3
@@ -92,45 +91,6 @@ def dls_step(q, T_target, chain_fields, step_fields):
     error rad, normalised error norm). The errors and ``converged`` are those of q itself, before the step.
     ``chain_fields``, ``step_fields``: ``ChainArrays`` and ``StepSettings`` as plain tuples."""
     return dls_step_with(q, T_target, ChainArrays(*chain_fields), StepSettings(*step_fields))
-
-
-_exhausted = njit(cache=True, nogil=True, inline="always")(exhausted)  # the one rule, compiled
-
-
-@njit(cache=True, nogil=True)
-def refine_seed(q, T_target, chain_fields, step_fields, max_iterations, window, best_error):
-    """DLS steps from the seed q (n,) towards T_target (4, 4) until a step finds q converged or the seed is
-    exhausted (``patience.exhausted`` with ``max_iterations`` and ``window``), in one call: a step from
-    Python costs more in the call than in its arithmetic. Returns (q, converged, position error m,
-    orientation error rad, normalised error, steps, best q, best error, best position error, best
-    orientation error): q is where the seed ended (the converged one, if so) with its errors; "best" is the unconverged
-    configuration of lowest normalised error visited, if below ``best_error`` (else best error is
-    ``best_error`` and best q the seed)."""
-    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
-    errors = np.empty(max_iterations)
-    best_q, best_position, best_orientation = q, math.inf, math.inf
-    steps = 0
-    while True:
-        q_next, converged, position_error, orientation_error, error = dls_step_with(q, T_target, chain, step)
-        errors[steps] = error
-        steps += 1
-        if not converged and error < best_error:
-            best_q, best_error, best_position, best_orientation = q, error, position_error, orientation_error
-        earlier = errors[steps - 1 - window] if steps > window else math.inf
-        if converged or _exhausted(steps, error, earlier, max_iterations):
-            return (
-                q,
-                converged,
-                position_error,
-                orientation_error,
-                error,
-                steps,
-                best_q,
-                best_error,
-                best_position,
-                best_orientation,
-            )
-        q = q_next
 
 
 @njit(cache=True, nogil=True, inline="always")
