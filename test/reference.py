@@ -76,6 +76,14 @@ def perturbed(T: np.ndarray, rng: np.random.Generator, scale_rad: float) -> np.n
     return out
 
 
+def stl_triangles(path: Path | str) -> np.ndarray:
+    """The triangles (N, 3, 3) of a binary STL file, m, read with numpy here (no mesh library under test)."""
+    data = Path(path).read_bytes()
+    count = int(np.frombuffer(data, np.uint32, 1, 80)[0])
+    record = np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")])
+    return np.frombuffer(data, record, count, 84)["v"].astype(np.float64)
+
+
 def pinocchio_fk(urdf_path: Path | str, base_link: str, tip_link: str, joint_names, q: np.ndarray) -> np.ndarray:
     """T_base_tip computed by Pinocchio: q (N, dof) in the order of joint_names -> (N, 4, 4)."""
     return ReferenceChain(urdf_path, base_link, tip_link, joint_names).forward(

@@ -16,7 +16,7 @@ from ik_neural.geometry import rpy_to_matrix
 from ik_neural.robots import load_robot
 from ik_neural.solver import IKSolver
 from ik_neural.urdf_model import BOX, SPHERE, Geometry, UrdfModel
-from reference import SOURCE_TREE, PinocchioCollisionJudge, example_robot_urdf
+from reference import SOURCE_TREE, PinocchioCollisionJudge, example_robot_urdf, stl_triangles
 
 pytestmark = pytest.mark.unit
 
@@ -144,18 +144,10 @@ def test_panda_fingers_are_held_and_named():
         checker.in_collision(q, {"panda_joint1": 0.0})
 
 
-def _stl_triangles(path) -> np.ndarray:
-    """The triangles (N, 3, 3) of a binary STL file, read with numpy here."""
-    data = path.read_bytes()
-    count = int(np.frombuffer(data, np.uint32, 1, 80)[0])
-    record = np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")])
-    return np.frombuffer(data, record, count, 84)["v"].astype(np.float64)
-
-
 def _erd_panda_points(link_mesh: str, n: int = 4000, seed: int = 0) -> np.ndarray:
     """Vertices and n points on the surface of an example-robot-data Panda collision mesh (STL), in its
     link's frame (the meshes have no origin offset there)."""
-    triangles = _stl_triangles(example_robot_urdf(f"panda_description/meshes/collision/{link_mesh}"))
+    triangles = stl_triangles(example_robot_urdf(f"panda_description/meshes/collision/{link_mesh}"))
     count = len(triangles)
     a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
     area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
@@ -174,7 +166,7 @@ def _mesh_pieces(link: ElementTree.Element) -> list[np.ndarray]:
     for collision in link.findall("collision"):
         assert collision.find("origin") is None
         filename = collision.find("geometry/mesh").get("filename")
-        pieces.append(_stl_triangles(SOURCE_TREE / filename.removeprefix("package://ik_neural/")))
+        pieces.append(stl_triangles(SOURCE_TREE / filename.removeprefix("package://ik_neural/")))
     return pieces
 
 
@@ -223,7 +215,7 @@ def test_panda_pieces_are_the_real_meshes(link, mesh):
     corners = np.unique(piece.reshape(-1, 3), axis=0)
     assert (_depth(corners, piece) <= 1e-6).all(), "not convex, or a face turned inward"
     vertices = np.unique(
-        _stl_triangles(example_robot_urdf(f"panda_description/meshes/collision/{mesh}")).reshape(-1, 3), axis=0
+        stl_triangles(example_robot_urdf(f"panda_description/meshes/collision/{mesh}")).reshape(-1, 3), axis=0
     )
     depth = _depth(vertices, piece)
     assert depth.max() <= 1e-7, f"{link}: a mesh vertex {depth.max()} m outside its piece"

@@ -15,7 +15,7 @@ import pytest
 from ik_neural.collision import CollisionChecker
 from ik_neural.robots import load_robot
 from ik_neural.urdf_model import UrdfModel
-from reference import MeshSelfCollisionJudge, PinocchioCollisionJudge, example_robot_urdf
+from reference import MeshSelfCollisionJudge, PinocchioCollisionJudge, example_robot_urdf, stl_triangles
 
 pytestmark = pytest.mark.unit
 
@@ -49,14 +49,6 @@ def _links(path) -> dict[str, ElementTree.Element]:
     return {link.get("name"): link for link in ElementTree.parse(path).getroot().iter("link")}
 
 
-def _read_stl(path) -> np.ndarray:
-    """The triangles (T, 3, 3) of a binary STL file."""
-    data = path.read_bytes()
-    count = int(np.frombuffer(data, np.uint32, 1, 80)[0])
-    record = np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")])
-    return np.frombuffer(data, record, count, 84)["v"].astype(np.float64)
-
-
 def _maker_points(link: str, n_surface: int = 20_000, seed: int = 0) -> np.ndarray:
     """The distinct vertices of the maker's collision meshes of ``link`` and n_surface points sampled on their
     surfaces (by area), in the link's frame, each mesh placed by the maker's <collision> origin."""
@@ -67,7 +59,7 @@ def _maker_points(link: str, n_surface: int = 20_000, seed: int = 0) -> np.ndarr
         R = pinocchio.rpy.rpyToMatrix(np.array([float(v) for v in origin.get("rpy").split()]))
         t = np.array([float(v) for v in origin.get("xyz").split()])
         name = collision.find("geometry/mesh").get("filename").rsplit("/", 1)[1]
-        triangles.append(_read_stl(urdf.parent.parent / "meshes" / "so101" / name) @ R.T + t)
+        triangles.append(stl_triangles(urdf.parent.parent / "meshes" / "so101" / name) @ R.T + t)
     triangles = np.concatenate(triangles)
     a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
     area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)

@@ -16,7 +16,7 @@ from ik_neural.collision import CollisionChecker
 from ik_neural.robots import load_robot
 from ik_neural.ros.startup import resolve_path
 from ik_neural.urdf_model import UrdfModel
-from reference import SOURCE_TREE, PinocchioCollisionJudge
+from reference import SOURCE_TREE, PinocchioCollisionJudge, stl_triangles
 
 pytestmark = pytest.mark.unit
 
@@ -159,13 +159,11 @@ def _cylinder_points(center, axis, radius, half_length, n_around=48, n_along=9) 
 
 
 def _piece(link: ElementTree.Element) -> np.ndarray:
-    """The triangles (N, 3, 3) of the link's one convex piece (binary STL, read with numpy here)."""
+    """The triangles (N, 3, 3) of the link's one convex piece (binary STL)."""
     (collision,) = link.findall("collision")
     assert collision.find("origin") is None
     filename = collision.find("geometry/mesh").get("filename")
-    data = (SOURCE_TREE / filename.removeprefix("package://ik_neural/")).read_bytes()
-    record = np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")])
-    return np.frombuffer(data, record, int(np.frombuffer(data, np.uint32, 1, 80)[0]), 84)["v"].astype(np.float64)
+    return stl_triangles(SOURCE_TREE / filename.removeprefix("package://ik_neural/"))
 
 
 def _inside(points: np.ndarray, link: ElementTree.Element, slack_m: float = 0.0) -> np.ndarray:
