@@ -278,6 +278,14 @@ class KinematicChain:
         """Both ``forward(q)`` and ``jacobian(q)``, sharing one pass over the chain."""
         return self._forward_and_jacobian(self._check_q(q))
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the one-pose kernels (``forward``, ``forward_and_jacobian``,
+        ``frames``) for both kinds of q numba compiles apart: read-only (``middle``) and writable (a request's
+        or a command's), so that no call compiles them inside a time budget."""
+        for q in (self.middle, self.middle.copy()):
+            self.forward_and_jacobian(q)
+            self.frames(q)
+
     def _check_q(self, q):
         torch = _torch_of(q)
         if torch is not None:

@@ -242,6 +242,14 @@ class CollisionChecker(RobotBodies):
         attached bodies (attached name, link, world object or other attached name)."""
         return sorted(set(self._collisions(q, positions, attached, first_only=False)))
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the placement kernel for both kinds of q numba compiles apart:
+        read-only (``chain.middle``) and writable (a goal stream's commands), and make the first check's
+        imports and allocations, so that none of it happens inside a solve's budget."""
+        middle = self.chain.middle
+        for q in (middle, middle.copy()):
+            self.in_collision(q)
+
     def free(self, q: np.ndarray) -> bool:
         """``not in_collision(q)``: an acceptance test for ``IKSolver`` (``IKQuery.accept``, ``accept=``)."""
         return not self._collisions(q, None, (), first_only=True)

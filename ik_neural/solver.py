@@ -400,9 +400,10 @@ class IKSolver:
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel a call may reach, so that none compiles inside
-        a call's time budget: the one-pose step, the serial rows of restarts, the parallel rows of a batch,
+        a call's time budget: the chain's one-pose FK, the one-pose step, the serial rows of restarts, the parallel rows of a batch,
         the approximate check, the polish, and a network's one-pose and few-poses forward passes."""
         chain = self.chain
+        chain.warm_up()
         T_mid = chain.forward(chain.middle)
         self.solve(T_mid, timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], 2, axis=0), timeout_s=1.0)

@@ -41,10 +41,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         solver.warm_up()
         Tracker(solver).warm_up()
         IKSolver(chain).warm_up()
-        for q in (chain.middle, chain.middle.copy()):  # numba compiles read-only and writable arrays apart
-            chain.forward_and_jacobian(q)
-            chain.frames(q)
-            # The collision checker's placement of its bodies (its types do not depend on the robot either).
+        # The collision checker's placement of its bodies (its types do not depend on the robot either), for
+        # read-only and writable q, which numba compiles apart.
+        for q in (chain.middle, chain.middle.copy()):
             pairs = np.zeros(1, dtype=np.int64)
             place_bodies(q, chain.arrays, pairs, np.eye(4)[None], np.zeros((1, 3)), np.ones(1), pairs, pairs)
         target = out / cache_key()

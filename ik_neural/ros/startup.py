@@ -166,7 +166,7 @@ def collision_checker(
         say(report.line())
     if not checker.link_names:
         return None
-    checker.in_collision(chain.middle)  # the first call's imports and allocations, outside any budget
+    checker.warm_up()
     return checker
 
 
