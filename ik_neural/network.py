@@ -204,6 +204,15 @@ class IKNetwork:
         self._params, self._sizes = pack_layers(list(weights.layers))
         self._n_inputs = INPUT_ENCODINGS[weights.input_encoding]
         self._decoding = (weights.n_linear, weights.centre, weights.half_range, weights.periodic_lower, weights.order)
+        self.one_pose_fields: tuple = (
+            weights.inverse_reach,
+            self._n_inputs,
+            self._params,
+            self._sizes,
+            self.heads,
+            *self._decoding,
+        )
+        """What ``kernels.mlp.guesses_of_pose`` takes after the pose: the compiled one-pose guess's weights."""
 
     def __repr__(self) -> str:
         return f"IKNetwork({self.path or 'in memory'}, fingerprint {self.fingerprint}, {len(self.joint_names)} joints)"
@@ -235,11 +244,7 @@ class IKNetwork:
                 q = self.module.guesses(T) if self.heads > 1 else self.module(T)[:, None]
             return q.reshape(shape[:-2] + q.shape[1:])
         if shape == (4, 4):  # one pose (the solver's hot path): one compiled call
-            T = np.ascontiguousarray(T_target, dtype=np.float64)
-            w = self.weights
-            return guesses_of_pose(
-                T, w.inverse_reach, self._n_inputs, self._params, self._sizes, self.heads, *self._decoding
-            )
+            return guesses_of_pose(np.ascontiguousarray(T_target, dtype=np.float64), *self.one_pose_fields)
         T = np.ascontiguousarray(T_target, dtype=np.float64).reshape(-1, 4, 4)
         raw = self._raw(features(T, self.weights.inverse_reach, self._n_inputs))
         q = decode_rows(raw.reshape(len(T) * self.heads, -1), *self._decoding)

@@ -31,7 +31,7 @@ from ik_neural.kernels.dls import (
     dls_step,
     dls_step_rows_serial,
     polish,
-    ranked_steps_serial,
+    ranked_guesses_of_pose,
     task_met,
     task_rows,
 )
@@ -197,11 +197,9 @@ class _OnePose:
 
     def ranked_guesses(self, network: "IKNetwork") -> np.ndarray:
         """The network's K guesses (K, dof), each stepped once side by side and ordered lowest error first
-        (``kernels.dls.ranked_steps``; one round: an iteration)."""
-        T = self.T_target[None]
-        ranked = ranked_steps_serial(network.predict_all(self.T_target)[None], T, self.arrays, self.step)
+        (``kernels.dls.ranked_guesses_of_pose``; one round: an iteration)."""
         self.iterations += 1
-        return ranked[0]
+        return ranked_guesses_of_pose(self.T_target, network.one_pose_fields, self.arrays, self.step)
 
     def refine(self, seeds: Iterable[tuple[np.ndarray, Patience]]) -> bool:
         """Refine each seed q (dof,) of ``seeds`` in turn, a step at a time, until its patience runs out or

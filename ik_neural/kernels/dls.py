@@ -14,6 +14,7 @@ from numba import njit, prange
 
 from ik_neural.kernels.geometry import pose_error, swing
 from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian
+from ik_neural.kernels.mlp import guesses_of_pose
 
 
 NO_FREE_AXIS, POSITION_ONLY = -1, 3
@@ -348,6 +349,18 @@ def _rank_target(i, G, T_targets, out, chain, step):
     order = np.argsort(error, kind="mergesort")  # stable: ties keep head order
     for j in range(k):
         out[i, j] = stepped[order[j]]
+
+
+@njit(cache=True, nogil=True)
+def ranked_guesses_of_pose(T_target, network_fields, chain_fields, step_fields):
+    """A network's K guesses for one pose T_target (4, 4) (``mlp.guesses_of_pose`` of ``network_fields``),
+    each stepped once and ordered lowest error first, as ``ranked_steps`` orders them: (K, n), in one call
+    (the solver's first seeds; a call from Python costs about a µs, and each array it returns more)."""
+    G = guesses_of_pose(T_target, *network_fields)
+    out = np.empty((1,) + G.shape)
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    _rank_target(0, G.reshape((1,) + G.shape), T_target.reshape((1, 4, 4)), out, chain, step)
+    return out[0]
 
 
 @njit(cache=True, nogil=True, parallel=True)

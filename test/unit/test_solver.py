@@ -17,6 +17,7 @@ from ik_neural.kernels.dls import (
     dls_step,
     dls_step_rows,
     dls_step_rows_serial,
+    ranked_guesses_of_pose,
     ranked_steps,
     ranked_steps_serial,
 )
@@ -305,6 +306,19 @@ def test_ranked_guesses_are_each_stepped_once_lowest_error_first(solvers):
             np.testing.assert_array_equal(ranked[i], np.array(want))
         assert chain.bounds.contains(ranked.reshape(-1, 7)).all()
         np.testing.assert_array_equal(ranked[:100, 0], chain.bounds.project(q_true[:100]))
+
+
+def test_a_poses_ranked_guesses_in_one_call_are_its_guesses_ranked(solvers):
+    """``ranked_guesses_of_pose`` (guess and rank fused, the one-pose solve's first seeds) returns exactly
+    ``ranked_steps`` of the network's guesses, for targets near and far."""
+    robot = load_robot("panda")
+    chain, network = robot.chain, robot.network
+    step = step_settings(solvers("panda"), TOL)
+    _, T = reachable_targets(chain, 200, seed=20)
+    T[100:, :3, 3] *= 3.0  # out of reach: no guess converges
+    for T_i in T:
+        want = ranked_steps_serial(network.predict_all(T_i)[None], T_i[None], chain.arrays, step)[0]
+        np.testing.assert_array_equal(ranked_guesses_of_pose(T_i, network.one_pose_fields, chain.arrays, step), want)
 
 
 @pytest.mark.parametrize("robot", ["panda", "pr2_right_arm"])
