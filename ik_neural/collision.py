@@ -194,7 +194,7 @@ class CollisionChecker(RobotBodies):
         if disabled_pairs is not None:
             checker._disable({pair(*given): GIVEN for given in disabled_pairs}, GIVEN)
         elif srdf is not None:
-            checker._disable({link_pair: SRDF for link_pair in srdf_disabled_pairs(srdf)}, SRDF)
+            checker.use_srdf(srdf)
         else:
             key = cache_key(checker, samples, random_seed)
             cached = read_cache(key) if cache else None
@@ -207,13 +207,21 @@ class CollisionChecker(RobotBodies):
                     write_cache(key, computed)
         return checker
 
+    def use_srdf(self, srdf: str) -> None:
+        """Disable the pairs of the SRDF ``srdf`` (XML text or a file path) and the adjacent ones, instead of
+        those disabled so far (as ``from_urdf`` with ``srdf``); ValueError, the pairs unchanged, for an SRDF
+        that cannot be read or names a link the URDF does not have. Checks running on other threads finish
+        with the pairs they started with."""
+        self._disable({link_pair: SRDF for link_pair in srdf_disabled_pairs(srdf)}, SRDF)
+
     def _disable(self, reasons: Mapping[Pair, str], source: str) -> None:
         for link_pair in reasons:
             for link in link_pair:
                 self.model.check_link("disabled pair link", link)
-        self.disabled_reasons = {**reasons, **{link_pair: ADJACENT for link_pair in adjacent_pairs(self)}}
-        self.disabled_source = source
-        self._I, self._J = self.body_pairs(self.disabled_reasons)
+        disabled_reasons = {**reasons, **{link_pair: ADJACENT for link_pair in adjacent_pairs(self)}}
+        # One attribute for the body pairs: a check in flight on another thread keeps the (I, J) it read.
+        self._pairs = self.body_pairs(disabled_reasons)
+        self.disabled_reasons, self.disabled_source = disabled_reasons, source
 
     @property
     def disabled_pairs(self) -> set[Pair]:
@@ -223,7 +231,7 @@ class CollisionChecker(RobotBodies):
     @property
     def enabled_pairs(self) -> list[tuple[str, str]]:
         """Pairs of links checked against each other, each sorted, sorted."""
-        return self.link_pairs(self._I, self._J)
+        return self.link_pairs(*self._pairs)
 
     # ------------------------------------------------------------------ queries
 
@@ -268,9 +276,10 @@ class CollisionChecker(RobotBodies):
     ) -> list[tuple[str, str]]:
         """The colliding pairs (as ``colliding_pairs`` names them; the first alone when ``first_only``): the
         robot with itself, the robot with the world, then the attached bodies."""
-        placed = self.place(q, positions, (self._I, self._J))
+        pairs = self._pairs
+        placed = self.place(q, positions, pairs)
         found: list[tuple[str, str]] = []
-        if self.self_collisions(placed, self._I, self._J, found, first_only):
+        if self.self_collisions(placed, *pairs, found, first_only):
             return found
         world = self._world
         held_names = {body.name for body in attached}

@@ -1,8 +1,8 @@
 """The ik_neural node for a robot: ros2 launch ik_neural ik_neural.launch.py robot:=ur5e
 
 Parameters come from config/<robot>.yaml (or config:=FILE); any argument given non-empty overrides that
-file's value. The description comes from robot_description:=XML, else the robot_description topic (as
-robot_state_publisher publishes it), else urdf_path. Imports nothing from ik_neural (no torch, numba or
+file's value. The description comes from robot_description:=XML, else urdf_path (the shipped robots' config
+files name one), else the robot_description topic (as robot_state_publisher publishes it). Imports nothing from ik_neural (no torch, numba or
 model load in the launch process): files are found in the package's share directory.
 """
 
@@ -16,7 +16,7 @@ from launch_ros.actions import Node
 
 # Launch arguments that override the config file's parameter of the same name when not empty.
 OVERRIDES = {
-    "robot_description": "URDF XML (empty: the robot_description topic, then urdf_path)",
+    "robot_description": "URDF XML (empty: urdf_path, then the robot_description topic)",
     "urdf_path": "URDF file (package:// URIs work)",
     "base_link": "base link of the chain",
     "tip_link": "tip link of the chain",

@@ -96,6 +96,7 @@ class IKNode(Node):
         self.settings = self._declare_settings()
         settings = self.settings
         urdf, urdf_origin, srdf, self._srdf_origin = self._descriptions()
+        self._srdf_heard = srdf if self._srdf_origin.startswith("topic") else None  # the topic's SRDF in use
         try:
             model_file = resolve_path(settings.model_path, settings.package_folders) if settings.model_path else None
             metadata = read_network_metadata(model_file) if model_file else {}
@@ -163,11 +164,32 @@ class IKNode(Node):
                 AttachedCollisionObject, "attached_collision_object", self._on_attached_collision_object, 100
             )
         topics.subscription(PoseStamped, "~/goal_pose", self._on_goal, GOAL_QOS)
+        if self.collision is not None and not (self.settings.robot_description_semantic or self.settings.srdf_path):
+            topics.subscription(String, "robot_description_semantic", self._on_srdf, DESCRIPTION_QOS)
         self._commands = topics.publisher(JointState, "~/joint_commands", COMMAND_QOS)
         self._trajectories = topics.publisher(JointTrajectory, "~/joint_trajectory", COMMAND_QOS)
         self._positions = topics.publisher(Float64MultiArray, "~/position_commands", COMMAND_QOS)
         self._status = topics.publisher(String, "~/command_status", COMMAND_QOS)
         return topics
+
+    def _on_srdf(self, msg: String) -> None:
+        """An SRDF latched on robot_description_semantic once serving (move_group started after this node, or
+        restarted): its disabled pairs replace the checker's. One that cannot be used is logged and ignored."""
+        if not msg.data or msg.data == self._srdf_heard:
+            return
+        topic = self.resolve_topic_name("robot_description_semantic")
+        try:
+            self.collision.use_srdf(msg.data)
+        except ValueError as error:
+            self.get_logger().warning(
+                f"SRDF on {topic} ignored (disabled pairs kept: {self.collision.disabled_source}): {echo(str(error))}"
+            )
+            return
+        self._srdf_heard, self._srdf_origin = msg.data, "topic robot_description_semantic"
+        self.get_logger().info(
+            f"avoid_collisions now disables the pairs of the SRDF on {topic}: "
+            f"{len(self.collision.enabled_pairs)} pairs checked"
+        )
 
     def stop(self) -> None:
         """End every solve in flight at its next step; later solves end at once (the node is stopping)."""

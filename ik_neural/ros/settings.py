@@ -89,12 +89,14 @@ class NodeSettings:
     """Every parameter of the node, read as attributes. ``NodeSettings(**values)`` checks each value and
     raises SettingsError naming the parameter."""
 
-    robot_description: str = _setting("", "URDF XML. Empty: the robot_description topic, then urdf_path.")
+    robot_description: str = _setting("", "URDF XML. Empty: urdf_path, then the robot_description topic.")
     robot_description_timeout_s: float = _setting(
-        2.0, "How long to wait for the robot_description topic when the parameter is empty, s.", _non_negative
+        2.0,
+        "How long to wait for the robot_description topic when the parameter and urdf_path are empty, s.",
+        _non_negative,
     )
     urdf_path: str = _setting(
-        "", "URDF file, used when no robot description was given or published. package:// URIs work."
+        "", "URDF file, used when the robot_description parameter is empty (before the topic). package:// URIs work."
     )
     package_paths: str = _setting(
         "",
@@ -200,10 +202,11 @@ class NodeSettings:
         "robot_description_semantic topic, then computed pairs.",
     )
     robot_description_semantic_timeout_s: float = _setting(
-        1.0,
-        "How long to wait for the robot_description_semantic topic (latched, as move_group publishes it) when "
-        "robot_description_semantic and srdf_path are empty and avoid_collisions_policy is 'check', s; waited for "
-        "together with the robot_description topic. 0: not waited for (computed pairs).",
+        0.0,
+        "How long to wait before serving for the robot_description_semantic topic (latched, as move_group "
+        "publishes it) when robot_description_semantic and srdf_path are empty and avoid_collisions_policy is "
+        "'check', s; waited for together with the robot_description topic. 0: serve at once with computed pairs. "
+        "Either way, an SRDF the topic brings later (move_group started after this node) replaces them.",
         _non_negative,
     )
     velocity_scale: float = _setting(

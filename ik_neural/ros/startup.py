@@ -67,10 +67,11 @@ class Descriptions(NamedTuple):
 
 
 def description_waits(settings: NodeSettings) -> dict[str, float]:
-    """The latched topics to wait for (topic -> longest wait, s): robot_description when no parameter gives
-    the URDF; robot_description_semantic when collisions are checked and no parameter or file gives the SRDF."""
+    """The latched topics to wait for before serving (topic -> longest wait, s): robot_description when no
+    parameter or file gives the URDF; robot_description_semantic when collisions are checked, no parameter or
+    file gives the SRDF and robot_description_semantic_timeout_s asks for a wait."""
     waits = {}
-    if not settings.robot_description and settings.robot_description_timeout_s > 0:
+    if not settings.robot_description and not settings.urdf_path and settings.robot_description_timeout_s > 0:
         waits["robot_description"] = settings.robot_description_timeout_s
     if (
         settings.avoid_collisions_policy == "check"
@@ -83,16 +84,17 @@ def description_waits(settings: NodeSettings) -> dict[str, float]:
 
 
 def descriptions(settings: NodeSettings, published: Mapping[str, str], description_topic: str) -> Descriptions:
-    """The URDF: the parameter, else the topic (``published``: topic -> what was heard), else urdf_path. The
-    SRDF (for collision checking): the parameter, else srdf_path, else the topic, else None (computed
-    pairs). StartupError without a URDF, naming ``description_topic`` (robot_description, resolved)."""
+    """Each description as the parameter gives it, else the file, else the topic (``published``: topic ->
+    what was heard): the URDF from robot_description, urdf_path or the robot_description topic; the SRDF (for
+    collision checking) from robot_description_semantic, srdf_path or its topic, else None (computed pairs).
+    StartupError without a URDF, naming ``description_topic`` (robot_description, resolved)."""
     if settings.robot_description:
         urdf = settings.robot_description, "parameter robot_description"
-    elif "robot_description" in published:
-        urdf = published["robot_description"], "topic robot_description"
     elif settings.urdf_path:
         path = resolve_path(settings.urdf_path, settings.package_folders)
         urdf = str(path), f"urdf_path {echo(str(path))}"
+    elif "robot_description" in published:
+        urdf = published["robot_description"], "topic robot_description"
     else:
         raise StartupError(
             f"no robot description: parameter robot_description and urdf_path are empty and nothing was published "

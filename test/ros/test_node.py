@@ -1785,7 +1785,8 @@ def _srdf(link1, link2):
 
 
 def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_context, tmp_path):
-    """Each source in turn, the start-up line naming it; without any, the computed (cached) pairs."""
+    """Each source in turn, the start-up line naming it. Without a wait for the topic, the node serves at once
+    with the computed (cached) pairs, and the SRDF latched on the topic replaces them once heard."""
     from rclpy.node import Node
     from std_msgs.msg import String
     from ik_neural.ros.node import IKNode, StartupError
@@ -1799,10 +1800,15 @@ def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_
     publisher.publish(String(data=_srdf("panda_link0", "panda_link5")))
     numerical = {"model_path": "", "base_link": "panda_link0", "tip_link": "panda_link8"}
 
-    def started(**overrides):
-        node = IKNode(
-            context=module_context, namespace=namespace, parameter_overrides=_panda_parameters(**numerical, **overrides)
+    def node_with(node_namespace=namespace, **overrides):
+        return IKNode(
+            context=module_context,
+            namespace=node_namespace,
+            parameter_overrides=_panda_parameters(**numerical, **overrides),
         )
+
+    def started(**overrides):
+        node = node_with(**overrides)
         try:
             return node.collision, node.summary()
         finally:
@@ -1836,11 +1842,24 @@ def test_the_srdf_comes_from_the_parameter_then_srdf_path_then_the_topic(module_
             assert frozenset(("panda_link0", link)) in checker.disabled_pairs
             others = {"panda_link5", "panda_link6", "panda_link7"} - {link}
             assert not any(frozenset(("panda_link0", other)) in checker.disabled_pairs for other in others)
-        checker, summary = started()  # the topic is not waited for (timeout 0): computed pairs
-        assert (
-            checker.disabled_source in ("computed", "cache")
-            and f"(disabled pairs: {checker.disabled_source})" in summary
-        )
+        # The topic is not waited for (timeout 0, the default): computed pairs at start, in a namespace where
+        # nothing is published yet; then move_group comes and latches its SRDF, which replaces them.
+        late = _namespace("srdf_late")
+        node = node_with(late)
+        try:
+            summary = node.summary()
+            assert "(disabled pairs: computed)" in summary or "(disabled pairs: cache)" in summary, summary
+            late_publisher = publisher_node.create_publisher(
+                String, f"{late}/robot_description_semantic", DESCRIPTION_QOS
+            )
+            late_publisher.publish(String(data=_srdf("panda_link0", "panda_link5")))
+            deadline = time.monotonic() + SECONDS_TO_DISCOVER
+            while node.collision.disabled_source != "srdf" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert frozenset(("panda_link0", "panda_link5")) in node.collision.disabled_pairs
+            assert "(disabled pairs: the SRDF of topic robot_description_semantic)" in node.summary()
+        finally:
+            node.destroy_node()
         with pytest.raises(StartupError, match=r"cannot read SRDF file '/nonexistent/panda.srdf'"):
             started(srdf_path="/nonexistent/panda.srdf")
     finally:

@@ -85,6 +85,20 @@ def test_srdf_pairs_are_honoured_and_bad_links_named():
         slider_checker(srdf='<robot name="x"><disable_collisions link1="nosuch" link2="base"/></robot>')
 
 
+def test_an_srdf_used_later_replaces_the_disabled_pairs_or_leaves_them_on_error(tmp_path, monkeypatch):
+    """``use_srdf`` (the node's SRDF heard after start-up): the block-base pair, colliding at q 0 with the
+    computed pairs, is disabled; an SRDF naming a link the URDF lacks is refused naming it, nothing changed."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    checker = slider_checker(samples=200)
+    assert checker.enabled_pairs == [("base", "block")] and checker.in_collision(np.array([0.0]))
+    with pytest.raises(ValueError, match="nosuch"):
+        checker.use_srdf('<robot name="x"><disable_collisions link1="nosuch" link2="base"/></robot>')
+    assert checker.disabled_source == "computed" and checker.in_collision(np.array([0.0]))
+    checker.use_srdf('<robot name="slider"><disable_collisions link1="block" link2="base" reason="Never"/></robot>')
+    assert checker.disabled_source == "srdf" and checker.enabled_pairs == []
+    assert not checker.in_collision(np.array([0.0]))
+
+
 def test_computed_pairs_are_cached_and_the_cache_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = slider_checker(samples=200)

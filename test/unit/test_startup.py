@@ -20,21 +20,29 @@ TOPIC = "/robot_description"
 
 
 def test_the_topics_waited_for_are_those_no_parameter_or_file_gives():
-    assert description_waits(NodeSettings()) == {"robot_description": 2.0, "robot_description_semantic": 1.0}
-    assert description_waits(NodeSettings(robot_description="<robot/>", srdf_path="x.srdf")) == {}
-    assert description_waits(NodeSettings(robot_description_semantic="<robot/>")) == {"robot_description": 2.0}
-    assert description_waits(NodeSettings(avoid_collisions_policy="ignore")) == {"robot_description": 2.0}
-    assert description_waits(NodeSettings(robot_description_timeout_s=0.0)) == {"robot_description_semantic": 1.0}
+    """The URDF's topic is waited for only without the parameter and urdf_path; the SRDF's only when asked."""
+    assert description_waits(NodeSettings()) == {"robot_description": 2.0}
+    assert description_waits(NodeSettings(urdf_path="r.urdf")) == {}
+    assert description_waits(NodeSettings(robot_description_timeout_s=0.0)) == {}
+    srdf_wait = NodeSettings(robot_description_semantic_timeout_s=1.0)
+    assert description_waits(srdf_wait) == {"robot_description": 2.0, "robot_description_semantic": 1.0}
+    with_files = dict(urdf_path="r.urdf", robot_description_semantic_timeout_s=1.0)
+    assert description_waits(NodeSettings(**with_files)) == {"robot_description_semantic": 1.0}
+    assert description_waits(NodeSettings(**with_files, srdf_path="r.srdf")) == {}
+    assert description_waits(NodeSettings(**with_files, robot_description_semantic="<robot/>")) == {}
+    assert description_waits(NodeSettings(**with_files, avoid_collisions_policy="ignore")) == {}
 
 
-def test_the_urdf_is_the_parameter_then_the_topic_then_urdf_path():
+def test_the_urdf_is_the_parameter_then_urdf_path_then_the_topic():
     published = {"robot_description": "<robot name='t'/>", "robot_description_semantic": "<robot name='s'/>"}
-    chosen = descriptions(NodeSettings(robot_description="<robot name='p'/>"), published, TOPIC)
+    chosen = descriptions(
+        NodeSettings(robot_description="<robot name='p'/>", urdf_path="/tmp/r.urdf"), published, TOPIC
+    )
     assert (chosen.urdf, chosen.urdf_origin) == ("<robot name='p'/>", "parameter robot_description")
     chosen = descriptions(NodeSettings(urdf_path="/tmp/r.urdf"), published, TOPIC)
-    assert (chosen.urdf, chosen.urdf_origin) == ("<robot name='t'/>", "topic robot_description")
-    chosen = descriptions(NodeSettings(urdf_path="/tmp/r.urdf"), {}, TOPIC)
     assert (chosen.urdf, chosen.urdf_origin) == ("/tmp/r.urdf", "urdf_path '/tmp/r.urdf'")
+    chosen = descriptions(NodeSettings(), published, TOPIC)
+    assert (chosen.urdf, chosen.urdf_origin) == ("<robot name='t'/>", "topic robot_description")
     with pytest.raises(StartupError, match=r"no robot description: .* nothing was published on /robot_description"):
         descriptions(NodeSettings(), {}, TOPIC)
 
