@@ -38,15 +38,13 @@ QUATERNION_NORM_TOLERANCE = 1e-3
 
 def pose_to_matrix(pose: Pose) -> np.ndarray:
     """T (4, 4) of a geometry_msgs/Pose. ValueError naming the field for NaN/inf or a non-unit quaternion."""
+    # Python floats, not small numpy arrays: every request's pose comes through here (a few µs each).
     p, o = pose.position, pose.orientation
-    position = np.array([p.x, p.y, p.z], dtype=np.float64)
-    quaternion = np.array([o.x, o.y, o.z, o.w], dtype=np.float64)
-    if not np.isfinite(position).all():
-        raise ValueError(f"pose.position has non-finite values {position.tolist()}")
-    if not np.isfinite(quaternion).all():
-        raise ValueError(f"pose.orientation has non-finite values {quaternion.tolist()}")
+    position = [p.x, p.y, p.z]
+    if not all(map(math.isfinite, position)):
+        raise ValueError(f"pose.position has non-finite values {position}")
     T = np.eye(4)
-    T[:3, :3] = _rotation(quaternion, "pose.orientation")
+    T[:3, :3] = _rotation([o.x, o.y, o.z, o.w], "pose.orientation")
     T[:3, 3] = position
     return T
 
@@ -55,23 +53,19 @@ def orientation_to_matrix(orientation: Quaternion) -> np.ndarray:
     """R (3, 3) of a geometry_msgs/Quaternion, as ``pose_to_matrix`` takes a pose's: ValueError (saying
     "(x, y, z, w) = ...") for NaN/inf or a norm farther than QUATERNION_NORM_TOLERANCE from 1."""
     o = orientation
-    quaternion = np.array([o.x, o.y, o.z, o.w], dtype=np.float64)
-    if not np.isfinite(quaternion).all():
-        raise ValueError(f"(x, y, z, w) = {quaternion.tolist()} has non-finite values")
-    return _rotation(quaternion, "")
+    return _rotation([o.x, o.y, o.z, o.w], "")
 
 
-def _rotation(quaternion: np.ndarray, name: str) -> np.ndarray:
-    """R (3, 3) of a finite quaternion (x, y, z, w) of norm 1 within QUATERNION_NORM_TOLERANCE (then
-    normalised); ValueError beginning with ``name`` otherwise."""
-    with np.errstate(over="ignore"):  # a huge finite quaternion has an infinite norm: refused below
-        norm = float(np.linalg.norm(quaternion))
+def _rotation(quaternion: list[float], name: str) -> np.ndarray:
+    """R (3, 3) of a quaternion [x, y, z, w], finite and of norm 1 within QUATERNION_NORM_TOLERANCE
+    (then normalised); ValueError beginning with ``name`` otherwise."""
+    prefix = name + " " if name else ""
+    if not all(map(math.isfinite, quaternion)):
+        raise ValueError(f"{prefix}(x, y, z, w) = {quaternion} has non-finite values")
+    norm = math.hypot(*quaternion)  # a huge finite quaternion has an infinite norm: refused below
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise ValueError(
-            f"{name + ' ' if name else ''}(x, y, z, w) = {quaternion.tolist()} has norm {norm:.6g}; a rotation "
-            "needs norm 1"
-        )
-    return quaternion_to_matrix(*(quaternion / norm))
+        raise ValueError(f"{prefix}(x, y, z, w) = {quaternion} has norm {norm:.6g}; a rotation needs norm 1")
+    return quaternion_to_matrix(*(value / norm for value in quaternion))
 
 
 def object_pose_to_matrix(pose: Pose) -> np.ndarray:

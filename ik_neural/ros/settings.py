@@ -7,6 +7,7 @@ Imports no ROS: the request logic and its unit tests use these settings too.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -298,13 +299,13 @@ class NodeSettings:
         """package_paths as folders, in order."""
         return tuple(Path(folder).expanduser() for folder in _folders(self.package_paths))
 
-    @property
+    @functools.cached_property  # every request asks: built once (the settings are frozen)
     def tolerance(self) -> Tolerance:
         """The solver's tolerance of every request: position_tolerance_m, and orientation_tolerance_rad about
         every axis but free_rotation_axis (free), unless position_only_ik (then the orientation is free)."""
         return self._tolerance(self.position_tolerance_m, self.orientation_tolerance_rad)
 
-    @property
+    @functools.cached_property
     def approximate(self) -> Optional[Tolerance]:
         """The solver's tolerance of approximate answers (``IKQuery.approximate``), the rotation free about
         free_rotation_axis, every axis free from pi on; None: off (approximate_position_tolerance_m is 0)."""
