@@ -62,7 +62,7 @@ def _rotation(quaternion: list[float], name: str) -> np.ndarray:
     prefix = name + " " if name else ""
     if not all(map(math.isfinite, quaternion)):
         raise ValueError(f"{prefix}(x, y, z, w) = {quaternion} has non-finite values")
-    norm = math.hypot(*quaternion)  # a huge finite quaternion has an infinite norm: refused below
+    norm = math.hypot(*quaternion)  # a huge finite quaternion may have an infinite norm: refused below
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
         raise ValueError(f"{prefix}(x, y, z, w) = {quaternion} has norm {norm:.6g}; a rotation needs norm 1")
     return quaternion_to_matrix(*(value / norm for value in quaternion))
