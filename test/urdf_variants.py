@@ -35,3 +35,23 @@ def with_joint_origin(urdf: str, joint: str, xyz: str) -> str:
     edited, count = re.subn(rf'(<joint name="{joint}".*?<origin xyz=")[^"]*(")', rf"\g<1>{xyz}\g<2>", urdf, flags=re.S)
     assert count == 1, joint
     return edited
+
+
+def slider_urdf(base: str, slider: str, block: str) -> str:
+    """A slider robot: ``base``, link ``slider`` moving along x (prismatic joint "x", -0.5 to 2 m), ``block``
+    fixed to it at its origin and a ``tool`` 0.5 m above the block. Each argument is that link's inner XML (its
+    collision elements, or "")."""
+    return f"""<?xml version="1.0"?>
+<robot name="slider">
+  <link name="base">{base}</link>
+  <link name="slider">{slider}</link>
+  <link name="block">{block}</link>
+  <link name="tool"/>
+  <joint name="x" type="prismatic">
+    <parent link="base"/><child link="slider"/><axis xyz="1 0 0"/>
+    <limit lower="-0.5" upper="2" effort="1" velocity="1"/>
+  </joint>
+  <joint name="fix" type="fixed"><parent link="slider"/><child link="block"/></joint>
+  <joint name="tool_joint" type="fixed"><parent link="block"/><child link="tool"/><origin xyz="0 0 0.5"/></joint>
+</robot>
+"""

@@ -23,15 +23,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "test" / "packaging"))
+from test_package_build import installed_env  # noqa: E402 (after its folder is on the path)
 
 
-def installed_env(install: Path, cache: Path) -> dict[str, str]:
-    """The environment of a process that sees the installed package only, its per-user cache in ``cache``."""
-    site_packages = next((install / "ik_neural" / "lib").glob("python3*/site-packages"))
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != ROOT]
-    env["PYTHONPATH"] = os.pathsep.join([str(site_packages), *kept])
-    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(install / "ik_neural"), env.get("AMENT_PREFIX_PATH", "")])
+def node_env(install: Path, cache: Path) -> dict[str, str]:
+    """The packaging test's environment of the install alone (``installed_env``), its per-user cache in ``cache``."""
+    env = installed_env(install)
+    env.pop("NUMBA_CACHE_DIR", None)
     env["XDG_CACHE_HOME"] = str(cache)
     return env
 
@@ -45,7 +44,7 @@ def time_to_serving_s(install: Path, cache: Path, timeout_s: float = 120.0) -> f
     process = subprocess.Popen(
         command,
         cwd=tempfile.gettempdir(),
-        env=installed_env(install, cache),
+        env=node_env(install, cache),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

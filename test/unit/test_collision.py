@@ -17,26 +17,18 @@ from ik_neural.robots import load_robot
 from ik_neural.solver import IKSolver
 from ik_neural.urdf_model import BOX, SPHERE, Geometry, UrdfModel
 from reference import SOURCE_TREE, PinocchioCollisionJudge, example_robot_urdf, stl_triangles
+from urdf_variants import slider_urdf
 
 pytestmark = pytest.mark.unit
 
 # base: a sphere r 0.1 at its origin; slider moves along x (prismatic, q in m) and carries a tiny sphere far
 # away (5 m along y), so that block, a 0.2 m cube fixed to slider at its origin, is adjacent to slider and not
 # to base (the adjacent link of a link is the nearest link with geometry above it).
-SLIDER_URDF = """<?xml version="1.0"?>
-<robot name="slider">
-  <link name="base"><collision><geometry><sphere radius="0.1"/></geometry></collision></link>
-  <link name="slider"><collision><origin xyz="0 5 0"/><geometry><sphere radius="0.01"/></geometry></collision></link>
-  <link name="block"><collision><geometry><box size="0.2 0.2 0.2"/></geometry></collision></link>
-  <link name="tool"/>
-  <joint name="x" type="prismatic">
-    <parent link="base"/><child link="slider"/><axis xyz="1 0 0"/>
-    <limit lower="-0.5" upper="2" effort="1" velocity="1"/>
-  </joint>
-  <joint name="fix" type="fixed"><parent link="slider"/><child link="block"/></joint>
-  <joint name="tool_joint" type="fixed"><parent link="block"/><child link="tool"/><origin xyz="0 0 0.5"/></joint>
-</robot>
-"""
+SLIDER_URDF = slider_urdf(
+    base='<collision><geometry><sphere radius="0.1"/></geometry></collision>',
+    slider='<collision><origin xyz="0 5 0"/><geometry><sphere radius="0.01"/></geometry></collision>',
+    block='<collision><geometry><box size="0.2 0.2 0.2"/></geometry></collision>',
+)
 
 
 def slider_checker(**kwargs) -> CollisionChecker:

@@ -19,24 +19,16 @@ from ik_neural.robot_bodies import robot_geometries
 from ik_neural.ros.settings import NodeSettings
 from ik_neural.ros.startup import collision_checker, resolve_path
 from ik_neural.urdf_model import MESH, Geometry, UrdfModel
+from urdf_variants import slider_urdf
 
 pytestmark = pytest.mark.unit
 
 # base: a sphere far below; slider moves along x carrying ``block`` (the mesh under test) at its origin.
-MESH_URDF = """<?xml version="1.0"?>
-<robot name="slider">
-  <link name="base"><collision><origin xyz="0 0 -5"/><geometry><sphere radius="0.1"/></geometry></collision></link>
-  <link name="slider"/>
-  <link name="block"><collision><geometry><mesh filename="{filename}" scale="{scale}"/></geometry></collision></link>
-  <link name="tool"/>
-  <joint name="x" type="prismatic">
-    <parent link="base"/><child link="slider"/><axis xyz="1 0 0"/>
-    <limit lower="-0.5" upper="2" effort="1" velocity="1"/>
-  </joint>
-  <joint name="fix" type="fixed"><parent link="slider"/><child link="block"/></joint>
-  <joint name="tool_joint" type="fixed"><parent link="block"/><child link="tool"/><origin xyz="0 0 0.5"/></joint>
-</robot>
-"""
+MESH_URDF = slider_urdf(
+    base='<collision><origin xyz="0 0 -5"/><geometry><sphere radius="0.1"/></geometry></collision>',
+    slider="",
+    block='<collision><geometry><mesh filename="{filename}" scale="{scale}"/></geometry></collision>',
+)
 
 
 def _box(lower, upper, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
