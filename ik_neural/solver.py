@@ -196,8 +196,8 @@ class _OnePose:
         self.success, self.iterations, self.restarts = False, 0, 0
 
     def ranked_guesses(self, network: "IKNetwork") -> np.ndarray:
-        """The network's K guesses (K, dof), each stepped once side by side and ordered lowest error first
-        (``kernels.dls.ranked_guesses_of_pose``; one round: an iteration)."""
+        """The network's K guesses (K, dof) ordered lowest error first, the first stepped once
+        (``kernels.dls.ranked_guesses_of_pose``; an iteration)."""
         self.iterations += 1
         return ranked_guesses_of_pose(self.T_target, network.one_pose_fields, self.arrays, self.step)
 

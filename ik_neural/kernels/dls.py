@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from ik_neural.kernels.geometry import pose_error, swing
-from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian
+from ik_neural.kernels.kinematics import ChainArrays, chain_fk_jacobian, chain_tip
 from ik_neural.kernels.mlp import guesses_of_pose
 
 
@@ -114,49 +114,68 @@ def dls_step_with(q, T_target, chain, step):
 @njit(cache=True, nogil=True, inline="always")  # inlined: a call returning arrays costs a tenth of a step
 def task_error(q, T_target, chain, step):
     """The task at q (n,): (e (m,), J (m, n), converged, position error m, orientation error rad), with
-    m = ``task_rows(step.free_axis)``.
+    m = ``task_rows(step.free_axis)``: ``task_residual`` of the tip's pose and its Jacobian.
 
-    e = [dp / reach; w c] and J its Jacobian: c are the rotation error's components about the target
-    frame's held axes (all three: the log map of R_target Rᵀ; one free: the swing that turns the tip's
-    free axis onto the target's, whatever the rotation about it), w = ``rotation_weight``. Converged:
-    within ``position_tolerance_m`` and Σ (c_j / tolerance_j)² <= 1 over the held axes. The orientation
-    error is |c| (position only: the whole rotation angle, unconstrained).
+    J is the Jacobian of e: the position rows scaled by 1 / reach; the rotation rows weighed by
+    ``rotation_weight`` and, with one axis free, turned onto the target frame's two held axes.
     """
     T, J = chain_fk_jacobian(q, chain)  # J (6, n) is this call's own: scaled and rotated in place
-    dp, omega, position_error, angle = pose_error(T_target, T)
+    e, converged, position_error, orientation_error = task_residual(T, T_target, chain, step)
     n, free_axis = q.shape[0], step.free_axis
-    m = task_rows(free_axis)
-    e = np.empty(m)
     for r in range(3):
-        e[r] = dp[r] / chain.reach_m
         for k in range(n):
             J[r, k] /= chain.reach_m
     if free_axis == POSITION_ONLY:
-        return e, J[:3], position_error <= step.position_tolerance_m, position_error, angle
+        return e, J[:3], converged, position_error, orientation_error
     weight = step.rotation_weight
     if free_axis == NO_FREE_AXIS:
         # The rows stay in the base frame: a step does not change when its rows are rotated together.
+        if weight != 1.0:
+            for r in range(3, 6):
+                for k in range(n):
+                    J[r, k] *= weight
+        return e, J, converged, position_error, orientation_error
+    a, b = (free_axis + 1) % 3, (free_axis + 2) % 3
+    for k in range(n):  # column by column: rows 3-5 read before rows 3 and 4 are overwritten
+        x, y, z = J[3, k], J[4, k], J[5, k]
+        J[3, k] = weight * (T_target[0, a] * x + T_target[1, a] * y + T_target[2, a] * z)
+        J[4, k] = weight * (T_target[0, b] * x + T_target[1, b] * y + T_target[2, b] * z)
+    return e, J[:5], converged, position_error, orientation_error
+
+
+@njit(cache=True, nogil=True, inline="always")
+def task_residual(T, T_target, chain, step):
+    """The task's error at the tip's pose T (4, 4): (e (m,), converged, position error m, orientation error
+    rad), m = ``task_rows(step.free_axis)``.
+
+    e = [dp / reach; w c]: c are the rotation error's components about the target frame's held axes (all
+    three: the log map of R_target Rᵀ; one free: the swing that turns the tip's free axis onto the
+    target's, whatever the rotation about it), w = ``rotation_weight``. Converged: within
+    ``position_tolerance_m`` and Σ (c_j / tolerance_j)² <= 1 over the held axes. The orientation error is
+    |c| (position only: the whole rotation angle, unconstrained).
+    """
+    dp, omega, position_error, angle = pose_error(T_target, T)
+    free_axis = step.free_axis
+    e = np.empty(task_rows(free_axis))
+    for r in range(3):
+        e[r] = dp[r] / chain.reach_m
+    if free_axis == POSITION_ONLY:
+        return e, position_error <= step.position_tolerance_m, position_error, angle
+    weight = step.rotation_weight
+    if free_axis == NO_FREE_AXIS:
         rotation, orientation_error = omega, angle
         for r in range(3):
             e[3 + r] = weight * omega[r]
-            if weight != 1.0:
-                for k in range(n):
-                    J[3 + r, k] *= weight
     else:
         rotation, orientation_error = swing(T_target, T, free_axis)
-        a, b = (free_axis + 1) % 3, (free_axis + 2) % 3
-        for row, j in ((3, a), (4, b)):
+        for row, j in ((3, (free_axis + 1) % 3), (4, (free_axis + 2) % 3)):
             e[row] = weight * (
                 T_target[0, j] * rotation[0] + T_target[1, j] * rotation[1] + T_target[2, j] * rotation[2]
             )
-        for k in range(n):  # column by column: rows 3-5 read before rows 3 and 4 are overwritten
-            x, y, z = J[3, k], J[4, k], J[5, k]
-            J[3, k] = weight * (T_target[0, a] * x + T_target[1, a] * y + T_target[2, a] * z)
-            J[4, k] = weight * (T_target[0, b] * x + T_target[1, b] * y + T_target[2, b] * z)
     tx, ty, tz = step.orientation_tolerance_x_rad, step.orientation_tolerance_y_rad, step.orientation_tolerance_z_rad
     if free_axis == NO_FREE_AXIS and tx == ty == tz:  # the ellipse is a ball: the angle decides (no projection)
         converged = position_error <= step.position_tolerance_m and orientation_error <= tx
-        return e, J, converged, position_error, orientation_error
+        return e, converged, position_error, orientation_error
     ellipse, widest = 0.0, 0.0
     for j in range(3):
         if j != free_axis:
@@ -166,7 +185,7 @@ def task_error(q, T_target, chain, step):
             widest = max(widest, tolerance)
     # The angle bound keeps the reported error within the tolerance where the ellipse's sum rounds below 1.
     converged = position_error <= step.position_tolerance_m and ellipse <= 1.0 and orientation_error <= widest
-    return e, J[:m], converged, position_error, orientation_error
+    return e, converged, position_error, orientation_error
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -333,29 +352,86 @@ def dls_step_rows_serial(Q, T_targets, chain_fields, step_fields):
 
 
 @njit(cache=True, nogil=True)
+def _steps_row(r, Q, T_targets, out, chain, step):
+    """Up to ``steps`` DLS steps of row r of Q against T_targets[r], stopping where it converges (each
+    step's error into out[5][:, r], a converged row's repeated); the outputs ``dls_steps_rows`` names."""
+    Q_judged, Q_next, converged, position_error, orientation_error, errors, taken = out
+    q = Q[r]
+    steps = errors.shape[0]
+    for s in range(steps):
+        q_next, converged[r], position_error[r], orientation_error[r], errors[s, r] = dls_step_with(
+            q, T_targets[r], chain, step
+        )
+        taken[r] = s + 1
+        if converged[r] or s == steps - 1:
+            Q_judged[r], Q_next[r] = q, q_next
+            errors[s + 1 :, r] = errors[s, r]
+            return
+        q = q_next
+
+
+@njit(cache=True, nogil=True)
+def _steps_outputs(Q, steps):
+    """Empty outputs of ``dls_steps_rows`` for Q (R, n)."""
+    rows = Q.shape[0]
+    converged, taken = np.empty(rows, dtype=np.bool_), np.empty(rows, dtype=np.int64)
+    return np.empty_like(Q), np.empty_like(Q), converged, np.empty(rows), np.empty(rows), np.empty((steps, rows)), taken
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def dls_steps_rows(Q, T_targets, chain_fields, step_fields, steps):
+    """Up to ``steps`` DLS steps of each row of Q (R, n) against its own target T_targets (R, 4, 4), rows in
+    parallel, a row stopping where it converges: one call instead of ``steps`` where a step's own cost is
+    small beside a call's bookkeeping (few rows).
+
+    Returns (Q_judged (R, n): each row's last configuration judged, Q_next (R, n) the step from it,
+    converged (R,), position and orientation errors (R,) of Q_judged (m, rad), errors (steps, R): the error
+    norm of each step's configuration (a converged row's repeated after it), taken (R,): steps taken).
+    With ``steps`` 1: ``dls_step_rows``'s outputs, Q_judged being Q.
+    """
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    out = _steps_outputs(Q, steps)
+    for r in prange(Q.shape[0]):
+        _steps_row(r, Q, T_targets, out, chain, step)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def dls_steps_rows_serial(Q, T_targets, chain_fields, step_fields, steps):
+    """``dls_steps_rows`` on the calling thread."""
+    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
+    out = _steps_outputs(Q, steps)
+    for r in range(Q.shape[0]):
+        _steps_row(r, Q, T_targets, out, chain, step)
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _rank_target(i, G, T_targets, out, chain, step):
-    """Target i's guesses G[i] (K, n), anywhere: each stepped once (which puts it within the bounds),
-    written into out[i] lowest error first; a guess already within both tolerances is only moved into the
-    bounds, ahead of the rest (the next step confirms it)."""
+    """Target i's guesses G[i] (K, n), anywhere, into out[i] lowest error first (by FK alone: a step would
+    cost three times as much), each within the bounds, the first stepped once; a guess already within
+    both tolerances is only moved into the bounds, ahead of the rest (the next step confirms it)."""
     k = G.shape[1]
     error = np.empty(k)
-    stepped = np.empty_like(G[i])
     for j in range(k):
-        stepped[j], converged, _, _, error[j] = dls_step_with(G[i, j], T_targets[i], chain, step)
-        if converged:
-            stepped[j] = G[i, j]
-            _into_bounds(stepped[j], step)
-            error[j] = -1.0
+        e, converged, _, _ = task_residual(chain_tip(G[i, j], chain), T_targets[i], chain, step)
+        error_norm_sq = 0.0
+        for r in range(e.shape[0]):
+            error_norm_sq += e[r] * e[r]
+        error[j] = -1.0 if converged else math.sqrt(error_norm_sq)  # as ``dls_step`` reports it
     order = np.argsort(error, kind="mergesort")  # stable: ties keep head order
     for j in range(k):
-        out[i, j] = stepped[order[j]]
+        out[i, j] = G[i, order[j]]
+        _into_bounds(out[i, j], step)
+    if error[order[0]] >= 0.0:
+        out[i, 0] = dls_step_with(G[i, order[0]], T_targets[i], chain, step)[0]
 
 
 @njit(cache=True, nogil=True)
 def ranked_guesses_of_pose(T_target, network_fields, chain_fields, step_fields):
     """A network's K guesses for one pose T_target (4, 4) (``mlp.guesses_of_pose`` of ``network_fields``),
-    each stepped once and ordered lowest error first, as ``ranked_steps`` orders them: (K, n), in one call
-    (the solver's first seeds; a call from Python costs about a µs, and each array it returns more)."""
+    ranked as ``ranked_guesses`` ranks them: (K, n), in one call (the solver's first seeds; a call from
+    Python costs about a µs, and each array it returns more)."""
     G = guesses_of_pose(T_target, *network_fields)
     out = np.empty((1,) + G.shape)
     chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
@@ -364,9 +440,9 @@ def ranked_guesses_of_pose(T_target, network_fields, chain_fields, step_fields):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def ranked_steps(G, T_targets, chain_fields, step_fields):
-    """Each target's K guesses G (N, K, n) stepped once and ordered by their error, lowest first: (N, K, n);
-    T_targets (N, 4, 4); targets in parallel."""
+def ranked_guesses(G, T_targets, chain_fields, step_fields):
+    """Each target's K guesses G (N, K, n) ordered by their error, lowest first, the first stepped once
+    (``_rank_target``): (N, K, n); T_targets (N, 4, 4); targets in parallel."""
     chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
     out = np.empty_like(G)
     for i in prange(G.shape[0]):
@@ -375,8 +451,8 @@ def ranked_steps(G, T_targets, chain_fields, step_fields):
 
 
 @njit(cache=True, nogil=True)
-def ranked_steps_serial(G, T_targets, chain_fields, step_fields):
-    """``ranked_steps`` on the calling thread."""
+def ranked_guesses_serial(G, T_targets, chain_fields, step_fields):
+    """``ranked_guesses`` on the calling thread."""
     chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
     out = np.empty_like(G)
     for i in range(G.shape[0]):

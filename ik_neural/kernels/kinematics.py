@@ -122,6 +122,18 @@ def place_bodies(q, chain_fields, frame, T_frame_solid, center, radius, I, J):
 
 
 @njit(cache=True, nogil=True)
+def chain_tip(q, chain):
+    """T_base_tip (4, 4) at q (n,) for kernels holding the ``ChainArrays``: FK alone, a third of
+    ``chain_fk_jacobian``'s cost (no joint axes kept, no Jacobian)."""
+    R = np.eye(3)
+    t = np.zeros(3)
+    scratch = np.empty((2, 3, 3))
+    for i in range(q.shape[0]):
+        _advance(R, t, scratch, q[i], i, chain)
+    return _tip(R, t, chain)
+
+
+@njit(cache=True, nogil=True)
 def chain_fk_jacobian(q, chain):
     """``fk_jacobian`` for kernels holding the ``ChainArrays`` themselves."""
     n = q.shape[0]

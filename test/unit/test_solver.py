@@ -17,9 +17,11 @@ from ik_neural.kernels.dls import (
     dls_step,
     dls_step_rows,
     dls_step_rows_serial,
+    dls_steps_rows,
+    dls_steps_rows_serial,
     ranked_guesses_of_pose,
-    ranked_steps,
-    ranked_steps_serial,
+    ranked_guesses,
+    ranked_guesses_serial,
 )
 from ik_neural.sampling import reachable_targets
 from ik_neural.query import IKQuery, Tolerance
@@ -283,9 +285,39 @@ def test_row_kernels_equal_the_single_step(solvers):
                 np.testing.assert_array_equal(got, want)
 
 
-def test_ranked_guesses_are_each_stepped_once_lowest_error_first(solvers):
-    """The network's first round: every guess stepped once, the results ordered by the error of the guess;
-    a guess already converged is kept, only moved into the bounds, ahead of the rest."""
+def test_rows_of_several_steps_equal_single_steps_until_each_row_converges(solvers):
+    """``dls_steps_rows`` (a batch's rounds on few rows): each row's ``dls_step`` repeated, stopping at the
+    first configuration that converges; the errors of every step, the last repeated after convergence."""
+    solver = solvers("panda")
+    chain, step = solver.chain, step_settings(solver, TOL)
+    q_true, T = reachable_targets(chain, 200, seed=21)
+    q = np.vstack([q_true[:100] + 0.02, chain.bounds.sample(np.random.default_rng(22), 100)])  # near, far
+    steps = 5
+    for kernel in (dls_steps_rows, dls_steps_rows_serial):
+        Q_judged, Q_next, converged, position_error, orientation_error, errors, taken = kernel(
+            q, T, chain.arrays, step, steps
+        )
+        for r in range(len(q)):
+            q_r, want_errors = q[r], []
+            for _ in range(steps):
+                q_next, converged_r, position_r, orientation_r, error_r = dls_step(q_r, T[r], chain.arrays, step)
+                want_errors.append(error_r)
+                if converged_r or len(want_errors) == steps:
+                    break
+                q_r = q_next
+            assert taken[r] == len(want_errors) and converged[r] == converged_r
+            np.testing.assert_array_equal(Q_judged[r], q_r)
+            np.testing.assert_array_equal(Q_next[r], q_next)
+            assert (position_error[r], orientation_error[r]) == (position_r, orientation_r)
+            want_errors += [want_errors[-1]] * (steps - len(want_errors))
+            np.testing.assert_array_equal(errors[:, r], want_errors)
+        assert converged[:100].all() and 1 < taken[:100].max() and not converged[100:].all()
+
+
+def test_ranked_guesses_are_ordered_lowest_error_first_and_the_first_stepped_once(solvers):
+    """The network's first round: the guesses ordered by their error (``dls_step``'s), each moved into the
+    bounds, the first one stepped; a guess already converged is kept, only moved into the bounds, ahead
+    of the rest."""
     solver = solvers("panda")
     chain, step = solver.chain, step_settings(solver, TOL)
     q_true, T = reachable_targets(chain, 300, seed=18)
@@ -295,14 +327,14 @@ def test_ranked_guesses_are_each_stepped_once_lowest_error_first(solvers):
     G = chain.bounds.sample(rng, 300 * 3).reshape(300, 3, 7)
     G[:100, 1] = q_true[:100]  # converged: kept
     G[:50, 1, 0] += 1e-12  # ... guessed outside it by a rounding error: clamped
-    for kernel in (ranked_steps, ranked_steps_serial):
+    for kernel in (ranked_guesses, ranked_guesses_serial):
         ranked = kernel(G, T, chain.arrays, step)
         for i in range(300):
             steps = [dls_step(g, T[i], chain.arrays, step) for g in G[i]]
-            keys = [-1.0 if converged else error for _, converged, _, _, error in steps]
-            want = [
-                chain.bounds.project(G[i, j]) if steps[j][1] else steps[j][0] for j in np.argsort(keys, kind="stable")
-            ]
+            order = np.argsort([-1.0 if converged else error for _, converged, _, _, error in steps], kind="stable")
+            want = [chain.bounds.project(G[i, j]) for j in order]
+            if not steps[order[0]][1]:
+                want[0] = steps[order[0]][0]
             np.testing.assert_array_equal(ranked[i], np.array(want))
         assert chain.bounds.contains(ranked.reshape(-1, 7)).all()
         np.testing.assert_array_equal(ranked[:100, 0], chain.bounds.project(q_true[:100]))
@@ -310,14 +342,14 @@ def test_ranked_guesses_are_each_stepped_once_lowest_error_first(solvers):
 
 def test_a_poses_ranked_guesses_in_one_call_are_its_guesses_ranked(solvers):
     """``ranked_guesses_of_pose`` (guess and rank fused, the one-pose solve's first seeds) returns exactly
-    ``ranked_steps`` of the network's guesses, for targets near and far."""
+    ``ranked_guesses`` of the network's guesses, for targets near and far."""
     robot = load_robot("panda")
     chain, network = robot.chain, robot.network
     step = step_settings(solvers("panda"), TOL)
     _, T = reachable_targets(chain, 200, seed=20)
     T[100:, :3, 3] *= 3.0  # out of reach: no guess converges
     for T_i in T:
-        want = ranked_steps_serial(network.predict_all(T_i)[None], T_i[None], chain.arrays, step)[0]
+        want = ranked_guesses_serial(network.predict_all(T_i)[None], T_i[None], chain.arrays, step)[0]
         np.testing.assert_array_equal(ranked_guesses_of_pose(T_i, network.one_pose_fields, chain.arrays, step), want)
 
 
