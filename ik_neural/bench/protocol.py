@@ -111,12 +111,14 @@ def run_interleaved(
     seeds: np.ndarray,
     warmup: int = 3,
     between: Optional[Callable[[], object]] = None,
+    orders: Optional[Sequence[Sequence[int]]] = None,
 ) -> list[SolverRun]:
     """Every solver on every target T_targets[i] from seeds[i], all solvers on one target before the next
-    target, so that the machine's drift hits them alike; the order rotates by one solver per target, so
-    that none always runs right after the same other one (what a solver leaves behind, such as TRAC-IK's
-    second thread, would otherwise slow only the next). Each call is timed on its own with perf_counter,
-    failures included.
+    target, so that the machine's drift hits them alike, in a new random order for each target
+    (``shuffled_orders``), so that each solver runs right after each other one equally often: what a solver
+    leaves behind (warm caches and code, or TRAC-IK's second thread) then helps or slows each alike. Each
+    call is timed on its own with perf_counter, failures included. ``orders``, where given, is the order of
+    the solvers (indices) for each target instead.
 
     Beforehand every solver solves the first ``warmup`` targets once, untimed and not counted. Python's
     garbage collector is off while they run, as ``timeit`` turns it off: the answers kept here grow the heap,
@@ -129,15 +131,15 @@ def run_interleaved(
         for _, solve in solvers:
             solve(T, seed)
     n, dof = seeds.shape
+    orders = shuffled_orders(len(solvers), n) if orders is None else orders
     answers: dict[str, list[Answer]] = {name: [] for name, _ in solvers}
     times = {name: np.zeros(n) for name, _ in solvers}
     collecting = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
-        for i, (T, seed) in enumerate(zip(T_targets, seeds)):
-            first = i % len(solvers)
-            for name, solve in [*solvers[first:], *solvers[:first]]:
+        for i, (T, seed, order) in enumerate(zip(T_targets, seeds, orders)):
+            for name, solve in [solvers[k] for k in order]:
                 if between is not None:
                     between()
                 start = time.perf_counter()
@@ -148,6 +150,16 @@ def run_interleaved(
         if collecting:
             gc.enable()
     return [_solver_run(name, answers[name], times[name], dof) for name, _ in solvers]
+
+
+def shuffled_orders(k: int, n: int) -> list[list[int]]:
+    """A random order of k solvers (their indices) for each of n targets, the same in every run (a fixed
+    random seed). A rotation instead (a, b, c, then b, c, a, ...) puts a solver right after the same other
+    one most of the time: with the hybrid, the numerical solver and two TRAC-IK solvers, the numerical one
+    ran right after the hybrid three times in four, on code and data the hybrid had just warmed, and the
+    hybrid always after a TRAC-IK solve."""
+    rng = np.random.default_rng(0)
+    return [rng.permutation(k).tolist() for _ in range(n)]
 
 
 def _solver_run(name: str, answers: Sequence[Answer], times_s: np.ndarray, dof: int) -> SolverRun:

@@ -397,7 +397,7 @@ def warm_up(solvers: Sequence[StreamSolver], path: StreamPath, dt_s: float, goal
 
 def run_stream(solvers: Sequence[StreamSolver], path: StreamPath, dt_s: float) -> list[SolverRun]:
     """Every solver started at ``path.q[0]`` and fed the path's goals ``dt_s`` s apart, interleaved goal by
-    goal with the order rotating (``run_interleaved``: perf_counter per call, GC off). Each run's q (N, dof)
+    goal in a random order per goal (``run_interleaved``: perf_counter per call, GC off). Each run's q (N, dof)
     holds the commands, NaN rows where a solver gave none."""
     for solver in solvers:
         solver.start(path.q[0], dt_s, path.accept)

@@ -7,7 +7,7 @@ The revision's ``ik_neural/`` and ``models/`` are taken with ``git archive`` int
 (``~/.cache/ik_neural/revisions/<commit>/``, kept: its numba kernels compile in the first run only) and its
 package renamed ``ik_neural_<commit>`` (its import lines rewritten), so both load side by side. Per robot: ``--targets`` reachable targets (``sampling``), the
 mid-limits seed, a 5 ms budget, 1e-6 m and 1e-6 rad; hybrid (the shipped network) and numerical-only, each
-revision warmed up, then ``bench.protocol.run_interleaved`` (the order rotates target by target). Every
+revision warmed up, then ``bench.protocol.run_interleaved`` (a random order per target). Every
 answer is judged by FK; the table gives the mean and median time per solve (warm: solves back to back),
 new/old ratios, success, and on how many targets the two revisions returned the same q.
 """
