@@ -15,56 +15,71 @@ RIGIDITY_TOLERANCE = 1e-6
 """The largest |RᵀR - I| of an input pose taken as a rigid transform (rounding of a pose built in float64)."""
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _relative(T_target, T, r, c):
+    """Entry (r, c) of R_target Rᵀ for poses (4, 4)."""
+    return T_target[r, 0] * T[c, 0] + T_target[r, 1] * T[c, 1] + T_target[r, 2] * T[c, 2]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def pose_error(T_target, T):
-    """``geometry.pose_errors`` for one pose (4, 4): (position error vector (3,) m, rotation error vector
-    (3,) rad, position error m, rotation angle rad)."""
-    dp = T_target[:3, 3] - T[:3, 3]
-    E = np.empty((3, 3))
-    for r in range(3):
-        for c in range(3):
-            E[r, c] = T_target[r, 0] * T[c, 0] + T_target[r, 1] * T[c, 1] + T_target[r, 2] * T[c, 2]
-    v = np.array([0.5 * (E[2, 1] - E[1, 2]), 0.5 * (E[0, 2] - E[2, 0]), 0.5 * (E[1, 0] - E[0, 1])])
-    sine = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
-    cosine = 0.5 * (E[0, 0] + E[1, 1] + E[2, 2] - 1.0)
+    """``geometry.pose_errors`` for one pose (4, 4): (position error vector m, rotation error vector rad,
+    position error m, rotation angle rad), the vectors as 3-tuples (no allocation: the solver's every step
+    takes one)."""
+    dp = (T_target[0, 3] - T[0, 3], T_target[1, 3] - T[1, 3], T_target[2, 3] - T[2, 3])
+    v0 = 0.5 * (_relative(T_target, T, 2, 1) - _relative(T_target, T, 1, 2))
+    v1 = 0.5 * (_relative(T_target, T, 0, 2) - _relative(T_target, T, 2, 0))
+    v2 = 0.5 * (_relative(T_target, T, 1, 0) - _relative(T_target, T, 0, 1))
+    trace = _relative(T_target, T, 0, 0) + _relative(T_target, T, 1, 1) + _relative(T_target, T, 2, 2)
+    sine = math.sqrt(v0 * v0 + v1 * v1 + v2 * v2)
+    cosine = 0.5 * (trace - 1.0)
     angle = math.atan2(sine, cosine)
+    position_error = math.sqrt(dp[0] * dp[0] + dp[1] * dp[1] + dp[2] * dp[2])
     if sine < NEAR_PI_SINE and cosine < 0:
-        # At pi, v vanishes but E + I = 2 axis axisᵀ: its largest column is along the axis.
-        best, best_norm = 0, -1.0
-        for c in range(3):
-            norm = 0.0
-            for r in range(3):
-                value = E[r, c] + (1.0 if r == c else 0.0)
-                norm += value * value
-            if norm > best_norm:
-                best, best_norm = c, norm
-        omega = np.empty(3)
-        for r in range(3):
-            omega[r] = (E[r, best] + (1.0 if r == best else 0.0)) * angle / math.sqrt(best_norm)
-    else:
-        factor = angle / sine if sine > SMALL_SINE else 1.0
-        omega = v * factor
-    return dp, omega, math.sqrt(dp[0] * dp[0] + dp[1] * dp[1] + dp[2] * dp[2]), angle
+        return dp, _near_pi_axis(T_target, T, angle), position_error, angle
+    factor = angle / sine if sine > SMALL_SINE else 1.0
+    return dp, (v0 * factor, v1 * factor, v2 * factor), position_error, angle
 
 
 @njit(cache=True, nogil=True)
+def _near_pi_axis(T_target, T, angle):
+    """The rotation vector (3-tuple, rad) of R_target Rᵀ = E at an ``angle`` near pi, where its
+    antisymmetric part vanishes: E + I = 2 axis axisᵀ, so its largest column lies along the axis."""
+    best, best_norm = 0, -1.0
+    for c in range(3):
+        norm = 0.0
+        for r in range(3):
+            value = _relative(T_target, T, r, c) + (1.0 if r == c else 0.0)
+            norm += value * value
+        if norm > best_norm:
+            best, best_norm = c, norm
+    root = math.sqrt(best_norm)
+    return (
+        (_relative(T_target, T, 0, best) + (1.0 if best == 0 else 0.0)) * angle / root,
+        (_relative(T_target, T, 1, best) + (1.0 if best == 1 else 0.0)) * angle / root,
+        (_relative(T_target, T, 2, best) + (1.0 if best == 2 else 0.0)) * angle / root,
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
 def swing(T_target, T, axis):
     """The rotation that turns the tip's ``axis`` (0, 1, 2: x, y, z) onto the target's by the shortest way,
-    for poses (4, 4): (rotation vector (3,) in the base frame, rad; its angle, rad). Perpendicular to
+    for poses (4, 4): (rotation vector (3-tuple) in the base frame, rad; its angle, rad). Perpendicular to
     both axes, so it leaves out the rotation about the axis (the twist); antiparallel axes: a half turn
     about the target's next axis."""
-    tip, goal = T[:3, axis], T_target[:3, axis]
-    cross = np.array(
-        [tip[1] * goal[2] - tip[2] * goal[1], tip[2] * goal[0] - tip[0] * goal[2], tip[0] * goal[1] - tip[1] * goal[0]]
-    )
-    sine = math.sqrt(cross[0] * cross[0] + cross[1] * cross[1] + cross[2] * cross[2])
-    cosine = tip[0] * goal[0] + tip[1] * goal[1] + tip[2] * goal[2]
+    t0, t1, t2 = T[0, axis], T[1, axis], T[2, axis]
+    g0, g1, g2 = T_target[0, axis], T_target[1, axis], T_target[2, axis]
+    c0, c1, c2 = t1 * g2 - t2 * g1, t2 * g0 - t0 * g2, t0 * g1 - t1 * g0
+    sine = math.sqrt(c0 * c0 + c1 * c1 + c2 * c2)
+    cosine = t0 * g0 + t1 * g1 + t2 * g2
     angle = math.atan2(sine, cosine)
     if sine > SMALL_SINE:
-        return cross * (angle / sine), angle
+        factor = angle / sine
+        return (c0 * factor, c1 * factor, c2 * factor), angle
     if cosine > 0:
-        return cross, angle  # first order: the angle is the sine
-    return T_target[:3, (axis + 1) % 3] * angle, angle
+        return (c0, c1, c2), angle  # first order: the angle is the sine
+    other = (axis + 1) % 3
+    return (T_target[0, other] * angle, T_target[1, other] * angle, T_target[2, other] * angle), angle
 
 
 @njit(cache=True, nogil=True)
