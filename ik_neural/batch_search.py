@@ -241,7 +241,9 @@ class BatchSearch:
         lower = (error == best[target]) & (error < answers.error[target])
         answers.record(lower, target, rows.Q, position_error, orientation_error, error)
         if converged.any():
-            winners = closest_converged(converged, self.bounds.distance(rows.Q, self.q_seed[target]), target, self.n)
+            distance = np.full(len(target), math.inf)  # measured for the converged rows only
+            distance[converged] = self.bounds.distance(rows.Q[converged], self.q_seed[target[converged]])
+            winners = closest_converged(converged, distance, target, self.n)
             answers.record(winners, target, rows.Q, position_error, orientation_error, error)
             answers.success[target[winners]] = True
 
