@@ -1,6 +1,6 @@
-"""Many poses at once (``IKSolver.solve_batch``): rows of seeds stepped together in one kernel call, a row
-per target through its first seeds, then random ones, the hard targets of a batch's tail given more rows.
-Also the two rules for rows of candidates that the one-pose restarts share: which converged row a target
+"""Many poses at once (``IKSolver.solve_batch``): rows of seeds stepped together, a few steps per kernel
+call, a row per target through its first seeds, then random ones, the hard targets of a batch's tail
+given more rows. Also the two rules for rows of candidates that the one-pose restarts share: which converged row a target
 keeps (``closest_converged``) and which the acceptance test takes (``accepted_rows``).
 
 Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. Seeds are
@@ -28,11 +28,11 @@ PARALLEL_MIN_ROWS = 128
 # hundreds of random seeds, and a step's bookkeeping costs as much as a few hundred rows of arithmetic.
 # Measured on UR5e's hardest of 4096 targets: 1766 steps at 32 rows, 136 at 512 (1.8x the batch's rate).
 _TAIL_ROWS = 512
-# Below this many rows a round's bookkeeping in Python (~0.3 ms) costs more than its steps (~0.6 µs a row
-# on 2 cores), so a round takes several steps per row in one call (a row stopping where it converges).
-# Measured, Panda, 4096 targets: 1 step a round 59 800 solves/s, 4 steps 74 900, 6 steps 73 300 (one run).
-_MULTI_STEP_ROWS = 600
-_STEPS_PER_ROUND_ON_FEW_ROWS = 6
+# Steps a round takes per row in one kernel call (a row stopping where it converges): a round's bookkeeping
+# in Python costs as much as a few hundred rows' steps, and most targets need two or three steps from the
+# network's guess. Measured, Panda, 4096 targets, four draws: six steps 232 ms in all, four 252, eight 242,
+# one step while 600 rows or more and six below 248; one step a round throughout 1.2x that last (one draw).
+_STEPS_PER_ROUND = 6
 
 
 class RankedGuesses:
@@ -215,12 +215,11 @@ class BatchSearch:
                 self.move_on(rows, done)
 
     def step_rows(self, rows: _BatchRows) -> tuple:
-        """A round: each row stepped once, or up to ``_STEPS_PER_ROUND_ON_FEW_ROWS`` times when the rows are
-        few (``kernels.dls.dls_steps_rows``), the targets' iterations counted. Returns the kernel's outputs
-        but ``taken``: (Q_judged, Q_next, converged, position errors, orientation errors, errors (steps, R))."""
+        """A round: each row stepped up to ``_STEPS_PER_ROUND`` times (``kernels.dls.dls_steps_rows``), the
+        targets' iterations counted. Returns the kernel's outputs but ``taken``: (Q_judged, Q_next,
+        converged, position errors, orientation errors, errors (steps, R))."""
         kernel = dls_steps_rows if len(rows.target) >= PARALLEL_MIN_ROWS else dls_steps_rows_serial
-        steps = 1 if len(rows.target) >= _MULTI_STEP_ROWS else _STEPS_PER_ROUND_ON_FEW_ROWS
-        *outputs, taken = kernel(rows.Q, self.T_targets[rows.target], self.arrays, self.step, steps)
+        *outputs, taken = kernel(rows.Q, self.T_targets[rows.target], self.arrays, self.step, _STEPS_PER_ROUND)
         steps_of_target = np.zeros(self.n, dtype=int)  # a target's rows step side by side: its most count
         np.maximum.at(steps_of_target, rows.target, taken)
         self.answers.iterations += steps_of_target

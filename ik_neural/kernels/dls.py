@@ -381,8 +381,8 @@ def _steps_outputs(Q, steps):
 @njit(cache=True, nogil=True, parallel=True)
 def dls_steps_rows(Q, T_targets, chain_fields, step_fields, steps):
     """Up to ``steps`` DLS steps of each row of Q (R, n) against its own target T_targets (R, 4, 4), rows in
-    parallel, a row stopping where it converges: one call instead of ``steps`` where a step's own cost is
-    small beside a call's bookkeeping (few rows).
+    parallel, a row stopping where it converges: one call instead of ``steps``, where a call's bookkeeping
+    outweighs a step (a batch's rounds).
 
     Returns (Q_judged (R, n): each row's last configuration judged, Q_next (R, n) the step from it,
     converged (R,), position and orientation errors (R,) of Q_judged (m, rad), errors (steps, R): the error
