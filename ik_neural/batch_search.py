@@ -25,13 +25,15 @@ from ik_neural.query import AcceptanceTest
 # 4096 targets, 2 cores: hybrid 61 000 solves/s at 64 or 128, 58 600 at 256, 46 300 at 512.
 PARALLEL_MIN_ROWS = 128
 # Rows kept busy when only a few hard targets are left (a batch's tail): a near-singular target may need
-# hundreds of random seeds, and a step's bookkeeping costs as much as a few hundred rows of arithmetic.
-# Measured on UR5e's hardest of 4096 targets: 1766 steps at 32 rows, 136 at 512 (1.8x the batch's rate).
-_TAIL_ROWS = 512
+# hundreds of random seeds, and a round's bookkeeping costs as much as many rows' steps. With rounds of
+# several steps, fewer rows pay: four draws of 4096 targets at 1e-6, Panda 213 ms at 128 rows, 212 at
+# 256, 224 at 512; UR5e 270, 290, 288 (one run each; 1024 rows: Panda 1.2x the time of 256).
+_TAIL_ROWS = 128
 # Steps a round takes per row in one kernel call (a row stopping where it converges): a round's bookkeeping
 # in Python costs as much as a few hundred rows' steps, and most targets need two or three steps from the
-# network's guess. Measured, Panda, 4096 targets, four draws: six steps 232 ms in all, four 252, eight 242,
-# one step while 600 rows or more and six below 248; one step a round throughout 1.2x that last (one draw).
+# network's guess. Measured, Panda, 4096 targets, four draws, 1e-5: six steps 232 ms in all, four 252,
+# eight 242, one step while 600 rows or more and six below 248; one step a round throughout 1.2x that
+# last (one draw).
 _STEPS_PER_ROUND = 6
 
 
