@@ -20,10 +20,11 @@ from ik_neural.kernels.dls import dls_steps_rows, dls_steps_rows_serial, ranked_
 from ik_neural.patience import Budget, Patience, exhausted
 from ik_neural.query import AcceptanceTest
 
-# Below this many rows a step runs on one thread: waking a thread pool costs more than it saves, and far
-# more when other processes hold the cores (spinning threads then wait for a time slice). Measured, Panda,
-# 4096 targets, 2 cores: hybrid 61 000 solves/s at 64 or 128, 58 600 at 256, 46 300 at 512.
-PARALLEL_MIN_ROWS = 128
+# Below this many rows a round runs on one thread: waking a thread pool costs more than it saves, and far
+# more when other processes hold the cores (spinning threads then wait for a time slice). Measured, 2 cores,
+# four draws of 4096 targets at 1e-6, rounds of six steps: Panda 230 ms at 128 rows, 206 at 64, 209 at 32,
+# 203 at 16; UR5e 258, 255, 248, 252 (with one step a round, 128 was best: 61 000 solves/s, 46 300 at 512).
+PARALLEL_MIN_ROWS = 32
 # Rows kept busy when only a few hard targets are left (a batch's tail): a near-singular target may need
 # hundreds of random seeds, and a round's bookkeeping costs as much as many rows' steps. With rounds of
 # several steps, fewer rows pay: four draws of 4096 targets at 1e-6, Panda 213 ms at 128 rows, 212 at
