@@ -1,7 +1,8 @@
 """Many poses at once (``IKSolver.solve_batch``): rows of seeds stepped together, a few steps per kernel
 call, a row per target through its first seeds, then random ones, the hard targets of a batch's tail
-given more rows. Also the two rules for rows of candidates that the one-pose restarts share: which converged row a target
-keeps (``closest_converged``) and which the acceptance test takes (``accepted_rows``).
+given more rows. Also the two rules for rows of candidates that the one-pose restarts share: which
+converged row a target keeps (``closest_converged``) and which the acceptance test takes
+(``accepted_rows``).
 
 Poses are 4x4 transforms of the tip in the base frame; lengths in metres, angles in radians. Seeds are
 given up by the one rule of ``patience.py``, applied to arrays of rows.
@@ -52,7 +53,8 @@ class RankedGuesses:
         return self._guesses.shape[1]
 
     def rank(self, targets: np.ndarray) -> np.ndarray:
-        """Rank the guesses of those of ``targets`` not ranked yet (one round of steps each); returns them."""
+        """Rank the guesses of those of ``targets`` not ranked yet (one call: the guesses' FK errors, a step
+        of the best); returns them."""
         new = np.unique(targets[~self._ranked[targets]])
         if len(new):
             kernel = ranked_guesses if len(new) * self.heads >= PARALLEL_MIN_ROWS else ranked_guesses_serial

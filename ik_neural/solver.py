@@ -29,7 +29,7 @@ from ik_neural.kernels.dls import (
     NO_FREE_AXIS,
     POSITION_ONLY,
     dls_step,
-    dls_step_rows_serial,
+    dls_step_rows,
     polish,
     ranked_guesses_of_pose,
     task_met,
@@ -239,7 +239,7 @@ class _OnePose:
         histories = [SeedHistory(patience) for _ in range(k)]
         self.restarts += k
         while not self.budget.spent():
-            Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
+            Q_next, converged, position_error, orientation_error, error = dls_step_rows(
                 Q, T_rows, self.arrays, self.step
             )
             self.iterations += 1
@@ -407,7 +407,7 @@ class IKSolver:
         self.solve_batch(np.repeat(T_mid[None], 2, axis=0), timeout_s=1.0)
         self.solve_batch(np.repeat(T_mid[None], PARALLEL_MIN_ROWS, axis=0), timeout_s=10.0)
         k, step = self.settings.restart_batch_size, self.step_settings(Tolerance(), chain.bounds)
-        dls_step_rows_serial(np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), chain.arrays, step)
+        dls_step_rows(np.tile(chain.middle, (k, 1)), np.repeat(T_mid[None], k, axis=0), chain.arrays, step)
         # Approximate answers' check and the cost terms' polish.
         task_met(chain.middle, T_mid, chain.arrays, step)
         polish(chain.middle, T_mid, chain.arrays, step, chain.middle, 0.5, 0.5, 1)
@@ -551,7 +551,7 @@ class IKSolver:
         T_rows = np.repeat(T_target[None], k, axis=0)
         search.restarts += k - len(first)
         while not found.full and not search.budget.spent():
-            Q_next, converged, position_error, orientation_error, error = dls_step_rows_serial(
+            Q_next, converged, position_error, orientation_error, error = dls_step_rows(
                 Q, T_rows, search.arrays, search.step
             )
             search.iterations += 1

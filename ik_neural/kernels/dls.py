@@ -328,22 +328,13 @@ def _step_row(r, Q, T_targets, out, chain, step):
     out[0][r], out[1][r], out[2][r], out[3][r], out[4][r] = dls_step_with(Q[r], T_targets[r], chain, step)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def dls_step_rows(Q, T_targets, chain_fields, step_fields):
-    """``dls_step`` for each row of Q (R, n) against its own target T_targets (R, 4, 4), rows in parallel.
+    """``dls_step`` for each row of Q (R, n) against its own target T_targets (R, 4, 4), on the calling
+    thread (the one-pose restarts' few rows; a batch's rounds are ``dls_steps_rows``).
 
     Returns (Q_next (R, n), converged (R,), position errors (R,), orientation errors (R,), error norms (R,)).
     """
-    chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
-    out = _row_outputs(Q)
-    for r in prange(Q.shape[0]):
-        _step_row(r, Q, T_targets, out, chain, step)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def dls_step_rows_serial(Q, T_targets, chain_fields, step_fields):
-    """``dls_step_rows`` on the calling thread: for few rows, where waking threads costs more than it saves."""
     chain, step = ChainArrays(*chain_fields), StepSettings(*step_fields)
     out = _row_outputs(Q)
     for r in range(Q.shape[0]):

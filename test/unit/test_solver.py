@@ -16,7 +16,6 @@ from ik_neural.kernels.dls import (
     StepSettings,
     dls_step,
     dls_step_rows,
-    dls_step_rows_serial,
     dls_steps_rows,
     dls_steps_rows_serial,
     ranked_guesses_of_pose,
@@ -272,17 +271,16 @@ def test_concurrent_solves_give_the_serial_answers(solvers):
     np.testing.assert_array_equal(np.array(parallel), np.array(serial))
 
 
-def test_row_kernels_equal_the_single_step(solvers):
+def test_the_row_kernel_equals_the_single_step(solvers):
     solver = solvers("panda")
     chain, step = solver.chain, step_settings(solver, TOL)
     rng = np.random.default_rng(16)
     q, T = chain.bounds.sample(rng, 600), reachable_targets(chain, 600, seed=17)[1]
     expected = [dls_step(q[r], T[r], chain.arrays, step) for r in range(len(q))]
-    for kernel in (dls_step_rows, dls_step_rows_serial):
-        rows = kernel(q, T, chain.arrays, step)
-        for r in range(len(q)):
-            for got, want in zip((rows[0][r], rows[1][r], rows[2][r], rows[3][r], rows[4][r]), expected[r]):
-                np.testing.assert_array_equal(got, want)
+    rows = dls_step_rows(q, T, chain.arrays, step)
+    for r in range(len(q)):
+        for got, want in zip((rows[0][r], rows[1][r], rows[2][r], rows[3][r], rows[4][r]), expected[r]):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_rows_of_several_steps_equal_single_steps_until_each_row_converges(solvers):
